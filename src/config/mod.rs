@@ -1,0 +1,567 @@
+//! The TOML configuration: schema, defaults, validation and secrets.
+//!
+//! Everything is checked up front so a typo is an error at start (or on
+//! SIGHUP), naming the file, the key and what is wrong.
+
+mod disposition;
+mod secret;
+mod size;
+
+pub use disposition::Disposition;
+pub use secret::{expand_credentials_dir, read_secret_file};
+pub use size::ByteSize;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config is read from when neither `--config` nor the environment says.
+pub const DEFAULT_PATH: &str = "/etc/thulium-mail-bridge/config.toml";
+
+/// The default ticket tags: `[#1234]`, `[TH#1234]`, `[Ticket#1234]`, `[TH-1234]`.
+pub const DEFAULT_SUBJECT_PATTERN: &str =
+    r"(?i)\[\s*(?:(?:TH|Ticket)\s*#|#|TH-)\s*(?P<id>[0-9]{1,12})\s*\]";
+
+/// A config error: the file, the key path and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub thulium: ThuliumConfig,
+    #[serde(default, rename = "mailbox")]
+    pub mailboxes: Vec<MailboxConfig>,
+    #[serde(default, rename = "match")]
+    pub matching: MatchConfig,
+    #[serde(default)]
+    pub content: ContentConfig,
+    #[serde(default)]
+    pub filters: FiltersConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Non-fatal findings of `load` (e.g. an inline password in a world-readable file).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThuliumConfig {
+    pub url: String,
+    pub user: String,
+    pub password: Option<SecretString>,
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default)]
+    pub verify_sender: VerifySender,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifySender {
+    #[default]
+    Off,
+    Warn,
+    Enforce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    Tls,
+    Starttls,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub host: String,
+    pub port: Option<u16>,
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub allow_insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    pub password: Option<SecretString>,
+    pub password_file: Option<PathBuf>,
+    pub oauth2: Option<OAuth2Config>,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    #[serde(default = "yes")]
+    pub idle: bool,
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(default = "default_on_posted")]
+    pub on_posted: Disposition,
+    #[serde(default = "default_on_unmatched")]
+    pub on_unmatched: Disposition,
+    #[serde(default = "default_on_ignored")]
+    pub on_ignored: Disposition,
+    #[serde(default = "default_on_failed")]
+    pub on_failed: Disposition,
+}
+
+impl MailboxConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            TlsMode::Tls => 993,
+            _ => 143,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuth2Grant {
+    ClientCredentials,
+    RefreshToken,
+    JwtBearer,
+    Command,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaslMechanism {
+    #[default]
+    Xoauth2,
+    Oauthbearer,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    pub grant: OAuth2Grant,
+    pub token_url: Option<String>,
+    /// RFC 8628 device endpoint for `oauth2 login`; derived from `token_url` when absent.
+    pub device_authorization_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scope: Option<String>,
+    pub refresh_token_file: Option<PathBuf>,
+    pub service_account_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub mechanism: SaslMechanism,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    #[serde(default = "default_subject_patterns")]
+    pub subject_patterns: Vec<String>,
+    #[serde(default = "yes")]
+    pub use_references: bool,
+}
+
+impl Default for MatchConfig {
+    fn default() -> Self {
+        MatchConfig {
+            subject_patterns: default_subject_patterns(),
+            use_references: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prefer {
+    #[default]
+    Html,
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteImages {
+    #[default]
+    Drop,
+    Keep,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContentConfig {
+    pub prefer: Prefer,
+    pub strip_quotes: bool,
+    pub strip_signatures: bool,
+    pub remote_images: RemoteImages,
+    pub attachment_note: bool,
+    pub max_message_size: ByteSize,
+    pub max_body_size: ByteSize,
+}
+
+impl Default for ContentConfig {
+    fn default() -> Self {
+        ContentConfig {
+            prefer: Prefer::Html,
+            strip_quotes: true,
+            strip_signatures: true,
+            remote_images: RemoteImages::Drop,
+            attachment_note: true,
+            max_message_size: ByteSize(25 << 20),
+            max_body_size: ByteSize(512 << 10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FiltersConfig {
+    pub skip_auto_replies: bool,
+    pub skip_bounces: bool,
+    pub deny_senders: Vec<String>,
+    pub allow_senders: Vec<String>,
+}
+
+impl Default for FiltersConfig {
+    fn default() -> Self {
+        FiltersConfig {
+            skip_auto_replies: true,
+            skip_bounces: true,
+            deny_senders: Vec::new(),
+            allow_senders: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            dir: PathBuf::from("/var/lib/thulium-mail-bridge"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
+}
+
+/// How long a mail that keeps failing transiently is retried before it goes to `on_failed`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    pub max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_attempts: 20,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_timezone() -> String {
+    "Europe/Warsaw".into()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_tls() -> TlsMode {
+    TlsMode::Tls
+}
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_on_posted() -> Disposition {
+    Disposition::Move("Processed".into())
+}
+fn default_on_unmatched() -> Disposition {
+    Disposition::Move("Unmatched".into())
+}
+fn default_on_ignored() -> Disposition {
+    Disposition::Move("Ignored".into())
+}
+fn default_on_failed() -> Disposition {
+    Disposition::Move("Failed".into())
+}
+fn default_subject_patterns() -> Vec<String> {
+    vec![DEFAULT_SUBJECT_PATTERN.to_string()]
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; secrets from `*_file` keys are read now.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "(file)".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut config = Config::parse(&text, &file)?;
+        config.warn_about_inline_secrets(path);
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let err = |key: String, message: String| ConfigError {
+            file: file.to_string(),
+            key,
+            message,
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| err("(syntax)".into(), one_line(&e.to_string())))?;
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { "(top level)".into() } else { key };
+            err(key, one_line(&e.inner().to_string()))
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| err(key, message))?;
+        Ok(config)
+    }
+
+    fn validate(&mut self) -> Result<(), (String, String)> {
+        let t = &mut self.thulium;
+        let url = reqwest::Url::parse(&t.url)
+            .map_err(|e| ("thulium.url".to_string(), format!("not a URL ({e}): {:?}", t.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(("thulium.url".into(), "must start with https:// (or http://)".into()));
+        }
+        if t.user.trim().is_empty() {
+            return Err(("thulium.user".into(), "must not be empty".into()));
+        }
+        let password = secret::resolve(t.password.as_ref(), t.password_file.as_deref(), "password")
+            .map_err(|(k, m)| (format!("thulium.{k}"), m))?;
+        t.password = Some(password);
+        t.timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| ("thulium.timezone".to_string(), format!("unknown IANA time zone {:?} (e.g. \"Europe/Warsaw\")", t.timezone)))?;
+        if t.timeout.is_zero() {
+            return Err(("thulium.timeout".into(), "must be longer than 0s".into()));
+        }
+        if !(1..=256).contains(&t.concurrency) {
+            return Err(("thulium.concurrency".into(), format!("must be between 1 and 256, got {}", t.concurrency)));
+        }
+
+        let mut names = std::collections::HashSet::new();
+        for (i, m) in self.mailboxes.iter_mut().enumerate() {
+            let at = |key: &str| format!("mailbox[{i}].{key}");
+            if m.name.trim().is_empty() {
+                return Err((at("name"), "must not be empty".into()));
+            }
+            if !names.insert(m.name.clone()) {
+                return Err((at("name"), format!("{:?} is used by another mailbox; names must be unique", m.name)));
+            }
+            if m.host.trim().is_empty() {
+                return Err((at("host"), "must not be empty".into()));
+            }
+            if m.tls == TlsMode::None && !m.allow_insecure && !is_loopback_host(&m.host) {
+                return Err((
+                    at("tls"),
+                    format!(
+                        "\"none\" sends the password in clear text to {}; use tls or starttls, or set allow_insecure = true",
+                        m.host
+                    ),
+                ));
+            }
+            if m.username.trim().is_empty() {
+                return Err((at("username"), "must not be empty".into()));
+            }
+            match &m.oauth2 {
+                Some(o) => {
+                    if m.password.is_some() || m.password_file.is_some() {
+                        return Err((at("oauth2"), "set either a password or [mailbox.oauth2], not both".into()));
+                    }
+                    validate_oauth2(o).map_err(|(k, msg)| (at(&format!("oauth2.{k}")), msg))?;
+                }
+                None => {
+                    let password = secret::resolve(m.password.as_ref(), m.password_file.as_deref(), "password")
+                        .map_err(|(k, msg)| {
+                            let msg = if msg.starts_with("one of") {
+                                "one of password, password_file or [mailbox.oauth2] is required".into()
+                            } else {
+                                msg
+                            };
+                            (at(&k), msg)
+                        })?;
+                    m.password = Some(password);
+                }
+            }
+            if let Some(ca) = &m.ca_file {
+                if !ca.is_file() {
+                    return Err((at("ca_file"), format!("{} does not exist", ca.display())));
+                }
+            }
+            if m.folder.trim().is_empty() {
+                return Err((at("folder"), "must not be empty".into()));
+            }
+            if m.poll_interval < Duration::from_secs(1) {
+                return Err((at("poll_interval"), "must be at least 1s".into()));
+            }
+            for (key, d) in [
+                ("on_posted", &m.on_posted),
+                ("on_unmatched", &m.on_unmatched),
+                ("on_ignored", &m.on_ignored),
+                ("on_failed", &m.on_failed),
+            ] {
+                if d.target_folder() == Some(m.folder.as_str()) {
+                    return Err((at(key), format!("moving into {:?}, the watched folder, would handle the mail again", m.folder)));
+                }
+            }
+        }
+
+        crate::mail::ticket::TicketMatcher::new(&self.matching.subject_patterns)
+            .map_err(|(i, msg)| (format!("match.subject_patterns[{i}]"), msg))?;
+        crate::mail::classify::SenderRules::new(&self.filters)
+            .map_err(|(key, msg)| (format!("filters.{key}"), msg))?;
+        if self.content.max_body_size.bytes() < 1024 {
+            return Err(("content.max_body_size".into(), "must be at least 1 KiB".into()));
+        }
+        if self.content.max_message_size.bytes() < 1024 {
+            return Err(("content.max_message_size".into(), "must be at least 1 KiB".into()));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ("log.level".to_string(), format!("{e} (use error, warn, info, debug or trace)")))?;
+        if self.delivery.max_attempts == 0 {
+            return Err(("delivery.max_attempts".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The zone of the Thulium account (validated at load).
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.thulium.timezone.parse().unwrap_or(chrono_tz::Europe::Warsaw)
+    }
+
+    fn warn_about_inline_secrets(&mut self, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let inline = self.thulium.password_file.is_none()
+            || self
+                .mailboxes
+                .iter()
+                .any(|m| m.oauth2.is_none() && m.password_file.is_none());
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0);
+        if inline && mode & 0o077 != 0 {
+            self.warnings.push(format!(
+                "{}: holds a password inline and is readable by group or others (mode {:o}); chmod 600 it or use password_file",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+}
+
+fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
+    let need = |present: bool, key: &str| {
+        if present {
+            Ok(())
+        } else {
+            Err((key.to_string(), format!("is required for grant = {:?}", grant_name(o.grant))))
+        }
+    };
+    match o.grant {
+        OAuth2Grant::ClientCredentials | OAuth2Grant::RefreshToken | OAuth2Grant::JwtBearer => {
+            need(o.token_url.is_some(), "token_url")?;
+            if let Some(u) = &o.token_url {
+                reqwest::Url::parse(u).map_err(|e| ("token_url".to_string(), format!("not a URL: {e}")))?;
+            }
+        }
+        OAuth2Grant::Command => {}
+    }
+    match o.grant {
+        OAuth2Grant::ClientCredentials => {
+            need(o.client_id.is_some(), "client_id")?;
+            need(o.client_secret.is_some() || o.client_secret_file.is_some(), "client_secret_file")?;
+        }
+        OAuth2Grant::RefreshToken => {
+            need(o.client_id.is_some(), "client_id")?;
+            need(o.refresh_token_file.is_some(), "refresh_token_file")?;
+        }
+        OAuth2Grant::JwtBearer => need(o.service_account_key_file.is_some(), "service_account_key_file")?,
+        OAuth2Grant::Command => need(!o.command.is_empty(), "command")?,
+    }
+    Ok(())
+}
+
+fn grant_name(g: OAuth2Grant) -> &'static str {
+    match g {
+        OAuth2Grant::ClientCredentials => "client_credentials",
+        OAuth2Grant::RefreshToken => "refresh_token",
+        OAuth2Grant::JwtBearer => "jwt_bearer",
+        OAuth2Grant::Command => "command",
+    }
+}
+
+/// `none` TLS is only allowed where the password cannot leave the machine.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

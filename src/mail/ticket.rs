@@ -1,0 +1,116 @@
+//! Finding the Thulium ticket number in a subject.
+
+use regex::Regex;
+
+/// The configured subject patterns, compiled; each has a named group `id`.
+#[derive(Debug, Clone)]
+pub struct TicketMatcher {
+    patterns: Vec<Regex>,
+}
+
+/// What the subject said about the ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectMatch {
+    /// Pattern number `pattern` found this one ticket.
+    Ticket { id: u64, pattern: usize },
+    /// One subject names two different tickets: posting to either could be wrong.
+    Ambiguous(Vec<u64>),
+    None,
+}
+
+impl TicketMatcher {
+    /// Compiles the patterns; the error names the index of the bad pattern.
+    pub fn new(patterns: &[String]) -> Result<Self, (usize, String)> {
+        if patterns.is_empty() {
+            return Err((0, "at least one pattern is required".into()));
+        }
+        let patterns = patterns
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let re = regex::RegexBuilder::new(p)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| (i, format!("not a valid regex: {e}")))?;
+                if !re.capture_names().any(|n| n == Some("id")) {
+                    return Err((i, format!("{p:?} has no named group `id`, e.g. (?P<id>[0-9]+)")));
+                }
+                Ok(re)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(TicketMatcher { patterns })
+    }
+
+    /// The first pattern that matches decides; within it, two different ids are ambiguous.
+    pub fn find(&self, subject: &str) -> SubjectMatch {
+        for (pattern, re) in self.patterns.iter().enumerate() {
+            let mut ids: Vec<u64> = Vec::new();
+            for caps in re.captures_iter(subject) {
+                let Some(id) = caps.name("id").and_then(|m| m.as_str().trim().parse::<u64>().ok()) else {
+                    continue;
+                };
+                if id != 0 && !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            match ids.len() {
+                0 => continue,
+                1 => return SubjectMatch::Ticket { id: ids[0], pattern },
+                _ => return SubjectMatch::Ambiguous(ids),
+            }
+        }
+        SubjectMatch::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_SUBJECT_PATTERN;
+
+    fn default() -> TicketMatcher {
+        TicketMatcher::new(&[DEFAULT_SUBJECT_PATTERN.to_string()]).unwrap()
+    }
+
+    fn id(subject: &str) -> Option<u64> {
+        match default().find(subject) {
+            SubjectMatch::Ticket { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn default_takes_the_documented_tags() {
+        assert_eq!(id("Re: Problem z fakturą [#1234]"), Some(1234));
+        assert_eq!(id("Odp: [TH#1234] Reklamacja"), Some(1234));
+        assert_eq!(id("AW: [Ticket#98765] Lieferung"), Some(98765));
+        assert_eq!(id("Fwd: [TH-42] hello"), Some(42));
+        assert_eq!(id("RE: [ticket#7]"), Some(7));
+    }
+
+    #[test]
+    fn default_refuses_look_alikes() {
+        assert_eq!(id("Re: Report [1/2]"), None);
+        assert_eq!(id("Re: Budget [2024]"), None);
+        assert_eq!(id("Re: order 1234"), None);
+        assert_eq!(id("Re: #1234 without brackets"), None);
+        assert_eq!(id("Re: [#0]"), None);
+    }
+
+    #[test]
+    fn two_tickets_are_ambiguous_and_repeats_are_not() {
+        assert_eq!(default().find("Re: [#1] and [#2]"), SubjectMatch::Ambiguous(vec![1, 2]));
+        assert!(matches!(default().find("Re: [#5] Re: [TH#5]"), SubjectMatch::Ticket { id: 5, .. }));
+    }
+
+    #[test]
+    fn patterns_are_tried_in_order_and_need_an_id_group() {
+        let m = TicketMatcher::new(&[r"CASE-(?P<id>\d+)".into(), DEFAULT_SUBJECT_PATTERN.into()]).unwrap();
+        assert_eq!(m.find("[#9] CASE-3"), SubjectMatch::Ticket { id: 3, pattern: 0 });
+        assert_eq!(m.find("[#9]"), SubjectMatch::Ticket { id: 9, pattern: 1 });
+        let err = TicketMatcher::new(&[r"\d+".into()]).unwrap_err();
+        assert_eq!(err.0, 0);
+        assert!(err.1.contains("named group `id`"));
+        assert!(TicketMatcher::new(&["(".into()]).is_err());
+    }
+}
