@@ -3,7 +3,7 @@
 //! Pure: no network, no clock, no disk. The daemon and `explain` both call
 //! [`decide`], so they can never disagree about a mail.
 
-use crate::config::{Config, ContentConfig, FiltersConfig};
+use crate::config::{Config, ContentConfig, FiltersConfig, MatchConfig};
 use crate::mail::body::{self, BodyType};
 use crate::mail::classify::{self, SenderRules};
 use crate::mail::date;
@@ -26,14 +26,33 @@ pub struct Rules {
 impl Rules {
     /// Compiles the rules of a config that `Config::parse` already validated.
     pub fn new(config: &Config) -> Result<Rules, String> {
+        Rules::from_parts(&config.matching, &config.filters, &config.content, config.timezone())
+    }
+
+    /// The rules of an empty config (for `explain` without a config file).
+    pub fn defaults() -> Result<Rules, String> {
+        Rules::from_parts(
+            &MatchConfig::default(),
+            &FiltersConfig::default(),
+            &ContentConfig::default(),
+            chrono_tz::Europe::Warsaw,
+        )
+    }
+
+    fn from_parts(
+        matching: &MatchConfig,
+        filters: &FiltersConfig,
+        content: &ContentConfig,
+        timezone: chrono_tz::Tz,
+    ) -> Result<Rules, String> {
         Ok(Rules {
-            tickets: TicketMatcher::new(&config.matching.subject_patterns)
+            tickets: TicketMatcher::new(&matching.subject_patterns)
                 .map_err(|(i, e)| format!("match.subject_patterns[{i}]: {e}"))?,
-            senders: SenderRules::new(&config.filters).map_err(|(k, e)| format!("filters.{k}: {e}"))?,
-            filters: config.filters.clone(),
-            content: config.content.clone(),
-            timezone: config.timezone(),
-            use_references: config.matching.use_references,
+            senders: SenderRules::new(filters).map_err(|(k, e)| format!("filters.{k}: {e}"))?,
+            filters: filters.clone(),
+            content: content.clone(),
+            timezone,
+            use_references: matching.use_references,
         })
     }
 }

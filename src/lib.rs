@@ -1,5 +1,21 @@
 //! thulium-mail-bridge: customer e-mail replies from IMAP to the Thulium helpdesk.
+//!
+//! The pure core (`config`, `mail`, `decide`) decides; the shell (`imap`, `thulium`,
+//! `ledger`, `deliver`, `pass`, `worker`, `daemon`) talks.
 
+pub mod bridge;
+pub mod check;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod decide;
+pub mod deliver;
+pub mod explain;
+pub mod imap;
+pub mod ledger;
 pub mod mail;
+pub mod pass;
+pub mod reconcile;
+pub mod telemetry;
+pub mod thulium;
+pub mod worker;

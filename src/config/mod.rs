@@ -373,7 +373,7 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." { "(top level)".into() } else { key };
-            err(key, one_line(&e.inner().to_string()))
+            err(key, one_line(e.inner().message()))
         })?;
         config
             .validate()

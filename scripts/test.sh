@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need, then format, lint and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v dovecot >/dev/null 2>&1; then
+  echo "== installing dovecot-imapd (the tests run a real IMAP server)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq dovecot-imapd >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace -- --nocapture

@@ -1,0 +1,62 @@
+//! The command line (SPEC "Command line"); names here are part of the contract.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "thulium-mail-bridge",
+    version,
+    about = "Posts customer e-mail replies from IMAP mailboxes to the Thulium helpdesk",
+    long_about = "Watches IMAP mailboxes, finds the Thulium ticket number in each reply's subject, \
+                  cleans the reply (quotes, signatures, unsafe HTML) and posts it to the ticket as a \
+                  customer response with the mail's own date, then moves or flags the mail so it is \
+                  never handled twice.\n\nExit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config."
+)]
+pub struct Cli {
+    /// Config file [default: $THULIUM_MAIL_BRIDGE_CONFIG, else /etc/thulium-mail-bridge/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: watch every mailbox until SIGTERM/SIGINT; SIGHUP re-reads the config.
+    Run {
+        /// Fetch and decide, but post nothing and change nothing on the server.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// One pass over every mailbox, then exit (non-zero when a mailbox or the API was unreachable).
+    Once {
+        /// Fetch and decide, but post nothing and change nothing on the server.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate the config, log in to every mailbox, create target folders, call the API once.
+    Check,
+    /// Offline: what the bridge would do with this mail. No network, no state change.
+    Explain {
+        /// A raw RFC 5322 mail (.eml)
+        file: PathBuf,
+        /// Print one JSON object instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Cli {
+    /// `--config`, else `$THULIUM_MAIL_BRIDGE_CONFIG`, else the default path; and whether it was chosen explicitly.
+    pub fn config_path(&self) -> (PathBuf, bool) {
+        if let Some(p) = &self.config {
+            return (p.clone(), true);
+        }
+        match std::env::var_os("THULIUM_MAIL_BRIDGE_CONFIG") {
+            Some(p) if !p.is_empty() => (PathBuf::from(p), true),
+            _ => (PathBuf::from(crate::config::DEFAULT_PATH), false),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Connecting and logging in: implicit TLS, STARTTLS or plain, each bounded in time.
+
+use super::error::ImapError;
+use super::session::MailSession;
+use super::stream::ImapStream;
+use super::tls;
+use crate::config::{MailboxConfig, TlsMode};
+use async_imap::Client;
+use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+/// Longest wait for connect, greeting, TLS and login.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a mailbox proves who it is.
+pub enum Login {
+    Password(SecretString),
+    /// A SASL XOAUTH2/OAUTHBEARER access token.
+    OAuth2 { token: SecretString, mechanism: crate::config::SaslMechanism },
+}
+
+/// Opens a connection per the mailbox's `tls` mode and logs in.
+pub async fn connect(mb: &MailboxConfig, login: &Login) -> Result<MailSession, ImapError> {
+    let addr = format!("{}:{}", mb.host, mb.port());
+    let client = timeout(CONNECT_TIMEOUT, open(mb, &addr))
+        .await
+        .map_err(|_| ImapError::Connect {
+            addr: addr.clone(),
+            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
+        })??;
+    let session = timeout(CONNECT_TIMEOUT, authenticate(client, &mb.username, login))
+        .await
+        .map_err(|_| ImapError::Timeout {
+            command: "LOGIN".into(),
+            after: CONNECT_TIMEOUT,
+        })?
+        .map_err(|reason| ImapError::Auth {
+            addr: addr.clone(),
+            user: mb.username.clone(),
+            reason,
+        })?;
+    MailSession::new(session).await
+}
+
+async fn open(mb: &MailboxConfig, addr: &str) -> Result<Client<ImapStream>, ImapError> {
+    let connect_err = |e: std::io::Error| ImapError::Connect {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    };
+    let tcp = TcpStream::connect((mb.host.as_str(), mb.port())).await.map_err(connect_err)?;
+    let _ = tcp.set_nodelay(true);
+    match mb.tls {
+        TlsMode::Tls => {
+            let tls = start_tls(mb, addr, tcp).await?;
+            let mut client = Client::new(ImapStream::Tls(Box::new(tls)));
+            read_greeting(&mut client, addr).await?;
+            Ok(client)
+        }
+        TlsMode::None => {
+            let mut client = Client::new(ImapStream::Plain(tcp));
+            read_greeting(&mut client, addr).await?;
+            Ok(client)
+        }
+        TlsMode::Starttls => {
+            let mut client = Client::new(tcp);
+            read_greeting(&mut client, addr).await?;
+            client
+                .run_command_and_check_ok("STARTTLS", None)
+                .await
+                .map_err(|e| ImapError::Tls {
+                    addr: addr.to_string(),
+                    reason: format!("server refused STARTTLS: {e}"),
+                })?;
+            let tls = start_tls(mb, addr, client.into_inner()).await?;
+            Ok(Client::new(ImapStream::Tls(Box::new(tls))))
+        }
+    }
+}
+
+async fn start_tls(
+    mb: &MailboxConfig,
+    addr: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+    let tls_err = |reason: String| ImapError::Tls {
+        addr: addr.to_string(),
+        reason,
+    };
+    let config = tls::client_config(mb.ca_file.as_deref()).map_err(tls_err)?;
+    let name = ServerName::try_from(mb.host.clone()).map_err(|e| tls_err(format!("bad host name: {e}")))?;
+    TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| tls_err(e.to_string()))
+}
+
+async fn read_greeting<T>(client: &mut Client<T>, addr: &str) -> Result<(), ImapError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    match client.read_response().await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ImapError::Connect {
+            addr: addr.to_string(),
+            reason: "connection closed before the greeting".into(),
+        }),
+        Err(e) => Err(ImapError::Connect {
+            addr: addr.to_string(),
+            reason: format!("bad greeting: {e}"),
+        }),
+    }
+}
+
+async fn authenticate(
+    client: Client<ImapStream>,
+    user: &str,
+    login: &Login,
+) -> Result<async_imap::Session<ImapStream>, String> {
+    match login {
+        Login::Password(password) => client
+            .login(user, password.expose_secret())
+            .await
+            .map_err(|(e, _)| e.to_string()),
+        Login::OAuth2 { token, mechanism } => {
+            let (name, auth) = super::sasl::oauth2(user, token, *mechanism);
+            client.authenticate(name, auth).await.map_err(|(e, _)| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! One shared HTTP client for the Thulium API: keep-alive pool, per-request timeout,
+//! Basic auth. The password only ever lives in a sensitive header value.
+
+use super::{ApiError, Ticket, classify, request_body};
+use crate::decide::CustomerResponse;
+use base64::Engine;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, Response, Url};
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Idle keep-alive connections kept per host: `thulium.concurrency` may be up to 256.
+const POOL_IDLE_PER_HOST: usize = 256;
+/// Below the usual 60 s server keep-alive, so we rarely write into a connection being closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connecting gets its own, shorter limit: a connect timeout proves nothing was sent.
+const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+
+/// Why the client could not be built (a config problem, found at start).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("thulium.url: {0}")]
+    Url(String),
+    #[error("thulium.user: {0}")]
+    User(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+#[derive(Clone)]
+pub struct ThuliumClient {
+    http: reqwest::Client,
+    /// The API root, always ending in `/` so joins append.
+    root: Url,
+    user: String,
+    /// `Basic …`, marked sensitive; never printed.
+    auth: HeaderValue,
+    timeout: Duration,
+}
+
+/// By hand, so the credentials can never reach a log line.
+impl fmt::Debug for ThuliumClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThuliumClient")
+            .field("root", &self.root.as_str())
+            .field("user", &self.user)
+            .field("password", &"[redacted]")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl ThuliumClient {
+    pub fn new(
+        url: &str,
+        user: &str,
+        password: SecretString,
+        timeout: Duration,
+    ) -> Result<ThuliumClient, SetupError> {
+        let root = api_root(url)?;
+        if user.contains(':') {
+            return Err(SetupError::User(
+                "must not contain ':' (HTTP Basic auth)".into(),
+            ));
+        }
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.expose_secret()));
+        let mut auth = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| SetupError::User("cannot be sent in an HTTP header".into()))?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout((timeout / 2).min(CONNECT_TIMEOUT_MAX))
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_keepalive(Duration::from_secs(60))
+            // A redirected POST would become a GET; a redirect means a wrong thulium.url.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("thulium-mail-bridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SetupError::Http(error_chain(e)))?;
+        Ok(ThuliumClient {
+            http,
+            root,
+            user: user.to_string(),
+            auth,
+            timeout,
+        })
+    }
+
+    /// `POST tickets/{id}/customer_response`; any 2xx is success (the body is empty).
+    pub async fn post_customer_response(
+        &self,
+        ticket: u64,
+        req: &CustomerResponse,
+    ) -> Result<(), ApiError> {
+        let body = request_body(req).map_err(|e| ApiError::Permanent {
+            status: 0,
+            message: format!("cannot encode the request as JSON: {e}"),
+        })?;
+        let path = format!("tickets/{ticket}/customer_response");
+        let resp = self.send(Method::POST, &path, Some(body)).await?;
+        if resp.status().is_success() {
+            // Posted. The body is drained only so the connection can be reused; a failure
+            // reading it cannot undo the post.
+            let _ = resp.bytes().await;
+            return Ok(());
+        }
+        Err(rejection(resp).await)
+    }
+
+    /// `GET tickets/{id}`, read leniently (see [`Ticket`]).
+    pub async fn get_ticket(&self, ticket: u64) -> Result<Ticket, ApiError> {
+        let path = format!("tickets/{ticket}");
+        let resp = self.send(Method::GET, &path, None).await?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            return Err(rejection(resp).await);
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&format!("GET {path}"), e))?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::Permanent {
+            status,
+            message: format!("GET {path} answered something that is not a ticket ({e})"),
+        })
+    }
+
+    /// For `check`: a side-effect-free GET proving the URL and the credentials.
+    ///
+    /// `tickets/0` does not exist, so a JSON 404 (or any other rejection) still proves
+    /// the credentials were accepted; an HTML page means the URL is not the API root.
+    pub async fn probe(&self) -> Result<(), ApiError> {
+        let path = "tickets/0";
+        let resp = self.send(Method::GET, path, None).await?;
+        let status = resp.status().as_u16();
+        let retry_after = retry_after_header(&resp);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&format!("GET {path}"), e))?;
+        match classify(status, retry_after.as_deref(), &body, SystemTime::now()) {
+            Ok(()) | Err(ApiError::Permanent { .. }) if looks_like_html(&body) => {
+                Err(ApiError::Permanent {
+                    status,
+                    message: format!(
+                        "GET {} answered an HTML page, not the Thulium API; thulium.url must be the API root (e.g. https://acme.thulium.com/api)",
+                        self.root
+                    ),
+                })
+            }
+            Ok(()) | Err(ApiError::Permanent { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends one request; transport failures become [`ApiError::Transient`].
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ApiError> {
+        let url = self.root.join(path).map_err(|e| ApiError::Transient {
+            reason: format!("cannot build the URL for {path}: {e}"),
+            retry_after: None,
+            sent: false,
+        })?;
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            req = req.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let started = Instant::now();
+        let result = req.send().await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(resp) => {
+                tracing::debug!(%method, path, status = resp.status().as_u16(), elapsed_ms, "Thulium API answered");
+                Ok(resp)
+            }
+            Err(e) => {
+                let err = self.transport_error(&format!("{method} {path}"), e);
+                tracing::debug!(%method, path, elapsed_ms, error = %err, "Thulium API request failed");
+                Err(err)
+            }
+        }
+    }
+
+    /// Connect errors never reached the server; anything later may have.
+    fn transport_error(&self, what: &str, e: reqwest::Error) -> ApiError {
+        let sent = !(e.is_connect() || e.is_builder());
+        let reason = if e.is_timeout() && sent {
+            format!(
+                "{what}: no answer within {}",
+                humantime::format_duration(self.timeout)
+            )
+        } else {
+            format!("{what}: {}", error_chain(e))
+        };
+        ApiError::Transient {
+            reason,
+            retry_after: None,
+            sent,
+        }
+    }
+}
+
+/// The API root as given, with or without a trailing slash, made joinable.
+fn api_root(url: &str) -> Result<Url, SetupError> {
+    let bad = |m: &str| SetupError::Url(m.to_string());
+    let mut root =
+        Url::parse(url.trim()).map_err(|e| SetupError::Url(format!("not a URL: {e}")))?;
+    if !matches!(root.scheme(), "http" | "https") {
+        return Err(bad("must start with https:// (or http://)"));
+    }
+    if !root.username().is_empty() || root.password().is_some() {
+        return Err(bad(
+            "must not hold credentials; set thulium.user and thulium.password",
+        ));
+    }
+    if root.query().is_some() || root.fragment().is_some() {
+        return Err(bad("must be the API root, without ?query or #fragment"));
+    }
+    if !root.path().ends_with('/') {
+        let path = format!("{}/", root.path());
+        root.set_path(&path);
+    }
+    Ok(root)
+}
+
+/// The error class of a non-2xx answer (the body is read for the API's message).
+async fn rejection(resp: Response) -> ApiError {
+    let status = resp.status().as_u16();
+    let retry_after = retry_after_header(&resp);
+    let body = resp.bytes().await.unwrap_or_default();
+    match classify(status, retry_after.as_deref(), &body, SystemTime::now()) {
+        Err(e) => e,
+        Ok(()) => ApiError::Transient {
+            reason: format!("unexpected HTTP status {status}"),
+            retry_after: None,
+            sent: true,
+        },
+    }
+}
+
+fn retry_after_header(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn looks_like_html(body: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&body[..body.len().min(512)]).to_ascii_lowercase();
+    let head = head.trim_start();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.contains("<body")
+}
+
+/// The error and its causes on one line, without the URL reqwest attaches.
+fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_joins_with_or_without_a_trailing_slash() {
+        for root in [
+            "https://acme.thulium.com/api",
+            "https://acme.thulium.com/api/",
+            " https://acme.thulium.com/api/ ",
+        ] {
+            let url = api_root(root)
+                .unwrap()
+                .join("tickets/5/customer_response")
+                .unwrap();
+            assert_eq!(
+                url.as_str(),
+                "https://acme.thulium.com/api/tickets/5/customer_response",
+                "{root:?}"
+            );
+        }
+        let url = api_root("http://127.0.0.1:8080")
+            .unwrap()
+            .join("tickets/0")
+            .unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/tickets/0");
+    }
+
+    #[test]
+    fn a_root_that_cannot_be_the_api_is_refused_without_echoing_it() {
+        for bad in [
+            "ftp://x/api",
+            "acme.thulium.com/api",
+            "https://x/api?k=v",
+            "https://u:hunter2@x/api",
+        ] {
+            let e = api_root(bad).unwrap_err().to_string();
+            assert!(e.starts_with("thulium.url: "), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn debug_output_shows_no_credentials() {
+        let c = ThuliumClient::new(
+            "https://acme.thulium.com/api",
+            "api_user",
+            SecretString::from("s3cr3t-pa55"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let shown = format!("{c:?} {c:#?}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("api_user:s3cr3t-pa55");
+        assert!(
+            !shown.contains("s3cr3t-pa55") && !shown.contains(&encoded),
+            "{shown}"
+        );
+        assert!(!shown.contains("Basic"), "{shown}");
+        assert!(
+            shown.contains("api_user") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn html_is_told_from_json() {
+        assert!(looks_like_html(
+            b"\n  <!DOCTYPE html><html><body>Not found</body></html>"
+        ));
+        assert!(looks_like_html(b"<HTML><BODY>x"));
+        assert!(!looks_like_html(br#"{"errors":[{"message":"Not found"}]}"#));
+        assert!(!looks_like_html(b""));
+    }
+}

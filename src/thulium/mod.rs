@@ -1,0 +1,21 @@
+//! The Thulium helpdesk REST API: the client, its error classes and retry timing.
+//!
+//! Every response is sorted by one pure function, [`classify`], into success or one of
+//! the three [`ApiError`] classes the deliverer acts on (retry, give up, stop posting).
+
+mod classify;
+mod client;
+mod error;
+mod request;
+mod retry;
+mod ticket;
+
+pub use classify::{classify, parse_retry_after};
+pub use client::{SetupError, ThuliumClient};
+pub use error::ApiError;
+pub use request::{body_hash, request_body};
+pub use retry::Backoff;
+pub use ticket::{Ticket, TicketMessage};
+
+#[cfg(test)]
+mod client_tests;

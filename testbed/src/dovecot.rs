@@ -1,0 +1,439 @@
+//! A real Dovecot 2.3 (Debian's `dovecot-imapd`) in a temp dir on free
+//! loopback ports, run as root inside a sandbox.
+//!
+//! All calls block (start and stop take up to a couple of seconds). From a
+//! tokio test use `#[tokio::test(flavor = "multi_thread")]` or
+//! `spawn_blocking`, so that the code under test keeps running meanwhile.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::cert::TestCert;
+use crate::maildir::{Maildir, MaildirMail, Owner, mkdir_owned};
+use crate::process;
+
+/// How long a start may take before we call it failed.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a graceful stop may take before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Knobs for [`Dovecot::start_with`]; `Default` is what the bridge tests want.
+#[derive(Clone, Debug)]
+pub struct DovecotOptions {
+    /// Use this directory (created if missing, kept on drop) instead of a temp dir.
+    pub dir: Option<PathBuf>,
+    /// `imap_idle_notify_interval`: how often Dovecot sends `* OK Still here`
+    /// during IDLE. It is a keep-alive, not the new-mail latency (inotify is).
+    pub idle_notify_interval: Duration,
+    /// Raw lines appended to dovecot.conf, e.g. an `imap_capability = ...`
+    /// without IDLE (see [`NO_IDLE_CAPABILITY`]).
+    pub extra_config: String,
+}
+
+impl Default for DovecotOptions {
+    fn default() -> Self {
+        DovecotOptions {
+            dir: None,
+            idle_notify_interval: Duration::from_secs(1),
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// An `extra_config` line for a server without IDLE (to test polling).
+pub const NO_IDLE_CAPABILITY: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT THREAD=REFERENCES MULTIAPPEND UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE LITERAL+ SPECIAL-USE";
+
+/// Where the state of one instance lives.
+enum Home {
+    Temp(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Home {
+    fn path(&self) -> &Path {
+        match self {
+            Home::Temp(t) => t.path(),
+            Home::Kept(p) => p,
+        }
+    }
+}
+
+/// A running Dovecot. Dropping it kills it and removes its temp dir.
+pub struct Dovecot {
+    // Declared before `home`: the process must die before its dir goes.
+    child: Mutex<Option<Child>>,
+    home: Home,
+    plain_port: u16,
+    tls_port: u16,
+    owner: Owner,
+}
+
+impl Dovecot {
+    /// Starts a Dovecot with default options.
+    pub fn start() -> Result<Dovecot> {
+        Dovecot::start_with(DovecotOptions::default())
+    }
+
+    /// Starts a Dovecot; retries with new ports if one was taken meanwhile.
+    pub fn start_with(options: DovecotOptions) -> Result<Dovecot> {
+        let mut last_error = None;
+        for _ in 0..3 {
+            match Dovecot::try_start(&options) {
+                Ok(dovecot) => return Ok(dovecot),
+                Err(e) if format!("{e:#}").contains("Address already in use") => {
+                    last_error = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("dovecot did not start")))
+    }
+
+    fn try_start(options: &DovecotOptions) -> Result<Dovecot> {
+        let owner = Owner::dovecot()?;
+        let home = match &options.dir {
+            Some(dir) => {
+                fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+                Home::Kept(fs::canonicalize(dir)?)
+            }
+            None => Home::Temp(tempfile::Builder::new().prefix("testbed-dovecot-").tempdir()?),
+        };
+        let dir = home.path();
+        // Login and mail processes run as dovenull/dovecot and must reach base_dir.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+        for sub in ["run", "state", "users"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        mkdir_owned(&dir.join("mail"), owner)?;
+
+        let cert = TestCert::generate()?;
+        fs::write(dir.join("ca.pem"), &cert.ca_pem)?;
+        fs::write(dir.join("cert.pem"), &cert.cert_pem)?;
+        fs::write(dir.join("key.pem"), &cert.key_pem)?;
+        fs::set_permissions(dir.join("key.pem"), fs::Permissions::from_mode(0o600))?;
+
+        let (plain_port, tls_port) = (free_port()?, free_port()?);
+        let conf = render_config(dir, plain_port, tls_port, options);
+        fs::write(dir.join("dovecot.conf"), conf)?;
+
+        let dovecot = Dovecot {
+            child: Mutex::new(None),
+            home,
+            plain_port,
+            tls_port,
+            owner,
+        };
+        dovecot.spawn()?;
+        Ok(dovecot)
+    }
+
+    /// Runs the master in the foreground as our child and waits for the greeting.
+    fn spawn(&self) -> Result<()> {
+        let dir = self.dir();
+        let stderr = fs::File::create(dir.join("dovecot.stderr"))?;
+        let mut cmd = Command::new("dovecot");
+        cmd.arg("-F")
+            .arg("-c")
+            .arg(dir.join("dovecot.conf"))
+            .stdin(Stdio::null())
+            .stdout(stderr.try_clone()?)
+            .stderr(stderr);
+        let child = process::spawn_tied(cmd).context("run `dovecot` (is dovecot-imapd installed?)")?;
+        *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        if let Err(e) = self.wait_ready() {
+            self.kill(Duration::ZERO);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Ready = the plain port greets with `* OK [CAPABILITY` (before the auth
+    /// process is up Dovecot first says `* OK Waiting for authentication`).
+    fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child_exit_status() {
+                bail!(
+                    "dovecot exited at start ({status}):\n{}\n{}",
+                    read_tail(&self.dir().join("dovecot.stderr")),
+                    self.log()
+                );
+            }
+            if greets(self.plain_port) && TcpStream::connect(self.tls_addr()).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("dovecot did not answer within {START_TIMEOUT:?}:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn child_exit_status(&self) -> Option<String> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        match child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(status))) => Some(status.to_string()),
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    fn kill(&self, grace: Duration) {
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            process::stop(&mut child, grace);
+        }
+    }
+
+    /// Stops gracefully (SIGTERM, then SIGKILL); mail and config stay.
+    pub fn stop(&self) -> Result<()> {
+        self.kill(STOP_GRACE);
+        Ok(())
+    }
+
+    /// Kills at once, as a crash would; mail and config stay.
+    pub fn crash(&self) {
+        self.kill(Duration::ZERO);
+    }
+
+    /// Stops and starts again on the same ports with the same users and mail.
+    pub fn restart(&self) -> Result<()> {
+        self.stop()?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        // Leftover login processes may still hold the listeners for a moment.
+        while !(port_free(self.plain_port) && port_free(self.tls_port)) {
+            if Instant::now() > deadline {
+                bail!("ports {} / {} stay busy", self.plain_port, self.tls_port);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn()
+    }
+
+    /// Whether the master process is still running.
+    pub fn is_running(&self) -> bool {
+        let has_child = self
+            .child
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        has_child && self.child_exit_status().is_none()
+    }
+
+    /// Adds or replaces a user. Each user has its own passwd-file, so a new
+    /// one is seen at its first login even while Dovecot runs.
+    pub fn add_user(&self, name: &str, password: &str) -> Result<()> {
+        if name.is_empty() || name.contains(['/', ':', '\n', ' ']) || name.starts_with('.') {
+            bail!("bad user name {name:?}");
+        }
+        let home = self.dir().join("mail").join(name);
+        mkdir_owned(&home, self.owner)?;
+        self.maildir(name).create_folder("INBOX")?;
+        let line = format!(
+            "{name}:{{PLAIN.b64}}{}:{}:{}::{}::\n",
+            BASE64.encode(password),
+            self.owner.uid,
+            self.owner.gid,
+            home.display()
+        );
+        let users = self.dir().join("users");
+        let tmp = users.join(format!(".{name}.tmp"));
+        fs::write(&tmp, line)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))?;
+        fs::rename(&tmp, users.join(name))?;
+        Ok(())
+    }
+
+    /// The host to connect to.
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// Port of the plain listener (which also offers STARTTLS).
+    pub fn plain_port(&self) -> u16 {
+        self.plain_port
+    }
+
+    /// Port of the implicit-TLS listener.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
+    }
+
+    fn tls_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.tls_port))
+    }
+
+    /// PEM file of the CA that signed the server certificate (`ca_file`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir().join("ca.pem")
+    }
+
+    /// The instance's directory (config, logs, users, mail).
+    pub fn dir(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Dovecot's log file.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir().join("dovecot.log")
+    }
+
+    /// The log so far, for failure messages.
+    pub fn log(&self) -> String {
+        read_tail(&self.log_file())
+    }
+
+    /// The user's maildir (exists once the user was added).
+    pub fn maildir(&self, user: &str) -> Maildir {
+        Maildir::new(
+            self.dir().join("mail").join(user).join("Maildir"),
+            self.owner,
+        )
+    }
+
+    /// Creates `folder` for `user` if missing.
+    pub fn create_folder(&self, user: &str, folder: &str) -> Result<()> {
+        self.maildir(user).create_folder(folder)
+    }
+
+    /// Delivers one mail straight into the maildir (creating the folder);
+    /// IMAP flags like `\Seen` or keywords. Returns the file name.
+    pub fn append(&self, user: &str, folder: &str, raw: &[u8], flags: &[&str]) -> Result<String> {
+        self.maildir(user).append(folder, raw, flags)
+    }
+
+    /// Delivers many mails at once (thousands per second).
+    pub fn append_many<I, M>(&self, user: &str, folder: &str, mails: I, flags: &[&str]) -> Result<usize>
+    where
+        I: IntoIterator<Item = M>,
+        M: AsRef<[u8]>,
+    {
+        self.maildir(user).append_many(folder, mails, flags)
+    }
+
+    /// The mails of a folder as they are on disk, by UID.
+    pub fn folder_mails(&self, user: &str, folder: &str) -> Result<Vec<MaildirMail>> {
+        self.maildir(user).folder_mails(folder)
+    }
+
+    /// `INBOX` and the user's other folders.
+    pub fn list_folders(&self, user: &str) -> Result<Vec<String>> {
+        self.maildir(user).list_folders()
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.kill(Duration::ZERO);
+    }
+}
+
+fn render_config(dir: &Path, plain_port: u16, tls_port: u16, options: &DovecotOptions) -> String {
+    let d = dir.display();
+    let idle = options.idle_notify_interval.as_secs().max(1);
+    let extra = &options.extra_config;
+    format!(
+        r#"# Written by testbed: Dovecot as root in a sandbox, loopback only.
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = testbed-{plain_port}
+listen = 127.0.0.1
+protocols = imap
+log_path = {d}/dovecot.log
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = 1
+ssl = yes
+ssl_cert = <{d}/cert.pem
+ssl_key = <{d}/key.pem
+auth_mechanisms = plain login
+disable_plaintext_auth = no
+mail_location = maildir:~/Maildir
+mail_max_userip_connections = 1000
+imap_idle_notify_interval = {idle}s
+mailbox_idle_check_interval = 1s
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {d}/users/%u
+}}
+userdb {{
+  driver = passwd-file
+  args = {d}/users/%u
+}}
+service imap-login {{
+  chroot =
+  service_count = 0
+  inet_listener imap {{
+    port = {plain_port}
+  }}
+  inet_listener imaps {{
+    port = {tls_port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+{extra}
+"#
+    )
+}
+
+/// A port nobody listens on right now (the OS picks it).
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn port_free(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+}
+
+/// Whether `port` answers with Dovecot's real greeting.
+fn greets(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    for _ in 0..3 {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if line.starts_with("* OK [CAPABILITY") => return true,
+            Ok(_) => {}
+        }
+    }
+    false
+}
+
+/// The last 8 KiB of a file, for error messages.
+fn read_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let start = text.len().saturating_sub(8192);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}

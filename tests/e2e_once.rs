@@ -1,0 +1,269 @@
+//! `once`, `check` and `--dry-run` against a real Dovecot and the fake Thulium API.
+
+mod support;
+
+use support::*;
+use testbed::Fault;
+
+fn html_reply(ticket: u64) -> Vec<u8> {
+    format!(
+        "From: Anna <{CUSTOMER}>\r\nSubject: Odp: [TH#{ticket}] Faktura\r\nDate: Sun, 29 Mar 2026 01:30:00 +0000\r\n\
+         Message-ID: <html-{ticket}@customer.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDziekuje, dziala.\r\n\r\nW dniu 28.03.2026 o 10:00, Support pisze:\r\n> stare\r\n\
+         --b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<div>Dzi\u{119}kuj\u{119}, <b>dzia\u{142}a</b>.<script>alert(1)</script></div>\
+         <div class=\"gmail_quote\">W dniu 28.03.2026 o 10:00, Support pisze:<blockquote>stare</blockquote></div>\r\n--b--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_are_posted_and_every_mail_goes_where_it_belongs() {
+    let w = World::start().await;
+    w.api.add_ticket(1001, CUSTOMER);
+    w.api.add_ticket(1002, CUSTOMER);
+    w.append(&html_reply(1001));
+    w.append(&reply(1002, 1, "Plain thanks.\r\n\r\n-- \r\nAnna"));
+    w.append(b"From: x@customer.example\r\nSubject: Question without a tag\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <nt@x>\r\n\r\nHi\r\n");
+    w.append(b"From: x@customer.example\r\nSubject: Out of office [TH#1001]\r\nAuto-Submitted: auto-replied\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <ar@x>\r\n\r\naway\r\n");
+    w.append(&reply(4040, 1, "to a ticket that does not exist"));
+
+    let out = once(&w.config(), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    let html = w.api.posted(1001);
+    assert_eq!(html.len(), 1, "{html:?}");
+    assert_eq!(html[0].body_type, "HTML");
+    // 01:30 UTC on the day Warsaw moves to summer time is 03:30 local.
+    assert_eq!(html[0].date.as_deref(), Some("2026-03-29 03:30"));
+    assert!(html[0].body.contains("dzia\u{142}a"), "{}", html[0].body);
+    assert!(!html[0].body.contains("<script") && !html[0].body.contains("stare"), "{}", html[0].body);
+
+    let plain = w.api.posted(1002);
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0].body_type, "PLAIN");
+    assert_eq!(plain[0].date.as_deref(), Some("2026-11-26 10:01"));
+    assert!(plain[0].body.starts_with("Plain thanks.") && !plain[0].body.contains("Anna"), "{:?}", plain[0].body);
+
+    assert_eq!(w.folder("INBOX").len(), 0);
+    assert_eq!(w.folder("Processed").len(), 2);
+    assert_eq!(w.subjects("Unmatched"), vec!["Question without a tag".to_string()]);
+    assert_eq!(w.subjects("Ignored"), vec!["Out of office [TH#1001]".to_string()]);
+    assert_eq!(w.subjects("Failed"), vec!["Re: [TH#4040] Order question".to_string()]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("HTTP 404") && log.contains("4040"), "the API's rejection is logged:\n{log}");
+
+    // A second pass finds nothing: every mail left the candidate set.
+    let again = once(&w.config(), &[]).await;
+    assert!(again.status.success());
+    assert_eq!(w.api.total_posted(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_end_in_exactly_one_post() {
+    let w = World::start().await;
+    for t in 1..=3 {
+        w.api.add_ticket(t, CUSTOMER);
+        w.append(&reply(t, t as u32, "hello"));
+    }
+    w.api.fail_next(1, Fault::Status(500));
+    w.api.fail_next(1, Fault::TooManyRequests { retry_after_secs: 1 });
+    w.api.fail_next(1, Fault::Reset);
+    w.api.fail_next(1, Fault::Status(503));
+    let out = once(&w.config(), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    for t in 1..=3 {
+        assert_eq!(w.api.posted(t).len(), 1, "ticket {t}\n{}", text(&out));
+    }
+    assert_eq!(w.folder("Processed").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_is_read_back_not_posted_twice() {
+    let w = World::start().await;
+    w.api.add_ticket(7, CUSTOMER);
+    w.append(&reply(7, 1, "first"));
+    w.api.fail_next(1, Fault::AcceptThenDrop);
+    let out = once(&w.config(), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.posted(7).len(), 1, "{}", text(&out));
+    assert_eq!(w.folder("Processed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_mail_in_two_mailboxes_is_posted_once() {
+    let w = World::start().await;
+    w.dovecot.add_user("sales", "sales-pw").unwrap();
+    w.api.add_ticket(55, CUSTOMER);
+    let mail = reply(55, 1, "cc'd to both");
+    w.append(&mail);
+    w.dovecot.append("sales", "INBOX", &mail, &[]).unwrap();
+    let sales = MailboxOpts {
+        name: "sales".into(),
+        user: "sales".into(),
+        password: "sales-pw".into(),
+        ..MailboxOpts::default()
+    };
+    let config = w.config_with(&[MailboxOpts::default(), sales], "", "");
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let again = once(&config, &[]).await;
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(w.api.posted(55).len(), 1);
+    assert_eq!(w.folder("Processed").len(), 1);
+    assert_eq!(w.dovecot.folder_mails("sales", "Processed").unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversize_mail_goes_to_failed_without_download() {
+    let w = World::start().await;
+    w.api.add_ticket(9, CUSTOMER);
+    w.append(&reply(9, 1, &"x".repeat(3000)));
+    let config = w.config_with(&[MailboxOpts::default()], "", "[content]\nmax_message_size = 2048\n");
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.total_posted(), 0);
+    assert_eq!(w.folder("Failed").len(), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not downloaded"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replies_to_one_ticket_keep_their_order_under_concurrency() {
+    let w = World::start().await;
+    for t in 1..=4 {
+        w.api.add_ticket(t, CUSTOMER);
+    }
+    // Appended newest first: the order must come from the Date headers.
+    for n in (0..10u32).rev() {
+        for t in 1..=4u64 {
+            w.append(&reply(t, n, &format!("reply {n}")));
+        }
+    }
+    w.api.set_latency(std::time::Duration::from_millis(5));
+    let config = w.config_with(&[MailboxOpts::default()], "concurrency = 8", "");
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    for t in 1..=4 {
+        let bodies: Vec<String> = w.api.posted(t).iter().map(|r| r.body.trim().to_string()).collect();
+        let expected: Vec<String> = (0..10).map(|n| format!("reply {n}")).collect();
+        assert_eq!(bodies, expected, "ticket {t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_changes_nothing() {
+    let w = World::start().await;
+    w.api.add_ticket(3, CUSTOMER);
+    w.append(&reply(3, 1, "would be posted"));
+    let out = once(&w.config(), &["--dry-run"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would post"), "{}", text(&out));
+    assert_eq!(w.api.requests().iter().filter(|r| r.method == "POST").count(), 0);
+    assert_eq!(w.folder("INBOX").len(), 1);
+    assert!(w.folder("INBOX")[0].flags.is_empty());
+    assert!(!w.dovecot.list_folders(USER).unwrap().iter().any(|f| f == "Processed"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_passes_and_fails_where_it_should() {
+    let w = World::start().await;
+    let mut c = bin();
+    c.arg("--config").arg(w.config()).arg("check");
+    let out = output(c).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout.contains("ok   mailbox support: logged in"), "{stdout}");
+    assert!(stdout.contains("ok   api:"), "{stdout}");
+    for folder in ["Processed", "Unmatched", "Ignored", "Failed"] {
+        assert!(w.dovecot.list_folders(USER).unwrap().iter().any(|f| f == folder), "{folder} created");
+    }
+
+    let wrong = MailboxOpts {
+        password: "wrong".into(),
+        ..MailboxOpts::default()
+    };
+    let config = w.config_with(&[wrong], "", "");
+    let text_of = std::fs::read_to_string(&config).unwrap().replace(w.api.password(), "bad-api-pw");
+    std::fs::write(&config, text_of).unwrap();
+    let mut c = bin();
+    c.arg("--config").arg(&config).arg("check");
+    let out = output(c).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stdout.contains("FAIL mailbox support: login as support refused"), "{stdout}");
+    assert!(stdout.contains("FAIL api:") && stdout.contains("401"), "{stdout}");
+    assert!(!stdout.contains("bad-api-pw") && !stdout.contains("wrong\""), "no secret printed: {stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_credentials_give_a_clear_message_and_lose_nothing() {
+    let w = World::start().await;
+    w.api.add_ticket(1, CUSTOMER);
+    w.append(&reply(1, 1, "hello"));
+    let config = w.config();
+    let text_of = std::fs::read_to_string(&config).unwrap().replace(w.api.password(), "bad-api-pw");
+    std::fs::write(&config, text_of).unwrap();
+    let out = once(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("refused our credentials"), "{log}");
+    assert!(!log.contains("bad-api-pw"));
+    assert_eq!(w.folder("INBOX").len(), 1, "the mail stays for a retry");
+
+    let wrong = MailboxOpts {
+        password: "wrong-imap-pw".into(),
+        ..MailboxOpts::default()
+    };
+    let out = once(&w.config_with(&[wrong], "", ""), &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("login as support refused"), "{log}");
+    assert!(!log.contains("wrong-imap-pw"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_and_starttls_with_a_private_ca() {
+    let w = World::start().await;
+    w.api.add_ticket(11, CUSTOMER);
+    w.api.add_ticket(12, CUSTOMER);
+    w.append(&reply(11, 1, "over implicit TLS"));
+    let tls = MailboxOpts {
+        tls: "tls",
+        ..MailboxOpts::default()
+    };
+    let out = once(&w.config_with(&[tls.clone()], "", ""), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.posted(11).len(), 1);
+
+    w.append(&reply(12, 1, "over STARTTLS"));
+    let starttls = MailboxOpts {
+        tls: "starttls",
+        ..MailboxOpts::default()
+    };
+    let out = once(&w.config_with(&[starttls], "", ""), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.posted(12).len(), 1);
+
+    // Without the private CA the certificate is refused, clearly.
+    let no_ca = w.config_with(&[tls], "", "");
+    let stripped: String = std::fs::read_to_string(&no_ca)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&no_ca, stripped).unwrap();
+    let out = once(&no_ca, &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS with 127.0.0.1"), "{}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_to_a_remote_host_is_refused_at_start() {
+    let w = World::start().await;
+    let config = w.config();
+    let remote = std::fs::read_to_string(&config).unwrap().replace("host = \"127.0.0.1\"", "host = \"imap.example.com\"");
+    std::fs::write(&config, remote).unwrap();
+    let out = once(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mailbox[0].tls"), "{}", text(&out));
+}
