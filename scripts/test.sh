@@ -10,6 +10,13 @@ if ! command -v dovecot >/dev/null 2>&1; then
   apt-get install -y -qq dovecot-imapd >/dev/null
 fi
 
+if ! command -v systemd-analyze >/dev/null 2>&1 || [[ ! -x /bin/kill ]]; then
+  echo "== installing systemd and procps (tests/systemd_unit.rs runs systemd-analyze)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq systemd procps >/dev/null
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

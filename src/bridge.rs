@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::decide::Rules;
+use crate::health::Health;
 use crate::ledger::Ledger;
 use crate::thulium::ThuliumClient;
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ pub struct Bridge {
     pub rules: Rules,
     pub api: ThuliumClient,
     pub ledger: Ledger,
+    pub health: Arc<Health>,
     /// `thulium.concurrency`: requests in flight across all mailboxes and tickets.
     pub api_slots: Semaphore,
     pub dry_run: bool,
@@ -27,7 +29,13 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(config: Arc<Config>, dry_run: bool) -> anyhow::Result<Bridge> {
+    /// The ledger and health outlive a reload, so they are passed in.
+    pub fn new(
+        config: Arc<Config>,
+        dry_run: bool,
+        ledger: Ledger,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Bridge> {
         let rules = Rules::new(&config).map_err(anyhow::Error::msg)?;
         let t = &config.thulium;
         let password = t
@@ -35,12 +43,12 @@ impl Bridge {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("thulium.password was not resolved"))?;
         let api = ThuliumClient::new(&t.url, &t.user, password, t.timeout)?;
-        let ledger = Ledger::open(&config.state.dir)?;
         Ok(Bridge {
             api_slots: Semaphore::new(t.concurrency),
             rules,
             api,
             ledger,
+            health,
             dry_run,
             credentials_refused_until: Mutex::new(None),
             in_flight: Mutex::new(HashSet::new()),
@@ -50,7 +58,10 @@ impl Bridge {
 
     /// False while posting is paused after a 401/403.
     pub fn may_post(&self) -> bool {
-        let mut until = self.credentials_refused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let mut until = self
+            .credentials_refused_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match *until {
             Some(t) if Instant::now() < t => false,
             Some(_) => {
@@ -63,7 +74,10 @@ impl Bridge {
 
     /// Pauses posting for every mailbox after the API refused our credentials.
     pub fn credentials_refused(&self) {
-        let mut until = self.credentials_refused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let mut until = self
+            .credentials_refused_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         *until = Some(Instant::now() + CREDENTIALS_PAUSE);
     }
 
@@ -76,6 +90,9 @@ impl Bridge {
     }
 
     pub fn release(&self, key: &str) {
-        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }

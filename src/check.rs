@@ -7,7 +7,9 @@ use crate::worker;
 /// Prints `ok` / `FAIL` lines; Ok(false) when anything failed.
 pub fn run(config: Config) -> anyhow::Result<bool> {
     crate::imap::tls::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let mut ok = true;
         let mut report = |passed: bool, what: String| {
@@ -23,6 +25,19 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             Err(e) => report(false, format!("state: {e}")),
         }
         let checks = config.mailboxes.iter().map(|mb| async move {
+            let mut lines = Vec::new();
+            // An OAuth2 mailbox gets two lines: the IdP's part and the IMAP server's.
+            if let Some(o) = &mb.oauth2 {
+                let grant = crate::oauth2::grant_name(o.grant);
+                match crate::oauth2::TokenCache::global().token(mb, false).await {
+                    Ok(_) => lines.push((true, format!("mailbox {}: OAuth2 token from {grant}", mb.name))),
+                    Err(e) => {
+                        lines.push((false, format!("mailbox {}: OAuth2 token from {grant}: {e}", mb.name)));
+                        lines.push((false, format!("mailbox {}: IMAP login not tried without a token", mb.name)));
+                        return lines;
+                    }
+                }
+            }
             let result = async {
                 let mut session = worker::open(mb, false).await?;
                 let state = session.select(&mb.folder).await?;
@@ -30,14 +45,18 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                 Ok::<_, crate::imap::ImapError>(state)
             }
             .await;
-            (mb, result)
-        });
-        for (mb, result) in futures::future::join_all(checks).await {
-            match result {
-                Ok(state) => report(
+            let how = match &mb.oauth2 {
+                Some(o) => match o.mechanism {
+                    crate::config::SaslMechanism::Xoauth2 => " with XOAUTH2",
+                    crate::config::SaslMechanism::Oauthbearer => " with OAUTHBEARER",
+                },
+                None => "",
+            };
+            lines.push(match result {
+                Ok(state) => (
                     true,
                     format!(
-                        "mailbox {}: logged in to {}:{} as {}, {} holds {} mail(s), target folders exist",
+                        "mailbox {}: logged in to {}:{} as {}{how}, {} holds {} mail(s), target folders exist",
                         mb.name,
                         mb.host,
                         mb.port(),
@@ -46,7 +65,13 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                         state.exists
                     ),
                 ),
-                Err(e) => report(false, format!("mailbox {}: {e}", mb.name)),
+                Err(e) => (false, format!("mailbox {}: {e}", mb.name)),
+            });
+            lines
+        });
+        for lines in futures::future::join_all(checks).await {
+            for (passed, line) in lines {
+                report(passed, line);
             }
         }
         let t = &config.thulium;

@@ -1,26 +1,35 @@
-//! The supervisor: every mailbox at once, signals, reload.
+//! The supervisor: every mailbox at once, signals, reload, systemd and health.
 //!
 //! Shutdown is a `watch` value passed down and checked only at safe points (between
 //! batches, while waiting), so the mail in hand is always finished.
 
 use crate::bridge::Bridge;
-use crate::config::Config;
-use crate::worker;
-use std::path::PathBuf;
+use crate::config::{Config, MailboxConfig};
+use crate::health::Health;
+use crate::ledger::Ledger;
+use crate::{notify, worker};
+use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::imap::tls::install_crypto_provider();
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// `once`: one pass over every mailbox. Ok(false) when a mailbox or the API was unreachable.
 pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let config = Arc::new(config);
-        let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run)?);
+        let ledger = Ledger::open(&config.state.dir)?;
+        let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, ledger, Arc::default())?);
         let passes = config.mailboxes.iter().map(|mb| {
             let bridge = Arc::clone(&bridge);
             async move { (mb, worker::once(mb, &bridge).await) }
@@ -45,73 +54,165 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     })
 }
 
+/// A running mailbox loop and what it was started with.
+struct Running {
+    fingerprint: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Everything that makes a mailbox's loop different; secrets included, so a new password restarts it.
+fn fingerprint(mb: &MailboxConfig) -> String {
+    let password = mb
+        .password
+        .as_ref()
+        .map(|p| p.expose_secret().to_string())
+        .unwrap_or_default();
+    format!("{mb:?}{password}")
+}
+
 /// `run`: the daemon, until SIGTERM/SIGINT; SIGHUP re-reads `path`.
 pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
-        let mut config = Arc::new(config);
-        loop {
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run)?);
-            let mut workers = tokio::task::JoinSet::new();
-            for mb in config.mailboxes.iter().cloned() {
-                let (ready_tx, _ready_rx) = watch::channel(false);
-                workers.spawn(worker::run(mb, Arc::clone(&bridge), stop_rx.clone(), ready_tx));
+        let health = Arc::new(Health::default());
+        crate::metrics::install();
+        let _http = match config.metrics.listen {
+            Some(addr) => Some(crate::http::serve(addr, Arc::clone(&health)).await.map_err(|e| {
+                anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}")
+            })?),
+            None => None,
+        };
+        let ledger = Ledger::open(&config.state.dir)?;
+        let state_dir = config.state.dir.clone();
+        let config = Arc::new(config);
+        let (bridge_tx, bridge_rx) = watch::channel(Arc::new(Bridge::new(
+            Arc::clone(&config),
+            dry_run,
+            ledger.clone(),
+            Arc::clone(&health),
+        )?));
+        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        let ready = apply(&config, &mut running, &bridge_rx, &health).await;
+        tracing::info!(mailboxes = config.mailboxes.len(), dry_run, "running");
+        tokio::spawn(async move {
+            for mut r in ready {
+                let _ = r.wait_for(|ready| *ready).await;
             }
-            tracing::info!(mailboxes = config.mailboxes.len(), dry_run, "running");
-            let reload = tokio::select! {
-                _ = term.recv() => false,
-                _ = int.recv() => false,
-                _ = hup.recv() => true,
-            };
-            let next = if reload {
-                match Config::load(&path) {
-                    Ok(new) => {
-                        tracing::info!(path = %path.display(), "config reloaded");
-                        Some(Arc::new(new))
+            notify::ready();
+        });
+
+        let watchdog = notify::watchdog_interval();
+        let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        let mut status_tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    notify::reloading();
+                    match reload(&path, &state_dir) {
+                        Ok(new) => {
+                            let new = Arc::new(new);
+                            match Bridge::new(Arc::clone(&new), dry_run, ledger.clone(), Arc::clone(&health)) {
+                                Ok(bridge) => {
+                                    let _ = bridge_tx.send(Arc::new(bridge));
+                                    apply(&new, &mut running, &bridge_rx, &health).await;
+                                    tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
+                                }
+                                Err(e) => tracing::error!("config reload failed, keeping the old config: {e:#}"),
+                            }
+                        }
+                        Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
                     }
-                    Err(e) => {
-                        tracing::error!("config reload failed, keeping the old config: {e}");
-                        continue_without_restart(&mut term, &mut int, &mut hup, &path, &mut workers, &stop_tx).await
+                    notify::ready();
+                }
+                _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                    // Alive means: this loop turns and no mailbox loop has died.
+                    if running.values().all(|r| !r.task.is_finished()) {
+                        notify::watchdog();
                     }
                 }
-            } else {
-                None
-            };
-            tracing::info!("stopping: finishing the mail in hand");
-            let _ = stop_tx.send(true);
-            while workers.join_next().await.is_some() {}
-            drop(bridge);
-            match next {
-                Some(new) => config = new,
-                None => return Ok(true),
+                _ = status_tick.tick() => notify::status(&health.status_line()),
             }
         }
+        notify::stopping();
+        tracing::info!("stopping: finishing the mail in hand");
+        for r in running.values() {
+            let _ = r.stop.send(true);
+        }
+        for (_, r) in running {
+            let _ = r.task.await;
+        }
+        Ok(true)
     })
 }
 
-/// After a failed reload the workers go on; wait for the next signal.
-async fn continue_without_restart(
-    term: &mut tokio::signal::unix::Signal,
-    int: &mut tokio::signal::unix::Signal,
-    hup: &mut tokio::signal::unix::Signal,
-    path: &std::path::Path,
-    _workers: &mut tokio::task::JoinSet<()>,
-    _stop: &watch::Sender<bool>,
-) -> Option<Arc<Config>> {
-    loop {
-        tokio::select! {
-            _ = term.recv() => return None,
-            _ = int.recv() => return None,
-            _ = hup.recv() => match Config::load(path) {
-                Ok(new) => {
-                    tracing::info!(path = %path.display(), "config reloaded");
-                    return Some(Arc::new(new));
-                }
-                Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
-            },
+/// Loads the new config; a changed `state.dir` needs a restart and is refused here.
+fn reload(path: &Path, state_dir: &Path) -> Result<Config, String> {
+    let new = Config::load(path).map_err(|e| e.to_string())?;
+    if new.state.dir != state_dir {
+        return Err(format!(
+            "{}: state.dir: changing it needs a restart (systemctl restart thulium-mail-bridge)",
+            path.display()
+        ));
+    }
+    for w in &new.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(new)
+}
+
+/// Starts, restarts and stops mailbox loops so they match `config`; unchanged ones keep
+/// running. Returns the readiness of the loops it started.
+async fn apply(
+    config: &Config,
+    running: &mut BTreeMap<String, Running>,
+    bridges: &watch::Receiver<Arc<Bridge>>,
+    health: &Arc<Health>,
+) -> Vec<watch::Receiver<bool>> {
+    let wanted: BTreeMap<&str, &MailboxConfig> = config
+        .mailboxes
+        .iter()
+        .map(|m| (m.name.as_str(), m))
+        .collect();
+    let gone: Vec<String> = running
+        .iter()
+        .filter(|(name, r)| {
+            wanted
+                .get(name.as_str())
+                .is_none_or(|mb| fingerprint(mb) != r.fingerprint)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in gone {
+        if let Some(r) = running.remove(&name) {
+            tracing::info!(mailbox = %name, "stopping mailbox (removed or changed)");
+            let _ = r.stop.send(true);
+            // It finishes its mail in hand before a changed one starts anew below.
+            let _ = r.task.await;
+            health.forget(&name);
         }
     }
+    let mut ready = Vec::new();
+    for (name, mb) in wanted {
+        if running.contains_key(name) {
+            continue;
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = watch::channel(false);
+        let task = tokio::spawn(worker::run(mb.clone(), bridges.clone(), stop_rx, ready_tx));
+        running.insert(
+            name.to_string(),
+            Running {
+                fingerprint: fingerprint(mb),
+                stop: stop_tx,
+                task,
+            },
+        );
+        ready.push(ready_rx);
+    }
+    ready
 }

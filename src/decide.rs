@@ -26,7 +26,12 @@ pub struct Rules {
 impl Rules {
     /// Compiles the rules of a config that `Config::parse` already validated.
     pub fn new(config: &Config) -> Result<Rules, String> {
-        Rules::from_parts(&config.matching, &config.filters, &config.content, config.timezone())
+        Rules::from_parts(
+            &config.matching,
+            &config.filters,
+            &config.content,
+            config.timezone(),
+        )
     }
 
     /// The rules of an empty config (for `explain` without a config file).
@@ -136,14 +141,35 @@ pub fn decide(
         return skip(
             key_of_raw(),
             SkipKind::Failed,
-            format!("mail is {} bytes, over max_message_size ({})", raw.len(), rules.content.max_message_size),
+            format!(
+                "mail is {} bytes, over max_message_size ({})",
+                raw.len(),
+                rules.content.max_message_size
+            ),
         );
     }
-    let Some(msg) = mail_parser::MessageParser::default().parse(raw) else {
-        return skip(key_of_raw(), SkipKind::Failed, "not a parseable mail".into());
+    // Old Mac clients end lines with CR alone; mail-parser would see one long header.
+    let normalized: std::borrow::Cow<[u8]> = if raw.contains(&b'\r') && !raw.contains(&b'\n') {
+        raw.iter()
+            .map(|&b| if b == b'\r' { b'\n' } else { b })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        raw.into()
+    };
+    let Some(msg) = mail_parser::MessageParser::default().parse(normalized.as_ref()) else {
+        return skip(
+            key_of_raw(),
+            SkipKind::Failed,
+            "not a parseable mail".into(),
+        );
     };
     if msg.headers().is_empty() {
-        return skip(key_of_raw(), SkipKind::Failed, "not a mail: no header found".into());
+        return skip(
+            key_of_raw(),
+            SkipKind::Failed,
+            "not a mail: no header found".into(),
+        );
     }
 
     let message_id = msg
@@ -172,15 +198,15 @@ pub fn decide(
     };
     let skipped = |kind, reason: String| decision(Action::Skip { kind, reason });
 
-    if rules.filters.skip_bounces {
-        if let Some(reason) = classify::bounce_reason(&msg) {
-            return skipped(SkipKind::Ignored, reason);
-        }
+    if rules.filters.skip_bounces
+        && let Some(reason) = classify::bounce_reason(&msg)
+    {
+        return skipped(SkipKind::Ignored, reason);
     }
-    if rules.filters.skip_auto_replies {
-        if let Some(reason) = classify::auto_reply_reason(&msg) {
-            return skipped(SkipKind::Ignored, reason);
-        }
+    if rules.filters.skip_auto_replies
+        && let Some(reason) = classify::auto_reply_reason(&msg)
+    {
+        return skipped(SkipKind::Ignored, reason);
     }
     match &from {
         Some(address) => {
@@ -202,12 +228,20 @@ pub fn decide(
         }
         SubjectMatch::None => match references_ticket(&msg, rules, refs) {
             Some((id, via)) => (id, format!("references ({via})")),
-            None => return skipped(SkipKind::Unmatched, "no ticket number in the subject".into()),
+            None => {
+                return skipped(
+                    SkipKind::Unmatched,
+                    "no ticket number in the subject".into(),
+                );
+            }
         },
     };
 
     let Some(sent_at) = sent else {
-        return skipped(SkipKind::Failed, "no usable Date header and no INTERNALDATE".into());
+        return skipped(
+            SkipKind::Failed,
+            "no usable Date header and no INTERNALDATE".into(),
+        );
     };
     let body = body::extract(&msg, &rules.content);
     decision(Action::Post {
@@ -233,6 +267,8 @@ fn references_ticket(
     let in_reply_to = msg.in_reply_to().as_text_list().unwrap_or_default();
     let references = msg.references().as_text_list().unwrap_or_default();
     let ids = in_reply_to.iter().chain(references.iter().rev());
-    ids.into_iter()
-        .find_map(|id| refs.ticket_for(&format!("<{}>", id.trim())).map(|t| (t, format!("<{}>", id.trim()))))
+    ids.into_iter().find_map(|id| {
+        refs.ticket_for(&format!("<{}>", id.trim()))
+            .map(|t| (t, format!("<{}>", id.trim())))
+    })
 }

@@ -43,17 +43,27 @@ pub enum Delivered {
     /// Permanently rejected or given up on.
     Failed(String),
     /// Left where it is for a later pass.
-    Deferred { reason: String, retry_after: Option<Duration> },
+    Deferred {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 /// Delivers one batch; returns each mail's uid with its outcome, in no particular order.
-pub async fn deliver(bridge: &Arc<Bridge>, mailbox: &str, mails: Vec<Outgoing>) -> Vec<(Outgoing, Delivered)> {
+pub async fn deliver(
+    bridge: &Arc<Bridge>,
+    mailbox: &str,
+    mails: Vec<Outgoing>,
+) -> Vec<(Outgoing, Delivered)> {
     let mut done: Vec<(Outgoing, Delivered)> = Vec::new();
     let mut todo: Vec<(Outgoing, bool)> = Vec::new();
     let max = &bridge.config.delivery;
     for mail in mails {
         if !bridge.claim(&mail.key) {
-            done.push((mail, deferred("a copy is being delivered from another mailbox", None)));
+            done.push((
+                mail,
+                deferred("a copy is being delivered from another mailbox", None),
+            ));
             continue;
         }
         match bridge.ledger.get(&mail.key) {
@@ -96,7 +106,10 @@ pub async fn deliver(bridge: &Arc<Bridge>, mailbox: &str, mails: Vec<Outgoing>) 
 
     let mut by_ticket: BTreeMap<u64, Vec<(Outgoing, bool)>> = BTreeMap::new();
     for (mail, unknown) in todo {
-        by_ticket.entry(mail.ticket).or_default().push((mail, unknown));
+        by_ticket
+            .entry(mail.ticket)
+            .or_default()
+            .push((mail, unknown));
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (ticket, mut group) in by_ticket {
@@ -120,20 +133,21 @@ pub async fn deliver(bridge: &Arc<Bridge>, mailbox: &str, mails: Vec<Outgoing>) 
             ticket: m.ticket,
         })
         .collect();
-    if !bridge.dry_run && !posted.is_empty() {
-        if let Err(e) = tokio::task::block_in_place(|| bridge.ledger.mark_posted(&posted)) {
-            // Not recorded: keep the mails; next pass finds them pending and reads the ticket back.
-            tracing::error!("ledger write failed after posting: {e}");
-            for (_, d) in done.iter_mut().filter(|(_, d)| *d == Delivered::Posted) {
-                *d = deferred(&format!("posted, but the ledger write failed: {e}"), None);
-            }
+    if !bridge.dry_run
+        && !posted.is_empty()
+        && let Err(e) = tokio::task::block_in_place(|| bridge.ledger.mark_posted(&posted))
+    {
+        // Not recorded: keep the mails; next pass finds them pending and reads the ticket back.
+        tracing::error!("ledger write failed after posting: {e}");
+        for (_, d) in done.iter_mut().filter(|(_, d)| *d == Delivered::Posted) {
+            *d = deferred(&format!("posted, but the ledger write failed: {e}"), None);
         }
     }
     for (m, d) in &done {
-        if let Delivered::Failed(reason) = d {
-            if !bridge.dry_run {
-                let _ = bridge.ledger.mark_failed(&m.key, reason);
-            }
+        if let Delivered::Failed(reason) = d
+            && !bridge.dry_run
+        {
+            let _ = bridge.ledger.mark_failed(&m.key, reason);
         }
         bridge.release(&m.key);
     }
@@ -148,7 +162,11 @@ fn deferred(reason: &str, retry_after: Option<Duration>) -> Delivered {
 }
 
 /// One ticket's replies, oldest first; a reply that must wait holds back the later ones.
-async fn deliver_ticket(bridge: &Bridge, ticket: u64, group: Vec<(Outgoing, bool)>) -> Vec<(Outgoing, Delivered)> {
+async fn deliver_ticket(
+    bridge: &Bridge,
+    ticket: u64,
+    group: Vec<(Outgoing, bool)>,
+) -> Vec<(Outgoing, Delivered)> {
     let mut out = Vec::with_capacity(group.len());
     let mut ticket_info: Option<Ticket> = None;
     let mut held: Option<String> = None;
@@ -159,7 +177,9 @@ async fn deliver_ticket(bridge: &Bridge, ticket: u64, group: Vec<(Outgoing, bool
         }
         let outcome = deliver_one(bridge, ticket, &mail, unknown_outcome, &mut ticket_info).await;
         if let Delivered::Deferred { reason, .. } = &outcome {
-            held = Some(format!("an earlier reply to ticket {ticket} is waiting ({reason})"));
+            held = Some(format!(
+                "an earlier reply to ticket {ticket} is waiting ({reason})"
+            ));
         }
         out.push((mail, outcome));
     }
@@ -173,10 +193,10 @@ async fn deliver_one(
     mut unknown_outcome: bool,
     ticket_info: &mut Option<Ticket>,
 ) -> Delivered {
-    if bridge.config.thulium.verify_sender != VerifySender::Off {
-        if let Err(d) = verify_sender(bridge, ticket, mail, ticket_info).await {
-            return d;
-        }
+    if bridge.config.thulium.verify_sender != VerifySender::Off
+        && let Err(d) = verify_sender(bridge, ticket, mail, ticket_info).await
+    {
+        return d;
     }
     if bridge.dry_run {
         tracing::info!(ticket, uid = mail.uid, body_type = ?mail.request.body_type, date = %mail.request.date,
@@ -187,7 +207,10 @@ async fn deliver_one(
     let mut tries = 0;
     loop {
         if !bridge.may_post() {
-            return deferred("posting is paused: the API refused our credentials", Some(crate::bridge::CREDENTIALS_PAUSE));
+            return deferred(
+                "posting is paused: the API refused our credentials",
+                Some(crate::bridge::CREDENTIALS_PAUSE),
+            );
         }
         if unknown_outcome {
             match already_posted(bridge, ticket, mail).await {
@@ -199,14 +222,22 @@ async fn deliver_one(
         tries += 1;
         let result = {
             let _slot = bridge.api_slots.acquire().await;
-            bridge.api.post_customer_response(ticket, &mail.request).await
+            bridge
+                .api
+                .post_customer_response(ticket, &mail.request)
+                .await
         };
         match result {
             Ok(()) => return Delivered::Posted,
-            Err(ApiError::Transient { reason, retry_after, sent }) => {
+            Err(ApiError::Transient {
+                reason,
+                retry_after,
+                sent,
+            }) => {
                 unknown_outcome = sent;
                 let wait = backoff.delay(tries, retry_after);
-                if tries >= TRIES_PER_PASS || retry_after.is_some_and(|r| r > LONGEST_IN_PASS_WAIT) {
+                if tries >= TRIES_PER_PASS || retry_after.is_some_and(|r| r > LONGEST_IN_PASS_WAIT)
+                {
                     return deferred(&format!("API: {reason}"), retry_after);
                 }
                 tracing::debug!(ticket, uid = mail.uid, %reason, ?wait, "transient API error, retrying");
@@ -220,9 +251,9 @@ async fn deliver_one(
 /// Maps a final API error to the mail's outcome (credentials pause everybody).
 fn from_error(bridge: &Bridge, ticket: u64, e: ApiError, what: &str) -> Delivered {
     match e {
-        ApiError::Permanent { status, message } => {
-            Delivered::Failed(format!("API rejected the reply to ticket {ticket} (HTTP {status}): {message}"))
-        }
+        ApiError::Permanent { status, message } => Delivered::Failed(format!(
+            "API rejected the reply to ticket {ticket} (HTTP {status}): {message}"
+        )),
         ApiError::Credentials { status, message } => {
             tracing::error!(
                 status,
@@ -230,9 +261,16 @@ fn from_error(bridge: &Bridge, ticket: u64, e: ApiError, what: &str) -> Delivere
                  Check thulium.user and the password, and that the API user may write to tickets"
             );
             bridge.credentials_refused();
-            deferred(&format!("API credentials refused (HTTP {status})"), Some(crate::bridge::CREDENTIALS_PAUSE))
+            deferred(
+                &format!("API credentials refused (HTTP {status})"),
+                Some(crate::bridge::CREDENTIALS_PAUSE),
+            )
         }
-        ApiError::Transient { reason, retry_after, .. } => deferred(&format!("{what}: {reason}"), retry_after),
+        ApiError::Transient {
+            reason,
+            retry_after,
+            ..
+        } => deferred(&format!("{what}: {reason}"), retry_after),
     }
 }
 
@@ -243,9 +281,19 @@ async fn already_posted(bridge: &Bridge, ticket: u64, mail: &Outgoing) -> Result
         bridge.api.get_ticket(ticket).await?
     };
     let found = info.messages.iter().any(|m| {
-        reconcile::is_same_reply(m.r#type.as_deref(), m.date.as_deref(), m.body.as_deref(), &mail.request)
+        reconcile::is_same_reply(
+            m.r#type.as_deref(),
+            m.date.as_deref(),
+            m.body.as_deref(),
+            &mail.request,
+        )
     });
-    tracing::info!(ticket, uid = mail.uid, found, "outcome of an earlier post was unknown; read the ticket back");
+    tracing::info!(
+        ticket,
+        uid = mail.uid,
+        found,
+        "outcome of an earlier post was unknown; read the ticket back"
+    );
     Ok(found)
 }
 
@@ -261,9 +309,19 @@ async fn verify_sender(
             let _slot = bridge.api_slots.acquire().await;
             bridge.api.get_ticket(ticket).await
         };
-        *ticket_info = Some(fetched.map_err(|e| from_error(bridge, ticket, e, "reading the ticket for verify_sender failed"))?);
+        *ticket_info = Some(fetched.map_err(|e| {
+            from_error(
+                bridge,
+                ticket,
+                e,
+                "reading the ticket for verify_sender failed",
+            )
+        })?);
     }
-    let owner = ticket_info.as_ref().and_then(|t| t.from.as_deref()).map(|f| f.trim().to_ascii_lowercase());
+    let owner = ticket_info
+        .as_ref()
+        .and_then(|t| t.from.as_deref())
+        .map(|f| f.trim().to_ascii_lowercase());
     let sender = mail.from.as_deref().unwrap_or("");
     if owner.as_deref() == Some(sender) {
         return Ok(());
@@ -275,7 +333,11 @@ async fn verify_sender(
     match bridge.config.thulium.verify_sender {
         VerifySender::Enforce => Err(Delivered::Ignored(reason)),
         _ => {
-            tracing::warn!(ticket, uid = mail.uid, "{reason}; posting anyway (verify_sender = \"warn\")");
+            tracing::warn!(
+                ticket,
+                uid = mail.uid,
+                "{reason}; posting anyway (verify_sender = \"warn\")"
+            );
             Ok(())
         }
     }

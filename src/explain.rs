@@ -18,7 +18,14 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
             None,
             serde_json::to_value(request).ok(),
         ),
-        Action::Skip { kind, reason } => ("skip", None, None, skip_name(*kind), Some(reason.as_str()), None),
+        Action::Skip { kind, reason } => (
+            "skip",
+            None,
+            None,
+            skip_name(*kind),
+            Some(reason.as_str()),
+            None,
+        ),
     };
     json!({
         "action": action,
@@ -44,7 +51,9 @@ pub fn to_text(d: &Decision) -> String {
     line("subject:", &d.subject);
     line(
         "sent:",
-        &d.sent.map(|t| t.to_rfc3339()).unwrap_or_else(|| "(unknown)".into()),
+        &d.sent
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "(unknown)".into()),
     );
     match &d.action {
         Action::Post {
@@ -52,9 +61,19 @@ pub fn to_text(d: &Decision) -> String {
             matched_by,
             request,
         } => {
-            line("action:", &format!("post to ticket {ticket} (found by {matched_by})"));
+            line(
+                "action:",
+                &format!("post to ticket {ticket} (found by {matched_by})"),
+            );
             line("date:", &request.date);
-            line("body_type:", if request.body_type == crate::mail::body::BodyType::Html { "HTML" } else { "PLAIN" });
+            line(
+                "body_type:",
+                if request.body_type == crate::mail::body::BodyType::Html {
+                    "HTML"
+                } else {
+                    "PLAIN"
+                },
+            );
             line("body:", &format!("{} bytes", request.body.len()));
             out.push_str("----\n");
             out.push_str(&request.body);

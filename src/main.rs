@@ -17,7 +17,9 @@ fn main() -> ExitCode {
         Command::Run { dry_run } => with_config(&cli, |config| {
             thulium_mail_bridge::daemon::run(config, cli.config_path().0, dry_run)
         }),
-        Command::Once { dry_run } => with_config(&cli, |config| thulium_mail_bridge::daemon::once(config, dry_run)),
+        Command::Once { dry_run } => with_config(&cli, |config| {
+            thulium_mail_bridge::daemon::once(config, dry_run)
+        }),
         Command::Check => with_config(&cli, thulium_mail_bridge::check::run),
     }
 }
@@ -49,9 +51,14 @@ fn with_config(cli: &Cli, f: impl FnOnce(Config) -> anyhow::Result<bool>) -> Exi
 fn explain_file(cli: &Cli, file: &std::path::Path, json: bool) -> ExitCode {
     let (path, explicit) = cli.config_path();
     let rules = if explicit || path.exists() {
-        Config::load(&path).map_err(|e| e.to_string()).and_then(|c| Rules::new(&c))
+        Config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| Rules::new(&c))
     } else {
-        eprintln!("note: {} not found; explaining with the default rules", path.display());
+        eprintln!(
+            "note: {} not found; explaining with the default rules",
+            path.display()
+        );
         Rules::defaults()
     };
     let rules = match rules {

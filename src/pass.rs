@@ -28,7 +28,12 @@ pub type Deferrals = HashMap<u32, Instant>;
 
 /// The bridge's own keywords, and whether `\Seen` marks done mails.
 fn own_marks(mb: &MailboxConfig) -> (Vec<&str>, bool) {
-    let all = [&mb.on_posted, &mb.on_unmatched, &mb.on_ignored, &mb.on_failed];
+    let all = [
+        &mb.on_posted,
+        &mb.on_unmatched,
+        &mb.on_ignored,
+        &mb.on_failed,
+    ];
     let keywords = all
         .iter()
         .filter_map(|d| match d {
@@ -62,12 +67,13 @@ pub async fn run_pass(
     }
     let metas = session.meta(&uids).await?;
     let max = bridge.rules.content.max_message_size.bytes();
-    let (oversize, metas): (Vec<MailMeta>, Vec<MailMeta>) = metas.into_iter().partition(|m| m.size as u64 > max);
+    let (oversize, metas): (Vec<MailMeta>, Vec<MailMeta>) =
+        metas.into_iter().partition(|m| m.size as u64 > max);
     for m in &oversize {
         tracing::warn!(mailbox = %mb.name, uid = m.uid, size = m.size, outcome = "failed",
             reason = %format!("{} bytes, over max_message_size ({}); not downloaded", m.size, bridge.rules.content.max_message_size),
             "mail handled");
-        count(&mut report, "failed");
+        count(&mut report, &mb.name, "failed");
     }
     if !bridge.dry_run {
         let uids: Vec<u32> = oversize.iter().map(|m| m.uid).collect();
@@ -85,7 +91,11 @@ pub async fn run_pass(
         for mail in mails {
             let decision = decide_guarded(&mail.raw, bridge, mail.internal_date);
             match decision.action {
-                Action::Post { ticket, request, matched_by } => {
+                Action::Post {
+                    ticket,
+                    request,
+                    matched_by,
+                } => {
                     tracing::debug!(mailbox = %mb.name, uid = mail.uid, ticket, %matched_by, "ticket found");
                     outgoing.push(Outgoing {
                         uid: mail.uid,
@@ -104,8 +114,11 @@ pub async fn run_pass(
                         SkipKind::Failed => ("failed", &mb.on_failed),
                     };
                     log_mail(mb, mail.uid, &decision, None, outcome, reason);
-                    count(&mut report, outcome);
-                    dispositions.entry(target.clone()).or_default().push(mail.uid);
+                    count(&mut report, &mb.name, outcome);
+                    dispositions
+                        .entry(target.clone())
+                        .or_default()
+                        .push(mail.uid);
                 }
             }
         }
@@ -115,7 +128,10 @@ pub async fn run_pass(
                 Delivered::Duplicate => ("duplicate", "already posted".into(), Some(&mb.on_posted)),
                 Delivered::Ignored(r) => ("ignored", r.clone(), Some(&mb.on_ignored)),
                 Delivered::Failed(r) => ("failed", r.clone(), Some(&mb.on_failed)),
-                Delivered::Deferred { reason, retry_after } => {
+                Delivered::Deferred {
+                    reason,
+                    retry_after,
+                } => {
                     let wait = retry_after.unwrap_or(Duration::from_secs(30));
                     deferrals.insert(mail.uid, Instant::now() + wait);
                     if reason.contains("credentials") || reason.contains("connect") {
@@ -126,9 +142,12 @@ pub async fn run_pass(
             };
             tracing::info!(mailbox = %mb.name, uid = mail.uid, message_id = mail.message_id.as_deref().unwrap_or(""),
                 ticket = mail.ticket, outcome, reason = %reason, "mail handled");
-            count(&mut report, outcome);
+            count(&mut report, &mb.name, outcome);
             if let Some(target) = target {
-                dispositions.entry(target.clone()).or_default().push(mail.uid);
+                dispositions
+                    .entry(target.clone())
+                    .or_default()
+                    .push(mail.uid);
             }
         }
         if !bridge.dry_run {
@@ -166,26 +185,40 @@ fn decide_guarded(
     bridge: &Bridge,
     internal_date: Option<chrono::DateTime<chrono::FixedOffset>>,
 ) -> Decision {
-    let refs: &dyn decide::References = if bridge.rules.use_references { &bridge.ledger } else { &decide::NoReferences };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decide::decide(raw, &bridge.rules, refs, internal_date)))
-        .unwrap_or_else(|_| Decision {
-            key: String::new(),
-            message_id: None,
-            from: None,
-            subject: String::new(),
-            sent: internal_date,
-            action: Action::Skip {
-                kind: SkipKind::Failed,
-                reason: "internal error while reading this mail (a bug: please report it)".into(),
-            },
-        })
+    let refs: &dyn decide::References = if bridge.rules.use_references {
+        &bridge.ledger
+    } else {
+        &decide::NoReferences
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decide::decide(raw, &bridge.rules, refs, internal_date)
+    }))
+    .unwrap_or_else(|_| Decision {
+        key: String::new(),
+        message_id: None,
+        from: None,
+        subject: String::new(),
+        sent: internal_date,
+        action: Action::Skip {
+            kind: SkipKind::Failed,
+            reason: "internal error while reading this mail (a bug: please report it)".into(),
+        },
+    })
 }
 
-fn log_mail(mb: &MailboxConfig, uid: u32, d: &Decision, ticket: Option<u64>, outcome: &str, reason: &str) {
+fn log_mail(
+    mb: &MailboxConfig,
+    uid: u32,
+    d: &Decision,
+    ticket: Option<u64>,
+    outcome: &str,
+    reason: &str,
+) {
     tracing::info!(mailbox = %mb.name, uid, message_id = d.message_id.as_deref().unwrap_or(""),
         ticket = ticket.map(|t| t.to_string()).unwrap_or_default(), outcome, reason, "mail handled");
 }
 
-fn count(report: &mut PassReport, outcome: &'static str) {
+fn count(report: &mut PassReport, mailbox: &str, outcome: &'static str) {
+    crate::metrics::mail_handled(mailbox, outcome);
     *report.counts.entry(outcome).or_default() += 1;
 }

@@ -7,7 +7,12 @@
 use crate::decide::CustomerResponse;
 
 /// True when `message` (from `GET tickets/{id}`) is the reply we tried to post.
-pub fn is_same_reply(msg_type: Option<&str>, date: Option<&str>, body: Option<&str>, sent: &CustomerResponse) -> bool {
+pub fn is_same_reply(
+    msg_type: Option<&str>,
+    date: Option<&str>,
+    body: Option<&str>,
+    sent: &CustomerResponse,
+) -> bool {
     let is_mail = msg_type.is_none_or(|t| t.eq_ignore_ascii_case("MAIL"));
     let same_minute = date.is_some_and(|d| d.get(..16) == sent.date.get(..16));
     is_mail && same_minute && body.is_some_and(|b| normalize(b) == normalize(&sent.body))
@@ -54,9 +59,29 @@ mod tests {
     #[test]
     fn re_rendered_html_is_the_same_reply() {
         let s = sent("<div>Hello&nbsp;there,<br>thanks</div>");
-        assert!(is_same_reply(Some("MAIL"), Some("2025-03-01 10:15:42"), Some("<p>Hello there, thanks</p>"), &s));
-        assert!(!is_same_reply(Some("MAIL"), Some("2025-03-01 10:16"), Some("Hello there, thanks"), &s));
-        assert!(!is_same_reply(Some("NOTE"), Some("2025-03-01 10:15"), Some("Hello there, thanks"), &s));
-        assert!(!is_same_reply(Some("MAIL"), Some("2025-03-01 10:15"), Some("Hello there"), &s));
+        assert!(is_same_reply(
+            Some("MAIL"),
+            Some("2025-03-01 10:15:42"),
+            Some("<p>Hello there, thanks</p>"),
+            &s
+        ));
+        assert!(!is_same_reply(
+            Some("MAIL"),
+            Some("2025-03-01 10:16"),
+            Some("Hello there, thanks"),
+            &s
+        ));
+        assert!(!is_same_reply(
+            Some("NOTE"),
+            Some("2025-03-01 10:15"),
+            Some("Hello there, thanks"),
+            &s
+        ));
+        assert!(!is_same_reply(
+            Some("MAIL"),
+            Some("2025-03-01 10:15"),
+            Some("Hello there"),
+            &s
+        ));
     }
 }

@@ -4,6 +4,7 @@
 use crate::bridge::Bridge;
 use crate::config::MailboxConfig;
 use crate::imap::{self, IdleEnd, ImapError, Login, MailSession};
+use crate::oauth2::{self, TokenCache};
 use crate::pass::{self, Deferrals, PassReport};
 use rand::Rng;
 use std::sync::Arc;
@@ -15,27 +16,59 @@ const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
 const RECONNECT_BASE: Duration = Duration::from_secs(1);
 const RECONNECT_CAP: Duration = Duration::from_secs(300);
 
-/// How a mailbox signs in, from its config.
-pub fn login_for(mb: &MailboxConfig) -> Result<Login, ImapError> {
-    match &mb.password {
-        Some(p) => Ok(Login::Password(p.clone())),
-        None => Err(ImapError::Auth {
+/// How a mailbox signs in: its password, or an OAuth2 access token from
+/// `tokens` (`renew` skips a cached token the server just refused).
+pub async fn login_for(
+    mb: &MailboxConfig,
+    tokens: &TokenCache,
+    renew: bool,
+) -> Result<Login, ImapError> {
+    match (&mb.oauth2, &mb.password) {
+        (Some(o), _) => {
+            let token = tokens
+                .token(mb, renew)
+                .await
+                .map_err(|e| oauth2::imap_error(e, mb))?;
+            Ok(Login::OAuth2 {
+                token,
+                mechanism: o.mechanism,
+            })
+        }
+        (None, Some(p)) => Ok(Login::Password(p.clone())),
+        (None, None) => Err(ImapError::Auth {
             addr: format!("{}:{}", mb.host, mb.port()),
             user: mb.username.clone(),
-            reason: "OAuth2 sign-in is not available in this build".into(),
+            reason: "no password and no [mailbox.oauth2] configured".into(),
         }),
     }
 }
 
 /// Connects, selects the folder and (unless dry-run) creates the target folders.
 pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, ImapError> {
-    let mut session = imap::connect(mb, &login_for(mb)?).await?;
+    let tokens = TokenCache::global();
+    let mut session = match imap::connect(mb, &login_for(mb, tokens, false).await?).await {
+        // A cached token the server no longer takes (revoked early, clocks
+        // apart): one more try with a new one before calling it refused.
+        Err(ImapError::Auth { .. }) if mb.oauth2.is_some() => {
+            tracing::info!(mailbox = %mb.name, "the IMAP server refused the OAuth2 token; trying a new one");
+            let login = login_for(mb, tokens, true).await?;
+            imap::connect(mb, &login)
+                .await
+                .map_err(|e| oauth2::refused_by_server(e, mb))?
+        }
+        other => other?,
+    };
     session.select(&mb.folder).await?;
     if !dry_run {
-        let targets: Vec<&str> = [&mb.on_posted, &mb.on_unmatched, &mb.on_ignored, &mb.on_failed]
-            .iter()
-            .filter_map(|d| d.target_folder())
-            .collect();
+        let targets: Vec<&str> = [
+            &mb.on_posted,
+            &mb.on_unmatched,
+            &mb.on_ignored,
+            &mb.on_failed,
+        ]
+        .iter()
+        .filter_map(|d| d.target_folder())
+        .collect();
         let created = session.ensure_folders(&targets).await?;
         for folder in created {
             tracing::info!(mailbox = %mb.name, %folder, "created folder");
@@ -54,15 +87,36 @@ pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport
     Ok(report)
 }
 
-/// The daemon's loop for one mailbox, until `stop` turns true.
-pub async fn run(mb: MailboxConfig, bridge: Arc<Bridge>, mut stop: watch::Receiver<bool>, ready: watch::Sender<bool>) {
+/// The daemon's loop for one mailbox, until `stop` turns true. `bridges` carries the
+/// current rules and API client, replaced on reload without restarting this loop.
+pub async fn run(
+    mb: MailboxConfig,
+    bridges: watch::Receiver<Arc<Bridge>>,
+    mut stop: watch::Receiver<bool>,
+    ready: watch::Sender<bool>,
+) {
     let mut failures: u32 = 0;
     let mut deferrals = Deferrals::new();
     while !*stop.borrow() {
-        match serve(&mb, &bridge, &mut stop, &mut deferrals, &ready, &mut failures).await {
+        match serve(
+            &mb,
+            &bridges,
+            &mut stop,
+            &mut deferrals,
+            &ready,
+            &mut failures,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) => {
                 let _ = ready.send(true);
+                let health = Arc::clone(&bridges.borrow().health);
+                health.failed(
+                    &mb.name,
+                    &e.to_string(),
+                    matches!(e, ImapError::Auth { .. }),
+                );
                 failures += 1;
                 let wait = reconnect_delay(failures);
                 tracing::error!(mailbox = %mb.name, error = %e, retry_in = ?wait, "mailbox trouble; reconnecting");
@@ -78,18 +132,26 @@ pub async fn run(mb: MailboxConfig, bridge: Arc<Bridge>, mut stop: watch::Receiv
 /// Connected life of a mailbox; returns Ok only on shutdown.
 async fn serve(
     mb: &MailboxConfig,
-    bridge: &Arc<Bridge>,
+    bridges: &watch::Receiver<Arc<Bridge>>,
     stop: &mut watch::Receiver<bool>,
     deferrals: &mut Deferrals,
     ready: &watch::Sender<bool>,
     failures: &mut u32,
 ) -> Result<(), ImapError> {
-    let mut session = open(mb, bridge.dry_run).await?;
+    let dry_run = bridges.borrow().dry_run;
+    let mut session = open(mb, dry_run).await?;
     *failures = 0;
+    bridges.borrow().health.connected(&mb.name);
     let _ = ready.send(true);
     tracing::info!(mailbox = %mb.name, folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
     loop {
-        let report = pass::run_pass(&mut session, mb, bridge, deferrals, stop).await?;
+        let bridge = Arc::clone(&bridges.borrow());
+        let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
+        crate::metrics::pass_succeeded(&mb.name);
+        bridge
+            .health
+            .posted(report.counts.get("posted").copied().unwrap_or(0));
+        drop(bridge);
         if !report.counts.is_empty() {
             tracing::debug!(mailbox = %mb.name, counts = ?report.counts, "pass done");
         }
@@ -99,7 +161,8 @@ async fn serve(
         }
         let mut wait = mb.poll_interval;
         if let Some(at) = report.retry_at {
-            wait = wait.min(at.saturating_duration_since(Instant::now()) + Duration::from_millis(10));
+            wait =
+                wait.min(at.saturating_duration_since(Instant::now()) + Duration::from_millis(10));
         }
         if mb.idle && session.has_idle() {
             let mut stop_idle = stop.clone();
@@ -127,7 +190,9 @@ async fn serve(
 
 /// Exponential backoff with full jitter, capped at five minutes.
 fn reconnect_delay(failures: u32) -> Duration {
-    let exp = RECONNECT_BASE.saturating_mul(1u32 << failures.min(16)).min(RECONNECT_CAP);
+    let exp = RECONNECT_BASE
+        .saturating_mul(1u32 << failures.min(16))
+        .min(RECONNECT_CAP);
     let jittered = rand::rng().random_range(exp.as_millis() as u64 / 2..=exp.as_millis() as u64);
     Duration::from_millis(jittered)
 }

@@ -38,7 +38,10 @@ fn example_config_loads_with_systemd_credentials() {
     assert_eq!(config.thulium.concurrency, 4);
     // The secrets were read from the credentials directory, and never show in Debug.
     let debug = format!("{config:?}");
-    assert!(!debug.contains("api-pass") && !debug.contains("imap-pass"), "{debug}");
+    assert!(
+        !debug.contains("api-pass") && !debug.contains("imap-pass"),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -63,20 +66,49 @@ fn errors_name_file_key_and_problem() {
     );
     let unknown = MINIMAL.replace("[thulium]", "[thulium]\nuri = \"x\"");
     let e = error_of(&unknown);
-    assert!(e.starts_with("config.toml: thulium") && e.contains("unknown field `uri`"), "{e}");
-    let tz = MINIMAL.replace("user = \"api\"", "user = \"api\"\ntimezone = \"Europe/Warszawa\"");
+    assert!(
+        e.starts_with("config.toml: thulium") && e.contains("unknown field `uri`"),
+        "{e}"
+    );
+    let tz = MINIMAL.replace(
+        "user = \"api\"",
+        "user = \"api\"\ntimezone = \"Europe/Warszawa\"",
+    );
     assert!(error_of(&tz).starts_with("config.toml: thulium.timezone: unknown IANA time zone"));
     let duration = MINIMAL.replace("user = \"api\"", "user = \"api\"\ntimeout = \"soon\"");
-    assert!(error_of(&duration).starts_with("config.toml: thulium.timeout:"), "{}", error_of(&duration));
+    assert!(
+        error_of(&duration).starts_with("config.toml: thulium.timeout:"),
+        "{}",
+        error_of(&duration)
+    );
     let size = format!("{MINIMAL}\n[content]\nmax_message_size = \"25 parsecs\"\n");
-    assert!(error_of(&size).starts_with("config.toml: content.max_message_size: unknown size unit"));
+    assert!(
+        error_of(&size).starts_with("config.toml: content.max_message_size: unknown size unit")
+    );
     let regex = format!("{MINIMAL}\n[match]\nsubject_patterns = ['\\d+']\n");
-    assert!(error_of(&regex).contains("match.subject_patterns[0]") && error_of(&regex).contains("named group `id`"));
-    let both = MINIMAL.replace("password = \"secret-api-pass\"", "password = \"a\"\npassword_file = \"/x\"");
-    assert_eq!(error_of(&both), "config.toml: thulium.password: set only one of password and password_file");
-    let missing_file = MINIMAL.replace("password = \"secret-api-pass\"", "password_file = \"/nonexistent/pw\"");
-    assert!(error_of(&missing_file).starts_with("config.toml: thulium.password_file: cannot read /nonexistent/pw"));
-    let duplicate = format!("{MINIMAL}\n[[mailbox]]\nname = \"support\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n");
+    assert!(
+        error_of(&regex).contains("match.subject_patterns[0]")
+            && error_of(&regex).contains("named group `id`")
+    );
+    let both = MINIMAL.replace(
+        "password = \"secret-api-pass\"",
+        "password = \"a\"\npassword_file = \"/x\"",
+    );
+    assert_eq!(
+        error_of(&both),
+        "config.toml: thulium.password: set only one of password and password_file"
+    );
+    let missing_file = MINIMAL.replace(
+        "password = \"secret-api-pass\"",
+        "password_file = \"/nonexistent/pw\"",
+    );
+    assert!(
+        error_of(&missing_file)
+            .starts_with("config.toml: thulium.password_file: cannot read /nonexistent/pw")
+    );
+    let duplicate = format!(
+        "{MINIMAL}\n[[mailbox]]\nname = \"support\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n"
+    );
     assert!(error_of(&duplicate).starts_with("config.toml: mailbox[1].name:"));
     assert!(error_of("[thulium\nurl=").starts_with("config.toml: (syntax):"));
     let missing = "[thulium]\nuser = \"a\"\npassword = \"b\"\n";
@@ -85,12 +117,24 @@ fn errors_name_file_key_and_problem() {
 
 #[test]
 fn plaintext_imap_is_refused_off_loopback() {
-    let insecure = MINIMAL.replace("host = \"imap.example.com\"", "host = \"imap.example.com\"\ntls = \"none\"");
+    let insecure = MINIMAL.replace(
+        "host = \"imap.example.com\"",
+        "host = \"imap.example.com\"\ntls = \"none\"",
+    );
     let e = error_of(&insecure);
-    assert!(e.starts_with("config.toml: mailbox[0].tls:") && e.contains("allow_insecure"), "{e}");
+    assert!(
+        e.starts_with("config.toml: mailbox[0].tls:") && e.contains("allow_insecure"),
+        "{e}"
+    );
     let allowed = insecure.replace("tls = \"none\"", "tls = \"none\"\nallow_insecure = true");
-    assert_eq!(Config::parse(&allowed, "c").unwrap().mailboxes[0].port(), 143);
-    let loopback = MINIMAL.replace("host = \"imap.example.com\"", "host = \"127.0.0.1\"\ntls = \"none\"");
+    assert_eq!(
+        Config::parse(&allowed, "c").unwrap().mailboxes[0].port(),
+        143
+    );
+    let loopback = MINIMAL.replace(
+        "host = \"imap.example.com\"",
+        "host = \"127.0.0.1\"\ntls = \"none\"",
+    );
     assert!(Config::parse(&loopback, "c").is_ok());
 }
 
@@ -102,7 +146,13 @@ fn world_readable_inline_password_is_warned_about() {
     std::fs::write(&path, MINIMAL).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let c = Config::load(&path).unwrap();
-    assert!(c.warnings.iter().any(|w| w.contains("readable by group or others")), "{:?}", c.warnings);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("readable by group or others")),
+        "{:?}",
+        c.warnings
+    );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(Config::load(&path).unwrap().warnings.is_empty());
 }

@@ -36,21 +36,41 @@ async fn replies_are_posted_and_every_mail_goes_where_it_belongs() {
     // 01:30 UTC on the day Warsaw moves to summer time is 03:30 local.
     assert_eq!(html[0].date.as_deref(), Some("2026-03-29 03:30"));
     assert!(html[0].body.contains("dzia\u{142}a"), "{}", html[0].body);
-    assert!(!html[0].body.contains("<script") && !html[0].body.contains("stare"), "{}", html[0].body);
+    assert!(
+        !html[0].body.contains("<script") && !html[0].body.contains("stare"),
+        "{}",
+        html[0].body
+    );
 
     let plain = w.api.posted(1002);
     assert_eq!(plain.len(), 1);
     assert_eq!(plain[0].body_type, "PLAIN");
     assert_eq!(plain[0].date.as_deref(), Some("2026-11-26 10:01"));
-    assert!(plain[0].body.starts_with("Plain thanks.") && !plain[0].body.contains("Anna"), "{:?}", plain[0].body);
+    assert!(
+        plain[0].body.starts_with("Plain thanks.") && !plain[0].body.contains("Anna"),
+        "{:?}",
+        plain[0].body
+    );
 
     assert_eq!(w.folder("INBOX").len(), 0);
     assert_eq!(w.folder("Processed").len(), 2);
-    assert_eq!(w.subjects("Unmatched"), vec!["Question without a tag".to_string()]);
-    assert_eq!(w.subjects("Ignored"), vec!["Out of office [TH#1001]".to_string()]);
-    assert_eq!(w.subjects("Failed"), vec!["Re: [TH#4040] Order question".to_string()]);
+    assert_eq!(
+        w.subjects("Unmatched"),
+        vec!["Question without a tag".to_string()]
+    );
+    assert_eq!(
+        w.subjects("Ignored"),
+        vec!["Out of office [TH#1001]".to_string()]
+    );
+    assert_eq!(
+        w.subjects("Failed"),
+        vec!["Re: [TH#4040] Order question".to_string()]
+    );
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("HTTP 404") && log.contains("4040"), "the API's rejection is logged:\n{log}");
+    assert!(
+        log.contains("HTTP 404") && log.contains("4040"),
+        "the API's rejection is logged:\n{log}"
+    );
 
     // A second pass finds nothing: every mail left the candidate set.
     let again = once(&w.config(), &[]).await;
@@ -66,7 +86,12 @@ async fn transient_failures_end_in_exactly_one_post() {
         w.append(&reply(t, t as u32, "hello"));
     }
     w.api.fail_next(1, Fault::Status(500));
-    w.api.fail_next(1, Fault::TooManyRequests { retry_after_secs: 1 });
+    w.api.fail_next(
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
     w.api.fail_next(1, Fault::Reset);
     w.api.fail_next(1, Fault::Status(503));
     let out = once(&w.config(), &[]).await;
@@ -110,7 +135,10 @@ async fn the_same_mail_in_two_mailboxes_is_posted_once() {
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(w.api.posted(55).len(), 1);
     assert_eq!(w.folder("Processed").len(), 1);
-    assert_eq!(w.dovecot.folder_mails("sales", "Processed").unwrap().len(), 1);
+    assert_eq!(
+        w.dovecot.folder_mails("sales", "Processed").unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,12 +146,20 @@ async fn oversize_mail_goes_to_failed_without_download() {
     let w = World::start().await;
     w.api.add_ticket(9, CUSTOMER);
     w.append(&reply(9, 1, &"x".repeat(3000)));
-    let config = w.config_with(&[MailboxOpts::default()], "", "[content]\nmax_message_size = 2048\n");
+    let config = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        "[content]\nmax_message_size = 2048\n",
+    );
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.api.total_posted(), 0);
     assert_eq!(w.folder("Failed").len(), 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not downloaded"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not downloaded"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,7 +179,12 @@ async fn replies_to_one_ticket_keep_their_order_under_concurrency() {
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     for t in 1..=4 {
-        let bodies: Vec<String> = w.api.posted(t).iter().map(|r| r.body.trim().to_string()).collect();
+        let bodies: Vec<String> = w
+            .api
+            .posted(t)
+            .iter()
+            .map(|r| r.body.trim().to_string())
+            .collect();
         let expected: Vec<String> = (0..10).map(|n| format!("reply {n}")).collect();
         assert_eq!(bodies, expected, "ticket {t}");
     }
@@ -156,11 +197,28 @@ async fn dry_run_changes_nothing() {
     w.append(&reply(3, 1, "would be posted"));
     let out = once(&w.config(), &["--dry-run"]).await;
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("would post"), "{}", text(&out));
-    assert_eq!(w.api.requests().iter().filter(|r| r.method == "POST").count(), 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("would post"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        w.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count(),
+        0
+    );
     assert_eq!(w.folder("INBOX").len(), 1);
     assert!(w.folder("INBOX")[0].flags.is_empty());
-    assert!(!w.dovecot.list_folders(USER).unwrap().iter().any(|f| f == "Processed"));
+    assert!(
+        !w.dovecot
+            .list_folders(USER)
+            .unwrap()
+            .iter()
+            .any(|f| f == "Processed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -171,10 +229,20 @@ async fn check_passes_and_fails_where_it_should() {
     let out = output(c).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout.contains("ok   mailbox support: logged in"), "{stdout}");
+    assert!(
+        stdout.contains("ok   mailbox support: logged in"),
+        "{stdout}"
+    );
     assert!(stdout.contains("ok   api:"), "{stdout}");
     for folder in ["Processed", "Unmatched", "Ignored", "Failed"] {
-        assert!(w.dovecot.list_folders(USER).unwrap().iter().any(|f| f == folder), "{folder} created");
+        assert!(
+            w.dovecot
+                .list_folders(USER)
+                .unwrap()
+                .iter()
+                .any(|f| f == folder),
+            "{folder} created"
+        );
     }
 
     let wrong = MailboxOpts {
@@ -182,16 +250,27 @@ async fn check_passes_and_fails_where_it_should() {
         ..MailboxOpts::default()
     };
     let config = w.config_with(&[wrong], "", "");
-    let text_of = std::fs::read_to_string(&config).unwrap().replace(w.api.password(), "bad-api-pw");
+    let text_of = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(w.api.password(), "bad-api-pw");
     std::fs::write(&config, text_of).unwrap();
     let mut c = bin();
     c.arg("--config").arg(&config).arg("check");
     let out = output(c).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(stdout.contains("FAIL mailbox support: login as support refused"), "{stdout}");
-    assert!(stdout.contains("FAIL api:") && stdout.contains("401"), "{stdout}");
-    assert!(!stdout.contains("bad-api-pw") && !stdout.contains("wrong\""), "no secret printed: {stdout}");
+    assert!(
+        stdout.contains("FAIL mailbox support: login as support refused"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL api:") && stdout.contains("401"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("bad-api-pw") && !stdout.contains("wrong\""),
+        "no secret printed: {stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -200,7 +279,9 @@ async fn bad_credentials_give_a_clear_message_and_lose_nothing() {
     w.api.add_ticket(1, CUSTOMER);
     w.append(&reply(1, 1, "hello"));
     let config = w.config();
-    let text_of = std::fs::read_to_string(&config).unwrap().replace(w.api.password(), "bad-api-pw");
+    let text_of = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(w.api.password(), "bad-api-pw");
     std::fs::write(&config, text_of).unwrap();
     let out = once(&config, &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -230,7 +311,7 @@ async fn tls_and_starttls_with_a_private_ca() {
         tls: "tls",
         ..MailboxOpts::default()
     };
-    let out = once(&w.config_with(&[tls.clone()], "", ""), &[]).await;
+    let out = once(&w.config_with(std::slice::from_ref(&tls), "", ""), &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.api.posted(11).len(), 1);
 
@@ -254,16 +335,26 @@ async fn tls_and_starttls_with_a_private_ca() {
     std::fs::write(&no_ca, stripped).unwrap();
     let out = once(&no_ca, &[]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS with 127.0.0.1"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS with 127.0.0.1"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plaintext_to_a_remote_host_is_refused_at_start() {
     let w = World::start().await;
     let config = w.config();
-    let remote = std::fs::read_to_string(&config).unwrap().replace("host = \"127.0.0.1\"", "host = \"imap.example.com\"");
+    let remote = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("host = \"127.0.0.1\"", "host = \"imap.example.com\"");
     std::fs::write(&config, remote).unwrap();
     let out = once(&config, &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("mailbox[0].tls"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mailbox[0].tls"),
+        "{}",
+        text(&out)
+    );
 }

@@ -26,7 +26,8 @@ impl std::str::FromStr for Disposition {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let expected = || format!("expected move:<folder>, flag:<keyword>, seen or delete, got {s:?}");
+        let expected =
+            || format!("expected move:<folder>, flag:<keyword>, seen or delete, got {s:?}");
         match s.split_once(':') {
             Some(("move", folder)) if !folder.trim().is_empty() => {
                 Ok(Disposition::Move(folder.trim().to_string()))
@@ -77,12 +78,20 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert_eq!("move:Processed".parse(), Ok(Disposition::Move("Processed".into())));
-        assert_eq!("flag:$Thulium".parse(), Ok(Disposition::Flag("$Thulium".into())));
+        assert_eq!(
+            "move:Processed".parse(),
+            Ok(Disposition::Move("Processed".into()))
+        );
+        assert_eq!(
+            "flag:$Thulium".parse(),
+            Ok(Disposition::Flag("$Thulium".into()))
+        );
         assert_eq!("seen".parse(), Ok(Disposition::Seen));
         assert_eq!("delete".parse(), Ok(Disposition::Delete));
         let err = "archive".parse::<Disposition>().unwrap_err();
-        assert!(err.contains("expected move:<folder>, flag:<keyword>, seen or delete, got \"archive\""));
+        assert!(
+            err.contains("expected move:<folder>, flag:<keyword>, seen or delete, got \"archive\"")
+        );
         assert!("move:".parse::<Disposition>().is_err());
         assert!("flag:a b".parse::<Disposition>().is_err());
     }

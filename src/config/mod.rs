@@ -372,7 +372,11 @@ impl Config {
             .map_err(|e| err("(syntax)".into(), one_line(&e.to_string())))?;
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            let key = if key == "." { "(top level)".into() } else { key };
+            let key = if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            };
             err(key, one_line(e.inner().message()))
         })?;
         config
@@ -383,10 +387,17 @@ impl Config {
 
     fn validate(&mut self) -> Result<(), (String, String)> {
         let t = &mut self.thulium;
-        let url = reqwest::Url::parse(&t.url)
-            .map_err(|e| ("thulium.url".to_string(), format!("not a URL ({e}): {:?}", t.url)))?;
+        let url = reqwest::Url::parse(&t.url).map_err(|e| {
+            (
+                "thulium.url".to_string(),
+                format!("not a URL ({e}): {:?}", t.url),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(("thulium.url".into(), "must start with https:// (or http://)".into()));
+            return Err((
+                "thulium.url".into(),
+                "must start with https:// (or http://)".into(),
+            ));
         }
         if t.user.trim().is_empty() {
             return Err(("thulium.user".into(), "must not be empty".into()));
@@ -394,14 +405,23 @@ impl Config {
         let password = secret::resolve(t.password.as_ref(), t.password_file.as_deref(), "password")
             .map_err(|(k, m)| (format!("thulium.{k}"), m))?;
         t.password = Some(password);
-        t.timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| ("thulium.timezone".to_string(), format!("unknown IANA time zone {:?} (e.g. \"Europe/Warsaw\")", t.timezone)))?;
+        t.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            (
+                "thulium.timezone".to_string(),
+                format!(
+                    "unknown IANA time zone {:?} (e.g. \"Europe/Warsaw\")",
+                    t.timezone
+                ),
+            )
+        })?;
         if t.timeout.is_zero() {
             return Err(("thulium.timeout".into(), "must be longer than 0s".into()));
         }
         if !(1..=256).contains(&t.concurrency) {
-            return Err(("thulium.concurrency".into(), format!("must be between 1 and 256, got {}", t.concurrency)));
+            return Err((
+                "thulium.concurrency".into(),
+                format!("must be between 1 and 256, got {}", t.concurrency),
+            ));
         }
 
         let mut names = std::collections::HashSet::new();
@@ -411,7 +431,13 @@ impl Config {
                 return Err((at("name"), "must not be empty".into()));
             }
             if !names.insert(m.name.clone()) {
-                return Err((at("name"), format!("{:?} is used by another mailbox; names must be unique", m.name)));
+                return Err((
+                    at("name"),
+                    format!(
+                        "{:?} is used by another mailbox; names must be unique",
+                        m.name
+                    ),
+                ));
             }
             if m.host.trim().is_empty() {
                 return Err((at("host"), "must not be empty".into()));
@@ -431,27 +457,34 @@ impl Config {
             match &m.oauth2 {
                 Some(o) => {
                     if m.password.is_some() || m.password_file.is_some() {
-                        return Err((at("oauth2"), "set either a password or [mailbox.oauth2], not both".into()));
+                        return Err((
+                            at("oauth2"),
+                            "set either a password or [mailbox.oauth2], not both".into(),
+                        ));
                     }
                     validate_oauth2(o).map_err(|(k, msg)| (at(&format!("oauth2.{k}")), msg))?;
                 }
                 None => {
-                    let password = secret::resolve(m.password.as_ref(), m.password_file.as_deref(), "password")
-                        .map_err(|(k, msg)| {
-                            let msg = if msg.starts_with("one of") {
-                                "one of password, password_file or [mailbox.oauth2] is required".into()
-                            } else {
-                                msg
-                            };
-                            (at(&k), msg)
-                        })?;
+                    let password = secret::resolve(
+                        m.password.as_ref(),
+                        m.password_file.as_deref(),
+                        "password",
+                    )
+                    .map_err(|(k, msg)| {
+                        let msg = if msg.starts_with("one of") {
+                            "one of password, password_file or [mailbox.oauth2] is required".into()
+                        } else {
+                            msg
+                        };
+                        (at(&k), msg)
+                    })?;
                     m.password = Some(password);
                 }
             }
-            if let Some(ca) = &m.ca_file {
-                if !ca.is_file() {
-                    return Err((at("ca_file"), format!("{} does not exist", ca.display())));
-                }
+            if let Some(ca) = &m.ca_file
+                && !ca.is_file()
+            {
+                return Err((at("ca_file"), format!("{} does not exist", ca.display())));
             }
             if m.folder.trim().is_empty() {
                 return Err((at("folder"), "must not be empty".into()));
@@ -466,7 +499,13 @@ impl Config {
                 ("on_failed", &m.on_failed),
             ] {
                 if d.target_folder() == Some(m.folder.as_str()) {
-                    return Err((at(key), format!("moving into {:?}, the watched folder, would handle the mail again", m.folder)));
+                    return Err((
+                        at(key),
+                        format!(
+                            "moving into {:?}, the watched folder, would handle the mail again",
+                            m.folder
+                        ),
+                    ));
                 }
             }
         }
@@ -476,13 +515,23 @@ impl Config {
         crate::mail::classify::SenderRules::new(&self.filters)
             .map_err(|(key, msg)| (format!("filters.{key}"), msg))?;
         if self.content.max_body_size.bytes() < 1024 {
-            return Err(("content.max_body_size".into(), "must be at least 1 KiB".into()));
+            return Err((
+                "content.max_body_size".into(),
+                "must be at least 1 KiB".into(),
+            ));
         }
         if self.content.max_message_size.bytes() < 1024 {
-            return Err(("content.max_message_size".into(), "must be at least 1 KiB".into()));
+            return Err((
+                "content.max_message_size".into(),
+                "must be at least 1 KiB".into(),
+            ));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| ("log.level".to_string(), format!("{e} (use error, warn, info, debug or trace)")))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            (
+                "log.level".to_string(),
+                format!("{e} (use error, warn, info, debug or trace)"),
+            )
+        })?;
         if self.delivery.max_attempts == 0 {
             return Err(("delivery.max_attempts".into(), "must be at least 1".into()));
         }
@@ -491,7 +540,10 @@ impl Config {
 
     /// The zone of the Thulium account (validated at load).
     pub fn timezone(&self) -> chrono_tz::Tz {
-        self.thulium.timezone.parse().unwrap_or(chrono_tz::Europe::Warsaw)
+        self.thulium
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Europe::Warsaw)
     }
 
     fn warn_about_inline_secrets(&mut self, path: &Path) {
@@ -501,7 +553,9 @@ impl Config {
                 .mailboxes
                 .iter()
                 .any(|m| m.oauth2.is_none() && m.password_file.is_none());
-        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0);
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
         if inline && mode & 0o077 != 0 {
             self.warnings.push(format!(
                 "{}: holds a password inline and is readable by group or others (mode {:o}); chmod 600 it or use password_file",
@@ -517,14 +571,18 @@ fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
         if present {
             Ok(())
         } else {
-            Err((key.to_string(), format!("is required for grant = {:?}", grant_name(o.grant))))
+            Err((
+                key.to_string(),
+                format!("is required for grant = {:?}", grant_name(o.grant)),
+            ))
         }
     };
     match o.grant {
         OAuth2Grant::ClientCredentials | OAuth2Grant::RefreshToken | OAuth2Grant::JwtBearer => {
             need(o.token_url.is_some(), "token_url")?;
             if let Some(u) = &o.token_url {
-                reqwest::Url::parse(u).map_err(|e| ("token_url".to_string(), format!("not a URL: {e}")))?;
+                reqwest::Url::parse(u)
+                    .map_err(|e| ("token_url".to_string(), format!("not a URL: {e}")))?;
             }
         }
         OAuth2Grant::Command => {}
@@ -532,13 +590,19 @@ fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
     match o.grant {
         OAuth2Grant::ClientCredentials => {
             need(o.client_id.is_some(), "client_id")?;
-            need(o.client_secret.is_some() || o.client_secret_file.is_some(), "client_secret_file")?;
+            need(
+                o.client_secret.is_some() || o.client_secret_file.is_some(),
+                "client_secret_file",
+            )?;
         }
         OAuth2Grant::RefreshToken => {
             need(o.client_id.is_some(), "client_id")?;
             need(o.refresh_token_file.is_some(), "refresh_token_file")?;
         }
-        OAuth2Grant::JwtBearer => need(o.service_account_key_file.is_some(), "service_account_key_file")?,
+        OAuth2Grant::JwtBearer => need(
+            o.service_account_key_file.is_some(),
+            "service_account_key_file",
+        )?,
         OAuth2Grant::Command => need(!o.command.is_empty(), "command")?,
     }
     Ok(())

@@ -47,6 +47,9 @@ pub fn resolve(
             what.to_string(),
             format!("set only one of {what} and {what}_file"),
         )),
-        (None, None) => Err((what.to_string(), format!("one of {what} or {what}_file is required"))),
+        (None, None) => Err((
+            what.to_string(),
+            format!("one of {what} or {what}_file is required"),
+        )),
     }
 }

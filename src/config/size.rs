@@ -33,7 +33,11 @@ impl std::str::FromStr for ByteSize {
             "mib" => 1 << 20,
             "g" | "gb" => 1_000_000_000,
             "gib" => 1 << 30,
-            other => return Err(format!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, kB, MB, GB)")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB, kB, MB, GB)"
+                ));
+            }
         };
         let bytes = value * factor as f64;
         if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
@@ -46,9 +50,9 @@ impl std::str::FromStr for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b >= 1 << 20 && b % (1 << 20) == 0 {
+        if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
             write!(f, "{} MiB", b >> 20)
-        } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
             write!(f, "{} KiB", b >> 10)
         } else {
             write!(f, "{b} B")

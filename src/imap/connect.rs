@@ -20,7 +20,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Login {
     Password(SecretString),
     /// A SASL XOAUTH2/OAUTHBEARER access token.
-    OAuth2 { token: SecretString, mechanism: crate::config::SaslMechanism },
+    OAuth2 {
+        token: SecretString,
+        mechanism: crate::config::SaslMechanism,
+    },
 }
 
 /// Opens a connection per the mailbox's `tls` mode and logs in.
@@ -51,7 +54,9 @@ async fn open(mb: &MailboxConfig, addr: &str) -> Result<Client<ImapStream>, Imap
         addr: addr.to_string(),
         reason: e.to_string(),
     };
-    let tcp = TcpStream::connect((mb.host.as_str(), mb.port())).await.map_err(connect_err)?;
+    let tcp = TcpStream::connect((mb.host.as_str(), mb.port()))
+        .await
+        .map_err(connect_err)?;
     let _ = tcp.set_nodelay(true);
     match mb.tls {
         TlsMode::Tls => {
@@ -91,7 +96,8 @@ async fn start_tls(
         reason,
     };
     let config = tls::client_config(mb.ca_file.as_deref()).map_err(tls_err)?;
-    let name = ServerName::try_from(mb.host.clone()).map_err(|e| tls_err(format!("bad host name: {e}")))?;
+    let name = ServerName::try_from(mb.host.clone())
+        .map_err(|e| tls_err(format!("bad host name: {e}")))?;
     TlsConnector::from(config)
         .connect(name, tcp)
         .await
@@ -127,7 +133,10 @@ async fn authenticate(
             .map_err(|(e, _)| e.to_string()),
         Login::OAuth2 { token, mechanism } => {
             let (name, auth) = super::sasl::oauth2(user, token, *mechanism);
-            client.authenticate(name, auth).await.map_err(|(e, _)| e.to_string())
+            client
+                .authenticate(name, auth)
+                .await
+                .map_err(|(e, _)| e.to_string())
         }
     }
 }

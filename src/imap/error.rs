@@ -12,7 +12,11 @@ pub enum ImapError {
     Tls { addr: String, reason: String },
     /// The server refused the login: wrong username or password, or the account is disabled.
     #[error("login as {user} refused by {addr}: {reason}")]
-    Auth { addr: String, user: String, reason: String },
+    Auth {
+        addr: String,
+        user: String,
+        reason: String,
+    },
     /// A command got no answer in time; the connection is dropped.
     #[error("{command} timed out after {after:?}")]
     Timeout { command: String, after: Duration },

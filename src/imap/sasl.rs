@@ -23,11 +23,21 @@ impl async_imap::Authenticator for OAuth2Auth {
 }
 
 /// The mechanism name and authenticator for `user` with access token `token`.
-pub fn oauth2(user: &str, token: &SecretString, mechanism: SaslMechanism) -> (&'static str, OAuth2Auth) {
+pub fn oauth2(
+    user: &str,
+    token: &SecretString,
+    mechanism: SaslMechanism,
+) -> (&'static str, OAuth2Auth) {
     let t = token.expose_secret();
     let (name, response) = match mechanism {
-        SaslMechanism::Xoauth2 => ("XOAUTH2", format!("user={user}\u{1}auth=Bearer {t}\u{1}\u{1}")),
-        SaslMechanism::Oauthbearer => ("OAUTHBEARER", format!("n,a={user},\u{1}auth=Bearer {t}\u{1}\u{1}")),
+        SaslMechanism::Xoauth2 => (
+            "XOAUTH2",
+            format!("user={user}\u{1}auth=Bearer {t}\u{1}\u{1}"),
+        ),
+        SaslMechanism::Oauthbearer => (
+            "OAUTHBEARER",
+            format!("n,a={user},\u{1}auth=Bearer {t}\u{1}\u{1}"),
+        ),
     };
     (
         name,

@@ -79,7 +79,9 @@ fn quoted(s: &str) -> String {
 }
 
 impl MailSession {
-    pub(super) async fn new(mut session: async_imap::Session<ImapStream>) -> Result<Self, ImapError> {
+    pub(super) async fn new(
+        mut session: async_imap::Session<ImapStream>,
+    ) -> Result<Self, ImapError> {
         let caps = bounded("CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
         Ok(MailSession {
             has_idle: caps.has_str("IDLE"),
@@ -110,14 +112,20 @@ impl MailSession {
     /// Creates the folders that do not exist yet; returns the ones it created.
     pub async fn ensure_folders(&mut self, folders: &[&str]) -> Result<Vec<String>, ImapError> {
         let existing: HashSet<String> = bounded("LIST", COMMAND_TIMEOUT, async {
-            let names: Vec<_> = self.session.list(Some(""), Some("*")).await?.try_collect().await?;
+            let names: Vec<_> = self
+                .session
+                .list(Some(""), Some("*"))
+                .await?
+                .try_collect()
+                .await?;
             Ok::<_, async_imap::error::Error>(names.iter().map(|n| n.name().to_string()).collect())
         })
         .await?;
         let mut created = Vec::new();
         for folder in folders {
             let exists = existing.contains(*folder)
-                || (folder.eq_ignore_ascii_case("INBOX") && existing.iter().any(|n| n.eq_ignore_ascii_case("INBOX")));
+                || (folder.eq_ignore_ascii_case("INBOX")
+                    && existing.iter().any(|n| n.eq_ignore_ascii_case("INBOX")));
             if !exists && !created.iter().any(|c: &String| c == folder) {
                 bounded("CREATE", COMMAND_TIMEOUT, self.session.create(folder)).await?;
                 created.push(folder.to_string());
@@ -128,7 +136,11 @@ impl MailSession {
     }
 
     /// UIDs of mails that carry none of the bridge's own marks.
-    pub async fn candidates(&mut self, own_keywords: &[&str], unseen_only: bool) -> Result<Vec<u32>, ImapError> {
+    pub async fn candidates(
+        &mut self,
+        own_keywords: &[&str],
+        unseen_only: bool,
+    ) -> Result<Vec<u32>, ImapError> {
         let mut query = String::from("UNDELETED");
         for kw in own_keywords {
             query.push_str(" UNKEYWORD ");
@@ -137,7 +149,12 @@ impl MailSession {
         if unseen_only {
             query.push_str(" UNSEEN");
         }
-        let uids = bounded("UID SEARCH", COMMAND_TIMEOUT, self.session.uid_search(&query)).await?;
+        let uids = bounded(
+            "UID SEARCH",
+            COMMAND_TIMEOUT,
+            self.session.uid_search(&query),
+        )
+        .await?;
         self.drain();
         let mut uids: Vec<u32> = uids.into_iter().collect();
         uids.sort_unstable();
@@ -199,24 +216,32 @@ impl MailSession {
     }
 
     /// Applies one disposition to a set of UIDs in as few commands as the server allows.
-    pub async fn dispose(&mut self, disposition: &Disposition, uids: &[u32]) -> Result<(), ImapError> {
+    pub async fn dispose(
+        &mut self,
+        disposition: &Disposition,
+        uids: &[u32],
+    ) -> Result<(), ImapError> {
         if uids.is_empty() {
             return Ok(());
         }
         let set = uid_set(uids);
         match disposition {
             Disposition::Move(folder) if self.has_move => {
-                self.run(&format!("UID MOVE {set} {}", quoted(folder))).await?;
+                self.run(&format!("UID MOVE {set} {}", quoted(folder)))
+                    .await?;
             }
             Disposition::Move(folder) => {
-                self.run(&format!("UID COPY {set} {}", quoted(folder))).await?;
+                self.run(&format!("UID COPY {set} {}", quoted(folder)))
+                    .await?;
                 self.delete(&set).await?;
             }
             Disposition::Flag(keyword) => {
-                self.run(&format!("UID STORE {set} +FLAGS.SILENT ({keyword})")).await?;
+                self.run(&format!("UID STORE {set} +FLAGS.SILENT ({keyword})"))
+                    .await?;
             }
             Disposition::Seen => {
-                self.run(&format!("UID STORE {set} +FLAGS.SILENT (\\Seen)")).await?;
+                self.run(&format!("UID STORE {set} +FLAGS.SILENT (\\Seen)"))
+                    .await?;
             }
             Disposition::Delete => self.delete(&set).await?,
         }
@@ -225,7 +250,8 @@ impl MailSession {
 
     /// `\Deleted`, then `UID EXPUNGE` of exactly these UIDs; never a plain EXPUNGE of other mails.
     async fn delete(&mut self, set: &str) -> Result<(), ImapError> {
-        self.run(&format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)")).await?;
+        self.run(&format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"))
+            .await?;
         if self.has_uidplus {
             self.run(&format!("UID EXPUNGE {set}")).await?;
         }
@@ -234,7 +260,12 @@ impl MailSession {
 
     async fn run(&mut self, command: &str) -> Result<(), ImapError> {
         let name = command.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        bounded(&name, COMMAND_TIMEOUT, self.session.run_command_and_check_ok(command)).await?;
+        bounded(
+            &name,
+            COMMAND_TIMEOUT,
+            self.session.run_command_and_check_ok(command),
+        )
+        .await?;
         self.drain();
         Ok(())
     }

@@ -21,20 +21,27 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| format!("ca_file {}: not a PEM certificate: {e}", path.display()))?;
+            let cert = cert
+                .map_err(|e| format!("ca_file {}: not a PEM certificate: {e}", path.display()))?;
             roots
                 .add(cert)
                 .map_err(|e| format!("ca_file {}: unusable certificate: {e}", path.display()))?;
             added += 1;
         }
         if added == 0 {
-            return Err(format!("ca_file {}: no PEM certificate found", path.display()));
+            return Err(format!(
+                "ca_file {}: no PEM certificate found",
+                path.display()
+            ));
         }
     }
     Ok(Arc::new(
-        ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
+        ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
     ))
 }

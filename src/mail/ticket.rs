@@ -12,7 +12,10 @@ pub struct TicketMatcher {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubjectMatch {
     /// Pattern number `pattern` found this one ticket.
-    Ticket { id: u64, pattern: usize },
+    Ticket {
+        id: u64,
+        pattern: usize,
+    },
     /// One subject names two different tickets: posting to either could be wrong.
     Ambiguous(Vec<u64>),
     None,
@@ -33,7 +36,10 @@ impl TicketMatcher {
                     .build()
                     .map_err(|e| (i, format!("not a valid regex: {e}")))?;
                 if !re.capture_names().any(|n| n == Some("id")) {
-                    return Err((i, format!("{p:?} has no named group `id`, e.g. (?P<id>[0-9]+)")));
+                    return Err((
+                        i,
+                        format!("{p:?} has no named group `id`, e.g. (?P<id>[0-9]+)"),
+                    ));
                 }
                 Ok(re)
             })
@@ -46,7 +52,10 @@ impl TicketMatcher {
         for (pattern, re) in self.patterns.iter().enumerate() {
             let mut ids: Vec<u64> = Vec::new();
             for caps in re.captures_iter(subject) {
-                let Some(id) = caps.name("id").and_then(|m| m.as_str().trim().parse::<u64>().ok()) else {
+                let Some(id) = caps
+                    .name("id")
+                    .and_then(|m| m.as_str().trim().parse::<u64>().ok())
+                else {
                     continue;
                 };
                 if id != 0 && !ids.contains(&id) {
@@ -55,7 +64,12 @@ impl TicketMatcher {
             }
             match ids.len() {
                 0 => continue,
-                1 => return SubjectMatch::Ticket { id: ids[0], pattern },
+                1 => {
+                    return SubjectMatch::Ticket {
+                        id: ids[0],
+                        pattern,
+                    };
+                }
                 _ => return SubjectMatch::Ambiguous(ids),
             }
         }
@@ -99,14 +113,24 @@ mod tests {
 
     #[test]
     fn two_tickets_are_ambiguous_and_repeats_are_not() {
-        assert_eq!(default().find("Re: [#1] and [#2]"), SubjectMatch::Ambiguous(vec![1, 2]));
-        assert!(matches!(default().find("Re: [#5] Re: [TH#5]"), SubjectMatch::Ticket { id: 5, .. }));
+        assert_eq!(
+            default().find("Re: [#1] and [#2]"),
+            SubjectMatch::Ambiguous(vec![1, 2])
+        );
+        assert!(matches!(
+            default().find("Re: [#5] Re: [TH#5]"),
+            SubjectMatch::Ticket { id: 5, .. }
+        ));
     }
 
     #[test]
     fn patterns_are_tried_in_order_and_need_an_id_group() {
-        let m = TicketMatcher::new(&[r"CASE-(?P<id>\d+)".into(), DEFAULT_SUBJECT_PATTERN.into()]).unwrap();
-        assert_eq!(m.find("[#9] CASE-3"), SubjectMatch::Ticket { id: 3, pattern: 0 });
+        let m = TicketMatcher::new(&[r"CASE-(?P<id>\d+)".into(), DEFAULT_SUBJECT_PATTERN.into()])
+            .unwrap();
+        assert_eq!(
+            m.find("[#9] CASE-3"),
+            SubjectMatch::Ticket { id: 3, pattern: 0 }
+        );
         assert_eq!(m.find("[#9]"), SubjectMatch::Ticket { id: 9, pattern: 1 });
         let err = TicketMatcher::new(&[r"\d+".into()]).unwrap_err();
         assert_eq!(err.0, 0);

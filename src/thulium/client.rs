@@ -178,6 +178,10 @@ impl ThuliumClient {
         }
         let started = Instant::now();
         let result = req.send().await;
+        crate::metrics::api_request(
+            result.as_ref().ok().map(|r| r.status().as_u16()),
+            started.elapsed(),
+        );
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(resp) => {

@@ -38,9 +38,7 @@ impl TestCert {
             .distinguished_name
             .push(DnType::CommonName, "localhost");
         let leaf_key = KeyPair::generate().context("leaf key")?;
-        let leaf = leaf_params
-            .signed_by(&leaf_key, &ca)
-            .context("leaf cert")?;
+        let leaf = leaf_params.signed_by(&leaf_key, &ca).context("leaf cert")?;
 
         Ok(TestCert {
             ca_pem: ca.pem(),

@@ -39,6 +39,11 @@ pub struct DovecotOptions {
     /// Raw lines appended to dovecot.conf, e.g. an `imap_capability = ...`
     /// without IDLE (see [`NO_IDLE_CAPABILITY`]).
     pub extra_config: String,
+    /// An RFC 7662 endpoint (e.g. `FakeIdp::introspection_url`): adds an
+    /// `oauth2` passdb for XOAUTH2/OAUTHBEARER logins, checked there.
+    /// Users still need [`Dovecot::add_user`] (the userdb); their password
+    /// keeps working for PLAIN/LOGIN.
+    pub oauth2_introspection_url: Option<String>,
 }
 
 impl Default for DovecotOptions {
@@ -47,12 +52,14 @@ impl Default for DovecotOptions {
             dir: None,
             idle_notify_interval: Duration::from_secs(1),
             extra_config: String::new(),
+            oauth2_introspection_url: None,
         }
     }
 }
 
-/// An `extra_config` line for a server without IDLE (to test polling).
-pub const NO_IDLE_CAPABILITY: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT THREAD=REFERENCES MULTIAPPEND UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE LITERAL+ SPECIAL-USE";
+/// An `extra_config` line for a server without IDLE (to test polling):
+/// Dovecot 2.3's own post-login capabilities minus `IDLE`.
+pub const NO_IDLE_CAPABILITY: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY";
 
 /// Where the state of one instance lives.
 enum Home {
@@ -74,6 +81,7 @@ pub struct Dovecot {
     // Declared before `home`: the process must die before its dir goes.
     child: Mutex<Option<Child>>,
     home: Home,
+    ca_file: PathBuf,
     plain_port: u16,
     tls_port: u16,
     owner: Owner,
@@ -107,7 +115,11 @@ impl Dovecot {
                 fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
                 Home::Kept(fs::canonicalize(dir)?)
             }
-            None => Home::Temp(tempfile::Builder::new().prefix("testbed-dovecot-").tempdir()?),
+            None => Home::Temp(
+                tempfile::Builder::new()
+                    .prefix("testbed-dovecot-")
+                    .tempdir()?,
+            ),
         };
         let dir = home.path();
         // Login and mail processes run as dovenull/dovecot and must reach base_dir.
@@ -124,11 +136,15 @@ impl Dovecot {
         fs::set_permissions(dir.join("key.pem"), fs::Permissions::from_mode(0o600))?;
 
         let (plain_port, tls_port) = (free_port()?, free_port()?);
+        if let Some(url) = &options.oauth2_introspection_url {
+            fs::write(dir.join("oauth2.conf.ext"), render_oauth2_config(url))?;
+        }
         let conf = render_config(dir, plain_port, tls_port, options);
         fs::write(dir.join("dovecot.conf"), conf)?;
 
         let dovecot = Dovecot {
             child: Mutex::new(None),
+            ca_file: dir.join("ca.pem"),
             home,
             plain_port,
             tls_port,
@@ -141,6 +157,9 @@ impl Dovecot {
     /// Runs the master in the foreground as our child and waits for the greeting.
     fn spawn(&self) -> Result<()> {
         let dir = self.dir();
+        // Ours is dead by now; a reused pid in a stale file would make
+        // Dovecot refuse to start ("already running").
+        let _ = fs::remove_file(dir.join("run").join("master.pid"));
         let stderr = fs::File::create(dir.join("dovecot.stderr"))?;
         let mut cmd = Command::new("dovecot");
         cmd.arg("-F")
@@ -149,7 +168,8 @@ impl Dovecot {
             .stdin(Stdio::null())
             .stdout(stderr.try_clone()?)
             .stderr(stderr);
-        let child = process::spawn_tied(cmd).context("run `dovecot` (is dovecot-imapd installed?)")?;
+        let child =
+            process::spawn_tied(cmd).context("run `dovecot` (is dovecot-imapd installed?)")?;
         *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         if let Err(e) = self.wait_ready() {
             self.kill(Duration::ZERO);
@@ -174,7 +194,10 @@ impl Dovecot {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("dovecot did not answer within {START_TIMEOUT:?}:\n{}", self.log());
+                bail!(
+                    "dovecot did not answer within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -275,8 +298,8 @@ impl Dovecot {
     }
 
     /// PEM file of the CA that signed the server certificate (`ca_file`).
-    pub fn ca_file(&self) -> PathBuf {
-        self.dir().join("ca.pem")
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
     }
 
     /// The instance's directory (config, logs, users, mail).
@@ -314,7 +337,13 @@ impl Dovecot {
     }
 
     /// Delivers many mails at once (thousands per second).
-    pub fn append_many<I, M>(&self, user: &str, folder: &str, mails: I, flags: &[&str]) -> Result<usize>
+    pub fn append_many<I, M>(
+        &self,
+        user: &str,
+        folder: &str,
+        mails: I,
+        flags: &[&str],
+    ) -> Result<usize>
     where
         I: IntoIterator<Item = M>,
         M: AsRef<[u8]>,
@@ -343,6 +372,18 @@ fn render_config(dir: &Path, plain_port: u16, tls_port: u16, options: &DovecotOp
     let d = dir.display();
     let idle = options.idle_notify_interval.as_secs().max(1);
     let extra = &options.extra_config;
+    let (mechanisms, oauth2_passdb, password_mechanisms) = match options.oauth2_introspection_url {
+        // The oauth2 passdb answers only the token mechanisms, the password
+        // one only the password mechanisms: neither sees the other's secrets.
+        Some(_) => (
+            "plain login xoauth2 oauthbearer",
+            format!(
+                "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {d}/oauth2.conf.ext\n}}\n"
+            ),
+            "  mechanisms = plain login\n",
+        ),
+        None => ("plain login", String::new(), ""),
+    };
     format!(
         r#"# Written by testbed: Dovecot as root in a sandbox, loopback only.
 base_dir = {d}/run
@@ -357,16 +398,16 @@ first_valid_uid = 1
 ssl = yes
 ssl_cert = <{d}/cert.pem
 ssl_key = <{d}/key.pem
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 disable_plaintext_auth = no
 mail_location = maildir:~/Maildir
 mail_max_userip_connections = 1000
 imap_idle_notify_interval = {idle}s
 mailbox_idle_check_interval = 1s
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN {d}/users/%u
-}}
+{password_mechanisms}}}
 userdb {{
   driver = passwd-file
   args = {d}/users/%u
@@ -387,6 +428,14 @@ service anvil {{
 }}
 {extra}
 "#
+    )
+}
+
+/// Dovecot's oauth2 passdb settings: every login is checked by RFC 7662
+/// introspection (POST `token=...`); the token's `email` must be the user.
+fn render_oauth2_config(introspection_url: &str) -> String {
+    format!(
+        "introspection_url = {introspection_url}\nintrospection_mode = post\nusername_attribute = email\nactive_attribute = active\nactive_value = true\nforce_introspection = yes\n"
     )
 }
 

@@ -1,34 +1,31 @@
 //! A fake Thulium helpdesk API that follows the documented contract
 //! (SPEC.md, "The Thulium API"), records everything and injects faults.
 //!
-//! It has its own accept loop over hyper so that a fault can really reset a
-//! TCP connection, which `axum::serve` cannot do from inside a handler.
+//! Faults that drop the connection go through `conn.rs` (our accept loop).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tower::ServiceExt as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use crate::conn::{ConnHandle, accept_loop};
+use crate::contract::{error, format_minutes, status, unauthorized, validate};
 use crate::faults::{Fault, FaultPlan};
 
 /// Settings of a [`FakeThulium`].
@@ -111,7 +108,10 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<FaultPlan>,
     latency_ms: AtomicU64,
+    /// Numbers requests in order of arrival.
     seq: AtomicU64,
+    /// Numbers stored responses in order of acceptance.
+    stored_seq: AtomicU64,
     posted: watch::Sender<usize>,
 }
 
@@ -141,6 +141,7 @@ impl FakeThulium {
             requests: Mutex::default(),
             faults: Mutex::default(),
             seq: AtomicU64::new(0),
+            stored_seq: AtomicU64::new(0),
             posted: watch::Sender::new(0),
         });
         let router = Router::new()
@@ -357,10 +358,10 @@ impl Shared {
         };
         let payload = match validate(body) {
             Ok(payload) => payload,
-            Err(response) => return response,
+            Err((status, message)) => return error(status, &message),
         };
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let stored = self.with_ticket(id, |t| {
+            let seq = self.stored_seq.fetch_add(1, Ordering::Relaxed);
             t.responses.push(StoredResponse {
                 seq,
                 ticket: id,
@@ -376,78 +377,6 @@ impl Shared {
         self.posted.send_modify(|n| *n += 1);
         StatusCode::OK.into_response()
     }
-}
-
-struct Payload {
-    body: String,
-    body_type: String,
-    date: Option<String>,
-}
-
-/// Validation as a Laravel-style API would do it: `body` required and not
-/// empty, `body_type` in HTML|PLAIN, `date` in `Y-m-d H:i`.
-fn validate(raw: &Bytes) -> Result<Payload, Response> {
-    let value: Value = serde_json::from_slice(raw)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("Malformed JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(unprocessable("The request body must be a JSON object."));
-    };
-    let body = match map.get("body") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            return Err(unprocessable("The body field is required."));
-        }
-        Some(_) => return Err(unprocessable("The body must be a string.")),
-    };
-    let body_type = match map.get("body_type") {
-        None | Some(Value::Null) => "HTML".to_string(),
-        Some(Value::String(s)) if s == "HTML" || s == "PLAIN" => s.clone(),
-        Some(_) => return Err(unprocessable("The selected body type is invalid.")),
-    };
-    let date = match map.get("date") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if valid_date(s) => Some(s.clone()),
-        Some(_) => {
-            return Err(unprocessable(
-                "The date does not match the format Y-m-d H:i.",
-            ));
-        }
-    };
-    Ok(Payload {
-        body,
-        body_type,
-        date,
-    })
-}
-
-/// `YYYY-MM-DD HH:MM` with a real calendar date.
-fn valid_date(s: &str) -> bool {
-    let b = s.as_bytes();
-    if b.len() != 16 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (Some(y), Some(m), Some(d), Some(h), Some(min)) =
-        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16))
-    else {
-        return false;
-    };
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=days).contains(&d) && h < 24 && min < 60
 }
 
 fn ticket_id(raw: &str) -> Option<u64> {
@@ -539,7 +468,12 @@ async fn get_ticket(
 }
 
 /// Any other path: 401 without credentials, else 404, both as error JSON.
-async fn fallback(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn fallback(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let auth_ok = shared.auth_ok(&headers);
     let response = if auth_ok {
         error(StatusCode::NOT_FOUND, "Not found")
@@ -596,42 +530,19 @@ fn early_fault(fault: Option<&Fault>) -> Option<Option<Response>> {
 }
 
 /// Answers `response`, or resets the connection and never answers.
-async fn answer_or_reset(response: Option<Response>, conn: Option<axum::Extension<ConnHandle>>) -> Response {
+async fn answer_or_reset(
+    response: Option<Response>,
+    conn: Option<axum::Extension<ConnHandle>>,
+) -> Response {
     match (response, conn) {
         (Some(r), _) => r,
         (None, Some(axum::Extension(conn))) => {
-            conn.kill.notify_one();
+            conn.reset();
             std::future::pending().await
         }
         // Not behind our accept loop (e.g. `oneshot` in a unit test).
         (None, None) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-}
-
-fn status(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-/// The documented error shape.
-fn error(status: StatusCode, message: &str) -> Response {
-    let body = json!({
-        "request_id": format!("{:016x}", rand::random::<u64>()),
-        "errors": [{"message": message, "code": status.as_u16()}],
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-fn unauthorized() -> Response {
-    let mut r = error(StatusCode::UNAUTHORIZED, "Unauthorized");
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"Thulium API\""),
-    );
-    r
-}
-
-fn unprocessable(message: &str) -> Response {
-    error(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
 fn body_json(body: &Bytes) -> Option<Value> {
@@ -644,73 +555,6 @@ fn body_json(body: &Bytes) -> Option<Value> {
     )
 }
 
-/// Lets a handler abort its own TCP connection.
-#[derive(Clone)]
-struct ConnHandle {
-    kill: Arc<Notify>,
-}
-
-async fn accept_loop(listener: TcpListener, router: Router) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, router.clone()));
-                }
-                // Out of fds or similar: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-async fn serve_connection(stream: TcpStream, router: Router) {
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
-    let handle = ConnHandle {
-        kill: Arc::new(Notify::new()),
-    };
-    let kill = handle.kill.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(handle.clone());
-        router.clone().oneshot(request)
-    });
-    let mut connection = pin!(
-        hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service)
-    );
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = kill.notified() => {
-            // The socket is still open (owned by `connection`): make its
-            // close an RST, as a crashed server or a middlebox would.
-            set_zero_linger(fd);
-        }
-    }
-}
-
-fn set_zero_linger(fd: RawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `fd` is an open socket owned by the caller's connection, and
-    // the pointer and length describe a valid `linger`.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-}
-
 /// A poisoned lock only means a test panicked elsewhere; keep serving.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -721,37 +565,4 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
-}
-
-/// `YYYY-MM-DD HH:MM` in UTC (civil-from-days, Howard Hinnant's algorithm).
-fn format_minutes(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates() {
-        assert!(valid_date("2024-02-29 23:59"));
-        assert!(!valid_date("2023-02-29 10:00"));
-        assert!(!valid_date("2024-01-01T10:00"));
-        assert!(!valid_date("2024-01-01 24:00"));
-        assert!(!valid_date("2024-1-01 10:00"));
-        assert_eq!(format_minutes(0), "1970-01-01 00:00");
-        assert_eq!(format_minutes(1_709_251_199_000), "2024-02-29 23:59");
-    }
 }

@@ -1,10 +1,36 @@
 //! Test bed for thulium-mail-bridge: a real Dovecot and a fake Thulium API,
 //! both on loopback ports, for integration tests, the demo and the benchmark.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use testbed::{Dovecot, FakeThulium, Fault};
+//!
+//! #[tokio::test(flavor = "multi_thread")] // Dovecot's calls block
+//! async fn posts_a_reply() -> anyhow::Result<()> {
+//!     let dovecot = Dovecot::start()?;
+//!     dovecot.add_user("support", "secret")?;
+//!     dovecot.append("support", "INBOX", b"Subject: [#1234] Re: help\r\n\r\nHi\r\n", &[])?;
+//!     let api = FakeThulium::start().await?;
+//!     api.add_ticket(1234, "customer@example.com");
+//!     api.fail_next(1, Fault::Status(503));
+//!     // ... run the bridge against dovecot.plain_port() / dovecot.ca_file()
+//!     // and api.url() / api.user() / api.password() ...
+//!     api.wait_posted(1, Duration::from_secs(20)).await?;
+//!     testbed::wait_until("mail moved", Duration::from_secs(20), || {
+//!         dovecot.folder_mails("support", "Processed").is_ok_and(|m| m.len() == 1)
+//!     })
+//!     .await
+//! }
+//! # fn main() {}
+//! ```
 
 mod cert;
+mod conn;
+mod contract;
 mod dovecot;
 mod fake_thulium;
 mod faults;
+mod idp;
 mod maildir;
 mod process;
 mod wait;
@@ -13,5 +39,13 @@ pub use cert::TestCert;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY};
 pub use fake_thulium::{FakeThulium, FakeThuliumConfig, RecordedRequest, StoredResponse};
 pub use faults::Fault;
+pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
 pub use maildir::{Maildir, MaildirMail, Owner};
 pub use wait::{wait_until, wait_until_blocking};
+
+/// Tests share both through `Arc` and move them across tasks.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Dovecot>();
+    send_sync::<FakeThulium>();
+};

@@ -63,14 +63,24 @@ impl World {
         } else {
             format!("ca_file = {:?}\n", self.dovecot.ca_file())
         };
+        let poll = if opts.extra.contains("poll_interval") {
+            ""
+        } else {
+            "poll_interval = \"1s\"\n"
+        };
         format!(
-            "[[mailbox]]\nname = {:?}\nhost = \"127.0.0.1\"\nport = {port}\ntls = {:?}\n{ca}username = {:?}\npassword = {:?}\npoll_interval = \"1s\"\n{}\n",
+            "[[mailbox]]\nname = {:?}\nhost = \"127.0.0.1\"\nport = {port}\ntls = {:?}\n{ca}username = {:?}\npassword = {:?}\n{poll}{}\n",
             opts.name, opts.tls, opts.user, opts.password, opts.extra
         )
     }
 
     /// Writes a config: `thulium_extra` goes into `[thulium]`, `sections` at the end.
-    pub fn config_with(&self, mailboxes: &[MailboxOpts], thulium_extra: &str, sections: &str) -> PathBuf {
+    pub fn config_with(
+        &self,
+        mailboxes: &[MailboxOpts],
+        thulium_extra: &str,
+        sections: &str,
+    ) -> PathBuf {
         let mut text = format!(
             "[thulium]\nurl = {:?}\nuser = {:?}\npassword = {:?}\ntimeout = \"2s\"\ntimezone = \"Europe/Warsaw\"\n{}\n",
             self.api.url(),
@@ -81,7 +91,10 @@ impl World {
         for mb in mailboxes {
             text.push_str(&self.mailbox_toml(mb));
         }
-        text.push_str(&format!("[state]\ndir = {:?}\n", self.dir.path().join("state")));
+        text.push_str(&format!(
+            "[state]\ndir = {:?}\n",
+            self.dir.path().join("state")
+        ));
         text.push_str(sections);
         let path = self.dir.path().join("config.toml");
         std::fs::write(&path, text).expect("config written");
@@ -93,7 +106,9 @@ impl World {
     }
 
     pub fn append(&self, raw: &[u8]) {
-        self.dovecot.append(USER, "INBOX", raw, &[]).expect("mail appended");
+        self.dovecot
+            .append(USER, "INBOX", raw, &[])
+            .expect("mail appended");
     }
 
     pub fn folder(&self, folder: &str) -> Vec<MaildirMail> {
@@ -101,7 +116,11 @@ impl World {
     }
 
     pub fn subjects(&self, folder: &str) -> Vec<String> {
-        let mut s: Vec<String> = self.folder(folder).iter().filter_map(|m| m.subject()).collect();
+        let mut s: Vec<String> = self
+            .folder(folder)
+            .iter()
+            .filter_map(|m| m.subject())
+            .collect();
         s.sort();
         s
     }
@@ -109,7 +128,8 @@ impl World {
 
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_thulium-mail-bridge"));
-    c.env_remove("RUST_LOG").env_remove("THULIUM_MAIL_BRIDGE_CONFIG");
+    c.env_remove("RUST_LOG")
+        .env_remove("THULIUM_MAIL_BRIDGE_CONFIG");
     c
 }
 
@@ -135,21 +155,56 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// `run` as a child, logs to a file in the world's dir.
-pub fn spawn_run(config: &Path, log: &Path) -> Child {
-    let log_file = std::fs::File::create(log).expect("log file");
-    bin()
-        .arg("--config")
-        .arg(config)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("run starts")
+/// A child process that is killed when the test ends, even by a failed assertion.
+pub struct Daemon(pub Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `run` as a child, appending its log to `log`.
+pub fn spawn_run(config: &Path, log: &Path) -> Daemon {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    Daemon(
+        bin()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("run starts"),
+    )
 }
 
 pub fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().expect("kill runs");
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
     assert!(status.success());
 }
 
@@ -187,9 +242,9 @@ pub fn reply(ticket: u64, n: u32, body: &str) -> Vec<u8> {
 pub fn reply_from(from: &str, ticket: u64, n: u32, body: &str) -> Vec<u8> {
     format!(
         "From: Customer <{from}>\r\nTo: support@acme.example\r\nSubject: Re: [TH#{ticket}] Order question\r\n\
-         Date: Thu, 26 Nov 2026 10:{:02}:{:02} +0100\r\nMessage-ID: <reply-{ticket}-{n}@customer.example>\r\n\
+         Date: Thu, 26 Nov 2026 {:02}:{:02}:00 +0100\r\nMessage-ID: <reply-{ticket}-{n}@customer.example>\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
-        (n / 60) % 60,
+        10 + (n / 60) % 12,
         n % 60
     )
     .into_bytes()

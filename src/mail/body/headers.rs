@@ -30,7 +30,15 @@ static WROTE_END: LazyLock<Option<Regex>> =
 /// "-----Original Message-----" and its translations.
 static ORIGINAL: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^[\s*_=-]*(?:original\s+message|original\s+e-?mail|wiadomość\s+oryginalna|oryginalna\s+wiadomość|ursprüngliche\s+nachricht|originalnachricht|message\s+d'origine|message\s+original|mensaje\s+original|messaggio\s+originale|mensagem\s+original|oorspronkelijk\s+bericht|исходное\s+сообщение|原始邮件)[\s*_=-]*$",
+        r"(?i)^[\s*_=-]*(?:original\s+message|original\s+e-?mail|wiadomość\s+oryginalna|oryginalna\s+wiadomość|ursprüngliche\s+nachricht|original\s*nachricht|message\s+d'origine|message\s+original|mensaje\s+original|messaggio\s+originale|mensagem\s+original|oorspronkelijk\s+bericht|исходное\s+сообщение|原始邮件)[\s*_=-]*$",
+    )
+    .ok()
+});
+
+/// "---------- Forwarded message ---------" and kin: what follows is shared, not history.
+static FORWARD: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^[\s*_=-]*(?:forwarded\s+message|begin\s+forwarded\s+message|weitergeleitete\s+nachricht|wiadomość\s+przekazana|przekazana\s+wiadomość|message\s+transféré|mensaje\s+reenviado|messaggio\s+inoltrato|doorgestuurd\s+bericht|пересылаемое\s+сообщение)\s*:?[\s*_=-]*$",
     )
     .ok()
 });
@@ -63,10 +71,22 @@ fn label(line: &str) -> Option<Label> {
     let word = caps.get(1)?.as_str().to_lowercase();
     Some(match word.as_str() {
         "from" | "od" | "von" | "de" | "van" | "da" | "от" | "från" | "fra" => Label::From,
-        "date" | "sent" | "data" | "wysłane" | "wysłano" | "gesendet" | "datum" | "envoyé" | "enviado"
-        | "fecha" | "отправлено" | "дата" | "skickat" | "sendt" => Label::Date,
-        "subject" | "temat" | "betreff" | "objet" | "asunto" | "oggetto" | "assunto" | "тема" | "ämne"
-        | "emne" | "onderwerp" => Label::Subject,
+        "date"
+        | "sent"
+        | "data"
+        | "wysłane"
+        | "wysłano"
+        | "gesendet"
+        | "datum"
+        | "envoyé"
+        | "enviado"
+        | "fecha"
+        | "отправлено"
+        | "дата"
+        | "skickat"
+        | "sendt" => Label::Date,
+        "subject" | "temat" | "betreff" | "objet" | "asunto" | "oggetto" | "assunto" | "тема"
+        | "ämne" | "emne" | "onderwerp" => Label::Subject,
         "cc" | "dw" | "kopia" | "kopie" => Label::Cc,
         _ => Label::To,
     })
@@ -88,6 +108,20 @@ fn is_rule(s: &str) -> bool {
     s.len() >= 8 && s.chars().all(|c| matches!(c, '_' | '-' | '=' | '—'))
 }
 
+/// If a forward starts at line `i`: how many lines its marker and header block span.
+pub(super) fn forward(lines: &[Line], i: usize) -> Option<usize> {
+    let t = lines.get(i)?.text.trim();
+    if t.len() > MAX_HEADER_LINE || !is_match(&FORWARD, t) {
+        return None;
+    }
+    let next = lines[i + 1..]
+        .iter()
+        .position(|l| !l.text.trim().is_empty())
+        .map(|p| i + 1 + p);
+    let block = next.and_then(|n| header_block(lines, n).map(|len| n + len - i));
+    Some(block.unwrap_or(1))
+}
+
 /// If a reply header starts at line `i`, how many lines it spans.
 pub(super) fn splitter(lines: &[Line], i: usize) -> Option<usize> {
     let t = lines.get(i)?.text.trim();
@@ -98,17 +132,27 @@ pub(super) fn splitter(lines: &[Line], i: usize) -> Option<usize> {
         return Some(1);
     }
     if is_rule(t) {
-        let next = lines[i + 1..].iter().position(|l| !l.text.trim().is_empty())?;
+        let next = lines[i + 1..]
+            .iter()
+            .position(|l| !l.text.trim().is_empty())?;
         return header_block(lines, i + 1 + next).map(|_| 1);
     }
     if let Some(n) = header_block(lines, i) {
         return Some(n);
     }
     // "On Tue, 1 Apr 2014 at 10:00, John Smith <\njohn@example.com> wrote:"
-    let starts_like_header = t.chars().any(|c| c.is_ascii_digit() || c == '@')
-        || t.split_whitespace().next().is_some_and(|w| {
-            ["on", "le", "am", "w", "dnia", "el", "il", "op", "em", "den", "dne"].contains(&w.to_lowercase().as_str())
-        });
+    // Starts with "On"/"W dniu"…, breaks off inside "<address>", or has an address or a time.
+    let prefixed = t.split_whitespace().next().is_some_and(|w| {
+        [
+            "on", "le", "am", "w", "dnia", "el", "il", "op", "em", "den", "dne",
+        ]
+        .contains(&w.to_lowercase().as_str())
+    });
+    let unfinished = t.ends_with('<');
+    let starts_like_header = prefixed
+        || unfinished
+        || t.contains('@')
+        || (t.contains(':') && t.chars().any(|c| c.is_ascii_digit()));
     if !starts_like_header || t.ends_with(['.', '!', '?']) {
         return None;
     }
@@ -116,6 +160,10 @@ pub(super) fn splitter(lines: &[Line], i: usize) -> Option<usize> {
     for k in 1..=2 {
         let next = lines.get(i + k)?.text.trim();
         if next.is_empty() || next.len() > MAX_HEADER_LINE {
+            return None;
+        }
+        // A whole header on the next line is its own; do not pull this line into it.
+        if is_on_wrote(next) && !(prefixed || unfinished) {
             return None;
         }
         joined.push(' ');
@@ -169,7 +217,7 @@ mod tests {
 
     #[test]
     fn regexes_compile() {
-        for re in [&ON_WROTE, &WROTE_END, &ORIGINAL, &LABEL] {
+        for re in [&ON_WROTE, &WROTE_END, &ORIGINAL, &FORWARD, &LABEL] {
             assert!(re.is_some());
         }
     }
@@ -217,6 +265,9 @@ mod tests {
             "And here is a fix -- this is not a signature.",
             "From: me, with love",
             "Original message follows below, please read it",
+            "line 2\nOn 1.1.2024 X wrote:",
+            "Meeting moved to room 4.\nJohn wrote:",
+            "Thanks,\nAlex\nOn 26.06.2014 14:41, Alexander L wrote:",
         ] {
             assert_eq!(at0(text), None, "{text}");
         }
@@ -231,6 +282,7 @@ mod tests {
             "-----Wiadomość oryginalna-----",
             "------ Oryginalna wiadomość ------",
             "-----Ursprüngliche Nachricht-----",
+            "----- Original Nachricht ----",
         ] {
             assert_eq!(at0(line), Some(1), "{line}");
         }
@@ -254,6 +306,22 @@ mod tests {
         assert_eq!(at0(rule), Some(1));
         // Two labels are not a reply header.
         assert_eq!(at0("From: Jan\nTo: Anna\n\nHello"), None);
+    }
+
+    #[test]
+    fn forwards() {
+        let lines = text_lines(
+            "---------- Forwarded message ---------\nFrom: A <a@example.com>\nDate: Mon\nSubject: x\nTo: b@example.com\n\nbody",
+        );
+        assert_eq!(forward(&lines, 0), Some(5));
+        let lines =
+            text_lines("-------- Wiadomość przekazana --------\nOd: A\nData: pon\nDo: B\nTemat: x");
+        assert_eq!(forward(&lines, 0), Some(5));
+        assert_eq!(
+            forward(&text_lines("Begin forwarded message:\n\nhello"), 0),
+            Some(1)
+        );
+        assert_eq!(forward(&text_lines("I forwarded the message"), 0), None);
     }
 
     #[test]

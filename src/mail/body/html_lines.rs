@@ -17,11 +17,45 @@ const RAW_TEXT: &[&str] = &[
 fn is_block(name: &str) -> bool {
     matches!(
         name,
-        "p" | "div" | "ul" | "ol" | "li" | "table" | "tr" | "tbody" | "thead" | "tfoot" | "caption"
-            | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "hr" | "dl" | "dt" | "dd" | "section"
-            | "article" | "header" | "footer" | "nav" | "aside" | "address" | "center" | "form"
-            | "fieldset" | "figure" | "figcaption" | "main" | "details" | "summary" | "body"
-            | "html" | "blockquote" | "pre"
+        "p" | "div"
+            | "ul"
+            | "ol"
+            | "li"
+            | "table"
+            | "tr"
+            | "tbody"
+            | "thead"
+            | "tfoot"
+            | "caption"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "hr"
+            | "dl"
+            | "dt"
+            | "dd"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "nav"
+            | "aside"
+            | "address"
+            | "center"
+            | "form"
+            | "fieldset"
+            | "figure"
+            | "figcaption"
+            | "main"
+            | "details"
+            | "summary"
+            | "body"
+            | "html"
+            | "blockquote"
+            | "pre"
     )
 }
 
@@ -84,7 +118,9 @@ pub(super) fn html_lines(html: &str) -> Vec<Line> {
                             i = raw_text_end(html, next, name).max(next);
                             continue;
                         }
-                        "td" | "th" if !t.is_end && !lines.cur.text.is_empty() => lines.space = true,
+                        "td" | "th" if !t.is_end && !lines.cur.text.is_empty() => {
+                            lines.space = true
+                        }
                         name if is_block(name) => {
                             lines.soft_break(i);
                             let depth = match name {
@@ -204,14 +240,19 @@ mod tests {
             texts("<p>Hi  there,\n friend</p><div>a<br>b<br><br>c</div>"),
             ["Hi there, friend", "a", "b", "", "c"]
         );
-        assert_eq!(texts("<table><tr><td>a</td><td>b</td></tr></table>"), ["a b"]);
+        assert_eq!(
+            texts("<table><tr><td>a</td><td>b</td></tr></table>"),
+            ["a b"]
+        );
         assert_eq!(texts("<pre>x\n  y</pre>z"), ["x", "  y", "z"]);
     }
 
     #[test]
     fn hidden_text_and_entities() {
         assert_eq!(
-            texts("<head><title>T</title><style>p{}</style></head><script>x<y</script>A &amp; B&nbsp;&lt;c&gt; <!-- no -->"),
+            texts(
+                "<head><title>T</title><style>p{}</style></head><script>x<y</script>A &amp; B&nbsp;&lt;c&gt; <!-- no -->"
+            ),
             ["A & B\u{a0}<c>"]
         );
         assert_eq!(texts("1 < 2 & 3"), ["1 < 2 & 3"]);
@@ -232,7 +273,10 @@ mod tests {
         let lines = html_lines(&html);
         assert_eq!(lines[0].text, "Alex");
         assert!(lines[1].quote_mark && lines[1].text == "On Monday X wrote:");
-        assert_eq!(&html[lines[1].start..lines[1].start + 4], QUOTE_MARK.to_string());
+        assert_eq!(
+            &html[lines[1].start..lines[1].start + 4],
+            QUOTE_MARK.to_string()
+        );
         assert!(lines[2].signature_mark && lines[2].text == "sig");
     }
 

@@ -58,7 +58,10 @@ pub(super) fn markup_at(s: &str, i: usize) -> Option<Markup> {
             b'>' => break,
             b'=' => after_eq = true,
             q @ (b'"' | b'\'') if after_eq => {
-                k = b[k + 1..].iter().position(|&c| c == q).map_or(b.len(), |p| k + 1 + p);
+                k = b[k + 1..]
+                    .iter()
+                    .position(|&c| c == q)
+                    .map_or(b.len(), |p| k + 1 + p);
                 after_eq = false;
             }
             c if c.is_ascii_whitespace() => {}
@@ -104,8 +107,25 @@ pub(super) fn raw_text_end(s: &str, from: usize, name: &str) -> usize {
 pub(super) fn is_void(name: &str) -> bool {
     matches!(
         name,
-        "area" | "base" | "br" | "col" | "embed" | "hr" | "img" | "image" | "input" | "link" | "meta"
-            | "param" | "source" | "track" | "wbr" | "keygen" | "basefont" | "bgsound" | "frame"
+        "area"
+            | "base"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "img"
+            | "image"
+            | "input"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+            | "keygen"
+            | "basefont"
+            | "bgsound"
+            | "frame"
     )
 }
 
@@ -126,7 +146,14 @@ pub(super) fn entity_at(s: &str, i: usize) -> Option<(char, usize)> {
             j += 1;
         }
         let digits_start = j;
-        while j < b.len() && j - digits_start < 8 && (if hex { b[j].is_ascii_hexdigit() } else { b[j].is_ascii_digit() }) {
+        while j < b.len()
+            && j - digits_start < 8
+            && (if hex {
+                b[j].is_ascii_hexdigit()
+            } else {
+                b[j].is_ascii_digit()
+            })
+        {
             j += 1;
         }
         if j == digits_start {
@@ -137,7 +164,9 @@ pub(super) fn entity_at(s: &str, i: usize) -> Option<(char, usize)> {
         if b.get(j) == Some(&b';') {
             j += 1;
         }
-        let c = char::from_u32(n).filter(|&c| c != '\0').unwrap_or('\u{FFFD}');
+        let c = char::from_u32(n)
+            .filter(|&c| c != '\0')
+            .unwrap_or('\u{FFFD}');
         return Some((c, j));
     }
     while j < b.len() && j - i <= 32 && b[j].is_ascii_alphanumeric() {
@@ -209,7 +238,10 @@ fn named(name: &str) -> Option<char> {
 pub(super) fn has_visible(text: &str) -> bool {
     text.chars().any(|c| {
         !(c.is_whitespace()
-            || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
+            || matches!(
+                c,
+                '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}'
+            )
             || super::markers::is_marker(c))
     })
 }
@@ -256,7 +288,10 @@ mod tests {
         assert_eq!(entity_at("&#x41;", 0), Some(('A', 6)));
         assert_eq!(entity_at("&#0;", 0), Some(('\u{FFFD}', 4)));
         assert_eq!(entity_at("&#xD800;", 0), Some(('\u{FFFD}', 8)));
-        assert_eq!(entity_at("&#99999999999;", 0).map(|e| e.0), Some('\u{FFFD}'));
+        assert_eq!(
+            entity_at("&#99999999999;", 0).map(|e| e.0),
+            Some('\u{FFFD}')
+        );
         assert_eq!(entity_at("&unknown;", 0), None);
         assert_eq!(entity_at("&eacute", 0), None);
         assert_eq!(entity_at("& ", 0), None);

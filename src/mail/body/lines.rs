@@ -35,7 +35,11 @@ pub(super) fn text_lines(text: &str) -> Vec<Line> {
 
 /// The source with only the given line ranges kept.
 pub(super) fn keep(source: &str, lines: &[Line], kept: &[Range<usize>]) -> String {
-    let offset = |i: usize| lines.get(i).map_or(source.len(), |l| l.start.min(source.len()));
+    let offset = |i: usize| {
+        lines
+            .get(i)
+            .map_or(source.len(), |l| l.start.min(source.len()))
+    };
     let mut out = String::with_capacity(source.len());
     for r in kept {
         let (a, b) = (offset(r.start), offset(r.end));
@@ -57,6 +61,7 @@ mod tests {
         let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["a", "bb", "", "c"]);
         assert_eq!(keep(s, &lines, &[0..1, 3..4]), "a\r\nc");
-        assert_eq!(keep(s, &lines, &[1..9]), "bb\n\nc");
+        // An end past the last line means the end of the source.
+        assert_eq!(keep(s, &lines, &[1..9, 9..9]), "bb\n\nc");
     }
 }

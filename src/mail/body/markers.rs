@@ -69,7 +69,10 @@ pub(super) fn mark(html: &str, cid_names: &HashMap<String, String>, opts: Option
         Ok(())
     };
     let settings = RewriteStrSettings {
-        element_content_handlers: vec![(Cow::Owned(any), ElementContentHandlers::default().element(handler))],
+        element_content_handlers: vec![(
+            Cow::Owned(any),
+            ElementContentHandlers::default().element(handler),
+        )],
         strict: false,
         enable_esi_tags: false,
         ..RewriteStrSettings::new()
@@ -88,7 +91,12 @@ pub(super) fn mark(html: &str, cid_names: &HashMap<String, String>, opts: Option
 
 /// `cid:` images become their alt text or file name; remote ones follow `remote_images`;
 /// anything else (data:, relative) becomes its alt text, so no broken image is ever sent.
-fn image(el: &mut Element<'_, '_>, cid_names: &HashMap<String, String>, remote: RemoteImages, cids: &mut HashSet<String>) {
+fn image(
+    el: &mut Element<'_, '_>,
+    cid_names: &HashMap<String, String>,
+    remote: RemoteImages,
+    cids: &mut HashSet<String>,
+) {
     let src = el.get_attribute("src").unwrap_or_default();
     let src = src.trim();
     let alt = el
@@ -101,7 +109,12 @@ fn image(el: &mut Element<'_, '_>, cid_names: &HashMap<String, String>, remote: 
             let id = content_id(src.get(4..).unwrap_or(""));
             let name = cid_names
                 .get(&id)
-                .or_else(|| cid_names.iter().find(|(k, _)| k.eq_ignore_ascii_case(&id)).map(|(_, v)| v))
+                .or_else(|| {
+                    cid_names
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&id))
+                        .map(|(_, v)| v)
+                })
                 .map(|n| label(n));
             cids.insert(id);
             Some(alt.or(name).unwrap_or_else(|| "image".to_string()))
@@ -122,7 +135,9 @@ pub(super) fn content_id(raw: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(v)) => {
                 out.push(v);
@@ -141,7 +156,13 @@ pub(super) fn content_id(raw: &str) -> String {
 fn label(s: &str) -> String {
     let one_line: String = s
         .chars()
-        .map(|c| if c.is_control() || is_marker(c) { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || is_marker(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let words: Vec<&str> = one_line.split_whitespace().collect();
     words.join(" ").chars().take(200).collect()
@@ -178,31 +199,33 @@ fn is_quote_container(el: &Element<'_, '_>, tag: &str) -> bool {
             return true;
         }
     }
-    if tag == "div" || tag == "p" {
-        if let Some(style) = el.get_attribute("style") {
-            // Outlook's header separator: `border-top:solid #E1E1E1 1.0pt` (2013+),
-            // `#B5C4DF` (2007/2010); Windows Mail writes it as rgb(229, 229, 229).
-            let s: String = style
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            return s.contains("border-top:solid#e1e1e1")
-                || s.contains("border-top:solid#b5c4df")
-                || s.contains("border-top:1pxsolid#e1e1e1")
-                || s.contains("border-top-color:rgb(229,229,229)");
-        }
-    }
-    false
+    (tag == "div" || tag == "p") && is_outlook_separator(el)
+}
+
+/// Outlook's header separator: `border-top:solid #E1E1E1 1.0pt` (2013+),
+/// `#B5C4DF` (2007/2010); Windows Mail writes it as rgb(229, 229, 229).
+fn is_outlook_separator(el: &Element<'_, '_>) -> bool {
+    let Some(style) = el.get_attribute("style") else {
+        return false;
+    };
+    let s = style
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    s.contains("border-top:solid#e1e1e1")
+        || s.contains("border-top:solid#b5c4df")
+        || s.contains("border-top:1pxsolid#e1e1e1")
+        || s.contains("border-top-color:rgb(229,229,229)")
 }
 
 /// Containers mail clients put around the sender's signature.
 fn is_signature_container(el: &Element<'_, '_>) -> bool {
     const CLASSES: &[&str] = &["gmail_signature", "moz-signature", "yahoo-signature"];
     classes(el).iter().any(|c| CLASSES.contains(&c.as_str()))
-        || el
-            .get_attribute("id")
-            .is_some_and(|id| id.eq_ignore_ascii_case("signature") || id.eq_ignore_ascii_case("applemailsignature"))
+        || el.get_attribute("id").is_some_and(|id| {
+            id.eq_ignore_ascii_case("signature") || id.eq_ignore_ascii_case("applemailsignature")
+        })
         || el
             .get_attribute("data-smartmail")
             .is_some_and(|v| v.eq_ignore_ascii_case("gmail_signature"))
@@ -248,7 +271,12 @@ mod tests {
             let out = mark(html, &HashMap::new(), opts(RemoteImages::Drop)).html;
             assert!(out.starts_with(SIGNATURE_MARK), "{html} -> {out}");
         }
-        let plain = mark("<div class=other>x</div>", &HashMap::new(), opts(RemoteImages::Drop)).html;
+        let plain = mark(
+            "<div class=other>x</div>",
+            &HashMap::new(),
+            opts(RemoteImages::Drop),
+        )
+        .html;
         assert_eq!(plain, "<div class=other>x</div>");
     }
 
@@ -270,7 +298,12 @@ mod tests {
         let m = mark(html, &names, opts(RemoteImages::Drop));
         assert_eq!(m.html, "[logo.png][Our logo][image][chart][x&lt;y]");
         assert!(m.cids.contains("img1@x") && m.cids.contains("unknown"));
-        let kept = mark(r#"<img src="https://e.example/a.png">"#, &names, opts(RemoteImages::Keep)).html;
+        let kept = mark(
+            r#"<img src="https://e.example/a.png">"#,
+            &names,
+            opts(RemoteImages::Keep),
+        )
+        .html;
         assert_eq!(kept, r#"<img src="https://e.example/a.png">"#);
     }
 
@@ -278,6 +311,9 @@ mod tests {
     fn content_ids() {
         assert_eq!(content_id("<a%40b>"), "a@b");
         assert_eq!(content_id("x%zz%4"), "x%zz%4");
-        assert_eq!(strip_marks(&format!("a{QUOTE_MARK}b{SIGNATURE_MARK}")), "ab");
+        assert_eq!(
+            strip_marks(&format!("a{QUOTE_MARK}b{SIGNATURE_MARK}")),
+            "ab"
+        );
     }
 }

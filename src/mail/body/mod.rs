@@ -1,9 +1,33 @@
 //! The body to post: part choice, quote and signature stripping, sanitizing.
-//! (Interface fixed; implementation to be filled in.)
+//!
+//! HTML goes: lol_html marks quote/signature containers and turns images we
+//! will not show into text → ammonia sanitizes → the visible text, as lines
+//! mapped to byte offsets, is searched for quoted history and signatures by
+//! the same detectors as plain text → the HTML is cut there and ammonia
+//! closes the open tags. Every step is linear in the input, which is capped.
 
-use crate::config::ContentConfig;
-use mail_parser::Message;
+mod attachments;
+mod choose;
+mod headers;
+mod html_lines;
+mod html_scan;
+mod limit;
+mod lines;
+mod markers;
+mod recover;
+mod reply;
+mod sanitize;
+mod signature;
+#[cfg(test)]
+mod tests;
+
+pub use choose::{Choice, choose};
+pub use html_lines::html_to_text;
+
+use crate::config::{ContentConfig, Prefer, RemoteImages};
+use mail_parser::{Message, MimeHeaders, PartType};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
 /// Thulium's `body_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,10 +45,252 @@ pub struct Body {
     pub body_type: BodyType,
 }
 
+/// Raw body input beyond this is not even parsed: bounds time and memory for any mail.
+fn input_cap(max_body: usize) -> usize {
+    max_body.saturating_mul(4).clamp(2 << 20, 8 << 20)
+}
+
 /// Chooses, cleans and bounds the body of `msg` per `[content]`.
-pub fn extract(msg: &Message<'_>, _content: &ContentConfig) -> Body {
+///
+/// A mail with nothing to read (no text part, or only blank ones) gives an
+/// empty PLAIN body: the caller decides what to do with it.
+pub fn extract(msg: &Message<'_>, content: &ContentConfig) -> Body {
+    let choice = choose(msg, content.prefer);
+    if let Some(body) = extract_parts(msg, &choice, content) {
+        return body;
+    }
+    // An HTML part with nothing visible (only a tracking image, say): its text alternative.
+    if choice.body_type == BodyType::Html {
+        let plain = choose(msg, Prefer::Plain);
+        if plain.parts != choice.parts
+            && let Some(body) = extract_parts(msg, &plain, content)
+        {
+            return body;
+        }
+    }
     Body {
-        text: msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        text: String::new(),
         body_type: BodyType::Plain,
     }
+}
+
+/// The body made of `choice`, or `None` when it shows nothing.
+fn extract_parts(msg: &Message<'_>, choice: &Choice, content: &ContentConfig) -> Option<Body> {
+    if choice.parts.is_empty() {
+        return None;
+    }
+    let max = usize::try_from(content.max_body_size.bytes()).unwrap_or(usize::MAX);
+    let cap = input_cap(max);
+    let all_text = choice.parts.iter().all(|&id| {
+        msg.part(id)
+            .is_some_and(|p| matches!(p.body, PartType::Text(_)) && !recover::is_html(p))
+    });
+    if choice.body_type == BodyType::Plain && all_text {
+        let source = text_source(msg, &choice.parts);
+        let (source, dropped) = capped(&source, cap);
+        let text = clean_text(source, content);
+        if !html_scan::has_visible(&text) {
+            return None;
+        }
+        let note = note(msg, &choice.parts, &HashSet::new(), content);
+        return Some(Body {
+            text: fit_text(text, dropped, note, max),
+            body_type: BodyType::Plain,
+        });
+    }
+    let source = html_source(msg, &choice.parts);
+    let (source, dropped) = capped(&source, cap);
+    let cleaned = clean_html(source, &cid_names(msg), content);
+    let text = html_to_text(&cleaned.html);
+    if !html_scan::has_visible(&text) && !cleaned.html.contains("<img") {
+        return None;
+    }
+    let note = note(msg, &choice.parts, &cleaned.cids, content);
+    Some(match choice.body_type {
+        BodyType::Html => Body {
+            text: fit_html(&cleaned.html, dropped, note, max, content.remote_images),
+            body_type: BodyType::Html,
+        },
+        BodyType::Plain => Body {
+            text: fit_text(text, dropped, note, max),
+            body_type: BodyType::Plain,
+        },
+    })
+}
+
+/// The attachment note, when configured and there is anything to list.
+fn note(
+    msg: &Message<'_>,
+    parts: &[u32],
+    shown_cids: &HashSet<String>,
+    content: &ContentConfig,
+) -> Option<String> {
+    if !content.attachment_note {
+        return None;
+    }
+    attachments::note(&attachments::list(msg, parts, shown_cids))
+}
+
+/// `s` cut to `cap` bytes, and how many bytes were cut off.
+fn capped(s: &str, cap: usize) -> (&str, usize) {
+    let kept = limit::prefix(s, cap);
+    (kept, s.len() - kept.len())
+}
+
+/// The text parts joined, with CRLF as LF.
+fn text_source(msg: &Message<'_>, parts: &[u32]) -> String {
+    let texts: Vec<_> = parts
+        .iter()
+        .filter_map(|&id| recover::text(msg, msg.part(id)?))
+        .collect();
+    texts.join("\n").replace("\r\n", "\n")
+}
+
+/// The body parts as one HTML document; text parts are escaped into it.
+fn html_source(msg: &Message<'_>, parts: &[u32]) -> String {
+    let mut out = String::new();
+    for part in parts.iter().filter_map(|&id| msg.part(id)) {
+        let Some(text) = recover::text(msg, part) else {
+            continue;
+        };
+        if recover::is_html(part) {
+            out.push_str(&text);
+        } else {
+            out.push_str("<div>");
+            let lines: Vec<String> = text.lines().map(sanitize::escape).collect();
+            out.push_str(&lines.join("<br>\n"));
+            out.push_str("</div>");
+        }
+    }
+    out
+}
+
+/// File names of parts by Content-ID, for `cid:` images.
+fn cid_names(msg: &Message<'_>) -> HashMap<String, String> {
+    msg.parts
+        .iter()
+        .filter_map(|p| {
+            let name = p.attachment_name().filter(|n| !n.trim().is_empty())?;
+            Some((markers::content_id(p.content_id()?), name.to_string()))
+        })
+        .collect()
+}
+
+/// Plain text with quoted history and signature cut as configured.
+fn clean_text(source: &str, content: &ContentConfig) -> String {
+    let lines = lines::text_lines(source);
+    let kept = reply::kept(&lines, content.strip_quotes, content.strip_signatures);
+    tidy(&lines::keep(source, &lines, &kept))
+}
+
+/// Text without trailing whitespace and leading blank lines.
+fn tidy(s: &str) -> String {
+    let s = s.trim_end();
+    let first = s.find(|c: char| !c.is_whitespace()).unwrap_or(s.len());
+    let line_start = s
+        .get(..first)
+        .and_then(|h| h.rfind('\n'))
+        .map_or(0, |p| p + 1);
+    s.get(line_start..).unwrap_or("").to_string()
+}
+
+/// Sanitized HTML and the Content-IDs of the images it showed as text.
+struct CleanHtml {
+    html: String,
+    cids: HashSet<String>,
+}
+
+/// Sanitized HTML with quoted history and signature cut as configured.
+fn clean_html(
+    source: &str,
+    cid_names: &HashMap<String, String>,
+    content: &ContentConfig,
+) -> CleanHtml {
+    let source = markers::strip_marks(source);
+    let options = markers::Options {
+        quotes: content.strip_quotes,
+        signatures: content.strip_signatures,
+        remote_images: content.remote_images,
+    };
+    let marked = markers::mark(&source, cid_names, options);
+    let clean = sanitize::clean(&marked.html, content.remote_images);
+    let lines = html_lines::html_lines(&clean);
+    let kept = reply::kept(&lines, content.strip_quotes, content.strip_signatures);
+    let html = if kept.len() == 1 && kept[0] == (0..lines.len()) {
+        markers::strip_marks(&clean).into_owned()
+    } else {
+        let cut = lines::keep(&clean, &lines, &kept);
+        // Re-parsing closes the tags the cut left open.
+        sanitize::clean(&markers::strip_marks(&cut), content.remote_images)
+    };
+    CleanHtml {
+        html: html.trim().to_string(),
+        cids: marked.cids,
+    }
+}
+
+/// The note and truncation marker never take more than this share of the limit.
+fn note_budget(max: usize) -> usize {
+    max / 4
+}
+
+/// HTML body + truncation marker + attachment note, within `max` bytes.
+fn fit_html(
+    html: &str,
+    dropped: usize,
+    note: Option<String>,
+    max: usize,
+    remote: RemoteImages,
+) -> String {
+    let note = note
+        .map(|n| {
+            format!(
+                "<p>{}</p>",
+                sanitize::escape(limit::prefix(&n, note_budget(max)))
+            )
+        })
+        .unwrap_or_default();
+    let total = html.len() + note.len() + dropped;
+    if total <= max && dropped == 0 {
+        return format!("{html}{note}");
+    }
+    let over = (total.saturating_sub(max)).max(dropped) as u64;
+    let marker = format!("<p>{}</p>", sanitize::escape(&limit::marker(over)));
+    let budget = max.saturating_sub(note.len() + marker.len());
+    format!("{}{marker}{note}", truncate_html(html, budget, remote))
+}
+
+/// The longest HTML prefix that, with its tags closed, fits in `budget` bytes.
+fn truncate_html(html: &str, budget: usize, remote: RemoteImages) -> String {
+    if html.len() <= budget {
+        return html.to_string();
+    }
+    let mut cut = budget;
+    for _ in 0..8 {
+        let out = sanitize::clean(limit::prefix(html, cut), remote);
+        if out.len() <= budget {
+            return out;
+        }
+        // Closing tags took the difference; aim lower in proportion.
+        let scaled = (cut as u128 * budget as u128 / out.len().max(1) as u128) as usize;
+        cut = scaled.saturating_sub(64).min(cut.saturating_sub(1));
+    }
+    // Escaping grows text at most 6×.
+    sanitize::escape(limit::prefix(&html_to_text(html), budget / 6))
+}
+
+/// PLAIN body + truncation marker + attachment note, within `max` bytes.
+fn fit_text(text: String, dropped: usize, note: Option<String>, max: usize) -> String {
+    let sep = if text.is_empty() { "" } else { "\n\n" };
+    let note = note
+        .map(|n| format!("{sep}{}", limit::prefix(&n, note_budget(max))))
+        .unwrap_or_default();
+    let total = text.len() + note.len() + dropped;
+    if total <= max && dropped == 0 {
+        return format!("{text}{note}");
+    }
+    let over = (total.saturating_sub(max)).max(dropped) as u64;
+    let marker = format!("\n\n{}", limit::marker(over));
+    let budget = max.saturating_sub(note.len() + marker.len());
+    format!("{}{marker}{note}", limit::prefix(&text, budget))
 }

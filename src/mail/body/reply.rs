@@ -26,31 +26,45 @@ enum Kind {
 const MAX_INTRO: usize = 300;
 
 /// The line ranges to keep after stripping quotes and signature as configured.
-pub(super) fn kept(lines: &[Line], strip_quotes: bool, strip_signatures: bool) -> Vec<Range<usize>> {
-    let all = vec![0..lines.len()];
-    let mut keep = all.clone();
-    if strip_quotes {
-        if let Some(k) = quote_cut(&classify(lines)) {
-            if visible(lines, &k) {
-                keep = k;
-            }
-        }
+pub(super) fn kept(
+    lines: &[Line],
+    strip_quotes: bool,
+    strip_signatures: bool,
+) -> Vec<Range<usize>> {
+    let mut keep = one(0..lines.len());
+    // A cut leaving only a signature left nothing of the reply either (a bare forward).
+    if strip_quotes
+        && let Some(k) = quote_cut(&classify(lines))
+        && visible(
+            lines,
+            &signature_cut(lines, &k).unwrap_or_else(|| k.clone()),
+        )
+    {
+        keep = k;
     }
-    if strip_signatures {
-        if let Some(k) = signature_cut(lines, &keep) {
-            if visible(lines, &k) {
-                keep = k;
-            }
-        }
+    if strip_signatures
+        && let Some(k) = signature_cut(lines, &keep)
+        && visible(lines, &k)
+    {
+        keep = k;
     }
     keep.retain(|r| !r.is_empty());
     keep
 }
 
+/// A list of ranges holding one range (more may be pushed).
+fn one(r: Range<usize>) -> Vec<Range<usize>> {
+    let mut v = Vec::with_capacity(2);
+    v.push(r);
+    v
+}
+
 fn visible(lines: &[Line], ranges: &[Range<usize>]) -> bool {
-    ranges
-        .iter()
-        .any(|r| lines.get(r.clone()).is_some_and(|ls| ls.iter().any(|l| has_visible(&l.text))))
+    ranges.iter().any(|r| {
+        lines
+            .get(r.clone())
+            .is_some_and(|ls| ls.iter().any(|l| has_visible(&l.text)))
+    })
 }
 
 fn is_quote_line(l: &Line) -> bool {
@@ -74,16 +88,28 @@ fn classify(lines: &[Line]) -> Vec<Kind> {
         .collect();
     let mut i = 0;
     while i < lines.len() {
-        if kinds[i] == Kind::Text {
-            if let Some(n) = headers::splitter(lines, i) {
-                for k in kinds.iter_mut().skip(i).take(n) {
-                    if *k != Kind::Quote {
-                        *k = Kind::Split;
-                    }
+        // A forward is shared content, not history: its header block stays text.
+        if matches!(kinds[i], Kind::Text | Kind::Split)
+            && let Some(n) = headers::forward(lines, i)
+        {
+            for k in kinds.iter_mut().skip(i).take(n) {
+                if *k == Kind::Split {
+                    *k = Kind::Text;
                 }
-                i += n;
-                continue;
             }
+            i += n;
+            continue;
+        }
+        if kinds[i] == Kind::Text
+            && let Some(n) = headers::splitter(lines, i)
+        {
+            for k in kinds.iter_mut().skip(i).take(n) {
+                if *k != Kind::Quote {
+                    *k = Kind::Split;
+                }
+            }
+            i += n;
+            continue;
         }
         i += 1;
     }
@@ -125,7 +151,7 @@ fn quote_cut(kinds: &[Kind]) -> Option<Vec<Range<usize>>> {
     }
     let region = &kinds[..end];
     if interleaved(region) {
-        return (end < n).then(|| vec![0..end]);
+        return (end < n).then(|| one(0..end));
     }
     let quotes = region.iter().filter(|k| **k == Kind::Quote).count();
     let first_split = region.iter().position(|k| *k == Kind::Split);
@@ -143,13 +169,13 @@ fn quote_cut(kinds: &[Kind]) -> Option<Vec<Range<usize>>> {
     };
     match (start, last_quote) {
         (Some(s), Some(q)) if q >= s => {
-            let mut keep = vec![0..s];
+            let mut keep = one(0..s);
             if q + 1 < end {
                 keep.push(q + 1..end);
             }
             Some(keep)
         }
-        _ if end < n => Some(vec![0..end]),
+        _ if end < n => Some(one(0..end)),
         _ => None,
     }
 }
@@ -199,12 +225,15 @@ mod tests {
 
     fn strip(text: &str) -> String {
         let lines = text_lines(text);
-        keep(text, &lines, &kept(&lines, true, true)).trim().to_string()
+        keep(text, &lines, &kept(&lines, true, true))
+            .trim()
+            .to_string()
     }
 
     #[test]
     fn gmail_on_wrote() {
-        let t = "Hello\n\nOn Mon, Apr 2, 2012 at 6:26 PM, Megan One <xxx@gmail.com> wrote:\n\n> Hi\n";
+        let t =
+            "Hello\n\nOn Mon, Apr 2, 2012 at 6:26 PM, Megan One <xxx@gmail.com> wrote:\n\n> Hi\n";
         assert_eq!(strip(t), "Hello");
     }
 
@@ -250,17 +279,22 @@ mod tests {
     fn french_and_german() {
         let t = "Merci\n\nLe 26 juin 2014 à 14:00, Alex <a@example.fr> a écrit :\n> Bonjour\n";
         assert_eq!(strip(t), "Merci");
-        let t = "Danke\n\nAm 01.02.2024 um 10:15 schrieb Max Mustermann <max@example.de>:\n> Hallo\n";
+        let t =
+            "Danke\n\nAm 01.02.2024 um 10:15 schrieb Max Mustermann <max@example.de>:\n> Hallo\n";
         assert_eq!(strip(t), "Danke");
     }
 
     #[test]
     fn trailing_quote_lines_are_cut() {
         assert_eq!(strip("Hello\n\n> Hi\n"), "Hello");
-        let t = "Hello\n\n> Subject: Test\n> From: bob@example.com\n> To: a@example.com\n> \n> Hi\n";
+        let t =
+            "Hello\n\n> Subject: Test\n> From: bob@example.com\n> To: a@example.com\n> \n> Hi\n";
         assert_eq!(strip(t), "Hello");
         // An intro line above the quote goes with it.
-        assert_eq!(strip("Yes.\n\n26.06.2014, 14:41, \"Alexander L\" <abc@example.com>:\n> Hello\n"), "Yes.");
+        assert_eq!(
+            strip("Yes.\n\n26.06.2014, 14:41, \"Alexander L\" <abc@example.com>:\n> Hello\n"),
+            "Yes."
+        );
     }
 
     #[test]
@@ -282,17 +316,29 @@ mod tests {
         let t = "-----Original Message-----\nFrom: a@example.com\nSent: Monday\nTo: b@example.com\nSubject: x\n\nforwarded text";
         assert_eq!(strip(t), t.trim());
         assert_eq!(strip("-- \nJohn Smith\nACME"), "-- \nJohn Smith\nACME");
+        // Only a signature above the history: the history is what was sent.
+        let t = "-- \nJan\n\nGesendet: Mittwoch, 03. Februar 2016\nVon: Martin\nAn: Support\nBetreff: Fw: Zugangsdaten\n\nDaten";
+        assert_eq!(strip(t), t);
         assert_eq!(strip("Sent from my iPhone"), "Sent from my iPhone");
     }
 
     #[test]
     fn signatures() {
-        assert_eq!(strip("this is an email with a correct -- signature.\n\n-- \nrick\n"), "this is an email with a correct -- signature.");
-        assert_eq!(strip("Hi there!\n\nAnd here is a fix -- this is not a signature.\n\nkthxbai"), "Hi there!\n\nAnd here is a fix -- this is not a signature.\n\nkthxbai");
+        assert_eq!(
+            strip("this is an email with a correct -- signature.\n\n-- \nrick\n"),
+            "this is an email with a correct -- signature."
+        );
+        assert_eq!(
+            strip("Hi there!\n\nAnd here is a fix -- this is not a signature.\n\nkthxbai"),
+            "Hi there!\n\nAnd here is a fix -- this is not a signature.\n\nkthxbai"
+        );
         assert_eq!(strip("Hello\n--\nJohn\nACME Inc."), "Hello");
         let long_tail = format!("Hello\n--\n{}", "line\n".repeat(10));
         assert_eq!(strip(&long_tail), long_tail.trim());
-        assert_eq!(strip("Here is another email\n\nSent from my BlackBerry"), "Here is another email");
+        assert_eq!(
+            strip("Here is another email\n\nSent from my BlackBerry"),
+            "Here is another email"
+        );
         assert_eq!(strip("Hi\n\nGet Outlook for Android\n"), "Hi");
         assert_eq!(strip("Hi\n\nSent from Outlook"), "Hi");
         let not = "Here is another email\n\nSent from my desk, is much easier then my mobile phone.\nI think so.";
@@ -305,11 +351,22 @@ mod tests {
     }
 
     #[test]
+    fn forwards_are_kept() {
+        let t = "Please see below.\n\n---------- Forwarded message ---------\nFrom: Courier <c@example.com>\nDate: Mon, 11 Mar 2024\nSubject: Parcel\nTo: jan@example.pl\n\nYour parcel is delayed.";
+        assert_eq!(strip(t), t);
+        let t = "Zobaczcie poniżej.\n\n-------- Wiadomość przekazana --------\nOd: Kurier\nData: pon\nDo: Jan\nTemat: Paczka\n\nPaczka opóźniona.";
+        assert_eq!(strip(t), t);
+    }
+
+    #[test]
     fn toggles() {
         let t = "Hello\n-- \nsig\n\n> quoted\n> more\n";
         let lines = text_lines(t);
         assert_eq!(keep(t, &lines, &kept(&lines, false, false)), t);
-        assert_eq!(keep(t, &lines, &kept(&lines, true, false)).trim(), "Hello\n-- \nsig");
+        assert_eq!(
+            keep(t, &lines, &kept(&lines, true, false)).trim(),
+            "Hello\n-- \nsig"
+        );
         assert_eq!(keep(t, &lines, &kept(&lines, false, true)).trim(), "Hello");
     }
 

@@ -11,6 +11,10 @@ use std::sync::LazyLock;
 /// Read receipts (MDNs) and abuse reports count too: they are written by software,
 /// never by the customer, and would only clutter the ticket.
 pub fn bounce_reason(msg: &Message<'_>) -> Option<String> {
+    // mail-parser's accessors index the root part; a hand-made empty Message has none.
+    if msg.parts.is_empty() {
+        return None;
+    }
     report_reason(msg)
         .or_else(|| failed_recipients_reason(msg))
         .or_else(|| sender_reason(msg))
@@ -24,9 +28,15 @@ pub fn bounce_reason(msg: &Message<'_>) -> Option<String> {
 fn report_reason(msg: &Message<'_>) -> Option<String> {
     if let Some(ct) = msg.root_part().content_type() {
         let is_report = ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"));
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"));
         if is_report {
-            let report_type = ct.attribute("report-type").unwrap_or("").trim().to_ascii_lowercase();
+            let report_type = ct
+                .attribute("report-type")
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             return Some(match report_kind(&report_type) {
                 Some(kind) => format!("{kind}: multipart/report {report_type}"),
                 None if report_type.is_empty() => "bounce: multipart/report".into(),
@@ -67,8 +77,7 @@ fn sender_reason(msg: &Message<'_>) -> Option<String> {
         let local = local.trim_matches('"');
         let daemon = matches!(local, "mailer-daemon" | "mailer_daemon" | "mailerdaemon");
         let postmaster = matches!(local, "postmaster" | "post_master" | "post-master");
-        (daemon || postmaster)
-            .then(|| format!("bounce: sender {}", address.trim()))
+        (daemon || postmaster).then(|| format!("bounce: sender {}", address.trim()))
     })
 }
 
@@ -78,24 +87,23 @@ fn sns_reason(msg: &Message<'_>) -> Option<String> {
 }
 
 /// The fixed subjects of bounces from MTAs that send no DSN. Anchored at the start,
-/// so a person's "Re: Undeliverable: ..." or "Fwd: failure notice" does not count.
+/// so a person's "Re: Undeliverable: ..." or "Fwd: failure notice" does not count;
+/// the generic words need the `:` (or the end) that MTAs put after them, so a
+/// customer's "Delivery failure of order 123" is not one.
 static SUBJECT: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
         r"(?xi)^\s*(
-            undelivered\s+mail\s+returned\s+to\s+sender          # Postfix
-          | delivery\s+status\s+notification                     # Gmail, Exchange, Sendmail
-          | mail\s+delivery\s+failed                             # Exim
-          | failure\s+notice                                     # qmail
-          | returned\s+mail\s*:                                  # Sendmail
-          | undeliver(able|ed)(\s+mail|\s+message)?\s*:         # Exchange, Domino
-          | delivery\s+(failure|has\s+failed)                    # Domino, Exchange
-          | non-?deliver(y|able)                                 # various
-          | message\s+delivery\s+failure
-          | mail\s+system\s+error
-          | unzustellbar\s*:                                     # de Exchange
-          | niedostarczalne\s*:                                  # pl Exchange
-          | non\s+remis\s*:                                      # fr Exchange
-          | メールエラー通知                                     # KDDI (au one net)
+            undelivered\s+mail\s+returned\s+to\s+sender                 # Postfix
+          | delivery\s+status\s+notification                            # Gmail, Exchange, Sendmail
+          | mail\s+delivery\s+failed                                    # Exim
+          | failure\s+notice                                             # qmail
+          | returned\s+mail\s*:                                         # Sendmail
+          | undeliver(able|ed)(\s+mail|\s+message)?\s*(:|,|$)           # Exchange, Domino
+          | delivery\s+failure\s*(:|$)                                  # Domino
+          | unzustellbar\s*:                                            # de Exchange
+          | niedostarczalne\s*:                                         # pl Exchange
+          | non\s+remis\s*:                                             # fr Exchange
+          | メールエラー通知                                            # KDDI (au one net)
         )",
     )
     .ok()
@@ -107,12 +115,22 @@ static ABUSE_SUBJECT: LazyLock<Option<Regex>> =
 
 fn subject_reason(msg: &Message<'_>) -> Option<String> {
     let subject = msg.subject()?;
-    let prefix = |found: regex::Match<'_>| found.as_str().trim().trim_end_matches(':').trim_end().to_string();
+    let prefix = |found: regex::Match<'_>| {
+        found
+            .as_str()
+            .trim()
+            .trim_end_matches(':')
+            .trim_end()
+            .to_string()
+    };
     if let Some(found) = SUBJECT.as_ref().and_then(|re| re.find(subject)) {
         return Some(format!("bounce: subject starts with \"{}\"", prefix(found)));
     }
     let found = ABUSE_SUBJECT.as_ref()?.find(subject)?;
-    Some(format!("abuse report: subject starts with \"{}\"", prefix(found)))
+    Some(format!(
+        "abuse report: subject starts with \"{}\"",
+        prefix(found)
+    ))
 }
 
 /// `Return-Path: <>` is the null sender of RFC 5321: only bounces and automatic
@@ -141,7 +159,9 @@ mod tests {
     }
 
     fn plain(headers: &str) -> Option<String> {
-        reason(&format!("From: Anna <anna@customer.example>\r\n{headers}\r\n\r\nHello\r\n"))
+        reason(&format!(
+            "From: Anna <anna@customer.example>\r\n{headers}\r\n\r\nHello\r\n"
+        ))
     }
 
     const DSN: &str = "From: Mail Delivery System <mailer@mx.example>\r\n\
@@ -154,22 +174,34 @@ mod tests {
 
     #[test]
     fn multipart_report_kinds() {
-        assert_eq!(reason(DSN).as_deref(), Some("bounce: multipart/report delivery-status"));
+        assert_eq!(
+            reason(DSN).as_deref(),
+            Some("bounce: multipart/report delivery-status")
+        );
         let mdn = DSN.replace("delivery-status", "disposition-notification");
         assert_eq!(
             reason(&mdn).as_deref(),
             Some("read receipt: multipart/report disposition-notification")
         );
         let arf = DSN.replace("delivery-status", "feedback-report");
-        assert_eq!(reason(&arf).as_deref(), Some("abuse report: multipart/report feedback-report"));
+        assert_eq!(
+            reason(&arf).as_deref(),
+            Some("abuse report: multipart/report feedback-report")
+        );
         let odd = DSN.replace("report-type=delivery-status; ", "");
         assert_eq!(reason(&odd).as_deref(), Some("bounce: multipart/report"));
     }
 
     #[test]
     fn delivery_status_part_without_multipart_report() {
-        let mixed = DSN.replace("multipart/report; report-type=delivery-status", "multipart/mixed");
-        assert_eq!(reason(&mixed).as_deref(), Some("bounce: message/delivery-status part"));
+        let mixed = DSN.replace(
+            "multipart/report; report-type=delivery-status",
+            "multipart/mixed",
+        );
+        assert_eq!(
+            reason(&mixed).as_deref(),
+            Some("bounce: message/delivery-status part")
+        );
     }
 
     #[test]
@@ -189,7 +221,10 @@ mod tests {
             reason("From: MAILER-DAEMON@mx.example\r\n\r\nx").as_deref(),
             Some("bounce: sender MAILER-DAEMON@mx.example")
         );
-        assert!(reason("From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\n\r\nx").is_some());
+        assert!(
+            reason("From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\r\n\r\nx")
+                .is_some()
+        );
         assert!(reason("From: PostMaster@example.com\r\n\r\nx").is_some());
         assert!(reason("From: post_master@vtext.example.com\r\n\r\nx").is_some());
         assert_eq!(reason("From: postmaster.anna@example.com\r\n\r\nx"), None);
@@ -205,7 +240,10 @@ mod tests {
         assert!(plain("Return-Path: < >").is_some());
         assert_eq!(plain("Return-Path: <anna@customer.example>"), None);
         // Left to auto_reply_reason, which names the better reason.
-        assert_eq!(plain("Return-Path: <>\r\nAuto-Submitted: auto-replied"), None);
+        assert_eq!(
+            plain("Return-Path: <>\r\nAuto-Submitted: auto-replied"),
+            None
+        );
     }
 
     #[test]
@@ -226,6 +264,9 @@ mod tests {
             "Returned mail: see transcript for details",
             "Undeliverable: [#123] Printer",
             "DELIVERY FAILURE: User x not listed",
+            "Undeliverable mail, MTA-BLOCKED",
+            "Undeliverable Message",
+            "Delivery failure",
             "Unzustellbar: Ihre Anfrage",
             "Niedostarczalne: [#123] Drukarka",
             "complaint about message from 192.0.2.1",
@@ -236,6 +277,8 @@ mod tests {
             "Re: Undeliverable: [#123] Printer",
             "Fwd: failure notice",
             "Delivery of the printer [#123]",
+            "Delivery failure of order 123 [#123]",
+            "Undeliverable parcel [#123]",
             "Returned goods",
         ] {
             assert_eq!(plain(&format!("Subject: {subject}")), None, "{subject}");
@@ -251,8 +294,18 @@ mod tests {
     }
 
     #[test]
+    fn empty_message_is_nothing() {
+        let empty = Message::default();
+        assert_eq!(bounce_reason(&empty), None);
+        assert_eq!(auto_reply::auto_reply_reason(&empty), None);
+    }
+
+    #[test]
     fn ordinary_mail() {
-        assert_eq!(plain("Subject: [#123] Hello\r\nReturn-Path: <anna@customer.example>"), None);
+        assert_eq!(
+            plain("Subject: [#123] Hello\r\nReturn-Path: <anna@customer.example>"),
+            None
+        );
         assert_eq!(reason(""), None);
     }
 }

@@ -72,7 +72,10 @@ mod tests {
 
     #[test]
     fn unfolds_and_trims() {
-        assert_eq!(unfold(" auto-replied;\r\n\towner=x\r\n".into()), "auto-replied; owner=x");
+        assert_eq!(
+            unfold(" auto-replied;\r\n\towner=x\r\n".into()),
+            "auto-replied; owner=x"
+        );
     }
 
     #[test]

@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn character_classes_and_alternatives() {
-        let r = rules(&["{a,b}@x.example", "user[0-9]@x.example", "?@y.example"], &[]);
+        let r = rules(
+            &["{a,b}@x.example", "user[0-9]@x.example", "?@y.example"],
+            &[],
+        );
         assert!(r.refusal("a@x.example").is_some());
         assert!(r.refusal("user7@x.example").is_some());
         assert!(r.refusal("z@y.example").is_some());
@@ -175,7 +178,10 @@ mod tests {
             ..FiltersConfig::default()
         };
         let (key, message) = SenderRules::new(&filters).err().unwrap_or_default();
-        assert_eq!((key.as_str(), message.as_str()), ("allow_senders[0]", "empty pattern"));
+        assert_eq!(
+            (key.as_str(), message.as_str()),
+            ("allow_senders[0]", "empty pattern")
+        );
 
         let filters = FiltersConfig {
             allow_senders: vec!["a@x.example, b@x.example".into()],

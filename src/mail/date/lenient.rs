@@ -55,16 +55,23 @@ impl Fields {
                 return self.take(time);
             }
             let starts_digit = lower.starts_with(|c: char| c.is_ascii_digit());
-            if starts_digit && (lower.contains(':') || (self.date_complete() && lower.contains('.'))) {
+            if starts_digit
+                && (lower.contains(':') || (self.date_complete() && lower.contains('.')))
+            {
                 let (time, rest) = parse_time(lower)?;
                 self.time = Some(time);
-                return if rest.is_empty() { Some(true) } else { self.take(rest) };
+                return if rest.is_empty() {
+                    Some(true)
+                } else {
+                    self.take(rest)
+                };
             }
-            if starts_digit && self.ymd.is_none() {
-                if let Some(ymd) = parse_triple(lower) {
-                    self.ymd = Some(ymd);
-                    return Some(true);
-                }
+            if starts_digit
+                && self.ymd.is_none()
+                && let Some(ymd) = parse_triple(lower)
+            {
+                self.ymd = Some(ymd);
+                return Some(true);
             }
             // `6.` as in the German `6. Jan 2025`.
             if let Some(n) = number(lower.trim_end_matches('.')) {
@@ -78,13 +85,23 @@ impl Fields {
             return Some(true);
         }
         if self.zone.is_some() {
-            return Some(false);
+            // Unix `date`: `Mon Jan  6 10:00:00 CET 2025` has the year after the zone.
+            return match number(lower) {
+                Some(n) if self.ymd.is_none() && self.numbers.len() < 2 => {
+                    self.numbers.push(n);
+                    Some(true)
+                }
+                _ => Some(false),
+            };
         }
         match lower {
             "am" | "a.m." => self.pm = Some(false),
             "pm" | "p.m." => self.pm = Some(true),
             _ if lower.starts_with(['+', '-']) => {
-                if lower.get(1..).is_some_and(|d| d.starts_with(|c: char| c.is_ascii_digit())) {
+                if lower
+                    .get(1..)
+                    .is_some_and(|d| d.starts_with(|c: char| c.is_ascii_digit()))
+                {
                     self.zone = Some(numeric_zone(lower)?.0);
                 }
             }
@@ -121,7 +138,8 @@ impl Fields {
             Some(false) if hour == 12 => hour = 0,
             _ => {}
         }
-        let local = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second.min(59))?;
+        let local =
+            NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second.min(59))?;
         let zone = FixedOffset::east_opt(self.zone.unwrap_or(0))?;
         in_range(zone.from_local_datetime(&local).single()?)
     }
@@ -135,7 +153,11 @@ fn day_and_year(numbers: &[(u32, usize)]) -> Option<(u32, i32)> {
         Some(i) => (i, numbers[i]),
         None => (1, *numbers.get(1)?),
     };
-    let day = numbers.iter().enumerate().find(|&(i, _)| i != year_at).map(|(_, &(v, _))| v)?;
+    let day = numbers
+        .iter()
+        .enumerate()
+        .find(|&(i, _)| i != year_at)
+        .map(|(_, &(v, _))| v)?;
     Some((day, full_year(year)?))
 }
 
@@ -207,7 +229,9 @@ fn parse_time(token: &str) -> Option<((u32, u32, u32), &str)> {
         count += 1;
         rest = rest.get(digits..)?;
         match rest.strip_prefix(sep) {
-            Some(after) if count < 3 && after.starts_with(|c: char| c.is_ascii_digit()) => rest = after,
+            Some(after) if count < 3 && after.starts_with(|c: char| c.is_ascii_digit()) => {
+                rest = after
+            }
             _ => break,
         }
     }
@@ -215,10 +239,10 @@ fn parse_time(token: &str) -> Option<((u32, u32, u32), &str)> {
         return None;
     }
     // A fraction of a second is dropped.
-    if count == 3 {
-        if let Some(after) = rest.strip_prefix(['.', ',']) {
-            rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
-        }
+    if count == 3
+        && let Some(after) = rest.strip_prefix(['.', ','])
+    {
+        rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
     }
     let [hour, minute, second] = fields;
     (hour <= 23 && minute <= 59 && second <= 60).then_some(((hour, minute, second), rest))
@@ -234,7 +258,10 @@ fn numeric_zone(token: &str) -> Option<(i32, &str)> {
             let hours: i32 = body.get(..digits)?.parse().ok()?;
             let after = body.get(digits..)?;
             match after.strip_prefix(':') {
-                Some(m) if m.get(..2).is_some_and(|mm| mm.bytes().all(|b| b.is_ascii_digit())) => {
+                Some(m)
+                    if m.get(..2)
+                        .is_some_and(|mm| mm.bytes().all(|b| b.is_ascii_digit())) =>
+                {
                     (hours, m.get(..2)?.parse().ok()?, m.get(2..)?)
                 }
                 _ => (hours, 0, after),
@@ -250,7 +277,11 @@ fn numeric_zone(token: &str) -> Option<(i32, &str)> {
         }
         // More digits than a zone can have (the zone and the next field run together):
         // the first four are the zone.
-        5.. => (body.get(..2)?.parse().ok()?, body.get(2..4)?.parse().ok()?, body.get(4..)?),
+        5.. => (
+            body.get(..2)?.parse().ok()?,
+            body.get(2..4)?.parse().ok()?,
+            body.get(4..)?,
+        ),
         _ => return None,
     };
     (hours <= 23 && minutes <= 59).then_some((sign * (hours * 3600 + minutes * 60), rest))
@@ -259,7 +290,12 @@ fn numeric_zone(token: &str) -> Option<(i32, &str)> {
 /// `CEST`, `GMT+02:00`, `UTC+2`; any other name counts as `-0000` (RFC 5322 4.3).
 fn named_zone(token: &str) -> Option<i32> {
     let letters = token.chars().take_while(|c| c.is_alphabetic()).count();
-    let (name, rest) = token.split_at(token.char_indices().nth(letters).map_or(token.len(), |(i, _)| i));
+    let (name, rest) = token.split_at(
+        token
+            .char_indices()
+            .nth(letters)
+            .map_or(token.len(), |(i, _)| i),
+    );
     match zones::zone_offset(name) {
         Some(base) if rest.starts_with(['+', '-']) && base == 0 => Some(numeric_zone(rest)?.0),
         Some(base) => Some(base),
@@ -322,15 +358,30 @@ mod tests {
 
     #[test]
     fn rfc5322_forms() {
-        assert_eq!(p("Tue, 1 Jul 2003 10:52:37 +0200").as_deref(), Some("2003-07-01T10:52:37+02:00"));
-        assert_eq!(p("1 Jul 2003 10:52:37 +0200").as_deref(), Some("2003-07-01T10:52:37+02:00"));
+        assert_eq!(
+            p("Tue, 1 Jul 2003 10:52:37 +0200").as_deref(),
+            Some("2003-07-01T10:52:37+02:00")
+        );
+        assert_eq!(
+            p("1 Jul 2003 10:52:37 +0200").as_deref(),
+            Some("2003-07-01T10:52:37+02:00")
+        );
         assert_eq!(
             p("Fri, 21 Nov 1997 09(comment):   55  :  06 -0600").as_deref(),
             Some("1997-11-21T09:55:06-06:00")
         );
-        assert_eq!(p("21 Nov 97 09:55:06 GMT").as_deref(), Some("1997-11-21T09:55:06+00:00"));
-        assert_eq!(p("Tue, 22 Jan 2002 14:35:28 UT").as_deref(), Some("2002-01-22T14:35:28+00:00"));
-        assert_eq!(p("Wed, 9 Jan 2002 19:47:50 MST").as_deref(), Some("2002-01-09T19:47:50-07:00"));
+        assert_eq!(
+            p("21 Nov 97 09:55:06 GMT").as_deref(),
+            Some("1997-11-21T09:55:06+00:00")
+        );
+        assert_eq!(
+            p("Tue, 22 Jan 2002 14:35:28 UT").as_deref(),
+            Some("2002-01-22T14:35:28+00:00")
+        );
+        assert_eq!(
+            p("Wed, 9 Jan 2002 19:47:50 MST").as_deref(),
+            Some("2002-01-09T19:47:50-07:00")
+        );
         assert_eq!(
             p(" Mon, 15 Jul 2013 13:16:38 -0700 (PDT)\r\n").as_deref(),
             Some("2013-07-15T13:16:38-07:00")
@@ -339,27 +390,63 @@ mod tests {
 
     #[test]
     fn years_by_rfc5322_section_4_3() {
-        assert_eq!(p("1 Jan 49 10:00 +0000").as_deref(), Some("2049-01-01T10:00:00+00:00"));
+        assert_eq!(
+            p("1 Jan 49 10:00 +0000").as_deref(),
+            Some("2049-01-01T10:00:00+00:00")
+        );
         assert_eq!(p("1 Jan 50 10:00 +0000"), None); // 1950: before 1970
-        assert_eq!(p("1 Jan 99 10:00 +0000").as_deref(), Some("1999-01-01T10:00:00+00:00"));
-        assert_eq!(p("1 Jan 103 10:00 +0000").as_deref(), Some("2003-01-01T10:00:00+00:00"));
-        assert_eq!(p("Jan 21 21 10:00 +0000").as_deref(), Some("2021-01-21T10:00:00+00:00"));
+        assert_eq!(
+            p("1 Jan 99 10:00 +0000").as_deref(),
+            Some("1999-01-01T10:00:00+00:00")
+        );
+        assert_eq!(
+            p("1 Jan 103 10:00 +0000").as_deref(),
+            Some("2003-01-01T10:00:00+00:00")
+        );
+        assert_eq!(
+            p("Jan 21 21 10:00 +0000").as_deref(),
+            Some("2021-01-21T10:00:00+00:00")
+        );
     }
 
     #[test]
     fn broken_forms_from_the_corpora() {
         for (text, want) in [
-            ("Mon, 20 Sep 2021 21:32:59 +0200 (GMT+02:00)", "2021-09-20T21:32:59+02:00"),
-            ("Fri, 19 May 2000 09:55:48 -0400 (GMT-04:00)", "2000-05-19T09:55:48-04:00"),
+            (
+                "Mon, 20 Sep 2021 21:32:59 +0200 (GMT+02:00)",
+                "2021-09-20T21:32:59+02:00",
+            ),
+            (
+                "Fri, 19 May 2000 09:55:48 -0400 (GMT-04:00)",
+                "2000-05-19T09:55:48-04:00",
+            ),
             ("Thu, 9 Apr 2006 23:34:45 JST", "2006-04-09T23:34:45+09:00"),
-            ("Thu,29 Apr 2012 23:34:45 +0900", "2012-04-29T23:34:45+09:00"),
-            ("Thu 29 Apr 2010 23:34:45 +0900", "2010-04-29T23:34:45+09:00"),
-            ("Tue, 029 Apr 2019 23:34:45 -0800 (PST)", "2019-04-29T23:34:45-08:00"),
+            (
+                "Thu,29 Apr 2012 23:34:45 +0900",
+                "2012-04-29T23:34:45+09:00",
+            ),
+            (
+                "Thu 29 Apr 2010 23:34:45 +0900",
+                "2010-04-29T23:34:45+09:00",
+            ),
+            (
+                "Tue, 029 Apr 2019 23:34:45 -0800 (PST)",
+                "2019-04-29T23:34:45-08:00",
+            ),
             ("Wed, 3 May 2007 23:34:45", "2007-05-03T23:34:45+00:00"),
-            ("Thursday, April 09, 2003 9:00 AM", "2003-04-09T09:00:00+00:00"),
+            (
+                "Thursday, April 09, 2003 9:00 AM",
+                "2003-04-09T09:00:00+00:00",
+            ),
             ("29-04-2017 23:34", "2017-04-29T23:34:00+00:00"),
-            ("Pn, 29 paX 2007 21:13:00 +0100", "2007-10-29T21:13:00+01:00"),
-            ("Tue, 12 Oct 2010 16:21:05 H0500", "2010-10-12T16:21:05+00:00"),
+            (
+                "Pn, 29 paX 2007 21:13:00 +0100",
+                "2007-10-29T21:13:00+01:00",
+            ),
+            (
+                "Tue, 12 Oct 2010 16:21:05 H0500",
+                "2010-10-12T16:21:05+00:00",
+            ),
             (
                 "Thu, 29 Apr 1995 23:34:45 -0800 From: Mail Delivery Subsystem <MAILER-DAEMON@X>",
                 "1995-04-29T23:34:45-08:00",
@@ -376,29 +463,60 @@ mod tests {
     #[test]
     fn other_tolerated_forms() {
         for (text, want) in [
-            ("mon, 6 jan 2025 10:00:00 +0100", "2025-01-06T10:00:00+01:00"),
+            (
+                "mon, 6 jan 2025 10:00:00 +0100",
+                "2025-01-06T10:00:00+01:00",
+            ),
             ("Mon, 6 JAN 2025 10:00 CET", "2025-01-06T10:00:00+01:00"),
-            ("Mon, 30 Jun 2025 10:00:00 CEST", "2025-06-30T10:00:00+02:00"),
+            (
+                "Mon, 30 Jun 2025 10:00:00 CEST",
+                "2025-06-30T10:00:00+02:00",
+            ),
             ("Mon, 30 Jun 2025 10:00:00 MET", "2025-06-30T10:00:00+01:00"),
-            ("Mon,, 30  Jun,  2025   10:00:00   +0200", "2025-06-30T10:00:00+02:00"),
+            (
+                "Mon,, 30  Jun,  2025   10:00:00   +0200",
+                "2025-06-30T10:00:00+02:00",
+            ),
             ("30 Jun 2025 10.00.00 +0200", "2025-06-30T10:00:00+02:00"),
             ("30 Jun 2025 10:00:00 GMT+2", "2025-06-30T10:00:00+02:00"),
-            ("30 Jun 2025 10:00:00 UTC-04:00", "2025-06-30T10:00:00-04:00"),
+            (
+                "30 Jun 2025 10:00:00 UTC-04:00",
+                "2025-06-30T10:00:00-04:00",
+            ),
             ("30 Jun 2025 10:00:00 +02:00", "2025-06-30T10:00:00+02:00"),
-            ("30 Jun 2025 10:00:00.123 +0200", "2025-06-30T10:00:00+02:00"),
+            (
+                "30 Jun 2025 10:00:00.123 +0200",
+                "2025-06-30T10:00:00+02:00",
+            ),
             ("30 Jun 2025 10:00:00+0200", "2025-06-30T10:00:00+02:00"),
             ("2025-06-30T10:00:00+02:00", "2025-06-30T10:00:00+02:00"),
             ("2025-06-30 10:00:00 +0200", "2025-06-30T10:00:00+02:00"),
             ("29.04.2017 23:34 +0200", "2017-04-29T23:34:00+02:00"),
             ("Sun Jun 29 23:34:45 2025", "2025-06-29T23:34:45+00:00"),
-            ("Mon, 30 Jun 2025 12:00:00 PM +0000", "2025-06-30T12:00:00+00:00"),
-            ("Mon, 30 Jun 2025 12:30 AM +0000", "2025-06-30T00:30:00+00:00"),
-            ("Mon, 30 Jun 2025 23:59:60 +0000", "2025-06-30T23:59:59+00:00"),
+            ("Mon Jan  6 10:00:00 CET 2025", "2025-01-06T10:00:00+01:00"),
+            (
+                "Mon, 30 Jun 2025 12:00:00 PM +0000",
+                "2025-06-30T12:00:00+00:00",
+            ),
+            (
+                "Mon, 30 Jun 2025 12:30 AM +0000",
+                "2025-06-30T00:30:00+00:00",
+            ),
+            (
+                "Mon, 30 Jun 2025 23:59:60 +0000",
+                "2025-06-30T23:59:59+00:00",
+            ),
             ("Pt, 4 lip 2025 08:15:00 +0200", "2025-07-04T08:15:00+02:00"),
             ("Do, 4 Dez 2025 08:15:00 +0100", "2025-12-04T08:15:00+01:00"),
-            ("Mon, 6 Sept 2025 10:00:00 +0000", "2025-09-06T10:00:00+00:00"),
+            (
+                "Mon, 6 Sept 2025 10:00:00 +0000",
+                "2025-09-06T10:00:00+00:00",
+            ),
             ("Mo, 6. Jan. 2025 10:00 +0100", "2025-01-06T10:00:00+01:00"),
-            ("Mon, 6 Jan 2025 10:00:00 - +0100", "2025-01-06T10:00:00+01:00"),
+            (
+                "Mon, 6 Jan 2025 10:00:00 - +0100",
+                "2025-01-06T10:00:00+01:00",
+            ),
         ] {
             assert_eq!(p(text).as_deref(), Some(want), "{text}");
         }
@@ -430,9 +548,15 @@ mod tests {
 
     #[test]
     fn edges_of_the_range() {
-        assert_eq!(p("1 Jan 1970 00:00:00 +0000").as_deref(), Some("1970-01-01T00:00:00+00:00"));
+        assert_eq!(
+            p("1 Jan 1970 00:00:00 +0000").as_deref(),
+            Some("1970-01-01T00:00:00+00:00")
+        );
         assert_eq!(p("1 Jan 1970 00:30:00 +0100"), None);
-        assert_eq!(p("31 Dec 2100 23:59:59 +0000").as_deref(), Some("2100-12-31T23:59:59+00:00"));
+        assert_eq!(
+            p("31 Dec 2100 23:59:59 +0000").as_deref(),
+            Some("2100-12-31T23:59:59+00:00")
+        );
     }
 
     #[test]

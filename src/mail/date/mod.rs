@@ -1,14 +1,16 @@
 //! The date a reply was sent, as Thulium wants it.
 //!
-//! Mail clients write remarkably broken `Date` headers. We read the raw header
-//! ourselves, leniently ([`lenient`]), because mail-parser's reader silently maps
-//! unknown zone names to `+0000` (`CET`, `JST`), misreads comments inside the time
-//! and three-digit years; its value is only the fallback for forms we do not know.
+//! Mail clients write remarkably broken `Date` headers. We read the raw header text
+//! ourselves ([`parse_date`]) instead of taking mail-parser's value: that reader maps
+//! zone names it does not know to `+0000` (`CET`, `JST`), misreads a comment inside
+//! the time, `029` as the 2nd, and takes a later `Received` date when a header runs
+//! into the next line. What we cannot read is left to the caller's fallback, the
+//! IMAP INTERNALDATE, which is closer to the truth than any guess.
 
 mod lenient;
 mod zones;
 
-use chrono::{DateTime, Datelike, FixedOffset, TimeZone};
+use chrono::{DateTime, Datelike, FixedOffset};
 use mail_parser::Message;
 
 pub use lenient::parse_date;
@@ -23,11 +25,11 @@ pub const MAX_YEAR: i32 = 2100;
 /// Unusable means: absent, unreadable, or impossible (month 13, Feb 30, hour 25,
 /// a year before 1970 or after 2100). The caller then falls back to INTERNALDATE.
 pub fn sent_at(msg: &Message<'_>) -> Option<DateTime<FixedOffset>> {
-    let mut fields = date_fields(msg).peekable();
-    fields.peek()?;
-    fields
-        .find_map(|text| parse_date(&text))
-        .or_else(|| msg.date().and_then(from_mail_parser))
+    // mail-parser's accessors index the root part; a hand-made empty Message has none.
+    if msg.parts.is_empty() {
+        return None;
+    }
+    date_fields(msg).find_map(|text| parse_date(&text))
 }
 
 /// The raw text of every top-level `Date` field, lossy UTF-8 (a stray 8-bit byte in
@@ -42,26 +44,6 @@ fn date_fields<'a>(msg: &'a Message<'_>) -> impl Iterator<Item = String> + 'a {
                 .get(h.offset_start() as usize..h.offset_end() as usize)?;
             Some(String::from_utf8_lossy(bytes).into_owned())
         })
-}
-
-/// mail-parser's reading, when it is a real date in range.
-fn from_mail_parser(d: &mail_parser::DateTime) -> Option<DateTime<FixedOffset>> {
-    if !d.is_valid() {
-        return None;
-    }
-    let offset = (i32::from(d.tz_hour) * 3600 + i32::from(d.tz_minute) * 60) * if d.tz_before_gmt { -1 } else { 1 };
-    let zone = FixedOffset::east_opt(offset)?;
-    let at = zone
-        .with_ymd_and_hms(
-            i32::from(d.year),
-            u32::from(d.month),
-            u32::from(d.day),
-            u32::from(d.hour),
-            u32::from(d.minute),
-            u32::from(d.second),
-        )
-        .single()?;
-    in_range(at)
 }
 
 /// The instant, if its year (in UTC) is one we believe.
@@ -100,19 +82,43 @@ mod tests {
     #[test]
     fn warsaw_spring_forward() {
         // 2025-03-30: 02:00 CET becomes 03:00 CEST; 02:xx never appears on a Warsaw clock.
-        assert_eq!(thulium_date(utc("2025-03-30T00:59:00Z"), Warsaw), "2025-03-30 01:59");
-        assert_eq!(thulium_date(utc("2025-03-30T01:00:00Z"), Warsaw), "2025-03-30 03:00");
-        assert_eq!(thulium_date(utc("2025-03-30T01:30:00+00:00"), Warsaw), "2025-03-30 03:30");
+        assert_eq!(
+            thulium_date(utc("2025-03-30T00:59:00Z"), Warsaw),
+            "2025-03-30 01:59"
+        );
+        assert_eq!(
+            thulium_date(utc("2025-03-30T01:00:00Z"), Warsaw),
+            "2025-03-30 03:00"
+        );
+        assert_eq!(
+            thulium_date(utc("2025-03-30T01:30:00+00:00"), Warsaw),
+            "2025-03-30 03:30"
+        );
     }
 
     #[test]
     fn warsaw_fall_back_repeats_the_hour() {
         // 2025-10-26: 03:00 CEST becomes 02:00 CET; both instants read 02:30 locally.
-        assert_eq!(thulium_date(utc("2025-10-26T00:30:00Z"), Warsaw), "2025-10-26 02:30");
-        assert_eq!(thulium_date(utc("2025-10-26T01:30:00Z"), Warsaw), "2025-10-26 02:30");
-        assert_eq!(thulium_date(utc("2025-10-26T00:59:00Z"), Warsaw), "2025-10-26 02:59");
-        assert_eq!(thulium_date(utc("2025-10-26T01:00:00Z"), Warsaw), "2025-10-26 02:00");
-        assert_eq!(thulium_date(utc("2025-10-26T02:00:00Z"), Warsaw), "2025-10-26 03:00");
+        assert_eq!(
+            thulium_date(utc("2025-10-26T00:30:00Z"), Warsaw),
+            "2025-10-26 02:30"
+        );
+        assert_eq!(
+            thulium_date(utc("2025-10-26T01:30:00Z"), Warsaw),
+            "2025-10-26 02:30"
+        );
+        assert_eq!(
+            thulium_date(utc("2025-10-26T00:59:00Z"), Warsaw),
+            "2025-10-26 02:59"
+        );
+        assert_eq!(
+            thulium_date(utc("2025-10-26T01:00:00Z"), Warsaw),
+            "2025-10-26 02:00"
+        );
+        assert_eq!(
+            thulium_date(utc("2025-10-26T02:00:00Z"), Warsaw),
+            "2025-10-26 03:00"
+        );
     }
 
     #[test]
@@ -122,7 +128,10 @@ mod tests {
         assert_eq!(thulium_date(a, Warsaw), "2025-06-01 12:00");
         assert_eq!(thulium_date(b, Warsaw), "2025-06-01 12:00");
         assert_eq!(thulium_date(a, chrono_tz::UTC), "2025-06-01 10:00");
-        assert_eq!(thulium_date(a, chrono_tz::America::New_York), "2025-06-01 06:00");
+        assert_eq!(
+            thulium_date(a, chrono_tz::America::New_York),
+            "2025-06-01 06:00"
+        );
     }
 
     #[test]
@@ -142,6 +151,11 @@ mod tests {
         assert_eq!(sent("Subject: no date\r\n\r\nx"), None);
         assert_eq!(sent("Date: Whenever\r\n\r\nx"), None);
         assert_eq!(sent("Date: Thu, 13 Feb 1969 23:32 -0330\r\n\r\nx"), None);
+    }
+
+    #[test]
+    fn empty_message_has_no_date() {
+        assert_eq!(sent_at(&Message::default()), None);
     }
 
     #[test]

@@ -54,10 +54,10 @@ pub(super) fn month_number(name: &str) -> Option<u32> {
         "december",
     ];
     let name = name.trim_end_matches('.');
-    if name.chars().count() >= 3 {
-        if let Some(i) = ENGLISH.iter().position(|m| m.starts_with(name)) {
-            return u32::try_from(i + 1).ok();
-        }
+    if name.chars().count() >= 3
+        && let Some(i) = ENGLISH.iter().position(|m| m.starts_with(name))
+    {
+        return u32::try_from(i + 1).ok();
     }
     Some(match name {
         "sty" => 1,
