@@ -38,6 +38,11 @@ pub enum Command {
     },
     /// Validate the config, log in to every mailbox, create target folders, call the API once.
     Check,
+    /// The ledger of handled mails (needs the daemon stopped: the ledger file is locked while it runs).
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Offline: what the bridge would do with this mail. No network, no state change.
     Explain {
         /// A raw RFC 5322 mail (.eml)
@@ -46,6 +51,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// One mail's state, ticket, attempts and times, by Message-ID (or its sha256: key).
+    Show { message_id: String },
+    /// How many mails are posted, pending and failed.
+    Stats,
 }
 
 impl Cli {

@@ -214,7 +214,8 @@ async fn deliver_one(
         }
         if unknown_outcome {
             match already_posted(bridge, ticket, mail).await {
-                Ok(true) => return Delivered::Duplicate,
+                // Posted by the earlier attempt: record it as posted now.
+                Ok(true) => return Delivered::Posted,
                 Ok(false) => {}
                 Err(e) => return from_error(bridge, ticket, e, "reading the ticket back failed"),
             }

@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod imap;
 pub mod ledger;
+pub mod ledger_report;
 pub mod mail;
 pub mod metrics;
 pub mod notify;

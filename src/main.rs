@@ -2,10 +2,10 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use thulium_mail_bridge::cli::{Cli, Command};
+use thulium_mail_bridge::cli::{Cli, Command, LedgerCommand};
 use thulium_mail_bridge::config::Config;
 use thulium_mail_bridge::decide::{self, NoReferences, Rules};
-use thulium_mail_bridge::explain;
+use thulium_mail_bridge::{explain, ledger_report};
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
             thulium_mail_bridge::daemon::once(config, dry_run)
         }),
         Command::Check => with_config(&cli, thulium_mail_bridge::check::run),
+        Command::Ledger { ref command } => with_config(&cli, |config| ledger(&config, command)),
     }
 }
 
@@ -46,6 +47,21 @@ fn with_config(cli: &Cli, f: impl FnOnce(Config) -> anyhow::Result<bool>) -> Exi
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
+    let ledger = thulium_mail_bridge::ledger::Ledger::open(&config.state.dir)?;
+    match command {
+        LedgerCommand::Show { message_id } => match ledger_report::show(&ledger, message_id)? {
+            Some(text) => print!("{text}"),
+            None => {
+                println!("{message_id}: not in the ledger (never posted or attempted)");
+                return Ok(false);
+            }
+        },
+        LedgerCommand::Stats => print!("{}", ledger_report::stats(&ledger)?),
+    }
+    Ok(true)
 }
 
 fn explain_file(cli: &Cli, file: &std::path::Path, json: bool) -> ExitCode {
