@@ -43,6 +43,12 @@ pub enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// OAuth2 for mailboxes with [mailbox.oauth2].
+    #[command(name = "oauth2")]
+    OAuth2 {
+        #[command(subcommand)]
+        command: OAuth2Command,
+    },
     /// Offline: what the bridge would do with this mail. No network, no state change.
     Explain {
         /// A raw RFC 5322 mail (.eml)
@@ -50,6 +56,15 @@ pub enum Command {
         /// Print one JSON object instead of a summary.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OAuth2Command {
+    /// Sign a mailbox in with the device flow (RFC 8628) and save its refresh token (mode 0600).
+    Login {
+        #[arg(long)]
+        mailbox: String,
     },
 }
 

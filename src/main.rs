@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use thulium_mail_bridge::cli::{Cli, Command, LedgerCommand};
+use thulium_mail_bridge::cli::{Cli, Command, LedgerCommand, OAuth2Command};
 use thulium_mail_bridge::config::Config;
 use thulium_mail_bridge::decide::{self, NoReferences, Rules};
 use thulium_mail_bridge::{explain, ledger_report};
@@ -21,6 +21,9 @@ fn main() -> ExitCode {
             thulium_mail_bridge::daemon::once(config, dry_run)
         }),
         Command::Check => with_config(&cli, thulium_mail_bridge::check::run),
+        Command::OAuth2 {
+            command: OAuth2Command::Login { ref mailbox },
+        } => with_config(&cli, |c| thulium_mail_bridge::oauth2::login(c, mailbox)),
         Command::Ledger { ref command } => with_config(&cli, |config| ledger(&config, command)),
     }
 }

@@ -108,7 +108,10 @@ pub async fn run(
         )
         .await
         {
-            Ok(()) => return,
+            Ok(Ended::Shutdown) => return,
+            Ok(Ended::TokenDue) => {
+                tracing::info!(mailbox = %mb.name, "OAuth2 token due for renewal; signing in again");
+            }
             Err(e) => {
                 let _ = ready.send(true);
                 let health = Arc::clone(&bridges.borrow().health);
@@ -129,7 +132,15 @@ pub async fn run(
     }
 }
 
-/// Connected life of a mailbox; returns Ok only on shutdown.
+/// Why a healthy connection ended.
+enum Ended {
+    Shutdown,
+    /// The OAuth2 token nears its expiry: sign in anew before the server drops the session
+    /// (Exchange ends it with "BYE AccessTokenExpired").
+    TokenDue,
+}
+
+/// Connected life of a mailbox; returns Ok on shutdown or a due token.
 async fn serve(
     mb: &MailboxConfig,
     bridges: &watch::Receiver<Arc<Bridge>>,
@@ -137,7 +148,7 @@ async fn serve(
     deferrals: &mut Deferrals,
     ready: &watch::Sender<bool>,
     failures: &mut u32,
-) -> Result<(), ImapError> {
+) -> Result<Ended, ImapError> {
     let dry_run = bridges.borrow().dry_run;
     let mut session = open(mb, dry_run).await?;
     *failures = 0;
@@ -157,12 +168,23 @@ async fn serve(
         }
         if *stop.borrow() {
             session.logout().await;
-            return Ok(());
+            return Ok(Ended::Shutdown);
         }
         let mut wait = mb.poll_interval;
         if let Some(at) = report.retry_at {
             wait =
                 wait.min(at.saturating_duration_since(Instant::now()) + Duration::from_millis(10));
+        }
+        let token_due = mb
+            .oauth2
+            .as_ref()
+            .and(TokenCache::global().refresh_at(&mb.name));
+        if let Some(due) = token_due {
+            if due <= Instant::now() {
+                session.logout().await;
+                return Ok(Ended::TokenDue);
+            }
+            wait = wait.min(due.saturating_duration_since(Instant::now()));
         }
         if mb.idle && session.has_idle() {
             let mut stop_idle = stop.clone();
@@ -174,14 +196,14 @@ async fn serve(
             session = s;
             if end == IdleEnd::Interrupted {
                 session.logout().await;
-                return Ok(());
+                return Ok(Ended::Shutdown);
             }
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.changed() => {
                     session.logout().await;
-                    return Ok(());
+                    return Ok(Ended::Shutdown);
                 }
             }
         }

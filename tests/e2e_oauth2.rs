@@ -649,7 +649,6 @@ async fn device_login_reports_a_declined_sign_in_and_writes_nothing() {
 
 /// The `oauth2 login` subcommand end to end (the library call is tested above).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "enable once main.rs wires `oauth2 login --mailbox NAME` to oauth2::login"]
 async fn oauth2_login_subcommand_prints_the_code_and_saves_the_token() {
     let o = OWorld::start().await;
     let rt_file = o.path("cli-refresh.token");

@@ -549,10 +549,10 @@ impl Config {
     fn warn_about_inline_secrets(&mut self, path: &Path) {
         use std::os::unix::fs::PermissionsExt;
         let inline = self.thulium.password_file.is_none()
-            || self
-                .mailboxes
-                .iter()
-                .any(|m| m.oauth2.is_none() && m.password_file.is_none());
+            || self.mailboxes.iter().any(|m| match &m.oauth2 {
+                None => m.password_file.is_none(),
+                Some(o) => o.client_secret.is_some(),
+            });
         let mode = std::fs::metadata(path)
             .map(|m| m.permissions().mode())
             .unwrap_or(0);
