@@ -137,4 +137,29 @@ mod tests {
         assert!(err.1.contains("named group `id`"));
         assert!(TicketMatcher::new(&["(".into()]).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_tag_form_in_any_text_is_found(
+            id in 1u64..=999_999_999_999,
+            form in 0usize..4,
+            before in "[^\\[\\]#]{0,40}",
+            after in "[^\\[\\]#]{0,40}",
+        ) {
+            let tag = ["#", "TH#", "Ticket#", "TH-"][form];
+            let subject = format!("{before}[{tag}{id}]{after}");
+            proptest::prop_assert_eq!(default().find(&subject), SubjectMatch::Ticket { id, pattern: 0 });
+        }
+
+        #[test]
+        fn brackets_without_a_tag_never_match(n in 0u64..100_000, text in "[^#\\[\\]]{0,60}") {
+            let subject = format!("Re: {text} [{n}] [{n}/2] {n}");
+            proptest::prop_assert_eq!(default().find(&subject), SubjectMatch::None);
+        }
+
+        #[test]
+        fn any_subject_is_answered(subject in "\\PC{0,300}") {
+            let _ = default().find(&subject);
+        }
+    }
 }
