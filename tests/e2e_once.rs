@@ -358,3 +358,51 @@ async fn plaintext_to_a_remote_host_is_refused_at_start() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_api_exits_1_and_keeps_the_mail() {
+    let w = World::start().await;
+    w.append(&reply(1, 1, "hello"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = w.config();
+    let text_of = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&w.api.url(), &format!("http://127.0.0.1:{closed}/api"));
+    std::fs::write(&config, text_of).unwrap();
+    let out = once(&config, &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not be reached"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(w.folder("INBOX").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_per_line_with_the_mail_fields() {
+    let w = World::start().await;
+    w.api.add_ticket(6, CUSTOMER);
+    w.append(&reply(6, 1, "hello"));
+    let config = w.config_with(&[MailboxOpts::default()], "", "[log]\nformat = \"json\"\n");
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let mail = events
+        .iter()
+        .find(|e| e["message"] == "mail handled")
+        .expect("a per-mail event");
+    assert_eq!(mail["mailbox"], "support");
+    assert_eq!(mail["ticket"], 6);
+    assert_eq!(mail["outcome"], "posted");
+    assert_eq!(mail["message_id"], "reply-6-1@customer.example");
+    assert!(mail["uid"].is_number());
+}
