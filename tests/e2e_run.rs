@@ -99,67 +99,6 @@ async fn a_dovecot_restart_under_run_is_survived() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kill_9_during_a_backlog_then_restart_posts_every_reply_exactly_once() {
-    let w = World::start().await;
-    const TICKETS: u64 = 20;
-    const PER_TICKET: u32 = 15;
-    for t in 1..=TICKETS {
-        w.api.add_ticket(t, CUSTOMER);
-    }
-    let mails: Vec<Vec<u8>> = (0..PER_TICKET)
-        .flat_map(|n| (1..=TICKETS).map(move |t| reply(t, n, &format!("reply {n} to {t}"))))
-        .collect();
-    w.dovecot.append_many(USER, "INBOX", mails, &[]).unwrap();
-    w.api.set_latency(Duration::from_millis(20));
-    let total = (TICKETS * PER_TICKET as u64) as usize;
-    let config = w.config();
-    let mut kills = 0;
-    for target in [20, 90, 160, 230] {
-        let mut child = spawn_run(&config, &w.dir.path().join("run.log"));
-        let reached = eventually(Duration::from_secs(60), || w.api.total_posted() >= target).await;
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(reached, "stalled before {target} posts:\n{}", log_of(&w));
-        kills += 1;
-    }
-    assert_eq!(kills, 4);
-    let child = spawn_run(&config, &w.dir.path().join("run.log"));
-    assert!(
-        eventually(Duration::from_secs(120), || w.folder("Processed").len()
-            == total)
-        .await,
-        "only {} of {total} processed:\n{}",
-        w.folder("Processed").len(),
-        log_of(&w)
-    );
-    stop(child).await;
-    let mut duplicates = 0;
-    let mut missing = 0;
-    for t in 1..=TICKETS {
-        let bodies: Vec<String> = w
-            .api
-            .posted(t)
-            .iter()
-            .map(|r| r.body.trim().to_string())
-            .collect();
-        for n in 0..PER_TICKET {
-            match bodies
-                .iter()
-                .filter(|b| **b == format!("reply {n} to {t}"))
-                .count()
-            {
-                0 => missing += 1,
-                1 => {}
-                k => duplicates += k - 1,
-            }
-        }
-    }
-    println!("kill -9 x4 over {total} replies: {missing} missing, {duplicates} duplicates");
-    assert_eq!((missing, duplicates), (0, 0));
-    assert_eq!(w.folder("INBOX").len(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     let w = World::start().await;
     w.dovecot.add_user("sales", "sales-pw").unwrap();
