@@ -120,7 +120,10 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
     let mut metrics = String::new();
     for _ in 0..200 {
         metrics = get(&format!("{base}/metrics")).await.1;
-        if metrics.contains("outcome=\"ignored\"") && metrics.contains("outcome=\"posted\"} 2") {
+        if metrics.contains("outcome=\"ignored\"")
+            && metrics.contains("outcome=\"posted\"} 2")
+            && metrics.contains("thulium_bridge_last_success_timestamp_seconds")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
