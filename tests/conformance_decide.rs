@@ -131,3 +131,13 @@ fn the_explain_command_prints_json_for_corpus_mails() {
         );
     }
 }
+
+/// Found by fuzz/: a nested empty message/rfc822 tripped a debug assertion inside mail-parser.
+#[test]
+fn a_nested_empty_rfc822_part_is_decided() {
+    let raw = b"From: a@b.example\r\nSubject: Re: [#1] x\r\nDate: Tue, 04 Mar 2025 10:15:00 +0100\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+        Content-Type: message/rfc822\r\n\r\n\r\n--b--\r\n";
+    let d = decide(raw, &Rules::defaults().unwrap(), &NoReferences, None);
+    assert!(matches!(d.action, Action::Post { ticket: 1, .. }), "{d:?}");
+}
