@@ -1,17 +1,33 @@
 //! One pass over one mailbox: candidates -> sizes -> fetch -> decide -> deliver -> dispose.
+//!
+//! A pipeline over one IMAP session: while the replies of earlier batches are being
+//! posted, the next batch is downloaded and decided; finished mails are disposed in
+//! groups (a few IMAP commands per group, after their ledger commit). Memory stays
+//! bounded whatever the number of candidates: their sizes are read in chunks, raw mails
+//! one batch at a time, and only a bounded amount of decided mail waits for the API.
 
 use crate::bridge::Bridge;
 use crate::config::{Disposition, MailboxConfig};
 use crate::decide::{self, Action, Decision, SkipKind};
-use crate::deliver::{self, Delivered, Outgoing};
+use crate::deliver::{Delivered, Delivery, Outgoing};
 use crate::imap::{ImapError, MailMeta, MailSession};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Mails downloaded at once: bounds memory, keeps the pipeline full.
-const BATCH_MAILS: usize = 200;
-const BATCH_BYTES: u64 = 16 << 20;
+/// Candidates whose sizes are asked for in one command.
+const META_CHUNK: usize = 1000;
+/// Mails downloaded at once (one command, unless their UIDs are scattered): bounds the
+/// raw mail held in memory.
+const BATCH_MAILS: usize = 250;
+const BATCH_BYTES: u64 = 2 << 20;
+/// The next batch is downloaded once no more than this many decided mails (and request
+/// bytes) are still waiting for the API: enough to keep every API slot busy meanwhile.
+const AHEAD_MAILS: usize = 250;
+const AHEAD_BYTES: usize = 4 << 20;
+/// Finished mails are disposed once this many have gathered (and at the end of a pass):
+/// each disposition command costs the server work in proportion to the folder's size.
+const DISPOSE_GROUP: usize = 5000;
 
 /// What a pass did, for logs, exit codes and scheduling.
 #[derive(Debug, Default, Clone)]
@@ -65,65 +81,168 @@ pub async fn run_pass(
         report.retry_at = deferrals.values().min().copied();
         return Ok(report);
     }
-    let metas = session.meta(&uids).await?;
-    let max = bridge.rules.content.max_message_size.bytes();
-    let (oversize, metas): (Vec<MailMeta>, Vec<MailMeta>) =
-        metas.into_iter().partition(|m| m.size as u64 > max);
-    for m in &oversize {
-        tracing::warn!(mailbox = %mb.name, uid = m.uid, size = m.size, outcome = "failed",
-            reason = %format!("{} bytes, over max_message_size ({}); not downloaded", m.size, bridge.rules.content.max_message_size),
-            "mail handled");
-        count(&mut report, &mb.name, "failed");
+    let mut pass = Pass {
+        session,
+        mb,
+        bridge,
+        delivery: Delivery::new(bridge, &mb.name),
+        report,
+        deferrals,
+        dispose: HashMap::new(),
+        to_dispose: 0,
+        stop: stop.clone(),
+        stopping: false,
+        left: 0,
+    };
+    let result = pass.run(&uids).await;
+    if result.is_err() || *stop.borrow() {
+        pass.begin_stopping();
     }
-    if !bridge.dry_run {
-        let uids: Vec<u32> = oversize.iter().map(|m| m.uid).collect();
-        session.dispose(&mb.on_failed, &uids).await?;
+    // Whatever happened, the POSTs under way are finished and recorded.
+    while pass.delivery.unfinished() > 0 {
+        pass.wait_some().await;
+    }
+    if pass.left > 0 {
+        tracing::info!(mailbox = %mb.name, mails = pass.left, "pass cut short: mails not posted yet are left for the next pass");
+    }
+    result?;
+    pass.dispose_all().await?;
+    let Pass {
+        mut report,
+        deferrals,
+        ..
+    } = pass;
+    report.retry_at = deferrals.values().min().copied();
+    Ok(report)
+}
+
+/// One pass in progress.
+struct Pass<'a> {
+    session: &'a mut MailSession,
+    mb: &'a MailboxConfig,
+    bridge: &'a Arc<Bridge>,
+    delivery: Delivery,
+    report: PassReport,
+    deferrals: &'a mut Deferrals,
+    /// Finished mails (posted ones committed to the ledger) by where they go.
+    dispose: HashMap<Disposition, Vec<u32>>,
+    to_dispose: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Shutdown was asked for (or the session broke): no new POSTs, no more fetching.
+    stopping: bool,
+    /// Mails left unposted because of that.
+    left: usize,
+}
+
+impl Pass<'_> {
+    async fn run(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        let max = self.bridge.rules.content.max_message_size.bytes();
+        for chunk in uids.chunks(META_CHUNK) {
+            if self.stop_asked() {
+                return Ok(());
+            }
+            let metas = self.session.meta(chunk).await?;
+            let (oversize, metas): (Vec<MailMeta>, Vec<MailMeta>) =
+                metas.into_iter().partition(|m| m.size as u64 > max);
+            for m in &oversize {
+                tracing::warn!(mailbox = %self.mb.name, uid = m.uid, size = m.size, outcome = "failed",
+                    reason = %format!("{} bytes, over max_message_size ({}); not downloaded", m.size, self.bridge.rules.content.max_message_size),
+                    "mail handled");
+                count(&mut self.report, &self.mb.name, "failed");
+                self.add_disposal(&self.mb.on_failed.clone(), m.uid);
+            }
+            for batch in batches(&metas) {
+                // Room for one more batch: collect what the API finished meanwhile.
+                let done = self.delivery.finished();
+                self.handle(done);
+                while self.delivery.unfinished() > AHEAD_MAILS
+                    || self.delivery.bytes_in_flight() > AHEAD_BYTES
+                {
+                    self.wait_some().await;
+                }
+                if self.stop_asked() {
+                    return Ok(());
+                }
+                if self.to_dispose >= DISPOSE_GROUP {
+                    self.dispose_all().await?;
+                }
+                let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+                let mails = self.session.fetch(&uids).await?;
+                let mut outgoing = Vec::new();
+                for mail in mails {
+                    let decision = decide_guarded(&mail.raw, self.bridge, mail.internal_date);
+                    drop(mail.raw);
+                    match decision.action {
+                        Action::Post {
+                            ticket,
+                            request,
+                            matched_by,
+                        } => {
+                            tracing::debug!(mailbox = %self.mb.name, uid = mail.uid, ticket, %matched_by, "ticket found");
+                            outgoing.push(Outgoing {
+                                uid: mail.uid,
+                                key: decision.key,
+                                message_id: decision.message_id,
+                                from: decision.from,
+                                ticket,
+                                request,
+                                sent: decision.sent,
+                            });
+                        }
+                        Action::Skip { kind, ref reason } => {
+                            let (outcome, target) = match kind {
+                                SkipKind::Unmatched => ("unmatched", &self.mb.on_unmatched),
+                                SkipKind::Ignored => ("ignored", &self.mb.on_ignored),
+                                SkipKind::Failed => ("failed", &self.mb.on_failed),
+                            };
+                            log_mail(self.mb, mail.uid, &decision, None, outcome, reason);
+                            count(&mut self.report, &self.mb.name, outcome);
+                            self.add_disposal(&target.clone(), mail.uid);
+                        }
+                    }
+                }
+                self.delivery.submit(outgoing);
+            }
+        }
+        Ok(())
     }
 
-    for batch in batches(&metas) {
-        if *stop.borrow() {
-            break;
+    /// Whether shutdown was asked for (or the pass is stopping anyway).
+    fn stop_asked(&self) -> bool {
+        self.stopping || *self.stop.borrow()
+    }
+
+    fn begin_stopping(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.delivery.stop();
         }
-        let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-        let mails = session.fetch(&uids).await?;
-        let mut outgoing = Vec::new();
-        let mut dispositions: HashMap<Disposition, Vec<u32>> = HashMap::new();
-        for mail in mails {
-            let decision = decide_guarded(&mail.raw, bridge, mail.internal_date);
-            match decision.action {
-                Action::Post {
-                    ticket,
-                    request,
-                    matched_by,
-                } => {
-                    tracing::debug!(mailbox = %mb.name, uid = mail.uid, ticket, %matched_by, "ticket found");
-                    outgoing.push(Outgoing {
-                        uid: mail.uid,
-                        key: decision.key,
-                        message_id: decision.message_id,
-                        from: decision.from,
-                        ticket,
-                        request,
-                        sent: decision.sent,
-                    });
-                }
-                Action::Skip { kind, ref reason } => {
-                    let (outcome, target) = match kind {
-                        SkipKind::Unmatched => ("unmatched", &mb.on_unmatched),
-                        SkipKind::Ignored => ("ignored", &mb.on_ignored),
-                        SkipKind::Failed => ("failed", &mb.on_failed),
-                    };
-                    log_mail(mb, mail.uid, &decision, None, outcome, reason);
-                    count(&mut report, &mb.name, outcome);
-                    dispositions
-                        .entry(target.clone())
-                        .or_default()
-                        .push(mail.uid);
+    }
+
+    /// Waits for some mail to finish (or for shutdown), then handles what finished.
+    async fn wait_some(&mut self) {
+        tokio::select! {
+            _ = self.delivery.wait() => {}
+            changed = self.stop.changed(), if !self.stopping => {
+                if changed.is_err() || *self.stop.borrow() {
+                    self.begin_stopping();
                 }
             }
         }
-        for (mail, delivered) in deliver::deliver(bridge, &mb.name, outgoing).await {
+        let done = self.delivery.finished();
+        self.handle(done);
+    }
+
+    /// Logs and counts finished mails and queues their dispositions.
+    fn handle(&mut self, done: Vec<(Outgoing, Delivered)>) {
+        let mb = self.mb;
+        for (mail, delivered) in done {
             let (outcome, reason, target) = match &delivered {
+                Delivered::Stopped => {
+                    tracing::debug!(mailbox = %mb.name, uid = mail.uid, ticket = mail.ticket, "not posted: stopping");
+                    self.left += 1;
+                    continue;
+                }
                 Delivered::Posted => ("posted", String::new(), Some(&mb.on_posted)),
                 Delivered::Duplicate => ("duplicate", "already posted".into(), Some(&mb.on_posted)),
                 Delivered::Ignored(r) => ("ignored", r.clone(), Some(&mb.on_ignored)),
@@ -133,31 +252,43 @@ pub async fn run_pass(
                     retry_after,
                 } => {
                     let wait = retry_after.unwrap_or(Duration::from_secs(30));
-                    deferrals.insert(mail.uid, Instant::now() + wait);
+                    self.deferrals.insert(mail.uid, Instant::now() + wait);
                     if reason.contains("credentials") || reason.contains("connect") {
-                        report.api_down = true;
+                        self.report.api_down = true;
                     }
                     ("retried", reason.clone(), None)
                 }
             };
             tracing::info!(mailbox = %mb.name, uid = mail.uid, message_id = mail.message_id.as_deref().unwrap_or(""),
                 ticket = mail.ticket, outcome, reason = %reason, "mail handled");
-            count(&mut report, &mb.name, outcome);
+            count(&mut self.report, &mb.name, outcome);
             if let Some(target) = target {
-                dispositions
-                    .entry(target.clone())
-                    .or_default()
-                    .push(mail.uid);
-            }
-        }
-        if !bridge.dry_run {
-            for (disposition, uids) in &dispositions {
-                session.dispose(disposition, uids).await?;
+                self.add_disposal(target, mail.uid);
             }
         }
     }
-    report.retry_at = deferrals.values().min().copied();
-    Ok(report)
+
+    fn add_disposal(&mut self, target: &Disposition, uid: u32) {
+        if let Some(uids) = self.dispose.get_mut(target) {
+            uids.push(uid);
+        } else {
+            self.dispose.insert(target.clone(), vec![uid]);
+        }
+        self.to_dispose += 1;
+    }
+
+    /// One command (or two) per disposition for everything gathered so far.
+    async fn dispose_all(&mut self) -> Result<(), ImapError> {
+        let dispose = std::mem::take(&mut self.dispose);
+        self.to_dispose = 0;
+        if self.bridge.dry_run {
+            return Ok(());
+        }
+        for (disposition, uids) in &dispose {
+            self.session.dispose(disposition, uids).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Splits the candidates into download batches bounded by count and bytes.

@@ -73,6 +73,41 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
+/// Longest UID set in one command: RFC 7162 asks clients to keep command lines within
+/// 8192 octets, and scattered UIDs take about 7 characters each.
+const MAX_SET_CHARS: usize = 4000;
+
+/// The UIDs as IMAP sets of at most `max_chars` each (a single range may be longer),
+/// split between ranges: `[1,2,3,7,9,10]` fits `"1:3,7,9:10"`.
+fn uid_sets(uids: &[u32], max_chars: usize) -> Vec<String> {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut sets = Vec::new();
+    let mut set = String::new();
+    let mut rest = sorted.as_slice();
+    while let Some(&start) = rest.first() {
+        let run = rest
+            .iter()
+            .zip(start..)
+            .take_while(|(uid, want)| **uid == *want)
+            .count();
+        let range = uid_set(&rest[..run]);
+        rest = &rest[run..];
+        if !set.is_empty() && set.len() + 1 + range.len() > max_chars {
+            sets.push(std::mem::take(&mut set));
+        }
+        if !set.is_empty() {
+            set.push(',');
+        }
+        set.push_str(&range);
+    }
+    if !set.is_empty() {
+        sets.push(set);
+    }
+    sets
+}
+
 /// An IMAP quoted string (folder names, keywords come from the config).
 fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -162,57 +197,60 @@ impl MailSession {
     }
 
     /// Sizes and INTERNALDATEs, so oversize mails are never downloaded.
+    ///
+    /// Each answer is reduced to its few numbers as it arrives: async-imap keeps every
+    /// response in a buffer of its own (4 KiB at least), so collecting the raw answers
+    /// would cost 4 KiB per mail.
     pub async fn meta(&mut self, uids: &[u32]) -> Result<Vec<MailMeta>, ImapError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let set = uid_set(uids);
-        let fetches: Vec<_> = bounded("UID FETCH (RFC822.SIZE)", FETCH_TIMEOUT, async {
-            self.session
-                .uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        self.drain();
-        Ok(fetches
-            .iter()
-            .filter_map(|f| {
-                Some(MailMeta {
-                    uid: f.uid?,
-                    size: f.size.unwrap_or(0),
-                    internal_date: f.internal_date(),
-                })
+        let mut metas = Vec::with_capacity(uids.len());
+        for set in uid_sets(uids, MAX_SET_CHARS) {
+            bounded("UID FETCH (RFC822.SIZE)", FETCH_TIMEOUT, async {
+                let mut fetches = self
+                    .session
+                    .uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")
+                    .await?;
+                while let Some(f) = fetches.try_next().await? {
+                    if let Some(uid) = f.uid {
+                        metas.push(MailMeta {
+                            uid,
+                            size: f.size.unwrap_or(0),
+                            internal_date: f.internal_date(),
+                        });
+                    }
+                }
+                Ok::<_, async_imap::error::Error>(())
             })
-            .collect())
+            .await?;
+            self.drain();
+        }
+        Ok(metas)
     }
 
-    /// Downloads whole mails with `BODY.PEEK[]`, which never sets `\Seen`.
+    /// Downloads whole mails with `BODY.PEEK[]`, which never sets `\Seen`; each answer's
+    /// buffer is freed as soon as its mail is copied out.
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<RawMail>, ImapError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let set = uid_set(uids);
-        let fetches: Vec<_> = bounded("UID FETCH (BODY.PEEK[])", FETCH_TIMEOUT, async {
-            self.session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-        self.drain();
-        Ok(fetches
-            .iter()
-            .filter_map(|f| {
-                Some(RawMail {
-                    uid: f.uid?,
-                    raw: f.body()?.to_vec(),
-                    internal_date: f.internal_date(),
-                })
+        let mut mails = Vec::with_capacity(uids.len());
+        for set in uid_sets(uids, MAX_SET_CHARS) {
+            bounded("UID FETCH (BODY.PEEK[])", FETCH_TIMEOUT, async {
+                let mut fetches = self
+                    .session
+                    .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
+                    .await?;
+                while let Some(f) = fetches.try_next().await? {
+                    if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                        mails.push(RawMail {
+                            uid,
+                            raw: body.to_vec(),
+                            internal_date: f.internal_date(),
+                        });
+                    }
+                }
+                Ok::<_, async_imap::error::Error>(())
             })
-            .collect())
+            .await?;
+            self.drain();
+        }
+        Ok(mails)
     }
 
     /// Applies one disposition to a set of UIDs in as few commands as the server allows.
@@ -221,10 +259,13 @@ impl MailSession {
         disposition: &Disposition,
         uids: &[u32],
     ) -> Result<(), ImapError> {
-        if uids.is_empty() {
-            return Ok(());
+        for set in uid_sets(uids, MAX_SET_CHARS) {
+            self.dispose_set(disposition, &set).await?;
         }
-        let set = uid_set(uids);
+        Ok(())
+    }
+
+    async fn dispose_set(&mut self, disposition: &Disposition, set: &str) -> Result<(), ImapError> {
         match disposition {
             Disposition::Move(folder) if self.has_move => {
                 self.run(&format!("UID MOVE {set} {}", quoted(folder)))
@@ -233,7 +274,7 @@ impl MailSession {
             Disposition::Move(folder) => {
                 self.run(&format!("UID COPY {set} {}", quoted(folder)))
                     .await?;
-                self.delete(&set).await?;
+                self.delete(set).await?;
             }
             Disposition::Flag(keyword) => {
                 self.run(&format!("UID STORE {set} +FLAGS.SILENT ({keyword})"))
@@ -243,7 +284,7 @@ impl MailSession {
                 self.run(&format!("UID STORE {set} +FLAGS.SILENT (\\Seen)"))
                     .await?;
             }
-            Disposition::Delete => self.delete(&set).await?,
+            Disposition::Delete => self.delete(set).await?,
         }
         Ok(())
     }
@@ -303,6 +344,9 @@ impl MailSession {
                 _ = interrupt => IdleEnd::Interrupted,
             }
         };
+        if end == IdleEnd::NewData {
+            tracing::debug!("IDLE: the server reported a change");
+        }
         let session = bounded("DONE", COMMAND_TIMEOUT, handle.done()).await?;
         let mut s = MailSession {
             session,
@@ -317,5 +361,26 @@ impl MailSession {
     /// Says goodbye; errors do not matter any more.
     pub async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_sets;
+
+    #[test]
+    fn long_uid_sets_are_split_between_ranges() {
+        assert_eq!(uid_sets(&[9, 1, 2, 3, 7, 10, 2], 100), ["1:3,7,9:10"]);
+        assert_eq!(uid_sets(&[1, 2, 3, 7, 9, 10], 6), ["1:3,7", "9:10"]);
+        assert_eq!(uid_sets(&[], 6), Vec::<String>::new());
+        let scattered: Vec<u32> = (0..5000).map(|i| 1_000_000 + 2 * i).collect();
+        let sets = uid_sets(&scattered, 4000);
+        assert!(sets.iter().all(|s| s.len() <= 4000));
+        assert_eq!(
+            sets.iter().map(|s| s.split(',').count()).sum::<usize>(),
+            5000
+        );
+        let all: Vec<u32> = (1..=50_000).collect();
+        assert_eq!(uid_sets(&all, 4000), ["1:50000"]);
     }
 }

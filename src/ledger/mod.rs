@@ -35,7 +35,7 @@ const PENDING: TableDefinition<&str, ()> = TableDefinition::new("pending");
 const MESSAGE_IDS: TableDefinition<&str, u64> = TableDefinition::new("message_ids");
 
 /// redb's page cache; the default (1 GiB) is far beyond what a ledger needs.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 4 << 20;
 
 #[derive(Clone)]
 pub struct Ledger {
@@ -206,31 +206,39 @@ impl Ledger {
         })
     }
 
-    /// Records a permanent failure. A `Posted` entry stays posted; a key never attempted
-    /// is not recorded (there is nothing to protect).
+    /// Records a permanent failure; see [`Ledger::mark_failed_many`].
     pub fn mark_failed(&self, key: &str, reason: &str) -> Result<(), LedgerError> {
+        self.mark_failed_many(&[(key, reason)])
+    }
+
+    /// Records permanent failures (key, reason) in one commit. A `Posted` entry stays
+    /// posted; a key never attempted is not recorded (there is nothing to protect).
+    pub fn mark_failed_many(&self, failures: &[(&str, &str)]) -> Result<(), LedgerError> {
         const OP: &str = "recording a failure";
         self.write(OP, |txn| {
             let mut entries = txn.open_table(ENTRIES).map_err(self.err(OP))?;
             let mut pending = txn.open_table(PENDING).map_err(self.err(OP))?;
-            match self.read_in(&entries, key, OP)? {
-                Some(e) if e.state == EntryState::Posted => {
-                    tracing::warn!(key, reason, "not marking a posted mail as failed");
-                    Ok(false)
+            let mut changed = false;
+            for &(key, reason) in failures {
+                match self.read_in(&entries, key, OP)? {
+                    Some(e) if e.state == EntryState::Posted => {
+                        tracing::warn!(key, reason, "not marking a posted mail as failed");
+                    }
+                    Some(e) => {
+                        let e = Entry {
+                            state: EntryState::Failed,
+                            updated: unix_now(),
+                            reason: Some(reason.to_string()),
+                            ..e
+                        };
+                        self.put(&mut entries, key, &e, OP)?;
+                        pending.remove(key).map_err(self.err(OP))?;
+                        changed = true;
+                    }
+                    None => {}
                 }
-                Some(e) => {
-                    let e = Entry {
-                        state: EntryState::Failed,
-                        updated: unix_now(),
-                        reason: Some(reason.to_string()),
-                        ..e
-                    };
-                    self.put(&mut entries, key, &e, OP)?;
-                    pending.remove(key).map_err(self.err(OP))?;
-                    Ok(true)
-                }
-                None => Ok(false),
             }
+            Ok(changed)
         })
     }
 

@@ -1,5 +1,7 @@
-//! One shared HTTP client for the Thulium API: keep-alive pool, per-request timeout,
-//! Basic auth. The password only ever lives in a sensitive header value.
+//! One shared HTTP client for the Thulium API: an HTTP/1.1 keep-alive pool (one
+//! connection per request in flight, up to `thulium.concurrency`, reused across
+//! passes), per-request timeout, Basic auth. The password only ever lives in a
+//! sensitive header value.
 
 use super::{ApiError, Ticket, classify, request_body};
 use crate::decide::CustomerResponse;
@@ -75,6 +77,10 @@ impl ThuliumClient {
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_keepalive(Duration::from_secs(60))
+            // HTTP/1.1 only: `thulium.concurrency` connections carry that many requests
+            // at once, whatever HTTP/2 stream limit a server or proxy would impose.
+            .http1_only()
+            .tcp_nodelay(true)
             // A redirected POST would become a GET; a redirect means a wrong thulium.url.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("thulium-mail-bridge/", env!("CARGO_PKG_VERSION")))
