@@ -148,15 +148,7 @@ pub fn decide(
             ),
         );
     }
-    // Old Mac clients end lines with CR alone; mail-parser would see one long header.
-    let normalized: std::borrow::Cow<[u8]> = if raw.contains(&b'\r') && !raw.contains(&b'\n') {
-        raw.iter()
-            .map(|&b| if b == b'\r' { b'\n' } else { b })
-            .collect::<Vec<u8>>()
-            .into()
-    } else {
-        raw.into()
-    };
+    let normalized = crate::mail::normalize_line_ends(raw);
     let Some(msg) = mail_parser::MessageParser::default().parse(normalized.as_ref()) else {
         return skip(
             key_of_raw(),

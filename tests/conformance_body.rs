@@ -4,24 +4,12 @@
 //!
 //! Run with `cargo test --test conformance_body -- --nocapture` to see the figures.
 
+mod corpus;
+
 use mail_parser::MessageParser;
 use std::path::{Path, PathBuf};
 use thulium_mail_bridge::config::{ContentConfig, Prefer};
 use thulium_mail_bridge::mail::body::{Body, BodyType, choose, extract, html_to_text};
-
-/// The corpus folder beside the checkout, if it is there.
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        println!(
-            "corpus not found at {}: body conformance tests not run",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// Files in `dir` whose names end with `suffix`, sorted.
 fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
@@ -62,7 +50,7 @@ fn report(name: &str, agreed: usize, total: usize, misses: &[String]) -> usize {
 
 #[test]
 fn talon_standard_replies() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let dir = root.join("talon/tests/fixtures/standard_replies");
     let mails = files(&dir, ".eml");
     // (a) the text part with signatures kept, against talon's expected reply text;
@@ -119,7 +107,7 @@ fn talon_standard_replies() {
 
 #[test]
 fn talon_html_replies() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let dir = root.join("talon/tests/fixtures/html_replies");
     let pages = files(&dir, ".html");
     let mut ok = 0;
@@ -153,7 +141,7 @@ fn zammad_dirs(root: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn zammad_body_type() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let (mut ok, mut total) = (0, 0);
     let mut misses = Vec::new();
     for dir in zammad_dirs(&root) {
@@ -228,7 +216,7 @@ fn expected_choice(json: &serde_json::Value) -> (BodyType, Vec<u32>) {
 
 #[test]
 fn stalwart_part_choice() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let base = root.join("stalwart-mail-parser/resources/eml");
     let (mut ok, mut total) = (0, 0);
     let mut misses = Vec::new();
@@ -290,7 +278,7 @@ fn unsafe_html(html: &str) -> Option<String> {
 
 #[test]
 fn every_corpus_mail_gives_a_safe_body() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let index = std::fs::read_to_string(root.join("INDEX.tsv")).unwrap_or_default();
     let (mut total, mut html) = (0, 0);
     let mut problems = Vec::new();
@@ -346,7 +334,7 @@ fn every_corpus_mail_gives_a_safe_body() {
 
 #[test]
 fn long_quote_is_fast() {
-    let Some(root) = corpus() else { return };
+    let Some(root) = corpus::dir() else { return };
     let path = root.join("github-email_reply_parser/test/emails/email_long_quote.txt");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return;

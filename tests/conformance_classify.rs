@@ -2,40 +2,16 @@
 //! bounces, DSNs, ARF reports and auto-replies are recognized; mail that people
 //! wrote to people is not.
 
+mod corpus;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use thulium_mail_bridge::mail::classify::{auto_reply_reason, bounce_reason};
-
-/// The corpus folder beside the checkout, if it is there.
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        println!(
-            "corpus not found at {}: conformance test not run",
-            dir.display()
-        );
-        None
-    }
-}
-
-/// mail-parser reads LF and CRLF mail; a CR-only (old Mac) mail is one endless header
-/// line to it, so its line ends become LF first.
-fn normalize(raw: Vec<u8>) -> Vec<u8> {
-    if raw.contains(&b'\n') {
-        raw
-    } else {
-        raw.into_iter()
-            .map(|b| if b == b'\r' { b'\n' } else { b })
-            .collect()
-    }
-}
 
 /// What the bridge would say about this mail: Some(reason) for a bounce or auto-reply.
 fn verdict(path: &Path) -> Result<Option<String>, String> {
     let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let raw = normalize(raw);
+    let raw = corpus::normalize(raw);
     let Some(msg) = mail_parser::MessageParser::default().parse(&raw[..]) else {
         return Ok(None);
     };
@@ -43,7 +19,7 @@ fn verdict(path: &Path) -> Result<Option<String>, String> {
 }
 
 fn subject(path: &Path) -> String {
-    let raw = normalize(std::fs::read(path).unwrap_or_default());
+    let raw = corpus::normalize(std::fs::read(path).unwrap_or_default());
     mail_parser::MessageParser::default()
         .parse(&raw[..])
         .and_then(|m| m.subject().map(str::to_string))
@@ -236,7 +212,7 @@ const FLOORS: &[(&str, usize, usize)] =
 
 #[test]
 fn sisimai_reports_are_recognized() {
-    let Some(corpus) = corpus() else { return };
+    let Some(corpus) = corpus::dir() else { return };
     let base = corpus.join("sisimai-set-of-emails");
     let mut found: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut misses = Vec::new();
@@ -307,7 +283,7 @@ fn sisimai_reports_are_recognized() {
 
 #[test]
 fn person_to_person_mail_is_not_recognized() {
-    let Some(corpus) = corpus() else { return };
+    let Some(corpus) = corpus::dir() else { return };
     let mut checked = 0;
     let mut false_positives = Vec::new();
     let mut accepted = Vec::new();

@@ -1,34 +1,11 @@
 //! Conformance of `date` against the real-world corpora (`../shared/corpus`), and
 //! properties of `sent_at` / `thulium_date` for any instant.
 
+mod corpus;
+
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
 use thulium_mail_bridge::mail::date::{parse_date, sent_at, thulium_date};
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        println!(
-            "corpus not found at {}: conformance test not run",
-            dir.display()
-        );
-        None
-    }
-}
-
-/// mail-parser cannot read CR-only mail; its line ends become LF first.
-fn normalize(raw: Vec<u8>) -> Vec<u8> {
-    if raw.contains(&b'\n') {
-        raw
-    } else {
-        raw.into_iter()
-            .map(|b| if b == b'\r' { b'\n' } else { b })
-            .collect()
-    }
-}
 
 /// Header texts (blanks collapsed) in the corpora that are no date at all, or an
 /// impossible one; the bridge then falls back to INTERNALDATE.
@@ -49,7 +26,7 @@ const FLOOR: usize = 1145;
 
 #[test]
 fn corpus_dates_are_read() {
-    let Some(corpus) = corpus() else { return };
+    let Some(corpus) = corpus::dir() else { return };
     let index = std::fs::read_to_string(corpus.join("INDEX.tsv")).unwrap_or_default();
     let (mut with_date, mut parsed) = (0, 0);
     let mut failures = Vec::new();
@@ -61,8 +38,9 @@ fn corpus_dates_are_read() {
             continue;
         };
         let file = corpus.join(name).join(path);
-        let raw =
-            normalize(std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())));
+        let raw = corpus::normalize(
+            std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        );
         let Some(msg) = mail_parser::MessageParser::default().parse(&raw[..]) else {
             continue;
         };

@@ -1,31 +1,10 @@
 //! `decide` and `explain` over every real-world mail in ../shared/corpus: never a panic,
 //! always a decision that names its reason or its request.
 
-use std::path::{Path, PathBuf};
+mod corpus;
+
 use thulium_mail_bridge::decide::{Action, NoReferences, Rules, decide};
 use thulium_mail_bridge::explain;
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        println!("conformance_decide: ../shared/corpus not found; corpus tests were not run");
-        None
-    }
-}
-
-fn raw_mails(dir: &Path) -> Vec<PathBuf> {
-    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).unwrap();
-    index
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            (f.len() >= 3 && f[2] == "raw-mail").then(|| dir.join(f[0]).join(f[1]))
-        })
-        .collect()
-}
 
 /// The subject rewritten to carry a ticket tag, as a customer's reply would.
 fn tagged(raw: &[u8]) -> Vec<u8> {
@@ -48,9 +27,9 @@ fn tagged(raw: &[u8]) -> Vec<u8> {
 
 #[test]
 fn every_corpus_mail_gets_a_decision_and_an_explanation() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = corpus::dir() else { return };
     let rules = Rules::defaults().unwrap();
-    let mails = raw_mails(&dir);
+    let mails = corpus::raw_mails(&dir);
     let (mut post, mut skip) = (0, 0);
     for path in &mails {
         let raw = std::fs::read(path).unwrap();
@@ -92,7 +71,7 @@ fn every_corpus_mail_gets_a_decision_and_an_explanation() {
 
 #[test]
 fn the_explain_command_prints_json_for_corpus_mails() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = corpus::dir() else { return };
     let samples = [
         "zammad/test/data/mail/mail001.box",
         "talon/tests/fixtures/standard_replies/apple_mail.eml",

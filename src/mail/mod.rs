@@ -4,3 +4,16 @@ pub mod body;
 pub mod classify;
 pub mod date;
 pub mod ticket;
+
+/// Old Mac clients end lines with CR alone; mail-parser would read such a mail as one
+/// long header, so its line ends become LF first.
+pub fn normalize_line_ends(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if raw.contains(&b'\r') && !raw.contains(&b'\n') {
+        raw.iter()
+            .map(|&b| if b == b'\r' { b'\n' } else { b })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        raw.into()
+    }
+}

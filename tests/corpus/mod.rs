@@ -1,0 +1,36 @@
+//! The real-world corpora beside the checkout (`../shared/corpus`), for conformance tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The corpus folder, or None (with one line saying the tests were not run) when absent.
+pub fn dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if dir.join("INDEX.tsv").is_file() {
+        Some(dir)
+    } else {
+        println!(
+            "corpus not found at {}: conformance tests not run",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A mail as `decide` reads it (CR-only line ends become LF).
+pub fn normalize(raw: Vec<u8>) -> Vec<u8> {
+    thulium_mail_bridge::mail::normalize_line_ends(&raw).into_owned()
+}
+
+/// Every `raw-mail` row of INDEX.tsv, as a path.
+pub fn raw_mails(dir: &Path) -> Vec<PathBuf> {
+    let index = std::fs::read_to_string(dir.join("INDEX.tsv")).unwrap_or_default();
+    index
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() >= 3 && f[2] == "raw-mail").then(|| dir.join(f[0]).join(f[1]))
+        })
+        .collect()
+}
