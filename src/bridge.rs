@@ -1,11 +1,14 @@
-//! What every mailbox worker shares: the rules, the API client, the ledger and the limits.
+//! What every mailbox worker shares: the config-derived parts (rules, API client, limits),
+//! replaced on reload, and the [`Runtime`], which outlives reloads.
 
+use crate::api_health::ApiHealth;
+use crate::claims::Claims;
 use crate::config::Config;
 use crate::decide::Rules;
 use crate::health::Health;
 use crate::ledger::Ledger;
 use crate::thulium::ThuliumClient;
-use std::collections::HashSet;
+use crate::ticket_holds::TicketHolds;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -13,28 +16,49 @@ use tokio::sync::Semaphore;
 /// How long posting pauses after the API refused our credentials.
 pub const CREDENTIALS_PAUSE: Duration = Duration::from_secs(300);
 
+/// State that must survive a reload: a copy being delivered, a ticket on hold, an
+/// outage in progress are facts about the world, not about the config.
+#[derive(Debug)]
+pub struct Runtime {
+    pub ledger: Ledger,
+    pub health: Arc<Health>,
+    pub claims: Arc<Claims>,
+    pub holds: TicketHolds,
+}
+
+impl Runtime {
+    pub fn new(ledger: Ledger, health: Arc<Health>) -> Arc<Runtime> {
+        Arc::new(Runtime {
+            ledger,
+            health,
+            claims: Arc::default(),
+            holds: TicketHolds::default(),
+        })
+    }
+
+    pub fn api(&self) -> &ApiHealth {
+        &self.health.api
+    }
+}
+
 pub struct Bridge {
     pub config: Arc<Config>,
     pub rules: Rules,
     pub api: ThuliumClient,
-    pub ledger: Ledger,
-    pub health: Arc<Health>,
+    pub runtime: Arc<Runtime>,
     /// `thulium.concurrency`: requests in flight across all mailboxes and tickets.
     pub api_slots: Semaphore,
     pub dry_run: bool,
     /// Set while the API refuses our credentials: nobody posts until it has passed.
+    /// Not carried over a reload: a new password is tried at once.
     credentials_refused_until: Mutex<Option<Instant>>,
-    /// Ledger keys being delivered right now, so a copy in a second mailbox waits.
-    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Bridge {
-    /// The ledger and health outlive a reload, so they are passed in.
     pub fn new(
         config: Arc<Config>,
         dry_run: bool,
-        ledger: Ledger,
-        health: Arc<Health>,
+        runtime: Arc<Runtime>,
     ) -> anyhow::Result<Bridge> {
         let rules = Rules::new(&config).map_err(anyhow::Error::msg)?;
         let t = &config.thulium;
@@ -47,28 +71,34 @@ impl Bridge {
             api_slots: Semaphore::new(t.concurrency),
             rules,
             api,
-            ledger,
-            health,
+            runtime,
             dry_run,
             credentials_refused_until: Mutex::new(None),
-            in_flight: Mutex::new(HashSet::new()),
             config,
         })
     }
 
-    /// False while posting is paused after a 401/403.
-    pub fn may_post(&self) -> bool {
+    pub fn ledger(&self) -> &Ledger {
+        &self.runtime.ledger
+    }
+
+    /// The remaining pause while the API refuses our credentials.
+    pub fn credentials_paused(&self) -> Option<Duration> {
         let mut until = self
             .credentials_refused_until
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         match *until {
-            Some(t) if Instant::now() < t => false,
-            Some(_) => {
-                *until = None;
-                true
+            Some(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    *until = None;
+                    None
+                } else {
+                    Some(left)
+                }
             }
-            None => true,
+            None => None,
         }
     }
 
@@ -78,21 +108,6 @@ impl Bridge {
             .credentials_refused_until
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *until = Some(Instant::now() + CREDENTIALS_PAUSE);
-    }
-
-    /// Claims a mail for delivery; false when another worker has it in hand.
-    pub fn claim(&self, key: &str) -> bool {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string())
-    }
-
-    pub fn release(&self, key: &str) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        *until = Instant::now().checked_add(CREDENTIALS_PAUSE);
     }
 }

@@ -38,7 +38,7 @@ pub enum Command {
     },
     /// Validate the config, log in to every mailbox, create target folders, call the API once.
     Check,
-    /// The ledger of handled mails (needs the daemon stopped: the ledger file is locked while it runs).
+    /// The ledger of handled mails (works while the daemon runs).
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
@@ -70,10 +70,24 @@ pub enum OAuth2Command {
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
-    /// One mail's state, ticket, attempts and times, by Message-ID (or its sha256: key).
+    /// Every mail recorded under a Message-ID (or a sha256: content hash prefix): state,
+    /// ticket, attempts, times, where it was seen.
     Show { message_id: String },
     /// How many mails are posted, pending and failed.
     Stats,
+    /// Give failed replies another chance: they are posted again once their mail is
+    /// back in the watched folder.
+    Retry {
+        /// The failed mail's Message-ID.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        message_id: Option<String>,
+        /// Every failed mail.
+        #[arg(long)]
+        failed: bool,
+        /// Move the mails back from the on_failed folder (when on_failed is move:<folder>).
+        #[arg(long)]
+        move_back: bool,
+    },
 }
 
 impl Cli {

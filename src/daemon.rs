@@ -3,7 +3,7 @@
 //! Shutdown is a `watch` value passed down and checked only at safe points (between
 //! batches, while waiting), so the mail in hand is always finished.
 
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, Runtime};
 use crate::config::{Config, MailboxConfig};
 use crate::health::Health;
 use crate::ledger::Ledger;
@@ -17,7 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::imap::tls::install_crypto_provider();
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -28,21 +28,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let config = Arc::new(config);
-        let ledger = Ledger::open(&config.state.dir)?;
-        let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, ledger, Arc::default())?);
+        let (ledger, _lock) = open_ledger(&config)?;
+        let runtime = Runtime::new(ledger, Arc::default());
+        let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, Arc::clone(&runtime))?);
         let passes = config.mailboxes.iter().map(|mb| {
             let bridge = Arc::clone(&bridge);
             async move { (mb, worker::once(mb, &bridge).await) }
         });
         let mut all_ok = true;
+        let mut api_failures = 0;
         for (mb, result) in futures::future::join_all(passes).await {
             match result {
                 Ok(report) => {
                     tracing::info!(mailbox = %mb.name, counts = ?report.counts, "pass done");
-                    if report.api_down {
-                        tracing::error!(mailbox = %mb.name, "the Thulium API could not be reached; mails were left for a retry");
-                        all_ok = false;
-                    }
+                    api_failures += report.api_failures;
                 }
                 Err(e) => {
                     tracing::error!(mailbox = %mb.name, error = %e, "mailbox could not be processed");
@@ -50,8 +49,29 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
                 }
             }
         }
+        if api_failures > 0 && !runtime.api().any_post_succeeded() {
+            tracing::error!(mails = api_failures, "the Thulium API could not be reached or accepted no post in this pass; the replies were left for a retry");
+            all_ok = false;
+        }
         Ok(all_ok)
     })
+}
+
+/// Opens the ledger and says how many mails had an unknown outcome at the last stop.
+/// They are not read back now: each is read back when its mail is next seen (the mail
+/// is needed to compare and to dispose; one whose mail is gone needs nothing).
+fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)> {
+    let ledger = Ledger::open(&config.state.dir)?;
+    let lock = crate::ledger::lock_instance(&config.state.dir)?;
+    match ledger.stats() {
+        Ok(s) if s.pending > 0 => tracing::info!(
+            pending = s.pending,
+            "mails whose post was begun but not finished before the last stop are read back from their tickets before any is posted again"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
+    Ok((ledger, lock))
 }
 
 /// A running mailbox loop and what it was started with.
@@ -85,14 +105,14 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
             })?),
             None => None,
         };
-        let ledger = Ledger::open(&config.state.dir)?;
+        let (ledger, _lock) = open_ledger(&config)?;
+        let runtime = Runtime::new(ledger, Arc::clone(&health));
         let state_dir = config.state.dir.clone();
         let config = Arc::new(config);
         let (bridge_tx, bridge_rx) = watch::channel(Arc::new(Bridge::new(
             Arc::clone(&config),
             dry_run,
-            ledger.clone(),
-            Arc::clone(&health),
+            Arc::clone(&runtime),
         )?));
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
         let ready = apply(&config, &mut running, &bridge_rx, &health).await;
@@ -116,7 +136,7 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
                     match reload(&path, &state_dir) {
                         Ok(new) => {
                             let new = Arc::new(new);
-                            match Bridge::new(Arc::clone(&new), dry_run, ledger.clone(), Arc::clone(&health)) {
+                            match Bridge::new(Arc::clone(&new), dry_run, Arc::clone(&runtime)) {
                                 Ok(bridge) => {
                                     let _ = bridge_tx.send(Arc::new(bridge));
                                     apply(&new, &mut running, &bridge_rx, &health).await;

@@ -7,6 +7,7 @@ use crate::config::{Config, ContentConfig, FiltersConfig, MatchConfig};
 use crate::mail::body::{self, BodyType};
 use crate::mail::classify::{self, SenderRules};
 use crate::mail::date;
+use crate::mail::identity::MailId;
 use crate::mail::ticket::{SubjectMatch, TicketMatcher};
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
@@ -109,8 +110,8 @@ pub enum Action {
 /// What to do with one mail, and the facts the log and the ledger need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    /// The ledger key: the Message-ID, or `sha256:<hex>` of the raw mail when it has none.
-    pub key: String,
+    /// Which mail this is, for the ledger.
+    pub id: MailId,
     pub message_id: Option<String>,
     /// The From address, lower-cased (for `verify_sender`).
     pub from: Option<String>,
@@ -127,9 +128,13 @@ pub fn decide(
     refs: &dyn References,
     internal_date: Option<DateTime<FixedOffset>>,
 ) -> Decision {
-    let key_of_raw = || format!("sha256:{}", hex::encode(Sha256::digest(raw)));
-    let skip = |key: String, kind, reason: String| Decision {
-        key,
+    let id_of_raw = || MailId {
+        message_id: None,
+        content: hex::encode(Sha256::digest(raw)),
+        legacy: None,
+    };
+    let skip = |id: MailId, kind, reason: String| Decision {
+        id,
         message_id: None,
         from: None,
         subject: String::new(),
@@ -139,7 +144,7 @@ pub fn decide(
     let max = rules.content.max_message_size.bytes();
     if raw.len() as u64 > max {
         return skip(
-            key_of_raw(),
+            id_of_raw(),
             SkipKind::Failed,
             format!(
                 "mail is {} bytes, over max_message_size ({})",
@@ -150,15 +155,11 @@ pub fn decide(
     }
     let normalized = crate::mail::normalize_line_ends(raw);
     let Some(msg) = mail_parser::MessageParser::default().parse(normalized.as_ref()) else {
-        return skip(
-            key_of_raw(),
-            SkipKind::Failed,
-            "not a parseable mail".into(),
-        );
+        return skip(id_of_raw(), SkipKind::Failed, "not a parseable mail".into());
     };
     if msg.headers().is_empty() {
         return skip(
-            key_of_raw(),
+            id_of_raw(),
             SkipKind::Failed,
             "not a mail: no header found".into(),
         );
@@ -169,19 +170,22 @@ pub fn decide(
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(|id| id.to_string());
-    let key = message_id
-        .as_ref()
-        .map(|id| format!("<{id}>"))
-        .unwrap_or_else(key_of_raw);
     let from = msg
         .from()
         .and_then(|a| a.first())
         .and_then(|a| a.address())
         .map(|a| a.trim().to_ascii_lowercase());
     let subject = msg.subject().unwrap_or("").trim().to_string();
+    let id = MailId::of(
+        raw,
+        message_id.as_deref(),
+        from.as_deref().unwrap_or(""),
+        msg.header_raw("Date").unwrap_or(""),
+        &subject,
+    );
     let sent = date::sent_at(&msg).or(internal_date);
     let decision = |action| Decision {
-        key: key.clone(),
+        id: id.clone(),
         message_id: message_id.clone(),
         from: from.clone(),
         subject: subject.clone(),

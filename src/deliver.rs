@@ -5,40 +5,38 @@
 //! batches (each waits for the one before it), so a ticket's order holds without any
 //! batch having to finish first, and `thulium.concurrency` slots stay busy.
 //!
-//! Intent before action: mails are recorded `pending` in the ledger in groups of
-//! [`INTENT_GROUP`] (one commit each), a group when its first POST is about to start
-//! (and the next group meanwhile), so a POST never precedes its mail's commit and a
-//! crash leaves few mails with an unknown outcome. Each group of finished mails is
-//! recorded `posted` (one commit) before [`Delivery::finished`] hands it back to be
-//! disposed. A mail found `pending` had an unknown outcome: the ticket is read back first.
+//! Intent before action: a batch is recorded `pending` in the ledger (one commit) before
+//! any of its POSTs starts; [`Delivery::collect`] records how each mail ended (one
+//! commit) before handing it back to be disposed. A mail whose earlier POST may have
+//! reached the helpdesk unseen is read back from the ticket before it is posted again.
 
 use crate::bridge::Bridge;
+use crate::claims::{self, Claim};
 use crate::config::VerifySender;
 use crate::decide::CustomerResponse;
-use crate::ledger::{Attempt, EntryState, PostedMail};
-use crate::reconcile;
+use crate::defer::DeferCause;
+use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, unix_now};
+use crate::mail::MailId;
+use crate::thulium::read_back::{self, Sent};
 use crate::thulium::{ApiError, Backoff, Ticket};
 use chrono::{DateTime, FixedOffset};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-use tokio::sync::{OnceCell, oneshot};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 /// Tries of one POST within a pass before the mail waits for a later pass.
 const TRIES_PER_PASS: u32 = 3;
 /// A `Retry-After` longer than this is not slept through within a pass.
-const LONGEST_IN_PASS_WAIT: Duration = Duration::from_secs(30);
-/// Mails recorded `pending` in one ledger commit.
-pub const INTENT_GROUP: usize = 64;
+const LONGEST_IN_PASS_WAIT: Duration = Duration::from_secs(5);
 
 /// A reply `decide` wants posted.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub uid: u32,
-    pub key: String,
-    pub message_id: Option<String>,
+    pub id: MailId,
     pub from: Option<String>,
     pub ticket: u64,
     pub request: CustomerResponse,
@@ -46,99 +44,64 @@ pub struct Outgoing {
 }
 
 /// What became of one reply.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Delivered {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the API now, or found on the ticket after a lost answer.
     Posted,
-    /// Already posted before (ledger or read back from the ticket): not posted again.
+    /// Posted before (the ledger says so, or a copy was just posted): only disposed.
     Duplicate,
     /// `verify_sender = "enforce"` found a stranger.
-    Ignored(String),
-    /// Permanently rejected or given up on.
+    Unverified(String),
+    /// Rejected for good, or given up on.
     Failed(String),
     /// Left where it is for a later pass.
-    Deferred {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// Not posted because the pass is stopping; left for the next one.
-    Stopped,
+    Deferred(DeferCause),
+}
+
+impl Outcome {
+    /// The name in logs and in `thulium_bridge_mails_total{outcome}`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Posted => "posted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Unverified(_) => "unverified",
+            Outcome::Failed(_) => "failed",
+            Outcome::Deferred(_) => "retried",
+        }
+    }
+}
+
+/// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
+#[derive(Debug)]
+pub struct Finished {
+    pub mail: Outgoing,
+    pub outcome: Outcome,
+    /// For a deferred mail: the earliest time worth trying it again.
+    pub retry_at: Option<Instant>,
+}
+
+/// A mail done in its task, its ledger record and claim still to settle.
+struct Done {
+    mail: Outgoing,
+    outcome: Outcome,
+    record: Option<Finish>,
+    claim: Option<Claim>,
 }
 
 /// The mails of one pass on their way to the API.
 pub struct Delivery {
     bridge: Arc<Bridge>,
-    mailbox: String,
-    /// One task per mail being posted; each returns its mail and outcome.
-    tasks: JoinSet<(Outgoing, Delivered)>,
-    /// Outcomes known without posting (duplicates, give-ups, held back), not yet returned.
-    ready: Vec<(Outgoing, Delivered)>,
-    /// Mails another mailbox is delivering: their claim is not ours to release.
-    not_claimed: Vec<(Outgoing, Delivered)>,
+    /// The folder being handled; each mail adds its UID.
+    place: Location,
+    tasks: JoinSet<Done>,
+    /// Outcomes known without a task (held tickets, duplicates), not yet collected.
+    ready: Vec<Done>,
     /// The last link of each ticket's chain while it has mails in `tasks`.
     chains: HashMap<u64, Chain>,
-    /// Tickets with a reply that must wait: their later replies wait too, this pass.
-    held: HashMap<u64, String>,
     /// Request body bytes of the mails in `tasks`.
     body_bytes: usize,
-    /// The intent group formed last, which the next one is linked from.
-    last_intent: Option<Arc<Intent>>,
     /// Set when the pass stops: no POST starts any more.
     stopping: Arc<AtomicBool>,
-}
-
-/// A group of mails to record `pending` in one commit before the first of them is posted.
-struct Intent {
-    attempts: Mutex<Vec<Attempt>>,
-    /// The commit's outcome, once made.
-    committed: OnceCell<Result<(), String>>,
-    /// The group after this one, committed ahead while this one is being posted.
-    next: OnceLock<Arc<Intent>>,
-    /// Whether the next group's commit was started from here.
-    next_started: AtomicBool,
-}
-
-impl Intent {
-    /// Commits this group if nobody did yet (and starts on the next one).
-    async fn ready(&self, bridge: &Arc<Bridge>) -> Result<(), String> {
-        if let Some(next) = self.next.get()
-            && !self.next_started.swap(true, Ordering::Relaxed)
-        {
-            let (next, bridge) = (Arc::clone(next), Arc::clone(bridge));
-            tokio::spawn(async move {
-                let _ = next.commit(&bridge).await;
-            });
-        }
-        self.commit(bridge).await
-    }
-
-    async fn commit(&self, bridge: &Arc<Bridge>) -> Result<(), String> {
-        self.committed
-            .get_or_init(|| async {
-                // Kept until the commit is known to be made: a commit cut short must be
-                // made again, in full, before any POST of the group.
-                let attempts = self
-                    .attempts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                let ledger = bridge.ledger.clone();
-                let result =
-                    match tokio::task::spawn_blocking(move || ledger.begin_attempts(&attempts))
-                        .await
-                    {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(format!("ledger write failed: {e}")),
-                        Err(e) => Err(format!("ledger write failed: {e}")),
-                    };
-                self.attempts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clear();
-                result
-            })
-            .await
-            .clone()
-    }
 }
 
 struct Chain {
@@ -152,36 +115,33 @@ struct Chain {
 #[derive(Default)]
 struct Link {
     /// Why the following replies must wait, if an earlier one has to.
-    held: Option<String>,
+    held: Option<DeferCause>,
     /// The ticket as read for `verify_sender`, once per chain.
     ticket_info: Option<Ticket>,
 }
 
 impl Delivery {
-    pub fn new(bridge: &Arc<Bridge>, mailbox: &str) -> Delivery {
+    pub fn new(bridge: &Arc<Bridge>, place: Location) -> Delivery {
         Delivery {
             bridge: Arc::clone(bridge),
-            mailbox: mailbox.to_string(),
+            place,
             tasks: JoinSet::new(),
             ready: Vec::new(),
-            not_claimed: Vec::new(),
             chains: HashMap::new(),
-            held: HashMap::new(),
             body_bytes: 0,
-            last_intent: None,
             stopping: Arc::default(),
         }
     }
 
-    /// From now on no POST starts; mails not yet posted come back [`Delivered::Stopped`].
+    /// From now on no POST starts; mails not yet posted come back deferred.
     /// The POSTs under way finish (with their retries within this pass).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
-    /// Mails handed over whose outcome was not yet returned by [`Delivery::finished`].
+    /// Mails handed over whose outcome was not yet collected.
     pub fn unfinished(&self) -> usize {
-        self.tasks.len() + self.ready.len() + self.not_claimed.len()
+        self.tasks.len() + self.ready.len()
     }
 
     /// Request body bytes held by the mails still being posted.
@@ -189,96 +149,113 @@ impl Delivery {
         self.body_bytes
     }
 
-    /// Takes over a batch and starts posting it, each ticket's replies oldest first and
-    /// after the ones submitted before.
-    pub fn submit(&mut self, mails: Vec<Outgoing>) {
-        let bridge = Arc::clone(&self.bridge);
-        let max = &bridge.config.delivery;
-        let mut todo: Vec<(Outgoing, bool)> = Vec::new();
+    /// Takes over a batch: records it pending in the ledger, then starts posting it,
+    /// each ticket's replies oldest first and after the ones submitted before.
+    pub async fn submit(&mut self, mails: Vec<Outgoing>) {
+        let runtime = Arc::clone(&self.bridge.runtime);
+        let mut leaders = Vec::with_capacity(mails.len());
         for mail in mails {
-            if !bridge.claim(&mail.key) {
-                let reason = "a copy is being delivered from another mailbox";
-                self.hold(mail.ticket, reason);
-                self.not_claimed.push((mail, deferred(reason, None)));
+            if runtime.holds.held_until(mail.ticket).is_some() {
+                let cause = DeferCause::EarlierReplyWaiting {
+                    ticket: mail.ticket,
+                };
+                self.ready
+                    .push(Done::untouched(mail, Outcome::Deferred(cause)));
                 continue;
             }
-            if let Some(reason) = self.held.get(&mail.ticket) {
-                let d = deferred(reason, None);
-                self.ready.push((mail, d));
-                continue;
+            match runtime.claims.claim(&mail.id) {
+                Ok(claim) => leaders.push((mail, claim)),
+                Err(claimant) => {
+                    self.tasks.spawn(async move {
+                        let outcome = claims::outcome_for_copy(claimant).await;
+                        Done::untouched(mail, outcome)
+                    });
+                }
             }
-            match bridge.ledger.get(&mail.key) {
-                Ok(Some(e)) if e.state == EntryState::Posted => {
-                    self.ready.push((mail, Delivered::Duplicate))
-                }
-                Ok(Some(e)) if e.state == EntryState::Failed => {
-                    let reason = e.reason.unwrap_or_else(|| "failed before".into());
-                    self.ready.push((mail, Delivered::Failed(reason)))
-                }
-                Ok(Some(e)) if e.attempts >= max.max_attempts || e.age() >= max.max_age => {
-                    let reason = format!(
-                        "gave up after {} attempts over {}",
-                        e.attempts,
-                        humantime::format_duration(Duration::from_secs(e.age().as_secs()))
-                    );
-                    self.ready.push((mail, Delivered::Failed(reason)))
-                }
-                Ok(Some(_)) => todo.push((mail, true)),
-                Ok(None) => todo.push((mail, false)),
+        }
+        if leaders.is_empty() {
+            return;
+        }
+        let begun: Vec<Option<Begun>> = if self.bridge.dry_run {
+            // Nothing is written; what the ledger knows still shows (duplicates).
+            leaders
+                .iter()
+                .map(|(mail, _)| {
+                    let entry = runtime.ledger.find(&mail.id).ok().flatten()?;
+                    (entry.state != EntryState::Pending).then_some(Begun {
+                        entry,
+                        outcome_unknown: false,
+                        previous_attempt_ms: None,
+                    })
+                })
+                .collect()
+        } else {
+            let attempts = leaders
+                .iter()
+                .map(|(mail, _)| Attempt {
+                    id: mail.id.clone(),
+                    ticket: mail.ticket,
+                    body_hash: crate::thulium::body_hash(&mail.request),
+                    text_hash: read_back::text_hash(&mail.request),
+                    date: mail.request.date.clone(),
+                    location: self.location(mail.uid),
+                })
+                .collect();
+            match runtime.ledger.begin(attempts).await {
+                Ok(begun) => begun.into_iter().map(Some).collect(),
                 Err(e) => {
-                    let reason = format!("ledger unreadable: {e}");
-                    self.hold(mail.ticket, &reason);
-                    self.ready.push((mail, deferred(&reason, None)));
+                    let cause = DeferCause::Ledger {
+                        reason: e.to_string(),
+                    };
+                    for (mail, claim) in leaders {
+                        let mut done = Done::untouched(mail, Outcome::Deferred(cause.clone()));
+                        done.claim = Some(claim);
+                        self.ready.push(done);
+                    }
+                    return;
                 }
             }
-        }
-
-        let mut by_ticket: BTreeMap<u64, Vec<(Outgoing, bool)>> = BTreeMap::new();
-        for (mail, unknown) in todo {
-            by_ticket
-                .entry(mail.ticket)
-                .or_default()
-                .push((mail, unknown));
-        }
-        let mut ordered = Vec::with_capacity(by_ticket.values().map(Vec::len).sum());
-        for (_, mut group) in by_ticket {
-            group.sort_by_key(|(m, _)| (m.sent, m.uid));
-            ordered.extend(group);
-        }
-        // Groups follow the order in which the API slots are handed out (first come,
-        // first served), so a group is committed about when its turn comes.
-        let mut rest = ordered.into_iter().peekable();
-        while rest.peek().is_some() {
-            let group: Vec<(Outgoing, bool)> = rest.by_ref().take(INTENT_GROUP).collect();
-            let intent = Arc::new(Intent {
-                attempts: Mutex::new(
-                    group
-                        .iter()
-                        .map(|(m, _)| Attempt {
-                            key: m.key.clone(),
-                            ticket: m.ticket,
-                            body_hash: crate::thulium::body_hash(&m.request),
-                            date: m.request.date.clone(),
-                            mailbox: self.mailbox.clone(),
-                            uid: m.uid,
-                        })
-                        .collect(),
-                ),
-                committed: OnceCell::new(),
-                next: OnceLock::new(),
-                next_started: AtomicBool::new(false),
-            });
-            if let Some(previous) = self.last_intent.replace(Arc::clone(&intent)) {
-                let _ = previous.next.set(Arc::clone(&intent));
+        };
+        let mut by_ticket: BTreeMap<u64, Vec<(Outgoing, Claim, Option<Begun>)>> = BTreeMap::new();
+        for ((mail, claim), begun) in leaders.into_iter().zip(begun) {
+            match begun.as_ref().map(|b| b.entry.state) {
+                Some(EntryState::Posted) => {
+                    let mut done = Done::untouched(mail, Outcome::Duplicate);
+                    done.claim = Some(claim);
+                    self.ready.push(done);
+                }
+                Some(EntryState::Failed) => {
+                    // Failed here before; the crash came before its disposal.
+                    let reason = begun
+                        .and_then(|b| b.entry.reason)
+                        .unwrap_or_else(|| "failed before".into());
+                    let mut done = Done::untouched(mail, Outcome::Failed(reason));
+                    done.claim = Some(claim);
+                    self.ready.push(done);
+                }
+                _ => by_ticket
+                    .entry(mail.ticket)
+                    .or_default()
+                    .push((mail, claim, begun)),
             }
-            for (mail, unknown) in group {
-                self.spawn(mail, unknown, Arc::clone(&intent));
+        }
+        for (_, mut replies) in by_ticket {
+            replies.sort_by_key(|(m, _, _)| (m.sent, m.uid));
+            for (mail, claim, begun) in replies {
+                self.spawn(mail, claim, begun);
             }
         }
     }
 
+    fn location(&self, uid: u32) -> Location {
+        Location {
+            uid,
+            ..self.place.clone()
+        }
+    }
+
     /// Starts one mail's task behind the ticket's previous one.
-    fn spawn(&mut self, mail: Outgoing, unknown_outcome: bool, intent: Arc<Intent>) {
+    fn spawn(&mut self, mail: Outgoing, claim: Claim, begun: Option<Begun>) {
         let ticket = mail.ticket;
         let (next, tail) = oneshot::channel();
         let previous = match self.chains.get_mut(&ticket) {
@@ -300,45 +277,50 @@ impl Delivery {
         self.body_bytes += mail.request.body.len();
         let bridge = Arc::clone(&self.bridge);
         let stopping = Arc::clone(&self.stopping);
+        let location = self.location(mail.uid);
         self.tasks.spawn(async move {
             let mut link = match previous {
                 None => Link::default(),
-                Some(rx) => rx.await.unwrap_or_else(|_| Link {
-                    held: Some(format!(
-                        "an earlier reply to ticket {ticket} ended unexpectedly"
-                    )),
+                Some(rx) => rx.await.unwrap_or(Link {
+                    held: Some(DeferCause::EarlierReplyWaiting { ticket }),
                     ticket_info: None,
                 }),
             };
-            let outcome = match &link.held {
-                _ if stopping.load(Ordering::Relaxed) => Delivered::Stopped,
-                Some(reason) => deferred(reason, None),
-                None => {
-                    let gate = PostGate {
-                        intent: &intent,
-                        stopping: &stopping,
-                    };
-                    let ticket_info = &mut link.ticket_info;
-                    deliver_one(&bridge, &mail, unknown_outcome, gate, ticket_info).await
-                }
+            let unknown = begun.as_ref().is_some_and(|b| b.outcome_unknown);
+            let tried = if stopping.load(Ordering::Relaxed) {
+                Tried::not_posted(Outcome::Deferred(DeferCause::Stopping), unknown)
+            } else if link.held.is_some() {
+                let cause = DeferCause::EarlierReplyWaiting { ticket };
+                Tried::not_posted(Outcome::Deferred(cause), unknown)
+            } else {
+                let mut one = One {
+                    bridge: &bridge,
+                    mail: &mail,
+                    begun: begun.as_ref(),
+                    stopping: &stopping,
+                };
+                one.deliver(&mut link.ticket_info).await
             };
-            match (&outcome, &link.held) {
-                (Delivered::Deferred { reason, .. }, None) => {
-                    link.held = Some(format!(
-                        "an earlier reply to ticket {ticket} is waiting ({reason})"
-                    ))
+            if let Outcome::Deferred(cause) = &tried.outcome {
+                if cause.holds_ticket() {
+                    bridge.runtime.holds.hold(ticket, cause.wait());
                 }
-                (Delivered::Stopped, None) => link.held = Some("the pass is stopping".into()),
-                _ => {}
+                link.held.get_or_insert_with(|| cause.clone());
             }
             let _ = next.send(link);
-            (mail, outcome)
+            let record = begun.map(|_| tried.record(&mail, location));
+            Done {
+                mail,
+                outcome: tried.outcome,
+                record,
+                claim: Some(claim),
+            }
         });
     }
 
     /// Waits until some mail has finished (at once if one has). Cancel-safe.
     pub async fn wait(&mut self) {
-        if !self.ready.is_empty() || !self.not_claimed.is_empty() {
+        if !self.ready.is_empty() {
             return;
         }
         if let Some(result) = self.tasks.join_next().await {
@@ -346,275 +328,386 @@ impl Delivery {
         }
     }
 
-    /// The mails finished since the last call, with `posted` committed to the ledger
-    /// (one commit for the group) and failures recorded: safe to dispose.
-    pub fn finished(&mut self) -> Vec<(Outgoing, Delivered)> {
+    /// The mails finished since the last call, their outcomes committed to the ledger
+    /// (one commit) and their copies told: safe to dispose.
+    pub async fn collect(&mut self) -> Vec<Finished> {
         while let Some(result) = self.tasks.try_join_next() {
             self.task_ended(result);
         }
         let mut done = std::mem::take(&mut self.ready);
-        self.record(&mut done);
-        done.append(&mut self.not_claimed);
-        done
+        if done.is_empty() {
+            return Vec::new();
+        }
+        let records: Vec<Finish> = done.iter().filter_map(|d| d.record.clone()).collect();
+        if !self.bridge.dry_run
+            && let Err(e) = self.bridge.ledger().finish(records).await
+        {
+            // Nothing of this group is disposed: a posted mail stays `pending` with its
+            // outcome unknown, so the next pass reads it back instead of posting again.
+            tracing::error!("ledger write failed after delivering: {e}");
+            let cause = DeferCause::Ledger {
+                reason: e.to_string(),
+            };
+            for d in done.iter_mut().filter(|d| d.record.is_some()) {
+                d.outcome = Outcome::Deferred(cause.clone());
+            }
+        }
+        let now = Instant::now();
+        let holds = &self.bridge.runtime.holds;
+        done.into_iter()
+            .map(|d| {
+                if let Some(claim) = d.claim {
+                    claim.release(&d.outcome);
+                }
+                let retry_at = match &d.outcome {
+                    Outcome::Deferred(DeferCause::Stopping) => None,
+                    Outcome::Deferred(cause) => {
+                        let own = now.checked_add(cause.wait()).unwrap_or(now);
+                        Some(holds.held_until(d.mail.ticket).unwrap_or(own).max(own))
+                    }
+                    _ => None,
+                };
+                Finished {
+                    mail: d.mail,
+                    outcome: d.outcome,
+                    retry_at,
+                }
+            })
+            .collect()
     }
 
-    fn task_ended(&mut self, result: Result<(Outgoing, Delivered), tokio::task::JoinError>) {
-        let (mail, outcome) = match result {
-            Ok(finished) => finished,
+    fn task_ended(&mut self, result: Result<Done, tokio::task::JoinError>) {
+        let done = match result {
+            Ok(done) => done,
             Err(e) => {
-                // The mail stays claimed and where it is; its ledger entry says pending.
+                // The mail stays where it is; its ledger entry says pending, its claim
+                // was dropped with the task.
                 tracing::error!("delivery task failed: {e}");
                 return;
             }
         };
-        self.body_bytes = self.body_bytes.saturating_sub(mail.request.body.len());
-        match &outcome {
-            Delivered::Deferred { reason, .. } => self.hold(mail.ticket, reason),
-            Delivered::Stopped => self.hold(mail.ticket, "the pass is stopping"),
-            _ => {}
-        }
-        if let Some(chain) = self.chains.get_mut(&mail.ticket) {
-            chain.unfinished -= 1;
-            if chain.unfinished == 0 {
-                self.chains.remove(&mail.ticket);
+        if done.claim.is_some() {
+            self.body_bytes = self.body_bytes.saturating_sub(done.mail.request.body.len());
+            if let Some(chain) = self.chains.get_mut(&done.mail.ticket) {
+                chain.unfinished -= 1;
+                if chain.unfinished == 0 {
+                    self.chains.remove(&done.mail.ticket);
+                }
             }
         }
-        self.ready.push((mail, outcome));
+        self.ready.push(done);
     }
+}
 
-    /// A reply to `ticket` must wait: so do the later ones handed over in this pass.
-    fn hold(&mut self, ticket: u64, reason: &str) {
-        self.held.entry(ticket).or_insert_with(|| {
-            format!("an earlier reply to ticket {ticket} is waiting ({reason})")
-        });
-    }
-
-    /// Ledger commits for a group of finished mails, then their claims are released.
-    fn record(&self, done: &mut [(Outgoing, Delivered)]) {
-        let bridge = &self.bridge;
-        let posted: Vec<PostedMail> = done
-            .iter()
-            .filter(|(_, d)| *d == Delivered::Posted)
-            .map(|(m, _)| PostedMail {
-                key: m.key.clone(),
-                message_id: m.message_id.clone(),
-                ticket: m.ticket,
-            })
-            .collect();
-        if !bridge.dry_run
-            && !posted.is_empty()
-            && let Err(e) = tokio::task::block_in_place(|| bridge.ledger.mark_posted(&posted))
-        {
-            // Not recorded: keep the mails; next pass finds them pending and reads the ticket back.
-            tracing::error!("ledger write failed after posting: {e}");
-            for (_, d) in done.iter_mut().filter(|(_, d)| *d == Delivered::Posted) {
-                *d = deferred(&format!("posted, but the ledger write failed: {e}"), None);
-            }
-        }
-        let failed: Vec<(&str, &str)> = done
-            .iter()
-            .filter_map(|(m, d)| match d {
-                Delivered::Failed(reason) => Some((m.key.as_str(), reason.as_str())),
-                _ => None,
-            })
-            .collect();
-        if !bridge.dry_run
-            && !failed.is_empty()
-            && let Err(e) = tokio::task::block_in_place(|| bridge.ledger.mark_failed_many(&failed))
-        {
-            tracing::error!("ledger write failed while recording failures: {e}");
-        }
-        for (m, _) in done.iter() {
-            bridge.release(&m.key);
+impl Done {
+    /// A mail decided without a POST and without a ledger record of its own.
+    fn untouched(mail: Outgoing, outcome: Outcome) -> Done {
+        Done {
+            mail,
+            outcome,
+            record: None,
+            claim: None,
         }
     }
 }
 
-fn deferred(reason: &str, retry_after: Option<Duration>) -> Delivered {
-    Delivered::Deferred {
-        reason: reason.to_string(),
-        retry_after,
+/// One mail's delivery and what the ledger must learn from it.
+struct Tried {
+    outcome: Outcome,
+    /// A POST may have reached the helpdesk unseen (read back before the next one).
+    outcome_unknown: bool,
+    /// The failure counts against the mail's `max_attempts`.
+    counted: bool,
+}
+
+impl Tried {
+    fn not_posted(outcome: Outcome, outcome_unknown: bool) -> Tried {
+        Tried {
+            outcome,
+            outcome_unknown,
+            counted: false,
+        }
+    }
+
+    fn record(&self, mail: &Outgoing, location: Location) -> Finish {
+        let id = mail.id.clone();
+        match &self.outcome {
+            Outcome::Posted | Outcome::Duplicate => Finish::Posted {
+                id,
+                ticket: mail.ticket,
+            },
+            Outcome::Failed(reason) => Finish::Failed {
+                id,
+                reason: reason.clone(),
+                outcome_unknown: self.outcome_unknown,
+                location,
+            },
+            Outcome::Unverified(_) => Finish::Released {
+                id,
+                outcome_unknown: self.outcome_unknown,
+            },
+            Outcome::Deferred(_) => Finish::Deferred {
+                id,
+                counted: self.counted,
+                outcome_unknown: self.outcome_unknown,
+            },
+        }
     }
 }
 
-/// What a POST must wait for, or be given up for.
-struct PostGate<'a> {
-    intent: &'a Intent,
+/// One reply on its way: verify, read back if needed, post with retries.
+struct One<'a> {
+    bridge: &'a Arc<Bridge>,
+    mail: &'a Outgoing,
+    /// What the ledger knew; `None` in a dry run.
+    begun: Option<&'a Begun>,
     stopping: &'a AtomicBool,
 }
 
-async fn deliver_one(
-    bridge: &Arc<Bridge>,
-    mail: &Outgoing,
-    mut unknown_outcome: bool,
-    gate: PostGate<'_>,
-    ticket_info: &mut Option<Ticket>,
-) -> Delivered {
-    let ticket = mail.ticket;
-    let stopping = || gate.stopping.load(Ordering::Relaxed);
-    if stopping() {
-        return Delivered::Stopped;
-    }
-    if bridge.config.thulium.verify_sender != VerifySender::Off
-        && let Err(d) = verify_sender(bridge, ticket, mail, ticket_info).await
-    {
-        return d;
-    }
-    if bridge.dry_run {
-        tracing::info!(ticket, uid = mail.uid, body_type = ?mail.request.body_type, date = %mail.request.date,
-            body = %mail.request.body, "dry run: would post");
-        return Delivered::Posted;
-    }
-    let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
-    let mut tries = 0;
-    loop {
-        if stopping() {
-            return Delivered::Stopped;
+impl One<'_> {
+    async fn deliver(&mut self, ticket_info: &mut Option<Ticket>) -> Tried {
+        let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
+        let not_posted = |outcome, unknown| Tried::not_posted(outcome, unknown);
+        if self.bridge.config.thulium.verify_sender != VerifySender::Off
+            && let Err(outcome) = self.verify_sender(ticket_info).await
+        {
+            return not_posted(outcome, unknown);
         }
-        if !bridge.may_post() {
-            return deferred(
-                "posting is paused: the API refused our credentials",
-                Some(crate::bridge::CREDENTIALS_PAUSE),
-            );
+        if self.bridge.dry_run {
+            let m = self.mail;
+            tracing::info!(ticket = m.ticket, uid = m.uid, body_type = ?m.request.body_type,
+                date = %m.request.date, body = %m.request.body, "dry run: would post");
+            return not_posted(Outcome::Posted, false);
         }
-        if unknown_outcome {
-            match already_posted(bridge, ticket, mail).await {
-                // Posted by the earlier attempt: record it as posted now.
-                Ok(true) => return Delivered::Posted,
-                Ok(false) => {}
-                Err(e) => return from_error(bridge, ticket, e, "reading the ticket back failed"),
+        let api = self.bridge.runtime.api();
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let mut tries = 0;
+        let mut first_try_ms = None;
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
-        }
-        tries += 1;
-        let result = {
-            let _slot = bridge.api_slots.acquire().await;
-            if stopping() {
-                return Delivered::Stopped;
+            if let Some(pause) = self.bridge.credentials_paused() {
+                let cause = DeferCause::ApiCredentials { status: 401, pause };
+                return not_posted(Outcome::Deferred(cause), unknown);
             }
-            // Intent before action: the POST waits for its mail's `pending` commit.
-            if let Err(reason) = gate.intent.ready(bridge).await {
-                return deferred(&reason, None);
-            }
-            bridge
-                .api
-                .post_customer_response(ticket, &mail.request)
-                .await
-        };
-        match result {
-            Ok(()) => return Delivered::Posted,
-            Err(ApiError::Transient {
-                reason,
-                retry_after,
-                sent,
-            }) => {
-                unknown_outcome = sent;
-                let wait = backoff.delay(tries, retry_after);
-                if tries >= TRIES_PER_PASS || retry_after.is_some_and(|r| r > LONGEST_IN_PASS_WAIT)
-                {
-                    return deferred(&format!("API: {reason}"), retry_after);
+            if unknown {
+                match self.read_back().await {
+                    Ok(true) => return not_posted(Outcome::Posted, false),
+                    Ok(false) => unknown = false,
+                    Err(outcome) => return not_posted(outcome, true),
                 }
-                tracing::debug!(ticket, uid = mail.uid, %reason, ?wait, "transient API error, retrying");
-                tokio::time::sleep(wait).await;
             }
-            Err(e) => return from_error(bridge, ticket, e, "posting failed"),
+            if !api.may_try() {
+                let cause = DeferCause::ApiUnavailable {
+                    reason: "the API is down; waiting for it to recover".into(),
+                    retry_after: None,
+                };
+                return not_posted(Outcome::Deferred(cause), unknown);
+            }
+            tries += 1;
+            first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
+            let result = {
+                let _slot = self.bridge.api_slots.acquire().await;
+                if self.stopping.load(Ordering::Relaxed) {
+                    return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
+                }
+                self.bridge
+                    .api
+                    .post_customer_response(self.mail.ticket, &self.mail.request)
+                    .await
+            };
+            match result {
+                Ok(()) => {
+                    api.post_succeeded();
+                    return not_posted(Outcome::Posted, false);
+                }
+                Err(ApiError::Transient {
+                    reason,
+                    retry_after,
+                    sent,
+                }) => {
+                    unknown |= sent;
+                    api.request_failed(&reason, false);
+                    let wait = backoff.delay(tries, retry_after);
+                    let long_wait = retry_after.is_some_and(|r| r > LONGEST_IN_PASS_WAIT);
+                    if tries >= TRIES_PER_PASS || long_wait || api.down().is_some() {
+                        let since = self
+                            .begun
+                            .and_then(|b| b.previous_attempt_ms)
+                            .or(first_try_ms)
+                            .unwrap_or(0);
+                        let cause = DeferCause::ApiUnavailable {
+                            reason,
+                            retry_after,
+                        };
+                        return self.deferred(cause, unknown, api.post_succeeded_after(since));
+                    }
+                    tracing::debug!(ticket = self.mail.ticket, uid = self.mail.uid, %reason, ?wait,
+                        "transient API error, retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(ApiError::Permanent { status, message }) => {
+                    let reason = format!(
+                        "API rejected the reply to ticket {} (HTTP {status}): {message}",
+                        self.mail.ticket
+                    );
+                    return not_posted(Outcome::Failed(reason), unknown);
+                }
+                Err(ApiError::Credentials { status, message }) => {
+                    return not_posted(self.credentials_refused(status, &message), unknown);
+                }
+            }
         }
     }
-}
 
-/// Maps a final API error to the mail's outcome (credentials pause everybody).
-fn from_error(bridge: &Bridge, ticket: u64, e: ApiError, what: &str) -> Delivered {
-    match e {
-        ApiError::Permanent { status, message } => Delivered::Failed(format!(
-            "API rejected the reply to ticket {ticket} (HTTP {status}): {message}"
-        )),
-        ApiError::Credentials { status, message } => {
-            tracing::error!(
-                status,
-                "the Thulium API refused our credentials ({message}); posting paused for every mailbox. \
-                 Check thulium.user and the password, and that the API user may write to tickets"
-            );
-            bridge.credentials_refused();
-            deferred(
-                &format!("API credentials refused (HTTP {status})"),
-                Some(crate::bridge::CREDENTIALS_PAUSE),
-            )
-        }
-        ApiError::Transient {
-            reason,
-            retry_after,
-            ..
-        } => deferred(&format!("{what}: {reason}"), retry_after),
-    }
-}
-
-/// Reads the ticket back: is this reply already among its messages?
-async fn already_posted(bridge: &Bridge, ticket: u64, mail: &Outgoing) -> Result<bool, ApiError> {
-    let info = {
-        let _slot = bridge.api_slots.acquire().await;
-        bridge.api.get_ticket(ticket).await?
-    };
-    let found = info.messages.iter().any(|m| {
-        reconcile::is_same_reply(
-            m.r#type.as_deref(),
-            m.date.as_deref(),
-            m.body.as_deref(),
-            &mail.request,
-        )
-    });
-    tracing::info!(
-        ticket,
-        uid = mail.uid,
-        found,
-        "outcome of an earlier post was unknown; read the ticket back"
-    );
-    Ok(found)
-}
-
-/// `verify_sender`: the ticket's customer must be the mail's sender.
-async fn verify_sender(
-    bridge: &Bridge,
-    ticket: u64,
-    mail: &Outgoing,
-    ticket_info: &mut Option<Ticket>,
-) -> Result<(), Delivered> {
-    if ticket_info.is_none() {
-        let fetched = {
-            let _slot = bridge.api_slots.acquire().await;
-            bridge.api.get_ticket(ticket).await
+    /// A transient failure: deferred, or given up on once it has counted
+    /// `max_attempts` times or the mail is older than `max_age`.
+    fn deferred(&self, cause: DeferCause, unknown: bool, counted: bool) -> Tried {
+        let limits = &self.bridge.config.delivery;
+        let (attempts, age) = match self.begun {
+            Some(b) => (b.entry.attempts + u32::from(counted), b.entry.age()),
+            None => (u32::from(counted), Duration::ZERO),
         };
-        *ticket_info = Some(fetched.map_err(|e| {
-            from_error(
-                bridge,
-                ticket,
-                e,
-                "reading the ticket for verify_sender failed",
-            )
-        })?);
+        let outcome = if attempts >= limits.max_attempts || age >= limits.max_age {
+            Outcome::Failed(format!(
+                "gave up after {attempts} failed attempts over {} (last: {cause})",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            ))
+        } else {
+            Outcome::Deferred(cause)
+        };
+        Tried {
+            outcome,
+            outcome_unknown: unknown,
+            counted,
+        }
     }
-    let owner = ticket_info
-        .as_ref()
-        .and_then(|t| t.from.as_deref())
-        .map(|f| f.trim().to_ascii_lowercase());
-    let sender = mail.from.as_deref().unwrap_or("");
-    if owner.as_deref() == Some(sender) {
-        return Ok(());
+
+    /// 401/403: posting pauses for every mailbox; the mail waits, its attempts untouched.
+    fn credentials_refused(&self, status: u16, message: &str) -> Outcome {
+        tracing::error!(
+            status,
+            "the Thulium API refused our credentials ({message}); posting paused for every mailbox. \
+             Check thulium.user and the password, and that the API user may write to tickets"
+        );
+        self.bridge
+            .runtime
+            .api()
+            .request_failed(&format!("HTTP {status}: {message}"), true);
+        self.bridge.credentials_refused();
+        Outcome::Deferred(DeferCause::ApiCredentials {
+            status,
+            pause: crate::bridge::CREDENTIALS_PAUSE,
+        })
     }
-    let reason = format!(
-        "sender {sender} is not the ticket's customer ({})",
-        owner.as_deref().unwrap_or("unknown")
-    );
-    match bridge.config.thulium.verify_sender {
-        VerifySender::Enforce => Err(Delivered::Ignored(reason)),
-        _ => {
-            tracing::warn!(
-                ticket,
-                uid = mail.uid,
-                "{reason}; posting anyway (verify_sender = \"warn\")"
-            );
-            Ok(())
+
+    /// Reads the ticket back: is this reply already among its messages?
+    async fn read_back(&self) -> Result<bool, Outcome> {
+        let mail = self.mail;
+        let ticket = self.get_ticket().await.map_err(|e| match e {
+            ApiError::Permanent { status, message } => Outcome::Failed(format!(
+                "reading ticket {} back failed (HTTP {status}): {message}",
+                mail.ticket
+            )),
+            e => self.api_trouble(e, |reason| DeferCause::ReadBackFailed { reason }),
+        })?;
+        let others = self
+            .bridge
+            .ledger()
+            .posted_with_same_text(mail.ticket, &read_back::text_hash(&mail.request), &mail.id)
+            .map_err(|e| {
+                Outcome::Deferred(DeferCause::Ledger {
+                    reason: e.to_string(),
+                })
+            })?;
+        let first_attempt = self
+            .begun
+            .map(|b| b.entry.unknown_since.unwrap_or(b.entry.first_seen))
+            .unwrap_or_else(unix_now);
+        let sent = Sent {
+            request: &mail.request,
+            first_attempt,
+            now: unix_now(),
+            timezone: self.bridge.rules.timezone,
+        };
+        let matching = read_back::matching_messages(&ticket, &sent);
+        let found = matching > others;
+        if found {
+            self.bridge.runtime.api().works();
+        }
+        tracing::info!(
+            ticket = mail.ticket,
+            uid = mail.uid,
+            found,
+            matching,
+            accounted_for = others,
+            "outcome of an earlier post was unknown; read the ticket back"
+        );
+        Ok(found)
+    }
+
+    /// `GET tickets/{id}`, noting what it says about the API's health.
+    async fn get_ticket(&self) -> Result<Ticket, ApiError> {
+        let result = {
+            let _slot = self.bridge.api_slots.acquire().await;
+            self.bridge.api.get_ticket(self.mail.ticket).await
+        };
+        if let Err(e @ ApiError::Transient { .. }) = &result {
+            self.bridge
+                .runtime
+                .api()
+                .request_failed(&e.to_string(), false);
+        }
+        result
+    }
+
+    /// A transient or credentials error as the deferral it means (`transient` wraps
+    /// the reason of a transient one).
+    fn api_trouble(&self, e: ApiError, transient: impl FnOnce(String) -> DeferCause) -> Outcome {
+        match e {
+            ApiError::Credentials { status, message } => self.credentials_refused(status, &message),
+            e => Outcome::Deferred(transient(e.to_string())),
+        }
+    }
+
+    /// `verify_sender`: the ticket's customer must be the mail's sender.
+    async fn verify_sender(&self, ticket_info: &mut Option<Ticket>) -> Result<(), Outcome> {
+        let mail = self.mail;
+        if ticket_info.is_none() {
+            *ticket_info = Some(self.get_ticket().await.map_err(|e| match e {
+                ApiError::Permanent { status, message } => Outcome::Failed(format!(
+                    "API rejected reading ticket {} (HTTP {status}): {message}",
+                    mail.ticket
+                )),
+                e => self.api_trouble(e, |reason| DeferCause::ApiUnavailable {
+                    reason: format!("reading the ticket for verify_sender failed: {reason}"),
+                    retry_after: None,
+                }),
+            })?);
+        }
+        let owner = ticket_info
+            .as_ref()
+            .and_then(|t| t.from.as_deref())
+            .map(|f| f.trim().to_ascii_lowercase());
+        let sender = mail.from.as_deref().unwrap_or("");
+        if owner.as_deref() == Some(sender) {
+            return Ok(());
+        }
+        let reason = format!(
+            "sender {sender} is not the ticket's customer ({})",
+            owner.as_deref().unwrap_or("unknown")
+        );
+        match self.bridge.config.thulium.verify_sender {
+            VerifySender::Enforce => Err(Outcome::Unverified(reason)),
+            _ => {
+                tracing::warn!(
+                    ticket = mail.ticket,
+                    uid = mail.uid,
+                    "{reason}; posting anyway (verify_sender = \"warn\")"
+                );
+                Ok(())
+            }
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

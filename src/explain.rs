@@ -38,7 +38,7 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
         "from": d.from,
         "subject": d.subject,
         "sent": d.sent.map(|t| t.to_rfc3339()),
-        "ledger_key": d.key,
+        "content_sha256": d.id.content,
     })
 }
 

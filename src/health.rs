@@ -19,6 +19,8 @@ struct MailboxHealth {
 /// Shared by the workers (writers) and the HTTP listener and notifier (readers).
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Whether the Thulium API fails for everyone.
+    pub api: crate::api_health::ApiHealth,
     mailboxes: Mutex<BTreeMap<String, MailboxHealth>>,
     posted: Mutex<(u64, Option<Instant>)>,
 }
@@ -68,8 +70,15 @@ impl Health {
         }
     }
 
-    /// Healthy while every mailbox is connected or still recovering within its backoff.
+    /// Healthy while every mailbox is connected or still recovering within its backoff,
+    /// and the API is not failing for every request.
     pub fn report(&self) -> (bool, serde_json::Value) {
+        let api_down = self.api.down().map(|(since, error)| {
+            serde_json::json!({
+                "down_since": humantime::format_rfc3339_seconds(since).to_string(),
+                "error": error,
+            })
+        });
         let all = self.lock();
         let down: Vec<serde_json::Value> = all
             .iter()
@@ -82,12 +91,14 @@ impl Health {
                 })
             })
             .collect();
-        let ok = down.is_empty();
+        let ok = down.is_empty() && api_down.is_none();
         let up = all.values().filter(|h| h.connected).count();
-        (
-            ok,
-            serde_json::json!({"ok": ok, "mailboxes": all.len(), "connected": up, "down": down}),
-        )
+        let mut report =
+            serde_json::json!({"ok": ok, "mailboxes": all.len(), "connected": up, "down": down});
+        if let Some(api) = api_down {
+            report["api"] = api;
+        }
+        (ok, report)
     }
 
     /// One line for systemd's STATUS=.

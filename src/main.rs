@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use thulium_mail_bridge::cli::{Cli, Command, LedgerCommand, OAuth2Command};
 use thulium_mail_bridge::config::Config;
 use thulium_mail_bridge::decide::{self, NoReferences, Rules};
-use thulium_mail_bridge::{explain, ledger_report};
+use thulium_mail_bridge::ledger_retry::RetryTarget;
+use thulium_mail_bridge::{explain, ledger_report, ledger_retry};
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -63,6 +64,17 @@ fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
             }
         },
         LedgerCommand::Stats => print!("{}", ledger_report::stats(&ledger)?),
+        LedgerCommand::Retry {
+            message_id,
+            failed: _,
+            move_back,
+        } => {
+            let target = match message_id {
+                Some(id) => RetryTarget::MessageId(id),
+                None => RetryTarget::AllFailed,
+            };
+            return ledger_retry::retry(config, &ledger, target, *move_back);
+        }
     }
     Ok(true)
 }

@@ -48,6 +48,11 @@ pub fn mailbox_up(mailbox: &str, up: bool) {
     });
 }
 
+/// 0 while the Thulium API fails for every request.
+pub fn api_up(up: bool) {
+    metrics::gauge!("thulium_bridge_api_up").set(if up { 1.0 } else { 0.0 });
+}
+
 /// After every pass that completed without trouble.
 pub fn pass_succeeded(mailbox: &str) {
     let now = SystemTime::now()

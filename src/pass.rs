@@ -9,11 +9,13 @@
 use crate::bridge::Bridge;
 use crate::config::{Disposition, MailboxConfig};
 use crate::decide::{self, Action, Decision, SkipKind};
-use crate::deliver::{Delivered, Delivery, Outgoing};
+use crate::defer::DeferCause;
+use crate::deliver::{Delivery, Finished, Outcome, Outgoing};
 use crate::imap::{ImapError, MailMeta, MailSession};
+use crate::ledger::Location;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Candidates whose sizes are asked for in one command.
 const META_CHUNK: usize = 1000;
@@ -35,8 +37,8 @@ pub struct PassReport {
     pub counts: BTreeMap<&'static str, u64>,
     /// Mails left for a later pass, with the earliest time worth retrying.
     pub retry_at: Option<Instant>,
-    /// The API could not be reached or refused our credentials.
-    pub api_down: bool,
+    /// Mails left because the API failed (not because of the mail).
+    pub api_failures: u64,
 }
 
 /// Mails to leave alone until a time (transient failures), per UID.
@@ -81,11 +83,17 @@ pub async fn run_pass(
         report.retry_at = deferrals.values().min().copied();
         return Ok(report);
     }
+    let place = Location {
+        mailbox: mb.name.clone(),
+        folder: mb.folder.clone(),
+        uid_validity: session.uid_validity(),
+        uid: 0,
+    };
     let mut pass = Pass {
         session,
         mb,
         bridge,
-        delivery: Delivery::new(bridge, &mb.name),
+        delivery: Delivery::new(bridge, place),
         report,
         deferrals,
         dispose: HashMap::new(),
@@ -153,7 +161,7 @@ impl Pass<'_> {
             }
             for batch in batches(&metas) {
                 // Room for one more batch: collect what the API finished meanwhile.
-                let done = self.delivery.finished();
+                let done = self.delivery.collect().await;
                 self.handle(done);
                 while self.delivery.unfinished() > AHEAD_MAILS
                     || self.delivery.bytes_in_flight() > AHEAD_BYTES
@@ -181,8 +189,7 @@ impl Pass<'_> {
                             tracing::debug!(mailbox = %self.mb.name, uid = mail.uid, ticket, %matched_by, "ticket found");
                             outgoing.push(Outgoing {
                                 uid: mail.uid,
-                                key: decision.key,
-                                message_id: decision.message_id,
+                                id: decision.id,
                                 from: decision.from,
                                 ticket,
                                 request,
@@ -201,7 +208,7 @@ impl Pass<'_> {
                         }
                     }
                 }
-                self.delivery.submit(outgoing);
+                self.delivery.submit(outgoing).await;
             }
         }
         Ok(())
@@ -229,37 +236,46 @@ impl Pass<'_> {
                 }
             }
         }
-        let done = self.delivery.finished();
+        let done = self.delivery.collect().await;
         self.handle(done);
     }
 
     /// Logs and counts finished mails and queues their dispositions.
-    fn handle(&mut self, done: Vec<(Outgoing, Delivered)>) {
+    fn handle(&mut self, done: Vec<Finished>) {
         let mb = self.mb;
-        for (mail, delivered) in done {
-            let (outcome, reason, target) = match &delivered {
-                Delivered::Stopped => {
+        for Finished {
+            mail,
+            outcome,
+            retry_at,
+        } in done
+        {
+            let target = match &outcome {
+                Outcome::Deferred(DeferCause::Stopping) => {
                     tracing::debug!(mailbox = %mb.name, uid = mail.uid, ticket = mail.ticket, "not posted: stopping");
                     self.left += 1;
                     continue;
                 }
-                Delivered::Posted => ("posted", String::new(), Some(&mb.on_posted)),
-                Delivered::Duplicate => ("duplicate", "already posted".into(), Some(&mb.on_posted)),
-                Delivered::Ignored(r) => ("ignored", r.clone(), Some(&mb.on_ignored)),
-                Delivered::Failed(r) => ("failed", r.clone(), Some(&mb.on_failed)),
-                Delivered::Deferred {
-                    reason,
-                    retry_after,
-                } => {
-                    let wait = retry_after.unwrap_or(Duration::from_secs(30));
-                    self.deferrals.insert(mail.uid, Instant::now() + wait);
-                    if reason.contains("credentials") || reason.contains("connect") {
-                        self.report.api_down = true;
+                Outcome::Posted | Outcome::Duplicate => Some(&mb.on_posted),
+                Outcome::Unverified(_) => Some(&mb.on_ignored),
+                Outcome::Failed(_) => Some(&mb.on_failed),
+                Outcome::Deferred(cause) => {
+                    if let Some(at) = retry_at {
+                        self.deferrals.insert(mail.uid, at);
                     }
-                    ("retried", reason.clone(), None)
+                    if cause.is_api_failure() {
+                        self.report.api_failures += 1;
+                    }
+                    None
                 }
             };
-            tracing::info!(mailbox = %mb.name, uid = mail.uid, message_id = mail.message_id.as_deref().unwrap_or(""),
+            let reason = match &outcome {
+                Outcome::Posted => String::new(),
+                Outcome::Duplicate => "already posted".into(),
+                Outcome::Unverified(r) | Outcome::Failed(r) => r.clone(),
+                Outcome::Deferred(cause) => cause.to_string(),
+            };
+            let outcome = outcome.name();
+            tracing::info!(mailbox = %mb.name, uid = mail.uid, message_id = mail.id.message_id.as_deref().unwrap_or(""),
                 ticket = mail.ticket, outcome, reason = %reason, "mail handled");
             count(&mut self.report, &mb.name, outcome);
             if let Some(target) = target {
@@ -317,7 +333,7 @@ fn decide_guarded(
     internal_date: Option<chrono::DateTime<chrono::FixedOffset>>,
 ) -> Decision {
     let refs: &dyn decide::References = if bridge.rules.use_references {
-        &bridge.ledger
+        bridge.ledger()
     } else {
         &decide::NoReferences
     };
@@ -325,7 +341,11 @@ fn decide_guarded(
         decide::decide(raw, &bridge.rules, refs, internal_date)
     }))
     .unwrap_or_else(|_| Decision {
-        key: String::new(),
+        id: crate::mail::MailId {
+            message_id: None,
+            content: String::new(),
+            legacy: None,
+        },
         message_id: None,
         from: None,
         subject: String::new(),
@@ -345,7 +365,7 @@ fn log_mail(
     outcome: &str,
     reason: &str,
 ) {
-    tracing::info!(mailbox = %mb.name, uid, message_id = d.message_id.as_deref().unwrap_or(""),
+    tracing::info!(mailbox = %mb.name, uid, message_id = d.id.message_id.as_deref().unwrap_or(""),
         ticket = ticket.map(|t| t.to_string()).unwrap_or_default(), outcome, reason, "mail handled");
 }
 

@@ -43,21 +43,28 @@ pub async fn login_for(
     }
 }
 
+/// Connects and signs in.
+pub async fn connect(mb: &MailboxConfig) -> Result<MailSession, ImapError> {
+    let tokens = TokenCache::global();
+    Ok(
+        match imap::connect(mb, &login_for(mb, tokens, false).await?).await {
+            // A cached token the server no longer takes (revoked early, clocks
+            // apart): one more try with a new one before calling it refused.
+            Err(ImapError::Auth { .. }) if mb.oauth2.is_some() => {
+                tracing::info!(mailbox = %mb.name, "the IMAP server refused the OAuth2 token; trying a new one");
+                let login = login_for(mb, tokens, true).await?;
+                imap::connect(mb, &login)
+                    .await
+                    .map_err(|e| oauth2::refused_by_server(e, mb))?
+            }
+            other => other?,
+        },
+    )
+}
+
 /// Connects, selects the folder and (unless dry-run) creates the target folders.
 pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, ImapError> {
-    let tokens = TokenCache::global();
-    let mut session = match imap::connect(mb, &login_for(mb, tokens, false).await?).await {
-        // A cached token the server no longer takes (revoked early, clocks
-        // apart): one more try with a new one before calling it refused.
-        Err(ImapError::Auth { .. }) if mb.oauth2.is_some() => {
-            tracing::info!(mailbox = %mb.name, "the IMAP server refused the OAuth2 token; trying a new one");
-            let login = login_for(mb, tokens, true).await?;
-            imap::connect(mb, &login)
-                .await
-                .map_err(|e| oauth2::refused_by_server(e, mb))?
-        }
-        other => other?,
-    };
+    let mut session = connect(mb).await?;
     session.select(&mb.folder).await?;
     if !dry_run {
         let targets: Vec<&str> = [
@@ -114,7 +121,7 @@ pub async fn run(
             }
             Err(e) => {
                 let _ = ready.send(true);
-                let health = Arc::clone(&bridges.borrow().health);
+                let health = Arc::clone(&bridges.borrow().runtime.health);
                 health.failed(
                     &mb.name,
                     &e.to_string(),
@@ -152,7 +159,7 @@ async fn serve(
     let dry_run = bridges.borrow().dry_run;
     let mut session = open(mb, dry_run).await?;
     *failures = 0;
-    bridges.borrow().health.connected(&mb.name);
+    bridges.borrow().runtime.health.connected(&mb.name);
     let _ = ready.send(true);
     tracing::info!(mailbox = %mb.name, folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
     loop {
@@ -160,6 +167,7 @@ async fn serve(
         let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
         crate::metrics::pass_succeeded(&mb.name);
         bridge
+            .runtime
             .health
             .posted(report.counts.get("posted").copied().unwrap_or(0));
         drop(bridge);

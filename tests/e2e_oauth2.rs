@@ -153,20 +153,6 @@ fn mode(path: &Path) -> u32 {
         .unwrap_or(0)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-async fn get(url: &str) -> (u16, String) {
-    match reqwest::get(url).await {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(_) => (0, String::new()),
-    }
-}
-
 /// Drops the user's IMAP connections, so the daemon must log in again.
 fn kick(dovecot: &Dovecot, user: &str) {
     let status = Command::new("doveadm")

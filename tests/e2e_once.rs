@@ -403,6 +403,6 @@ async fn json_logs_are_one_object_per_line_with_the_mail_fields() {
     assert_eq!(mail["mailbox"], "support");
     assert_eq!(mail["ticket"], 6);
     assert_eq!(mail["outcome"], "posted");
-    assert_eq!(mail["message_id"], "reply-6-1@customer.example");
+    assert_eq!(mail["message_id"], "<reply-6-1@customer.example>");
     assert!(mail["uid"].is_number());
 }

@@ -7,23 +7,8 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 use support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn log_of(w: &World) -> String {
     std::fs::read_to_string(w.dir.path().join("run.log")).unwrap_or_default()
-}
-
-async fn get(url: &str) -> (u16, String) {
-    match reqwest::get(url).await {
-        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-        Err(_) => (0, String::new()),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -305,7 +305,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             max_attempts: 20,
-            max_age: Duration::from_secs(24 * 3600),
+            max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct MailSession {
     has_idle: bool,
     has_move: bool,
     has_uidplus: bool,
+    /// UIDVALIDITY of the selected folder (0 before a SELECT).
+    uid_validity: u32,
 }
 
 /// A mail's UID, size and arrival time, known before downloading it.
@@ -122,6 +124,7 @@ impl MailSession {
             has_idle: caps.has_str("IDLE"),
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
+            uid_validity: 0,
             session,
         })
     }
@@ -135,9 +138,15 @@ impl MailSession {
         while self.session.unsolicited_responses.try_recv().is_ok() {}
     }
 
+    /// UIDVALIDITY of the selected folder: a UID means the same mail only under it.
+    pub fn uid_validity(&self) -> u32 {
+        self.uid_validity
+    }
+
     pub async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let mailbox = bounded("SELECT", COMMAND_TIMEOUT, self.session.select(folder)).await?;
         self.drain();
+        self.uid_validity = mailbox.uid_validity.unwrap_or(0);
         Ok(FolderState {
             uid_validity: mailbox.uid_validity.unwrap_or(0),
             exists: mailbox.exists,
@@ -184,6 +193,21 @@ impl MailSession {
         if unseen_only {
             query.push_str(" UNSEEN");
         }
+        let uids = bounded(
+            "UID SEARCH",
+            COMMAND_TIMEOUT,
+            self.session.uid_search(&query),
+        )
+        .await?;
+        self.drain();
+        let mut uids: Vec<u32> = uids.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// UIDs of the mails in the selected folder with this Message-ID (`ledger retry --move-back`).
+    pub async fn find_message_id(&mut self, message_id: &str) -> Result<Vec<u32>, ImapError> {
+        let query = format!("HEADER Message-ID {}", quoted(message_id));
         let uids = bounded(
             "UID SEARCH",
             COMMAND_TIMEOUT,
@@ -330,6 +354,7 @@ impl MailSession {
             has_idle,
             has_move,
             has_uidplus,
+            uid_validity,
         } = self;
         let mut handle = session.idle();
         bounded("IDLE", COMMAND_TIMEOUT, handle.init()).await?;
@@ -353,6 +378,7 @@ impl MailSession {
             has_idle,
             has_move,
             has_uidplus,
+            uid_validity,
         };
         s.drain();
         Ok((s, end))

@@ -1,11 +1,10 @@
-//! One mail's record in the ledger, and the inputs that create and finish it.
+//! One mail's record in the ledger, and what creates and finishes it.
 
-use serde::{Deserialize, Serialize};
+use crate::mail::MailId;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where a mail stands. `Pending` with no later state means the POST's outcome is unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Where a mail stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryState {
     /// Recorded before a POST; still so after a crash, a lost answer or a transient error.
     Pending,
@@ -15,26 +14,65 @@ pub enum EntryState {
     Failed,
 }
 
-/// One mail, stored as compact JSON (self-describing, so fields can be added later).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl EntryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Pending => "pending",
+            EntryState::Posted => "posted",
+            EntryState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<EntryState> {
+        match s {
+            "pending" => Some(EntryState::Pending),
+            "posted" => Some(EntryState::Posted),
+            "failed" => Some(EntryState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Where a mail sat when it was last handled. At a failure this tells a crash before the
+/// disposal (the same UID again) from a person moving the mail back (a new UID).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    pub mailbox: String,
+    pub folder: String,
+    pub uid_validity: u32,
+    pub uid: u32,
+}
+
+/// One mail as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    pub id: MailId,
     pub state: EntryState,
     pub ticket: u64,
-    /// Hex SHA-256 of the exact JSON body posted (`thulium::body_hash`).
+    /// Hex SHA-256 of the exact JSON body last sent.
     pub body_hash: String,
-    /// The `date` sent with the post (`YYYY-MM-DD HH:MM`, the account's zone).
+    /// Hex SHA-256 of the reply reduced to text (`thulium::read_back`): counts the
+    /// helpdesk messages other posted mails already account for.
+    pub text_hash: String,
+    /// The `date` sent (`YYYY-MM-DD HH:MM`, the account's zone).
     pub date: String,
-    /// POSTs begun, counting the one in hand.
+    /// Failed attempts that counted (the API worked for other mails meanwhile).
     pub attempts: u32,
-    /// Unix seconds of the first attempt.
+    /// Unix seconds of the first attempt (`max_age` counts from here).
     pub first_seen: u64,
+    /// Unix milliseconds of the latest POST begun.
+    pub last_attempt_ms: Option<u64>,
     /// Unix seconds of the last change.
     pub updated: u64,
-    /// Where the mail was last seen (a copy may sit in another mailbox).
-    pub mailbox: String,
-    pub uid: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A POST may have reached the helpdesk unseen: read the ticket back before posting.
+    pub outcome_unknown: bool,
+    /// Unix seconds of the first POST since the outcome was last known: a read-back
+    /// looks for the reply stored from then on.
+    pub unknown_since: Option<u64>,
+    pub location: Location,
     pub reason: Option<String>,
+    /// `ledger retry` asked for a failed mail to be tried again.
+    pub retry: bool,
 }
 
 impl Entry {
@@ -44,25 +82,42 @@ impl Entry {
     }
 }
 
-/// What [`crate::ledger::Ledger::begin_attempts`] records before a POST.
+/// What [`crate::ledger::Ledger::begin`] records before a POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    /// `Decision.key`: `<message-id>` or `sha256:<hex>` of the raw mail.
-    pub key: String,
+    pub id: MailId,
     pub ticket: u64,
     pub body_hash: String,
+    pub text_hash: String,
     pub date: String,
-    pub mailbox: String,
-    pub uid: u32,
+    pub location: Location,
 }
 
-/// A mail the API accepted, for [`crate::ledger::Ledger::mark_posted`].
+/// How a mail ended in a pass, for [`crate::ledger::Ledger::finish`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostedMail {
-    pub key: String,
-    /// Its Message-ID (with or without angle brackets), remembered for `use_references`.
-    pub message_id: Option<String>,
-    pub ticket: u64,
+pub enum Finish {
+    Posted {
+        id: MailId,
+        ticket: u64,
+    },
+    Failed {
+        id: MailId,
+        reason: String,
+        outcome_unknown: bool,
+        location: Location,
+    },
+    /// Left for a later pass; `counted` adds one to its attempts.
+    Deferred {
+        id: MailId,
+        counted: bool,
+        outcome_unknown: bool,
+    },
+    /// Not posted and not to be retried from here (`on_unverified`): a mail with no
+    /// history leaves no entry; one with history keeps it.
+    Released {
+        id: MailId,
+        outcome_unknown: bool,
+    },
 }
 
 /// Entries by state.
@@ -71,56 +126,20 @@ pub struct Stats {
     pub pending: u64,
     pub posted: u64,
     pub failed: u64,
+    /// Failed ones `ledger retry` marked.
+    pub retry: u64,
 }
 
-pub(crate) fn unix_now() -> u64 {
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-/// The one spelling of a Message-ID in the ledger: trimmed, in angle brackets, as
-/// `Decision.key` and `decide`'s References lookups write it.
-pub fn message_id_key(id: &str) -> String {
-    let id = id.trim();
-    let bare = id
-        .strip_prefix('<')
-        .and_then(|i| i.strip_suffix('>'))
-        .unwrap_or(id);
-    format!("<{}>", bare.trim())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_ids_are_spelled_one_way() {
-        assert_eq!(message_id_key("abc@x"), "<abc@x>");
-        assert_eq!(message_id_key(" <abc@x> "), "<abc@x>");
-        assert_eq!(message_id_key("< abc@x >"), "<abc@x>");
-    }
-
-    #[test]
-    fn an_entry_is_compact_json_and_reads_back() {
-        let e = Entry {
-            state: EntryState::Pending,
-            ticket: 42,
-            body_hash: "ab".repeat(32),
-            date: "2025-03-01 10:15".into(),
-            attempts: 1,
-            first_seen: 1_700_000_000,
-            updated: 1_700_000_000,
-            mailbox: "support".into(),
-            uid: 7,
-            reason: None,
-        };
-        let json = serde_json::to_string(&e).unwrap();
-        assert!(
-            json.contains(r#""state":"pending""#) && !json.contains("reason"),
-            "{json}"
-        );
-        assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), e);
-    }
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

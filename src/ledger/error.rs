@@ -1,43 +1,32 @@
-//! Ledger errors; each names the ledger file, since ops must find it.
-//! (redb's errors are boxed: they are large and errors are rare.)
+//! Ledger errors; each names the ledger file, since ops must find it. Clone, because
+//! one failed commit answers every command grouped into it.
 
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     #[error(
-        "cannot create the ledger directory {path}: {source} (state.dir must be writable by the service user)"
+        "cannot create the ledger directory {path}: {message} (state.dir must be writable by the service user)"
     )]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot open the ledger {path} for writing: {source} (state.dir must be writable by the service user)"
-    )]
-    NotWritable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "the ledger {path} is locked: another thulium-mail-bridge is running with this state.dir; stop it, or give each instance its own state.dir"
-    )]
-    Locked { path: PathBuf },
-    #[error("cannot open the ledger {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: Box<redb::DatabaseError>,
-    },
-    #[error("ledger {path}: {op} failed: {source}")]
+    CreateDir { path: PathBuf, message: String },
+    #[error("cannot open the ledger {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("ledger {path}: {op} failed: {message}")]
     Store {
         path: PathBuf,
         op: &'static str,
-        source: Box<redb::Error>,
-    },
-    #[error("ledger {path}: the entry for {key} is unreadable: {message}")]
-    Corrupt {
-        path: PathBuf,
-        key: String,
         message: String,
     },
+    #[error("ledger {path}: migrating {from} failed: {message} (the old file is left as it was)")]
+    Migrate {
+        path: PathBuf,
+        from: PathBuf,
+        message: String,
+    },
+    #[error(
+        "{path} is locked: another thulium-mail-bridge is running with this state.dir; stop it, or give each instance its own state.dir"
+    )]
+    Locked { path: PathBuf },
+    #[error("ledger {path}: the writer has stopped")]
+    WriterGone { path: PathBuf },
 }

@@ -1,296 +1,356 @@
+//! The ledger on a real SQLite file: what `begin` and `finish` record, reused
+//! Message-IDs, failures at a place, retries, readers beside the writer, migration.
+
 use super::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::fs::PermissionsExt;
 
-fn attempt(key: &str, ticket: u64) -> Attempt {
-    Attempt {
-        key: key.into(),
-        ticket,
-        body_hash: "0f".repeat(32),
-        date: "2025-03-01 10:15".into(),
+fn id(message_id: Option<&str>, body: &str) -> MailId {
+    let raw = format!("Subject: x\r\n\r\n{body}\r\n");
+    MailId::of(raw.as_bytes(), message_id, "a@x", "Mon, 1 Jan 2026", "x")
+}
+
+fn place(uid: u32) -> Location {
+    Location {
         mailbox: "support".into(),
-        uid: 17,
+        folder: "INBOX".into(),
+        uid_validity: 77,
+        uid,
     }
 }
 
-fn posted(key: &str, message_id: Option<&str>, ticket: u64) -> PostedMail {
-    PostedMail {
-        key: key.into(),
-        message_id: message_id.map(String::from),
+fn attempt(mail: &MailId, ticket: u64, uid: u32) -> Attempt {
+    Attempt {
+        id: mail.clone(),
         ticket,
+        body_hash: "b".repeat(64),
+        text_hash: format!("text-{ticket}"),
+        date: "2026-01-05 10:00".into(),
+        location: place(uid),
     }
 }
 
-#[test]
-fn a_posted_mail_is_still_posted_after_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state/nested");
-    let ledger = Ledger::open(&state).unwrap();
-    assert_eq!(ledger.path(), state.join(FILE_NAME));
-    assert_eq!(ledger.get("<a@x>").unwrap(), None);
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
 
-    let e = ledger.begin_attempt(&attempt("<a@x>", 42)).unwrap();
-    assert_eq!(
-        (e.state, e.attempts, e.ticket, e.uid),
-        (EntryState::Pending, 1, 42, 17)
-    );
-    assert_eq!(ledger.get("<a@x>").unwrap(), Some(e.clone()));
-    ledger
-        .mark_posted(&[posted("<a@x>", Some("a@x"), 42)])
-        .unwrap();
-    drop(ledger);
+fn begin(ledger: &Ledger, a: Attempt) -> Begun {
+    runtime().block_on(ledger.begin(vec![a])).unwrap().remove(0)
+}
 
-    let ledger = Ledger::open(&state).unwrap();
-    let e2 = ledger.get("<a@x>").unwrap().unwrap();
-    assert_eq!(e2.state, EntryState::Posted);
-    assert_eq!(
-        (e2.body_hash, e2.date, e2.mailbox, e2.first_seen),
-        (e.body_hash, e.date, e.mailbox, e.first_seen)
-    );
-    assert!(ledger.pending().unwrap().is_empty());
-    assert_eq!(ledger.ticket_for_message_id("a@x").unwrap(), Some(42));
-    assert_eq!(ledger.ticket_for_message_id("<a@x>").unwrap(), Some(42));
-    assert_eq!(ledger.ticket_for("<a@x>"), Some(42));
-    assert_eq!(ledger.ticket_for("<other@x>"), None);
-    assert_eq!(
-        ledger.stats().unwrap(),
-        Stats {
-            pending: 0,
-            posted: 1,
-            failed: 0
-        }
-    );
+fn finish(ledger: &Ledger, f: Finish) {
+    runtime().block_on(ledger.finish(vec![f])).unwrap()
 }
 
 #[test]
-fn a_pending_mail_survives_reopening_and_counts_its_attempts() {
+fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
-    let entries = ledger
-        .begin_attempts(&[attempt("<a@x>", 1), attempt("sha256:ab", 2)])
-        .unwrap();
-    assert_eq!(entries.len(), 2);
-    drop(ledger);
-
-    let ledger = Ledger::open(dir.path()).unwrap();
-    let mut pending = ledger.pending().unwrap();
-    pending.sort_by(|a, b| a.0.cmp(&b.0));
-    let keys: Vec<&str> = pending.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(keys, ["<a@x>", "sha256:ab"]);
+    let m = id(Some("a@x"), "hello");
+    let b = begin(&ledger, attempt(&m, 5, 1));
+    assert_eq!(b.entry.state, EntryState::Pending);
+    assert!(!b.outcome_unknown, "nothing was sent before");
     assert!(
-        pending
-            .iter()
-            .all(|(_, e)| e.state == EntryState::Pending && e.attempts == 1)
+        ledger.find(&m).unwrap().unwrap().outcome_unknown,
+        "from now on a POST may be out"
     );
+    finish(
+        &ledger,
+        Finish::Posted {
+            id: m.clone(),
+            ticket: 5,
+        },
+    );
+    let again = begin(&ledger, attempt(&m, 5, 9));
+    assert_eq!(again.entry.state, EntryState::Posted);
+    assert_eq!(ledger.tickets_for_message_id("a@x").unwrap(), [5]);
+    assert_eq!(ledger.stats().unwrap().posted, 1);
+}
 
-    let again = ledger
-        .begin_attempt(&Attempt {
-            uid: 99,
-            mailbox: "sales".into(),
-            ..attempt("<a@x>", 1)
-        })
-        .unwrap();
-    assert_eq!(
-        (again.attempts, again.uid, again.mailbox.as_str()),
-        (2, 99, "sales")
+#[test]
+fn a_pending_mail_seen_again_has_an_unknown_outcome_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let m = id(Some("a@x"), "hello");
+    begin(&ledger, attempt(&m, 5, 1));
+    let crashed = begin(&ledger, attempt(&m, 5, 1));
+    assert!(crashed.outcome_unknown, "a crash after begin: read back");
+    assert!(crashed.previous_attempt_ms.is_some());
+    let since = crashed.entry.unknown_since;
+    finish(
+        &ledger,
+        Finish::Deferred {
+            id: m.clone(),
+            counted: true,
+            outcome_unknown: false,
+        },
     );
-    assert_eq!(again.first_seen, pending[0].1.first_seen);
+    let next = begin(&ledger, attempt(&m, 5, 1));
+    assert!(!next.outcome_unknown, "a 429 stored nothing");
+    assert_eq!(next.entry.attempts, 1, "the counted failure");
+    assert!(next.entry.unknown_since >= since);
+}
+
+#[test]
+fn a_reused_message_id_with_another_body_is_another_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let first = id(Some("scan@erp"), "invoice 1");
+    let second = id(Some("scan@erp"), "invoice 2");
+    begin(&ledger, attempt(&first, 5, 1));
+    finish(
+        &ledger,
+        Finish::Posted {
+            id: first.clone(),
+            ticket: 5,
+        },
+    );
+    let b = begin(&ledger, attempt(&second, 6, 2));
+    assert_eq!(b.entry.state, EntryState::Pending, "not a duplicate");
+    finish(
+        &ledger,
+        Finish::Posted {
+            id: second,
+            ticket: 6,
+        },
+    );
+    assert_eq!(ledger.entries("<scan@erp>").unwrap().len(), 2);
+    assert_eq!(ledger.tickets_for_message_id("scan@erp").unwrap(), [5, 6]);
+    use crate::decide::References;
     assert_eq!(
-        ledger.stats().unwrap(),
-        Stats {
-            pending: 2,
-            posted: 0,
-            failed: 0
-        }
+        ledger.ticket_for("<scan@erp>"),
+        None,
+        "two tickets: ambiguous"
     );
 }
 
 #[test]
-fn posted_is_final() {
+fn a_failure_stays_where_it_happened_and_a_move_back_or_retry_is_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
-    ledger.begin_attempt(&attempt("<a@x>", 1)).unwrap();
-    ledger.mark_posted(&[posted("<a@x>", None, 1)]).unwrap();
-
-    let e = ledger.begin_attempt(&attempt("<a@x>", 1)).unwrap();
-    assert_eq!(
-        (e.state, e.attempts),
-        (EntryState::Posted, 1),
-        "a posted mail is not attempted again"
+    let m = id(Some("a@x"), "hello");
+    begin(&ledger, attempt(&m, 5, 1));
+    finish(
+        &ledger,
+        Finish::Failed {
+            id: m.clone(),
+            reason: "HTTP 404: Ticket not found".into(),
+            outcome_unknown: false,
+            location: place(1),
+        },
     );
-    ledger.mark_failed("<a@x>", "late rejection").unwrap();
-    let e = ledger.get("<a@x>").unwrap().unwrap();
-    assert_eq!((e.state, e.reason), (EntryState::Posted, None));
-    // The key is the Message-ID: it is remembered even when message_id was not given.
-    assert_eq!(ledger.ticket_for_message_id("a@x").unwrap(), Some(1));
+    let crash = begin(&ledger, attempt(&m, 5, 1));
+    assert_eq!(
+        crash.entry.state,
+        EntryState::Failed,
+        "same UID: the disposal was lost"
+    );
+    assert_eq!(
+        crash.entry.reason.as_deref(),
+        Some("HTTP 404: Ticket not found")
+    );
+    let moved_back = begin(&ledger, attempt(&m, 5, 2));
+    assert_eq!(
+        moved_back.entry.state,
+        EntryState::Pending,
+        "new UID: a person moved it back"
+    );
+    assert_eq!(moved_back.entry.attempts, 0);
+
+    finish(
+        &ledger,
+        Finish::Failed {
+            id: m.clone(),
+            reason: "gave up".into(),
+            outcome_unknown: true,
+            location: place(2),
+        },
+    );
+    let marked = ledger.mark_retry_blocking(Some("a@x")).unwrap();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(ledger.stats().unwrap().retry, 1);
+    let retried = begin(&ledger, attempt(&m, 5, 2));
+    assert_eq!(
+        retried.entry.state,
+        EntryState::Pending,
+        "retry asked for: same UID too"
+    );
+    assert!(
+        retried.outcome_unknown,
+        "the give-up's unknown outcome is read back first"
+    );
 }
 
 #[test]
-fn a_failure_is_recorded_with_its_reason_and_can_be_retried() {
+fn an_unverified_mail_without_history_leaves_no_entry() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
-    ledger.begin_attempt(&attempt("sha256:00", 5)).unwrap();
-    ledger
-        .mark_failed("sha256:00", "HTTP 404: Ticket not found")
-        .unwrap();
-    let e = ledger.get("sha256:00").unwrap().unwrap();
-    assert_eq!(
-        (e.state, e.reason.as_deref()),
-        (EntryState::Failed, Some("HTTP 404: Ticket not found"))
+    let m = id(Some("a@x"), "hello");
+    begin(&ledger, attempt(&m, 5, 1));
+    finish(
+        &ledger,
+        Finish::Released {
+            id: m.clone(),
+            outcome_unknown: false,
+        },
     );
-    assert!(ledger.pending().unwrap().is_empty());
-    assert_eq!(
-        ledger.stats().unwrap(),
-        Stats {
-            pending: 0,
-            posted: 0,
-            failed: 1
-        }
-    );
-
-    ledger.mark_failed("never-seen", "x").unwrap();
-    assert_eq!(ledger.get("never-seen").unwrap(), None);
-
-    // Moved back into the folder by a person: attempted again.
-    let e = ledger.begin_attempt(&attempt("sha256:00", 5)).unwrap();
-    assert_eq!(
-        (e.state, e.attempts, e.reason),
-        (EntryState::Pending, 2, None)
-    );
+    assert_eq!(ledger.find(&m).unwrap(), None);
 }
 
 #[test]
-fn a_batch_of_posts_is_one_commit_and_records_message_ids() {
+fn posted_replies_with_the_same_text_are_counted_per_ticket() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
-    ledger
-        .begin_attempts(&[
-            attempt("<a@x>", 1),
-            attempt("<b@x>", 2),
-            attempt("sha256:cc", 3),
-        ])
-        .unwrap();
-    ledger
-        .mark_posted(&[
-            posted("<a@x>", Some("a@x"), 1),
-            posted("<b@x>", Some("<b@x>"), 2),
-            posted("sha256:cc", None, 3),
-            // Posted but never recorded pending (a lost write): recorded anyway.
-            posted("<d@x>", Some("d@x"), 4),
-        ])
-        .unwrap();
-    assert_eq!(
-        ledger.stats().unwrap(),
-        Stats {
-            pending: 0,
-            posted: 4,
-            failed: 0
-        }
-    );
-    for (id, ticket) in [("a@x", 1), ("b@x", 2), ("d@x", 4)] {
-        assert_eq!(
-            ledger.ticket_for_message_id(id).unwrap(),
-            Some(ticket),
-            "{id}"
-        );
+    let a = id(Some("a@x"), "thanks 1");
+    let b = id(Some("b@x"), "thanks 2");
+    for m in [&a, &b] {
+        begin(&ledger, attempt(m, 5, 1));
     }
-    assert_eq!(ledger.ticket_for_message_id("sha256:cc").unwrap(), None);
-    ledger.mark_posted(&[]).unwrap();
+    finish(
+        &ledger,
+        Finish::Posted {
+            id: a.clone(),
+            ticket: 5,
+        },
+    );
+    assert_eq!(ledger.posted_with_same_text(5, "text-5", &b).unwrap(), 1);
+    assert_eq!(
+        ledger.posted_with_same_text(5, "text-5", &a).unwrap(),
+        0,
+        "not itself"
+    );
+    assert_eq!(ledger.posted_with_same_text(6, "text-5", &b).unwrap(), 0);
 }
 
 #[test]
-fn reads_run_alongside_writes_from_many_threads() {
+fn readers_see_commits_while_the_writer_runs_and_many_begins_share_commits() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..8)
-        .map(|r| {
+    let other_process = Ledger::open(dir.path()).expect("a second opener is not locked out");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
             let ledger = ledger.clone();
-            let done = Arc::clone(&done);
-            std::thread::spawn(move || {
-                let mut seen_posted = std::collections::HashSet::new();
-                let mut reads = 0u64;
-                while !done.load(Ordering::Acquire) {
-                    for i in (r..100).step_by(8) {
-                        let key = format!("<m{i}@x>");
-                        match ledger.get(&key).unwrap() {
-                            Some(e) if e.state == EntryState::Posted => {
-                                seen_posted.insert(i);
-                            }
-                            Some(_) => {
-                                assert!(!seen_posted.contains(&i), "{key} went back from posted")
-                            }
-                            None => {}
-                        }
-                        ledger.ticket_for(&key);
-                        reads += 1;
-                    }
-                }
-                reads
-            })
-        })
-        .collect();
-    for batch in 0..10 {
-        let keys: Vec<String> = (batch * 10..batch * 10 + 10)
-            .map(|i| format!("<m{i}@x>"))
-            .collect();
-        let attempts: Vec<Attempt> = keys.iter().map(|k| attempt(k, batch as u64)).collect();
-        ledger.begin_attempts(&attempts).unwrap();
-        let posts: Vec<PostedMail> = keys.iter().map(|k| posted(k, None, batch as u64)).collect();
-        ledger.mark_posted(&posts).unwrap();
-    }
-    done.store(true, Ordering::Release);
-    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(reads > 0);
-    assert_eq!(
-        ledger.stats().unwrap(),
-        Stats {
-            pending: 0,
-            posted: 100,
-            failed: 0
+            tasks.push(tokio::spawn(async move {
+                let m = id(Some(&format!("m{i}@x")), "x");
+                ledger.begin(vec![attempt(&m, 1, i)]).await.unwrap();
+                ledger
+                    .finish(vec![Finish::Posted { id: m, ticket: 1 }])
+                    .await
+                    .unwrap();
+            }));
         }
-    );
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(other_process.stats().unwrap().posted, 200);
+    let raw = rusqlite::Connection::open(ledger.path()).unwrap();
+    let n: i64 = raw
+        .query_row(
+            "SELECT COUNT(*) FROM mails WHERE state = 'posted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 200, "the stock SQLite reads it");
 }
 
 #[test]
-fn a_second_open_of_the_same_ledger_is_refused_clearly() {
+fn the_directory_and_file_are_private_whatever_the_umask() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Ledger::open(dir.path()).unwrap();
-    let err = Ledger::open(dir.path()).unwrap_err();
-    assert!(matches!(err, LedgerError::Locked { .. }), "{err:?}");
-    let msg = err.to_string();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ledger = Ledger::open(&state).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(ledger.path()), 0o600);
+}
+
+#[test]
+fn one_daemon_per_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = lock_instance(dir.path()).unwrap();
+    let err = lock_instance(dir.path()).unwrap_err().to_string();
     assert!(
-        msg.contains(&dir.path().join(FILE_NAME).display().to_string()),
-        "{msg}"
+        err.contains("another thulium-mail-bridge is running"),
+        "{err}"
     );
-    assert!(
-        msg.contains("another thulium-mail-bridge is running"),
-        "{msg}"
+    drop(held);
+    lock_instance(dir.path()).expect("free again");
+}
+
+#[test]
+fn an_unwritable_place_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let err = Ledger::open(file.join("state")).unwrap_err().to_string();
+    assert!(err.contains("cannot create the ledger directory"), "{err}");
+}
+
+#[test]
+fn a_ledger_from_0_1_is_migrated_kept_as_a_backup_and_nothing_is_posted_again() {
+    use redb::{Database, TableDefinition};
+    const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+    const MESSAGE_IDS: TableDefinition<&str, u64> = TableDefinition::new("message_ids");
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Database::create(dir.path().join("ledger.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut entries = txn.open_table(ENTRIES).unwrap();
+            let old = |state: &str, ticket: u64| {
+                format!(
+                    r#"{{"state":"{state}","ticket":{ticket},"body_hash":"h","date":"2025-01-01 10:00","attempts":1,"first_seen":1700000000,"updated":1700000000,"mailbox":"support","uid":3}}"#
+                )
+            };
+            entries
+                .insert("<posted@x>", old("posted", 5).as_bytes())
+                .unwrap();
+            entries
+                .insert("<pending@x>", old("pending", 6).as_bytes())
+                .unwrap();
+            let raw_key = format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(b"Subject: x\r\n\r\nno id\r\n"))
+            );
+            entries
+                .insert(raw_key.as_str(), old("posted", 7).as_bytes())
+                .unwrap();
+            let mut ids = txn.open_table(MESSAGE_IDS).unwrap();
+            ids.insert("<posted@x>", 5).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    use sha2::Digest;
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert!(dir.path().join("ledger.redb.bak").exists());
+    assert!(!dir.path().join("ledger.redb").exists());
+
+    let posted = begin(&ledger, attempt(&id(Some("posted@x"), "any body"), 5, 3));
+    assert_eq!(
+        posted.entry.state,
+        EntryState::Posted,
+        "adopted: not posted again"
     );
-    drop(first);
-    Ledger::open(dir.path()).unwrap();
-}
-
-#[test]
-fn a_state_dir_that_cannot_be_created_is_named_in_the_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("not-a-dir");
-    std::fs::write(&file, b"x").unwrap();
-    let err = Ledger::open(file.join("state")).unwrap_err();
-    assert!(matches!(err, LedgerError::CreateDir { .. }), "{err:?}");
-    assert!(err.to_string().contains("not-a-dir/state"), "{err}");
-}
-
-#[test]
-fn a_file_that_is_not_a_ledger_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(FILE_NAME), vec![0x55; 8192]).unwrap();
-    let err = Ledger::open(dir.path()).unwrap_err();
-    assert!(err.to_string().contains(FILE_NAME), "{err}");
-}
-
-#[test]
-fn the_ledger_and_its_errors_cross_threads() {
-    fn shareable<T: Send + Sync + 'static>() {}
-    shareable::<Ledger>();
-    shareable::<LedgerError>();
+    let pending = begin(&ledger, attempt(&id(Some("pending@x"), "any body"), 6, 4));
+    assert!(pending.outcome_unknown, "0.1's pending is read back");
+    let raw = b"Subject: x\r\n\r\nno id\r\n";
+    let no_id = MailId::of(raw, None, "a@x", "", "x");
+    assert_eq!(
+        begin(&ledger, attempt(&no_id, 7, 5)).entry.state,
+        EntryState::Posted
+    );
+    assert_eq!(ledger.stats().unwrap().posted, 2);
+    drop(ledger);
+    // A second start finds nothing more to migrate.
+    let again = Ledger::open(dir.path()).unwrap();
+    assert_eq!(again.stats().unwrap().posted, 2);
 }

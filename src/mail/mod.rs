@@ -3,7 +3,10 @@
 pub mod body;
 pub mod classify;
 pub mod date;
+pub mod identity;
 pub mod ticket;
+
+pub use identity::MailId;
 
 /// Old Mac clients end lines with CR alone; mail-parser would read such a mail as one
 /// long header, so its line ends become LF first.

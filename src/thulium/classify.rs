@@ -55,14 +55,22 @@ pub fn classify(
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a past date is zero.
+/// The longest `Retry-After` honoured: a server asking for days (or a broken header)
+/// must not park replies that long, nor overflow a deadline.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a past date is
+/// zero, anything beyond [`MAX_RETRY_AFTER`] is cut to it.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
+        // Digits too many for u64 are a huge wait, not a missing one.
+        Duration::from_secs(value.parse::<u64>().unwrap_or(u64::MAX))
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// `{"request_id": "...", "errors": [{"message": "...", "code": N}]}`
@@ -175,6 +183,14 @@ mod tests {
                 t(Some(0), false),
             ),
             (429, Some("soon"), t(None, false)),
+            // Clamped to an hour: a huge number, one beyond u64, a date years ahead.
+            (429, Some("18446744073709551615"), t(Some(3600), false)),
+            (429, Some("99999999999999999999999"), t(Some(3600), false)),
+            (
+                503,
+                Some("Fri, 06 Nov 2099 08:49:37 GMT"),
+                t(Some(3600), true),
+            ),
             (451, None, Class::Permanent),
             (500, None, t(None, true)),
             (502, None, t(None, true)),

@@ -213,12 +213,12 @@ async fn a_ticket_is_read_leniently() {
     let c = client(&start_api().await, PASSWORD, Duration::from_secs(5));
     let t = c.get_ticket(7).await.unwrap();
     assert_eq!(
-        (t.ticket_id, t.from.as_deref(), t.status_id.as_deref()),
-        (7, Some("jan@example.com"), Some("2"))
+        (t.ticket_id, t.from.as_deref()),
+        (7, Some("jan@example.com"))
     );
     assert_eq!(t.messages[0].r#type.as_deref(), Some("MAIL"));
     let t = c.get_ticket(8).await.unwrap();
-    assert_eq!((t.ticket_id, t.status_id.as_deref()), (8, Some("3")));
+    assert_eq!(t.ticket_id, 8);
     assert!(matches!(
         c.get_ticket(9).await,
         Err(ApiError::Permanent { status: 404, .. })

@@ -6,6 +6,7 @@
 mod classify;
 mod client;
 mod error;
+pub mod read_back;
 mod request;
 mod retry;
 mod ticket;

@@ -1,8 +1,11 @@
-//! `GET tickets/{id}`: only a few fields are documented, so everything is optional
-//! and read leniently (ids and `status_id` arrive as strings or numbers).
+//! `GET tickets/{id}` as documented (https://api.thulium.com/docs/api/tickets/get_tickets_id):
+//! the ticket's `from` and its `messages`, each `{message_id, user_login, type
+//! (MAIL|REPLY|COMMENT), body, comment, system_comment, created_at "YYYY-MM-DD HH:MM",
+//! attachments}`. Everything is optional and read leniently (a number may come as a
+//! string and the other way round); fields the bridge does not use are ignored.
 
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// A ticket as far as the bridge needs it (verify_sender, reading a post back).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -13,33 +16,33 @@ pub struct Ticket {
     /// The customer's e-mail address.
     #[serde(deserialize_with = "lenient_string")]
     pub from: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    pub customer_id: Option<String>,
-    #[serde(deserialize_with = "lenient_string")]
-    pub subject: Option<String>,
-    /// Documented as a JSON string; a number is accepted too.
-    #[serde(deserialize_with = "lenient_string")]
-    pub status_id: Option<String>,
     #[serde(deserialize_with = "lenient_messages")]
     pub messages: Vec<TicketMessage>,
 }
 
-/// One message of a ticket; the field names beyond these are unknown, so they are kept.
+/// One message of a ticket.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct TicketMessage {
-    /// The JSON field `type` (e.g. MAIL).
+    /// The JSON field `type`: MAIL (from the customer), REPLY (to the customer) or COMMENT.
     #[serde(deserialize_with = "lenient_string")]
     pub r#type: Option<String>,
     #[serde(deserialize_with = "lenient_string")]
     pub body: Option<String>,
+    /// `YYYY-MM-DD HH:MM` in the account's zone; whether it is the `date` we sent or the
+    /// time the helpdesk stored the message, the documentation does not say.
     #[serde(deserialize_with = "lenient_string")]
-    pub body_type: Option<String>,
+    pub created_at: Option<String>,
+    /// Not documented; read in case a server sends it instead of `created_at`.
     #[serde(deserialize_with = "lenient_string")]
     pub date: Option<String>,
-    /// Every other field, as sent.
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
+}
+
+impl TicketMessage {
+    /// The message's time as the server wrote it.
+    pub fn time(&self) -> Option<&str> {
+        self.created_at.as_deref().or(self.date.as_deref())
+    }
 }
 
 /// A string, or a number written as one; anything else (null, objects) is absent.
@@ -77,42 +80,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_documented_fields_are_read_and_unknown_ones_ignored() {
-        let json = r#"{
-            "ticket_id": 1234, "from": "jan@example.com", "customer_id": 77,
-            "subject": "Printer", "status_id": "3", "queue_id": 9, "tags": ["a"],
-            "messages": [
-                {"type": "MAIL", "body": "<p>Hi</p>", "date": "2025-03-01 10:15:00", "agent_id": null},
-                {"type": "NOTE", "body": "internal"}
-            ]
-        }"#;
-        let t: Ticket = serde_json::from_str(json).unwrap();
-        assert_eq!(t.ticket_id, 1234);
-        assert_eq!(t.from.as_deref(), Some("jan@example.com"));
-        assert_eq!(t.customer_id.as_deref(), Some("77"));
-        assert_eq!(t.subject.as_deref(), Some("Printer"));
-        assert_eq!(t.status_id.as_deref(), Some("3"));
-        assert_eq!(t.messages.len(), 2);
-        assert_eq!(t.messages[0].r#type.as_deref(), Some("MAIL"));
-        assert_eq!(t.messages[0].date.as_deref(), Some("2025-03-01 10:15:00"));
-        assert!(t.messages[0].other.contains_key("agent_id"));
-        assert_eq!(t.messages[1].body.as_deref(), Some("internal"));
-        assert_eq!(t.messages[1].date, None);
-    }
-
-    #[test]
     fn numbers_nulls_and_missing_fields_are_tolerated() {
         let t: Ticket = serde_json::from_str(
-            r#"{"ticket_id": "55", "status_id": 4, "from": null, "messages": [1, "x", {}]}"#,
+            r#"{"ticket_id": "55", "from": null, "messages": [1, "x", {}, {"type": 5, "created_at": null, "date": "2025-01-01 10:00:00"}]}"#,
         )
         .unwrap();
         assert_eq!(t.ticket_id, 55);
-        assert_eq!(t.status_id.as_deref(), Some("4"));
         assert_eq!(t.from, None);
-        assert_eq!(t.messages, vec![TicketMessage::default()]);
+        assert_eq!(t.messages.len(), 2);
+        assert_eq!(t.messages[0], TicketMessage::default());
+        assert_eq!(t.messages[1].r#type.as_deref(), Some("5"));
+        assert_eq!(t.messages[1].time(), Some("2025-01-01 10:00:00"));
         let t: Ticket = serde_json::from_str("{}").unwrap();
         assert_eq!(t, Ticket::default());
-        let t: Ticket = serde_json::from_str(r#"{"messages": null, "subject": {"x": 1}}"#).unwrap();
-        assert!(t.messages.is_empty() && t.subject.is_none());
+        let t: Ticket = serde_json::from_str(r#"{"messages": null, "from": {"x": 1}}"#).unwrap();
+        assert!(t.messages.is_empty() && t.from.is_none());
     }
 }

@@ -1,10 +1,17 @@
-//! The documented Thulium API contract: request validation, the error
-//! shape, and the `YYYY-MM-DD HH:MM` date form.
+//! The documented Thulium API contract (request validation, the error shape,
+//! local `YYYY-MM-DD HH:MM` dates) and switches for what it leaves open.
+
+use std::borrow::Cow;
+use std::str::FromStr;
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use chrono_tz::Tz;
 use serde_json::{Value, json};
+
+use crate::render;
 
 /// A valid `customer_response` body.
 pub(crate) struct Payload {
@@ -106,21 +113,148 @@ fn invalid(message: &str) -> Rejection {
     (StatusCode::UNPROCESSABLE_ENTITY, message.to_string())
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC (civil-from-days, Howard Hinnant's algorithm).
-pub(crate) fn format_minutes(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}")
+/// The account's time zone: the API's dates are local time without a zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountTimezone {
+    /// An IANA zone, daylight saving time included.
+    Named(Tz),
+    /// A fixed offset east of UTC, in minutes.
+    FixedMinutes(i32),
+}
+
+impl Default for AccountTimezone {
+    /// Europe/Warsaw, as the bridge's test configurations say.
+    fn default() -> Self {
+        AccountTimezone::Named(chrono_tz::Europe::Warsaw)
+    }
+}
+
+impl FromStr for AccountTimezone {
+    type Err = String;
+
+    /// An IANA name (`Europe/Warsaw`) or an offset (`+02:00`, `-0530`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some((sign, rest)) = s
+            .strip_prefix('+')
+            .map(|r| (1, r))
+            .or_else(|| s.strip_prefix('-').map(|r| (-1, r)))
+        {
+            let digits = rest.replace(':', "");
+            let parsed = (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| {
+                    Some((
+                        digits.get(..2)?.parse::<i32>().ok()?,
+                        digits.get(2..)?.parse::<i32>().ok()?,
+                    ))
+                })
+                .flatten();
+            return match parsed {
+                Some((h, m)) if h < 24 && m < 60 => {
+                    Ok(AccountTimezone::FixedMinutes(sign * (h * 60 + m)))
+                }
+                _ => Err(format!("bad UTC offset {s:?}, want +HH:MM")),
+            };
+        }
+        s.parse::<Tz>()
+            .map(AccountTimezone::Named)
+            .map_err(|e| format!("unknown time zone {s:?}: {e}"))
+    }
+}
+
+impl AccountTimezone {
+    /// `YYYY-MM-DD HH:MM` in this zone, the API's form for dates.
+    pub fn format_minutes(&self, unix_ms: u64) -> String {
+        let utc = i64::try_from(unix_ms)
+            .ok()
+            .and_then(DateTime::<Utc>::from_timestamp_millis)
+            .unwrap_or_default();
+        match self {
+            AccountTimezone::Named(tz) => utc.with_timezone(tz).format(MINUTES).to_string(),
+            AccountTimezone::FixedMinutes(minutes) => match FixedOffset::east_opt(minutes * 60) {
+                Some(offset) => utc.with_timezone(&offset).format(MINUTES).to_string(),
+                None => utc.format(MINUTES).to_string(),
+            },
+        }
+    }
+}
+
+const MINUTES: &str = "%Y-%m-%d %H:%M";
+
+/// What a stored customer response's `created_at` is; undocumented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CreatedAt {
+    /// The `date` the client sent, else the storage time.
+    #[default]
+    DateSent,
+    /// The storage time, whatever was sent.
+    StorageTime,
+}
+
+impl CreatedAt {
+    /// The name `TESTBED_CREATED_AT` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreatedAt::DateSent => "date_sent",
+            CreatedAt::StorageTime => "storage_time",
+        }
+    }
+}
+
+impl FromStr for CreatedAt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "date_sent" => Ok(CreatedAt::DateSent),
+            "storage_time" => Ok(CreatedAt::StorageTime),
+            other => Err(format!("{other:?} is not date_sent or storage_time")),
+        }
+    }
+}
+
+/// How a posted body is stored; undocumented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyStorage {
+    /// Byte for byte as sent.
+    #[default]
+    AsSent,
+    /// Re-rendered as HTML: PLAIN turned into paragraphs, HTML rewritten.
+    RenderedHtml,
+}
+
+impl BodyStorage {
+    /// The name `TESTBED_BODY_STORAGE` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyStorage::AsSent => "as_sent",
+            BodyStorage::RenderedHtml => "rendered_html",
+        }
+    }
+
+    /// The body as the fake stores it (and `GET tickets/{id}` shows it), so
+    /// other tests can produce the same bytes.
+    pub fn store<'a>(self, body: &'a str, body_type: &str) -> Cow<'a, str> {
+        match self {
+            BodyStorage::AsSent => Cow::Borrowed(body),
+            BodyStorage::RenderedHtml if body_type == "PLAIN" => {
+                Cow::Owned(render::plain_to_html(body))
+            }
+            BodyStorage::RenderedHtml => Cow::Owned(render::rerender_html(body)),
+        }
+    }
+}
+
+impl FromStr for BodyStorage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "as_sent" => Ok(BodyStorage::AsSent),
+            "rendered_html" => Ok(BodyStorage::RenderedHtml),
+            other => Err(format!("{other:?} is not as_sent or rendered_html")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +268,50 @@ mod tests {
         assert!(!valid_date("2024-01-01T10:00"));
         assert!(!valid_date("2024-01-01 24:00"));
         assert!(!valid_date("2024-1-01 10:00"));
-        assert_eq!(format_minutes(0), "1970-01-01 00:00");
-        assert_eq!(format_minutes(1_709_251_199_000), "2024-02-29 23:59");
+    }
+
+    #[test]
+    fn warsaw_local_time_follows_dst() {
+        let warsaw = AccountTimezone::default();
+        // Winter (CET, +1), summer (CEST, +2), and both sides of the spring jump.
+        assert_eq!(warsaw.format_minutes(1_705_320_000_000), "2024-01-15 13:00");
+        assert_eq!(warsaw.format_minutes(1_719_835_200_000), "2024-07-01 14:00");
+        assert_eq!(warsaw.format_minutes(1_711_846_740_000), "2024-03-31 01:59");
+        assert_eq!(warsaw.format_minutes(1_711_846_800_000), "2024-03-31 03:00");
+        // Autumn: 02:30 local happens twice.
+        assert_eq!(warsaw.format_minutes(1_729_989_000_000), "2024-10-27 02:30");
+        assert_eq!(warsaw.format_minutes(1_729_992_600_000), "2024-10-27 02:30");
+    }
+
+    #[test]
+    fn zones_parse() {
+        assert_eq!("Europe/Warsaw".parse(), Ok(AccountTimezone::default()));
+        assert_eq!("+02:00".parse(), Ok(AccountTimezone::FixedMinutes(120)));
+        assert_eq!("-0530".parse(), Ok(AccountTimezone::FixedMinutes(-330)));
+        assert!("Mars/Olympus".parse::<AccountTimezone>().is_err());
+        assert!("+25:00".parse::<AccountTimezone>().is_err());
+        let utc_plus_2 = AccountTimezone::FixedMinutes(120);
+        assert_eq!(utc_plus_2.format_minutes(0), "1970-01-01 02:00");
+        assert_eq!(
+            AccountTimezone::FixedMinutes(0).format_minutes(1_709_251_199_000),
+            "2024-02-29 23:59"
+        );
+    }
+
+    #[test]
+    fn switches_parse() {
+        for c in [CreatedAt::DateSent, CreatedAt::StorageTime] {
+            assert_eq!(c.as_str().parse(), Ok(c));
+        }
+        for b in [BodyStorage::AsSent, BodyStorage::RenderedHtml] {
+            assert_eq!(b.as_str().parse(), Ok(b));
+        }
+        assert!("date".parse::<CreatedAt>().is_err());
+        assert!("html".parse::<BodyStorage>().is_err());
+        assert_eq!(BodyStorage::AsSent.store("a\nb", "PLAIN"), "a\nb");
+        assert_eq!(
+            BodyStorage::RenderedHtml.store("a\nb", "PLAIN"),
+            "<div class=\"thulium-message\"><p>a<br />b</p></div>"
+        );
     }
 }

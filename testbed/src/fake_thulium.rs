@@ -1,11 +1,14 @@
 //! A fake Thulium helpdesk API that follows the documented contract
-//! (SPEC.md, "The Thulium API"), records everything and injects faults.
+//! (SPEC.md, "The Thulium API"; `fixtures/`), records everything and injects
+//! faults. What the documentation leaves open is switchable ([`CreatedAt`],
+//! [`BodyStorage`]) so clients can be tested under every reading.
 //!
 //! Faults that drop the connection go through `conn.rs` (our accept loop).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,13 +22,15 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::conn::{ConnHandle, accept_loop};
-use crate::contract::{error, format_minutes, status, unauthorized, validate};
+use crate::contract::{
+    AccountTimezone, BodyStorage, CreatedAt, error, status, unauthorized, validate,
+};
 use crate::faults::{Fault, FaultPlan};
 
 /// Settings of a [`FakeThulium`].
@@ -44,18 +49,61 @@ pub struct FakeThuliumConfig {
     pub record_bodies: bool,
     /// Port to listen on; 0 picks a free one.
     pub port: u16,
+    /// What a stored response's `created_at` is (run time: [`FakeThulium::set_created_at`]).
+    pub created_at: CreatedAt,
+    /// How a posted body is stored (run time: [`FakeThulium::set_body_storage`]).
+    pub body_storage: BodyStorage,
+    /// Zone of every date the API writes.
+    pub account_timezone: AccountTimezone,
 }
 
+/// Picks [`CreatedAt`] (`date_sent|storage_time`), so a whole test suite can
+/// be re-run under another reading of the documentation.
+pub const CREATED_AT_ENV: &str = "TESTBED_CREATED_AT";
+/// Picks [`BodyStorage`] (`as_sent|rendered_html`), likewise.
+pub const BODY_STORAGE_ENV: &str = "TESTBED_BODY_STORAGE";
+
 impl Default for FakeThuliumConfig {
+    /// [`FakeThuliumConfig::from_env`].
+    ///
+    /// # Panics
+    /// When `TESTBED_CREATED_AT` or `TESTBED_BODY_STORAGE` holds an unknown
+    /// value: a suite silently run under the default would prove nothing.
     fn default() -> Self {
-        FakeThuliumConfig {
+        match FakeThuliumConfig::from_env() {
+            Ok(config) => config,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+}
+
+impl FakeThuliumConfig {
+    /// Defaults (`DateSent`, `AsSent`, Europe/Warsaw), with `created_at` and
+    /// `body_storage` taken from `TESTBED_CREATED_AT=date_sent|storage_time`
+    /// and `TESTBED_BODY_STORAGE=as_sent|rendered_html` when set.
+    pub fn from_env() -> Result<Self> {
+        Ok(FakeThuliumConfig {
             user: "api_user".into(),
             password: "api_password".into(),
             auto_tickets: false,
             latency: Duration::ZERO,
             record_bodies: true,
             port: 0,
-        }
+            created_at: from_env(CREATED_AT_ENV)?.unwrap_or_default(),
+            body_storage: from_env(BODY_STORAGE_ENV)?.unwrap_or_default(),
+            account_timezone: AccountTimezone::default(),
+        })
+    }
+}
+
+fn from_env<T: std::str::FromStr<Err = String>>(name: &str) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{name}: {e}")),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(e) => anyhow::bail!("{name}: {e}"),
     }
 }
 
@@ -98,12 +146,36 @@ struct Ticket {
     from: String,
     customer_id: u64,
     subject: String,
-    created: String,
-    responses: Vec<StoredResponse>,
+    /// `message_id` of the opening MAIL; the REPLY and COMMENT follow it.
+    first_message_id: u64,
+    /// When the opening MAIL came in.
+    opened_ms: u64,
+    responses: Vec<Posted>,
 }
+
+/// A stored response and how the helpdesk keeps it.
+struct Posted {
+    response: StoredResponse,
+    message_id: u64,
+    /// `created_at` is the `date` sent (under `DateSent`, when one was sent).
+    created_is_sent_date: bool,
+    /// The body as stored, when not as sent.
+    rendered: Option<String>,
+}
+
+/// The opening REPLY and COMMENT come this long after the customer's mail.
+const REPLY_AFTER_MS: u64 = 12 * 60_000;
+const COMMENT_AFTER_MS: u64 = 13 * 60_000;
+/// Opening messages are this old when the ticket is made, so they precede posts.
+const OPENED_AGO_MS: u64 = 60 * 60_000;
+const AGENT: &str = "anowak";
 
 struct Shared {
     config: FakeThuliumConfig,
+    created_at: AtomicU8,
+    body_storage: AtomicU8,
+    /// Next `message_id`, unique across tickets as in the helpdesk.
+    message_ids: AtomicU64,
     tickets: Mutex<HashMap<u64, Ticket>>,
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<FaultPlan>,
@@ -123,9 +195,10 @@ pub struct FakeThulium {
 }
 
 impl FakeThulium {
-    /// Starts with default settings (user `api_user`, password `api_password`).
+    /// Starts with default settings (user `api_user`, password `api_password`,
+    /// `TESTBED_*` switches from the environment).
     pub async fn start() -> Result<FakeThulium> {
-        FakeThulium::start_with(FakeThuliumConfig::default()).await
+        FakeThulium::start_with(FakeThuliumConfig::from_env()?).await
     }
 
     /// Starts on 127.0.0.1 in the current tokio runtime.
@@ -136,6 +209,9 @@ impl FakeThulium {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             latency_ms: AtomicU64::new(config.latency.as_millis() as u64),
+            created_at: AtomicU8::new(config.created_at as u8),
+            body_storage: AtomicU8::new(config.body_storage as u8),
+            message_ids: AtomicU64::new(1000),
             config,
             tickets: Mutex::default(),
             requests: Mutex::default(),
@@ -177,14 +253,15 @@ impl FakeThulium {
 
     /// Creates (or resets) a ticket whose customer writes from `from`.
     pub fn add_ticket(&self, id: u64, from: &str) {
-        lock(&self.shared.tickets).insert(id, Ticket::new(id, from));
+        let ticket = self.shared.new_ticket(id, from);
+        lock(&self.shared.tickets).insert(id, ticket);
     }
 
     /// The responses stored for `ticket`, in order of acceptance.
     pub fn posted(&self, ticket: u64) -> Vec<StoredResponse> {
         lock(&self.shared.tickets)
             .get(&ticket)
-            .map(|t| t.responses.clone())
+            .map(|t| t.responses.iter().map(|p| p.response.clone()).collect())
             .unwrap_or_default()
     }
 
@@ -192,7 +269,7 @@ impl FakeThulium {
     pub fn all_posted(&self) -> Vec<StoredResponse> {
         let mut all: Vec<StoredResponse> = lock(&self.shared.tickets)
             .values()
-            .flat_map(|t| t.responses.iter().cloned())
+            .flat_map(|t| t.responses.iter().map(|p| p.response.clone()))
             .collect();
         all.sort_by_key(|r| r.seq);
         all
@@ -254,6 +331,32 @@ impl FakeThulium {
             .latency_ms
             .store(latency.as_millis() as u64, Ordering::Relaxed);
     }
+
+    /// `created_at` of responses stored from now on.
+    pub fn set_created_at(&self, created_at: CreatedAt) {
+        self.shared
+            .created_at
+            .store(created_at as u8, Ordering::Relaxed);
+    }
+
+    pub fn created_at(&self) -> CreatedAt {
+        self.shared.created_at()
+    }
+
+    /// How responses stored from now on keep their body.
+    pub fn set_body_storage(&self, body_storage: BodyStorage) {
+        self.shared
+            .body_storage
+            .store(body_storage as u8, Ordering::Relaxed);
+    }
+
+    pub fn body_storage(&self) -> BodyStorage {
+        self.shared.body_storage()
+    }
+
+    pub fn account_timezone(&self) -> AccountTimezone {
+        self.shared.config.account_timezone
+    }
 }
 
 impl Drop for FakeThulium {
@@ -263,52 +366,154 @@ impl Drop for FakeThulium {
 }
 
 impl Ticket {
-    fn new(id: u64, from: &str) -> Ticket {
+    /// The documented `GET tickets/{id}` answer (see `fixtures/get_ticket.json`).
+    fn view<'a>(&'a self, id: u64, tz: &AccountTimezone) -> TicketView<'a> {
+        let opened = self.opened_ms;
+        let last_ms = self
+            .responses
+            .last()
+            .map_or(opened + COMMENT_AFTER_MS, |p| p.response.at_unix_ms);
+        let mut messages = Vec::with_capacity(3 + self.responses.len());
+        messages.push(MessageView {
+            message_id: self.first_message_id,
+            user_login: "",
+            kind: "MAIL",
+            body: Cow::Borrowed(FIRST_MAIL),
+            comment: "",
+            system_comment: "",
+            created_at: Cow::Owned(tz.format_minutes(opened)),
+            attachments: [],
+        });
+        messages.push(MessageView {
+            message_id: self.first_message_id + 1,
+            user_login: AGENT,
+            kind: "REPLY",
+            body: Cow::Borrowed(AGENT_REPLY),
+            comment: "",
+            system_comment: "Changed status from [Nowe] to [Oczekuje na klienta]",
+            created_at: Cow::Owned(tz.format_minutes(opened + REPLY_AFTER_MS)),
+            attachments: [],
+        });
+        messages.push(MessageView {
+            message_id: self.first_message_id + 2,
+            user_login: AGENT,
+            kind: "COMMENT",
+            body: Cow::Borrowed(""),
+            comment: "Asked for the order number; waiting for the customer.",
+            system_comment: "",
+            created_at: Cow::Owned(tz.format_minutes(opened + COMMENT_AFTER_MS)),
+            attachments: [],
+        });
+        for p in &self.responses {
+            let r = &p.response;
+            let created_at = match (&r.date, p.created_is_sent_date) {
+                (Some(date), true) => Cow::Borrowed(date.as_str()),
+                _ => Cow::Owned(tz.format_minutes(r.at_unix_ms)),
+            };
+            messages.push(MessageView {
+                message_id: p.message_id,
+                user_login: "",
+                kind: "MAIL",
+                body: Cow::Borrowed(p.rendered.as_deref().unwrap_or(&r.body)),
+                comment: "",
+                system_comment: "",
+                created_at,
+                attachments: [],
+            });
+        }
+        TicketView {
+            ticket_id: id,
+            from: &self.from,
+            ticket_queue_name: "helpdesk@example.com",
+            ticket_queue_id: 1,
+            subject: &self.subject,
+            status_id: "2",
+            substatus_id: "3",
+            customer_id: self.customer_id,
+            full_status_name: "Otwarte - Oczekuje na klienta",
+            category_id: "1",
+            user_login: AGENT,
+            created_at: tz.format_minutes(opened),
+            updated_at: tz.format_minutes(last_ms),
+            // Not closed; the documentation writes absent text as "".
+            closed_at: "",
+            close_time: "",
+            first_agent_responded_at: tz.format_minutes(opened + REPLY_AFTER_MS),
+            first_agent_response_time: "00:12:00",
+            messages,
+        }
+    }
+}
+
+const FIRST_MAIL: &str = "<p>Hello,</p><p>my order has not arrived yet. Could you check \
+    where it is?</p><p>Regards</p>";
+const AGENT_REPLY: &str = "<p>Hello,</p><p>thank you for your message. Could you send us \
+    your order number, so we can check the shipment?</p><p>Best regards,<br>Anna Nowak<br>\
+    Customer Support</p><blockquote><p>Hello,</p><p>my order has not arrived yet. Could you \
+    check where it is?</p></blockquote>";
+
+/// `GET tickets/{id}`, fields in the documented order.
+#[derive(Serialize)]
+struct TicketView<'a> {
+    ticket_id: u64,
+    from: &'a str,
+    ticket_queue_name: &'static str,
+    ticket_queue_id: u64,
+    subject: &'a str,
+    status_id: &'static str,
+    substatus_id: &'static str,
+    customer_id: u64,
+    full_status_name: &'static str,
+    category_id: &'static str,
+    user_login: &'static str,
+    created_at: String,
+    updated_at: String,
+    closed_at: &'static str,
+    close_time: &'static str,
+    first_agent_responded_at: String,
+    first_agent_response_time: &'static str,
+    messages: Vec<MessageView<'a>>,
+}
+
+#[derive(Serialize)]
+struct MessageView<'a> {
+    message_id: u64,
+    user_login: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    body: Cow<'a, str>,
+    comment: &'static str,
+    system_comment: &'static str,
+    created_at: Cow<'a, str>,
+    attachments: [&'static str; 0],
+}
+
+impl Shared {
+    fn created_at(&self) -> CreatedAt {
+        match self.created_at.load(Ordering::Relaxed) {
+            x if x == CreatedAt::StorageTime as u8 => CreatedAt::StorageTime,
+            _ => CreatedAt::DateSent,
+        }
+    }
+
+    fn body_storage(&self) -> BodyStorage {
+        match self.body_storage.load(Ordering::Relaxed) {
+            x if x == BodyStorage::RenderedHtml as u8 => BodyStorage::RenderedHtml,
+            _ => BodyStorage::AsSent,
+        }
+    }
+
+    fn new_ticket(&self, id: u64, from: &str) -> Ticket {
         Ticket {
             from: from.to_string(),
             customer_id: 100_000 + id,
             subject: format!("Ticket {id}"),
-            created: format_minutes(now_ms()),
+            first_message_id: self.message_ids.fetch_add(3, Ordering::Relaxed),
+            opened_ms: now_ms().saturating_sub(OPENED_AGO_MS),
             responses: Vec::new(),
         }
     }
 
-    fn to_json(&self, id: u64) -> Value {
-        let mut messages = vec![json!({
-            "id": 1,
-            "type": "MAIL",
-            "direction": "in",
-            "kind": "customer",
-            "from": self.from,
-            "body": "<p>The customer's first message.</p>",
-            "body_type": "HTML",
-            "date": self.created,
-        })];
-        for (i, r) in self.responses.iter().enumerate() {
-            messages.push(json!({
-                "id": i + 2,
-                "type": "MAIL",
-                "direction": "in",
-                "kind": "customer",
-                "from": self.from,
-                "body": r.body,
-                "body_type": r.body_type,
-                "date": r.date.clone().unwrap_or_else(|| format_minutes(r.at_unix_ms)),
-            }));
-        }
-        json!({
-            "ticket_id": id,
-            "from": self.from,
-            "customer_id": self.customer_id,
-            "subject": self.subject,
-            "status_id": "1",
-            "queue_id": 1,
-            "messages": messages,
-        })
-    }
-}
-
-impl Shared {
     fn auth_ok(&self, headers: &HeaderMap) -> bool {
         let Some(value) = headers
             .get(header::AUTHORIZATION)
@@ -343,7 +548,7 @@ impl Shared {
             let from = format!("customer{id}@example.com");
             return Some(f(tickets
                 .entry(id)
-                .or_insert_with(|| Ticket::new(id, &from))));
+                .or_insert_with(|| self.new_ticket(id, &from))));
         }
         tickets.get_mut(&id).map(f)
     }
@@ -360,15 +565,30 @@ impl Shared {
             Ok(payload) => payload,
             Err((status, message)) => return error(status, &message),
         };
+        // Rendered before taking the lock: the benchmark posts in parallel.
+        let rendered = match self.body_storage() {
+            BodyStorage::AsSent => None,
+            storage => Some(
+                storage
+                    .store(&payload.body, &payload.body_type)
+                    .into_owned(),
+            ),
+        };
+        let created_is_sent_date = self.created_at() == CreatedAt::DateSent;
         let stored = self.with_ticket(id, |t| {
             let seq = self.stored_seq.fetch_add(1, Ordering::Relaxed);
-            t.responses.push(StoredResponse {
-                seq,
-                ticket: id,
-                body: payload.body,
-                body_type: payload.body_type,
-                date: payload.date,
-                at_unix_ms: now_ms(),
+            t.responses.push(Posted {
+                response: StoredResponse {
+                    seq,
+                    ticket: id,
+                    body: payload.body,
+                    body_type: payload.body_type,
+                    date: payload.date,
+                    at_unix_ms: now_ms(),
+                },
+                message_id: self.message_ids.fetch_add(1, Ordering::Relaxed),
+                created_is_sent_date,
+                rendered,
             });
         });
         if stored.is_none() {
@@ -457,10 +677,23 @@ async fn get_ticket(
     let response = match &fault {
         Some(Fault::GetFails(code)) => error(status(*code), "Injected fault"),
         _ if !auth_ok => unauthorized(),
-        _ => match ticket.and_then(|id| shared.with_ticket(id, |t| t.to_json(id))) {
-            Some(json) => axum::Json(json).into_response(),
-            None => error(StatusCode::NOT_FOUND, "Ticket not found"),
-        },
+        _ => {
+            let tz = shared.config.account_timezone;
+            let json = ticket
+                .and_then(|id| shared.with_ticket(id, |t| serde_json::to_vec(&t.view(id, &tz))));
+            match json {
+                Some(Ok(bytes)) => (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    bytes,
+                )
+                    .into_response(),
+                Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                None => error(StatusCode::NOT_FOUND, "Ticket not found"),
+            }
+        }
     };
     request.status = Some(response.status().as_u16());
     shared.record(request);

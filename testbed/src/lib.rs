@@ -30,14 +30,20 @@ mod contract;
 mod dovecot;
 mod fake_thulium;
 mod faults;
+pub mod fixtures;
 mod idp;
 mod maildir;
 mod process;
+mod render;
 mod wait;
 
 pub use cert::TestCert;
+pub use contract::{AccountTimezone, BodyStorage, CreatedAt};
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY};
-pub use fake_thulium::{FakeThulium, FakeThuliumConfig, RecordedRequest, StoredResponse};
+pub use fake_thulium::{
+    BODY_STORAGE_ENV, CREATED_AT_ENV, FakeThulium, FakeThuliumConfig, RecordedRequest,
+    StoredResponse,
+};
 pub use faults::Fault;
 pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
 pub use maildir::{Maildir, MaildirMail, Owner};

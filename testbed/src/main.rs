@@ -82,17 +82,22 @@ fn main() {
             api_password,
             no_request_bodies,
         } => {
-            let config = FakeThuliumConfig {
-                user: api_user,
-                password: api_password,
-                auto_tickets,
-                latency: Duration::from_millis(latency_ms),
-                record_bodies: !no_request_bodies,
-                port: 0,
-            };
-            tokio::runtime::Runtime::new()
-                .context("tokio runtime")
-                .and_then(|rt| rt.block_on(up(&dir, &users, &tickets, config)))
+            // TESTBED_CREATED_AT / TESTBED_BODY_STORAGE pick the undocumented behaviour.
+            FakeThuliumConfig::from_env()
+                .map(|defaults| FakeThuliumConfig {
+                    user: api_user,
+                    password: api_password,
+                    auto_tickets,
+                    latency: Duration::from_millis(latency_ms),
+                    record_bodies: !no_request_bodies,
+                    port: 0,
+                    ..defaults
+                })
+                .and_then(|config| {
+                    tokio::runtime::Runtime::new()
+                        .context("tokio runtime")
+                        .and_then(|rt| rt.block_on(up(&dir, &users, &tickets, config)))
+                })
         }
         Command::Append {
             dir,

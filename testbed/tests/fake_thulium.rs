@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Result;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use testbed::{FakeThulium, FakeThuliumConfig, Fault};
+use testbed::{BodyStorage, CreatedAt, FakeThulium, FakeThuliumConfig, Fault};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -47,7 +47,13 @@ async fn error_message(response: reqwest::Response) -> Result<String> {
 
 #[tokio::test]
 async fn accepted_reply_is_stored_and_shows_in_the_ticket() -> Result<()> {
-    let api = FakeThulium::start().await?;
+    // Pinned, so the suite passes under any TESTBED_* setting.
+    let api = FakeThulium::start_with(FakeThuliumConfig {
+        created_at: CreatedAt::DateSent,
+        body_storage: BodyStorage::AsSent,
+        ..FakeThuliumConfig::default()
+    })
+    .await?;
     api.add_ticket(1234, "customer@example.com");
 
     let response = post(
@@ -94,10 +100,30 @@ async fn accepted_reply_is_stored_and_shows_in_the_ticket() -> Result<()> {
         "status_id is a JSON string"
     );
     let messages = ticket["messages"].as_array().expect("messages");
-    assert_eq!(messages.len(), 3, "first message plus two replies");
-    assert_eq!(messages[1]["body"], "Thanks!");
-    assert_eq!(messages[1]["date"], "2024-03-04 10:15");
-    assert_eq!(messages[2]["type"], "MAIL");
+    let types: Vec<&str> = messages.iter().filter_map(|m| m["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        ["MAIL", "REPLY", "COMMENT", "MAIL", "MAIL"],
+        "the opening mail, an agent's reply and comment, then the two posts"
+    );
+    assert_eq!(messages[3]["body"], "Thanks!");
+    assert_eq!(messages[3]["created_at"], "2024-03-04 10:15");
+    assert_eq!(messages[3]["user_login"], "");
+    assert_eq!(messages[4]["body"], "<p>More</p>");
+    assert!(
+        messages.iter().all(|m| m.get("date").is_none()),
+        "no `date` on messages"
+    );
+    let ids: Vec<u64> = messages
+        .iter()
+        .filter_map(|m| m["message_id"].as_u64())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for agent in &messages[1..3] {
+        assert_ne!(agent["user_login"], "", "{agent}");
+        assert_ne!(agent["body"], "Thanks!");
+    }
 
     let requests = api.requests();
     assert_eq!(requests.len(), 3);

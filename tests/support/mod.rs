@@ -249,3 +249,18 @@ pub fn reply_from(from: &str, ticket: u64, n: u32, body: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Status and body of a GET (status 0 when nothing answered).
+pub async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// The helper's argv[1].
+/// The helper's `argv[1]`.
 pub const MEASURE: &str = "__measure";
 
 /// What the kernel says about a finished child.

@@ -1,0 +1,64 @@
+//! The ledger's tables. Plain SQL that PostgreSQL also speaks (apart from the pragmas),
+//! so a shared backend for two instances can take the same statements.
+
+use rusqlite::Connection;
+
+/// Bumped with every change below; `PRAGMA user_version` holds the one on disk.
+pub const VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE IF NOT EXISTS mails (
+    message_id      TEXT    NOT NULL,  -- '<id>', or '' when the mail has none
+    content         TEXT    NOT NULL,  -- MailId.content; '' for entries migrated from 0.1
+    legacy          TEXT,              -- 0.1's key of a mail without Message-ID
+    state           TEXT    NOT NULL,  -- pending | posted | failed
+    ticket          INTEGER NOT NULL,
+    body_hash       TEXT    NOT NULL,
+    text_hash       TEXT    NOT NULL,
+    date_sent       TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL,
+    first_seen      INTEGER NOT NULL,
+    last_attempt_ms INTEGER,
+    updated         INTEGER NOT NULL,
+    outcome_unknown INTEGER NOT NULL,
+    unknown_since   INTEGER,
+    mailbox         TEXT    NOT NULL,
+    folder          TEXT    NOT NULL,
+    uid_validity    INTEGER NOT NULL,
+    uid             INTEGER NOT NULL,
+    reason          TEXT,
+    retry           INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (message_id, content)
+);
+CREATE INDEX IF NOT EXISTS mails_posted_by_ticket ON mails (ticket, text_hash) WHERE state = 'posted';
+CREATE INDEX IF NOT EXISTS mails_by_state ON mails (state);
+CREATE INDEX IF NOT EXISTS mails_by_legacy ON mails (legacy) WHERE legacy IS NOT NULL;
+";
+
+/// WAL: readers (`ledger show` while the daemon runs) never wait for the writer;
+/// synchronous = FULL: a commit is on disk when it returns (one fsync per group).
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Creates or upgrades the tables; refuses a ledger written by a newer version.
+pub fn create(conn: &Connection) -> Result<(), String> {
+    let on_disk: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if on_disk > VERSION {
+        return Err(format!(
+            "it was written by a newer thulium-mail-bridge (schema {on_disk}, this one knows {VERSION}); upgrade, or restore the backup made before"
+        ));
+    }
+    if on_disk < VERSION {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;{V1}PRAGMA user_version = {VERSION};COMMIT;"
+        ))
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

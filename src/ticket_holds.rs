@@ -1,0 +1,62 @@
+//! Per-ticket order across passes: while a reply to a ticket waits (a `Retry-After`, an
+//! outage), every later reply to that ticket waits until the same moment, so the next
+//! pass finds them together and posts them oldest first.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Deadlines this far out are cut; `Instant` arithmetic must never overflow.
+const LONGEST_HOLD: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Default)]
+pub struct TicketHolds {
+    until: Mutex<HashMap<u64, Instant>>,
+}
+
+impl TicketHolds {
+    /// Holds `ticket` for `wait` from now (or longer, if it was held longer); returns
+    /// until when it is held.
+    pub fn hold(&self, ticket: u64, wait: Duration) -> Instant {
+        let now = Instant::now();
+        let own = now.checked_add(wait.min(LONGEST_HOLD)).unwrap_or(now);
+        let mut until = self.lock();
+        until.retain(|_, t| *t > now);
+        let held = until.entry(ticket).or_insert(own);
+        *held = (*held).max(own);
+        *held
+    }
+
+    /// Until when `ticket` is held, if it is.
+    pub fn held_until(&self, ticket: u64) -> Option<Instant> {
+        let now = Instant::now();
+        self.lock().get(&ticket).copied().filter(|t| *t > now)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_only_grows_and_ends() {
+        let h = TicketHolds::default();
+        assert_eq!(h.held_until(7), None);
+        let long = h.hold(7, Duration::from_secs(60));
+        assert_eq!(
+            h.hold(7, Duration::from_secs(1)),
+            long,
+            "a shorter wait keeps the longer hold"
+        );
+        assert_eq!(h.held_until(7), Some(long));
+        assert_eq!(h.held_until(8), None);
+        h.hold(9, Duration::ZERO);
+        assert_eq!(h.held_until(9), None, "a zero wait holds nothing");
+        let huge = h.hold(10, Duration::MAX);
+        assert!(huge <= Instant::now() + LONGEST_HOLD);
+    }
+}

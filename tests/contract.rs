@@ -1,0 +1,141 @@
+//! The bridge's reading of the Thulium API against the documentation's own examples
+//! (testbed/fixtures, copied from the API pages) and against the fake that answers in
+//! that shape, under every reading of what the documentation leaves open.
+
+use secrecy::SecretString;
+use std::time::{Duration, SystemTime};
+use testbed::{BodyStorage, CreatedAt, FakeThulium, fixtures};
+use thulium_mail_bridge::decide::CustomerResponse;
+use thulium_mail_bridge::mail::body::BodyType;
+use thulium_mail_bridge::thulium::read_back::{self, Sent};
+use thulium_mail_bridge::thulium::{ApiError, ThuliumClient, Ticket, classify};
+
+#[test]
+fn the_documented_ticket_example_is_read() {
+    let t: Ticket = serde_json::from_str(fixtures::GET_TICKET).expect("the example parses");
+    assert_eq!(t.ticket_id, 1234);
+    assert_eq!(t.from.as_deref(), Some("john.doe@foo.bar"));
+    let kinds: Vec<&str> = t
+        .messages
+        .iter()
+        .filter_map(|m| m.r#type.as_deref())
+        .collect();
+    assert_eq!(kinds, ["COMMENT", "COMMENT", "COMMENT", "REPLY", "MAIL"]);
+    let mail = &t.messages[4];
+    assert_eq!(mail.body.as_deref(), Some("Email message from client"));
+    assert_eq!(
+        mail.time(),
+        Some("2014-07-02 13:40"),
+        "created_at, no `date` field"
+    );
+}
+
+#[test]
+fn the_documented_error_example_gives_the_apis_words() {
+    let e = classify(422, None, fixtures::ERROR.as_bytes(), SystemTime::now());
+    match e {
+        Err(ApiError::Permanent { status, message }) => {
+            assert_eq!(status, 422);
+            assert_eq!(
+                message,
+                "Wrong format of phone number.; Duplicated customer name."
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn reply(body: &str, body_type: BodyType) -> CustomerResponse {
+    CustomerResponse {
+        body: body.into(),
+        body_type,
+        date: "2026-11-26 10:05".into(),
+    }
+}
+
+async fn read_back_under(created_at: CreatedAt, body_storage: BodyStorage) {
+    let api = FakeThulium::start().await.expect("fake API");
+    api.set_created_at(created_at);
+    api.set_body_storage(body_storage);
+    api.add_ticket(1, "anna@customer.example");
+    let client = ThuliumClient::new(
+        &api.url(),
+        api.user(),
+        SecretString::from(api.password().to_string()),
+        Duration::from_secs(5),
+    )
+    .expect("client");
+    let first_attempt = thulium_mail_bridge::ledger::unix_now();
+    let plain = reply(
+        "Dzień dobry,\n\nthe order <42> arrived & works.\n",
+        BodyType::Plain,
+    );
+    let html = reply("<div>Thanks&nbsp;a lot,<br>Anna</div>", BodyType::Html);
+    for r in [&plain, &html] {
+        client.post_customer_response(1, r).await.expect("accepted");
+    }
+    let ticket = client.get_ticket(1).await.expect("the ticket reads");
+    assert_eq!(ticket.from.as_deref(), Some("anna@customer.example"));
+    let sent = |request| Sent {
+        request,
+        first_attempt,
+        now: thulium_mail_bridge::ledger::unix_now(),
+        timezone: chrono_tz::Europe::Warsaw,
+    };
+    let label = format!("{created_at:?}/{body_storage:?}");
+    assert_eq!(
+        read_back::matching_messages(&ticket, &sent(&plain)),
+        1,
+        "{label}"
+    );
+    assert_eq!(
+        read_back::matching_messages(&ticket, &sent(&html)),
+        1,
+        "{label}"
+    );
+    let never = reply("Never sent", BodyType::Plain);
+    assert_eq!(
+        read_back::matching_messages(&ticket, &sent(&never)),
+        0,
+        "{label}"
+    );
+    // The agent's REPLY in the ticket is never taken for a customer's reply.
+    let agent_text = ticket
+        .messages
+        .iter()
+        .find(|m| m.r#type.as_deref() == Some("REPLY"))
+        .and_then(|m| m.body.clone())
+        .expect("a REPLY in the ticket");
+    let mut echo = reply(&agent_text, BodyType::Html);
+    echo.date = ticket
+        .messages
+        .iter()
+        .find(|m| m.r#type.as_deref() == Some("REPLY"))
+        .and_then(|m| m.created_at.clone())
+        .unwrap_or_default();
+    assert_eq!(
+        read_back::matching_messages(&ticket, &sent(&echo)),
+        0,
+        "{label}"
+    );
+}
+
+#[tokio::test]
+async fn a_posted_reply_is_found_when_created_at_is_the_date_sent_and_the_body_as_sent() {
+    read_back_under(CreatedAt::DateSent, BodyStorage::AsSent).await
+}
+
+#[tokio::test]
+async fn a_posted_reply_is_found_when_created_at_is_the_date_sent_and_the_body_re_rendered() {
+    read_back_under(CreatedAt::DateSent, BodyStorage::RenderedHtml).await
+}
+
+#[tokio::test]
+async fn a_posted_reply_is_found_when_created_at_is_the_storage_time_and_the_body_as_sent() {
+    read_back_under(CreatedAt::StorageTime, BodyStorage::AsSent).await
+}
+
+#[tokio::test]
+async fn a_posted_reply_is_found_when_created_at_is_the_storage_time_and_the_body_re_rendered() {
+    read_back_under(CreatedAt::StorageTime, BodyStorage::RenderedHtml).await
+}
