@@ -24,7 +24,7 @@ use criterion::{Criterion, Throughput};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use thulium_mail_bridge::decide::{Action, NoReferences, Rules, decide};
+use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
 
 /// Timed passes over the whole set for the per-mail summary.
 const PASSES: usize = 7;

@@ -1,31 +1,17 @@
 //! thulium-mail-bridge: customer e-mail replies from IMAP to the Thulium helpdesk.
 //!
-//! The pure core (`config`, `mail`, `decide`) decides; the shell (`imap`, `thulium`,
-//! `ledger`, `deliver`, `pass`, `worker`, `daemon`) talks.
+//! Layers (ARCHITECTURE.md): the pure core decides (`config`, `mail` with `decide`);
+//! the clients talk (`imap`, `thulium`, `oauth2`) and remember (`ledger`); `daemon`
+//! runs the pipeline; `ops` is what operators see; `commands` are what the command
+//! line calls. Public are only what tests, benches and the fuzz targets use.
 
-pub mod api_health;
-pub mod bridge;
-pub mod check;
-pub mod claims;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod daemon;
-pub mod decide;
-pub mod defer;
-pub mod deliver;
-pub mod explain;
-pub mod health;
-pub mod http;
-pub mod imap;
-pub mod ledger;
-pub mod ledger_report;
-pub mod ledger_retry;
+pub(crate) mod daemon;
+pub(crate) mod imap;
+pub(crate) mod ledger;
 pub mod mail;
-pub mod metrics;
-pub mod notify;
 pub mod oauth2;
-pub mod pass;
-pub mod telemetry;
+pub(crate) mod ops;
 pub mod thulium;
-pub mod ticket_holds;
-pub mod worker;

@@ -3,8 +3,8 @@
 
 mod corpus;
 
-use thulium_mail_bridge::decide::{Action, NoReferences, Rules, decide};
-use thulium_mail_bridge::explain;
+use thulium_mail_bridge::commands::explain;
+use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
 
 /// The subject rewritten to carry a ticket tag, as a customer's reply would.
 fn tagged(raw: &[u8]) -> Vec<u8> {

@@ -5,8 +5,8 @@
 use secrecy::SecretString;
 use std::time::{Duration, SystemTime};
 use testbed::{BodyStorage, CreatedAt, FakeThulium, fixtures};
-use thulium_mail_bridge::decide::CustomerResponse;
 use thulium_mail_bridge::mail::body::BodyType;
+use thulium_mail_bridge::mail::decide::CustomerResponse;
 use thulium_mail_bridge::thulium::read_back::{self, Sent};
 use thulium_mail_bridge::thulium::{ApiError, ThuliumClient, Ticket, classify};
 
@@ -65,7 +65,12 @@ async fn read_back_under(created_at: CreatedAt, body_storage: BodyStorage) {
         Duration::from_secs(5),
     )
     .expect("client");
-    let first_attempt = thulium_mail_bridge::ledger::unix_now();
+    let unix_now = || {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let first_attempt = unix_now();
     let plain = reply(
         "Dzień dobry,\n\nthe order <42> arrived & works.\n",
         BodyType::Plain,
@@ -79,7 +84,7 @@ async fn read_back_under(created_at: CreatedAt, body_storage: BodyStorage) {
     let sent = |request| Sent {
         request,
         first_attempt,
-        now: thulium_mail_bridge::ledger::unix_now(),
+        now: unix_now(),
         timezone: chrono_tz::Europe::Warsaw,
     };
     let label = format!("{created_at:?}/{body_storage:?}");

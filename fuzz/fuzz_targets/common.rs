@@ -8,7 +8,7 @@
 use chrono::{DateTime, FixedOffset};
 use std::panic::{self, AssertUnwindSafe, PanicHookInfo};
 use std::sync::OnceLock;
-use thulium_mail_bridge::decide::{Action, Decision};
+use thulium_mail_bridge::mail::decide::{Action, Decision};
 
 /// (file the panic is raised in, start of its message).
 const KNOWN_PANICS: &[(&str, &str)] = &[

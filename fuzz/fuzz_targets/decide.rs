@@ -5,7 +5,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
-use thulium_mail_bridge::decide::{NoReferences, Rules, decide};
+use thulium_mail_bridge::mail::decide::{NoReferences, Rules, decide};
 
 static RULES: LazyLock<Rules> = LazyLock::new(|| Rules::defaults().expect("default rules"));
 

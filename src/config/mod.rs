@@ -573,7 +573,7 @@ fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
         } else {
             Err((
                 key.to_string(),
-                format!("is required for grant = {:?}", grant_name(o.grant)),
+                format!("is required for grant = {:?}", o.grant.name()),
             ))
         }
     };
@@ -608,12 +608,15 @@ fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
     Ok(())
 }
 
-fn grant_name(g: OAuth2Grant) -> &'static str {
-    match g {
-        OAuth2Grant::ClientCredentials => "client_credentials",
-        OAuth2Grant::RefreshToken => "refresh_token",
-        OAuth2Grant::JwtBearer => "jwt_bearer",
-        OAuth2Grant::Command => "command",
+impl OAuth2Grant {
+    /// The config spelling, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            OAuth2Grant::ClientCredentials => "client_credentials",
+            OAuth2Grant::RefreshToken => "refresh_token",
+            OAuth2Grant::JwtBearer => "jwt_bearer",
+            OAuth2Grant::Command => "command",
+        }
     }
 }
 

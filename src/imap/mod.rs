@@ -10,5 +10,4 @@ mod uidset;
 
 pub use connect::{Login, connect};
 pub use error::ImapError;
-pub use session::{FolderState, IdleEnd, MailMeta, MailSession, RawMail};
-pub use uidset::uid_set;
+pub use session::{IdleEnd, MailMeta, MailSession};

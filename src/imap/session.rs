@@ -22,16 +22,15 @@ pub struct MailSession {
     has_idle: bool,
     has_move: bool,
     has_uidplus: bool,
-    /// UIDVALIDITY of the selected folder (0 before a SELECT).
-    uid_validity: u32,
+    /// The selected folder, once selected.
+    selected: Option<FolderState>,
 }
 
-/// A mail's UID, size and arrival time, known before downloading it.
+/// A mail's UID and size, known before downloading it.
 #[derive(Debug, Clone, Copy)]
 pub struct MailMeta {
     pub uid: u32,
     pub size: u32,
-    pub internal_date: Option<DateTime<FixedOffset>>,
 }
 
 /// A downloaded mail.
@@ -124,7 +123,7 @@ impl MailSession {
             has_idle: caps.has_str("IDLE"),
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
-            uid_validity: 0,
+            selected: None,
             session,
         })
     }
@@ -140,17 +139,18 @@ impl MailSession {
 
     /// UIDVALIDITY of the selected folder: a UID means the same mail only under it.
     pub fn uid_validity(&self) -> u32 {
-        self.uid_validity
+        self.selected.map_or(0, |s| s.uid_validity)
     }
 
     pub async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let mailbox = bounded("SELECT", COMMAND_TIMEOUT, self.session.select(folder)).await?;
         self.drain();
-        self.uid_validity = mailbox.uid_validity.unwrap_or(0);
-        Ok(FolderState {
+        let state = FolderState {
             uid_validity: mailbox.uid_validity.unwrap_or(0),
             exists: mailbox.exists,
-        })
+        };
+        self.selected = Some(state);
+        Ok(state)
     }
 
     /// Creates the folders that do not exist yet; returns the ones it created.
@@ -220,7 +220,7 @@ impl MailSession {
         Ok(uids)
     }
 
-    /// Sizes and INTERNALDATEs, so oversize mails are never downloaded.
+    /// Sizes, so oversize mails are never downloaded.
     ///
     /// Each answer is reduced to its few numbers as it arrives: async-imap keeps every
     /// response in a buffer of its own (4 KiB at least), so collecting the raw answers
@@ -229,16 +229,12 @@ impl MailSession {
         let mut metas = Vec::with_capacity(uids.len());
         for set in uid_sets(uids, MAX_SET_CHARS) {
             bounded("UID FETCH (RFC822.SIZE)", FETCH_TIMEOUT, async {
-                let mut fetches = self
-                    .session
-                    .uid_fetch(&set, "(UID RFC822.SIZE INTERNALDATE)")
-                    .await?;
+                let mut fetches = self.session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
                 while let Some(f) = fetches.try_next().await? {
                     if let Some(uid) = f.uid {
                         metas.push(MailMeta {
                             uid,
                             size: f.size.unwrap_or(0),
-                            internal_date: f.internal_date(),
                         });
                     }
                 }
@@ -335,13 +331,6 @@ impl MailSession {
         Ok(())
     }
 
-    /// Keeps a connection alive and checks it still works.
-    pub async fn noop(&mut self) -> Result<(), ImapError> {
-        bounded("NOOP", COMMAND_TIMEOUT, self.session.noop()).await?;
-        self.drain();
-        Ok(())
-    }
-
     /// Waits in IDLE for up to `period`, or until `interrupt` completes. Consumes the
     /// session on error so a broken one is never reused.
     pub async fn idle(
@@ -354,7 +343,7 @@ impl MailSession {
             has_idle,
             has_move,
             has_uidplus,
-            uid_validity,
+            selected,
         } = self;
         let mut handle = session.idle();
         bounded("IDLE", COMMAND_TIMEOUT, handle.init()).await?;
@@ -378,7 +367,7 @@ impl MailSession {
             has_idle,
             has_move,
             has_uidplus,
-            uid_validity,
+            selected,
         };
         s.drain();
         Ok((s, end))

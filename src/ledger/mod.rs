@@ -226,7 +226,7 @@ impl Ledger {
 
 /// `use_references` lookups for `decide`: an unreadable ledger, or a Message-ID posted
 /// to more than one ticket (reused by some sender), means "not found".
-impl crate::decide::References for Ledger {
+impl crate::mail::decide::References for Ledger {
     fn ticket_for(&self, message_id: &str) -> Option<u64> {
         match self.tickets_for_message_id(message_id) {
             Ok(tickets) if tickets.len() == 1 => tickets.first().copied(),

@@ -117,7 +117,7 @@ fn a_reused_message_id_with_another_body_is_another_mail() {
     );
     assert_eq!(ledger.entries("<scan@erp>").unwrap().len(), 2);
     assert_eq!(ledger.tickets_for_message_id("scan@erp").unwrap(), [5, 6]);
-    use crate::decide::References;
+    use crate::mail::decide::References;
     assert_eq!(
         ledger.ticket_for("<scan@erp>"),
         None,

@@ -3,6 +3,7 @@
 pub mod body;
 pub mod classify;
 pub mod date;
+pub mod decide;
 pub mod identity;
 pub mod ticket;
 

@@ -5,7 +5,7 @@
 use super::endpoint::http_client;
 use super::error::TokenError;
 use super::token::AccessToken;
-use super::{client_credentials, command, grant_name, jwt_bearer, refresh_token};
+use super::{client_credentials, command, jwt_bearer, refresh_token};
 use crate::config::{MailboxConfig, OAuth2Config, OAuth2Grant};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -73,9 +73,10 @@ impl TokenCache {
         }
         state.token = None;
         *slot.refresh_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        let http = self.http.get_or_init(http_client).as_ref().map_err(|e| {
-            TokenError::setup(grant_name(o.grant), format!("no HTTP client: {e}"), "")
-        })?;
+        let http =
+            self.http.get_or_init(http_client).as_ref().map_err(|e| {
+                TokenError::setup(o.grant.name(), format!("no HTTP client: {e}"), "")
+            })?;
         let token = match o.grant {
             OAuth2Grant::ClientCredentials => client_credentials::fetch(http, mb, o).await?,
             OAuth2Grant::RefreshToken => {
@@ -86,7 +87,7 @@ impl TokenCache {
         };
         tracing::debug!(
             mailbox = %mb.name,
-            grant = grant_name(o.grant),
+            grant = o.grant.name(),
             lifetime = ?token.lifetime,
             "got a new OAuth2 access token"
         );

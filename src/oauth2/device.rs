@@ -68,7 +68,7 @@ pub async fn device_login(config: &Config, mailbox: &str) -> anyhow::Result<()> 
         Some(o) if o.grant == OAuth2Grant::RefreshToken => o,
         Some(o) => bail!(
             "mailbox {mailbox:?} uses grant = {:?}; `oauth2 login` seeds grant = \"refresh_token\" only",
-            super::grant_name(o.grant)
+            o.grant.name()
         ),
         None => bail!("mailbox {mailbox:?} has no [mailbox.oauth2] section"),
     };

@@ -15,29 +15,18 @@ mod jwt_bearer;
 mod refresh_token;
 mod token;
 
-pub use atomic::write_private_file;
-pub use cache::TokenCache;
-pub use device::{device_login, login};
-pub use error::TokenError;
-pub use token::AccessToken;
+pub(crate) use cache::TokenCache;
+pub use device::device_login;
+pub(crate) use device::login;
+pub(crate) use error::TokenError;
 
-use crate::config::{MailboxConfig, OAuth2Grant};
+use crate::config::MailboxConfig;
 use crate::imap::ImapError;
-
-/// The config spelling of a grant, for messages.
-pub fn grant_name(grant: OAuth2Grant) -> &'static str {
-    match grant {
-        OAuth2Grant::ClientCredentials => "client_credentials",
-        OAuth2Grant::RefreshToken => "refresh_token",
-        OAuth2Grant::JwtBearer => "jwt_bearer",
-        OAuth2Grant::Command => "command",
-    }
-}
 
 /// A token problem as the worker's reconnect loop understands it: an IdP that
 /// cannot be reached is a connection problem (retried, down after a few tries);
 /// a refusal or a broken setup is a refused login (down at once, loud).
-pub fn imap_error(err: TokenError, mb: &MailboxConfig) -> ImapError {
+pub(crate) fn imap_error(err: TokenError, mb: &MailboxConfig) -> ImapError {
     match err {
         TokenError::Unreachable { endpoint, reason } => ImapError::Connect {
             addr: format!("identity provider {endpoint}"),
@@ -57,7 +46,7 @@ pub fn imap_error(err: TokenError, mb: &MailboxConfig) -> ImapError {
 }
 
 /// The IMAP server refused a token the IdP had just issued: what to check.
-pub fn refused_by_server(err: ImapError, mb: &MailboxConfig) -> ImapError {
+pub(crate) fn refused_by_server(err: ImapError, mb: &MailboxConfig) -> ImapError {
     match err {
         ImapError::Auth { addr, user, reason } => ImapError::Auth {
             addr,

@@ -4,7 +4,7 @@
 //! sensitive header value.
 
 use super::{ApiError, Ticket, classify, request_body};
-use crate::decide::CustomerResponse;
+use crate::mail::decide::CustomerResponse;
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, Response, Url};
@@ -184,7 +184,7 @@ impl ThuliumClient {
         }
         let started = Instant::now();
         let result = req.send().await;
-        crate::metrics::api_request(
+        crate::ops::metrics::api_request(
             result.as_ref().ok().map(|r| r.status().as_u16()),
             started.elapsed(),
         );

@@ -22,22 +22,3 @@ pub enum ApiError {
     #[error("the Thulium API refused the credentials (HTTP {status}): {message}")]
     Credentials { status: u16, message: String },
 }
-
-impl ApiError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, ApiError::Transient { .. })
-    }
-
-    /// The server's `Retry-After`, when it gave one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            ApiError::Transient { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-
-    /// True when the request may have been acted on although we got no answer.
-    pub fn outcome_unknown(&self) -> bool {
-        matches!(self, ApiError::Transient { sent: true, .. })
-    }
-}

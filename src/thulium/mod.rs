@@ -11,11 +11,11 @@ mod request;
 mod retry;
 mod ticket;
 
-pub use classify::{classify, parse_retry_after};
-pub use client::{SetupError, ThuliumClient};
+pub use classify::classify;
+pub use client::ThuliumClient;
 pub use error::ApiError;
-pub use request::{body_hash, request_body};
-pub use retry::Backoff;
+pub(crate) use request::{body_hash, request_body};
+pub(crate) use retry::Backoff;
 pub use ticket::{Ticket, TicketMessage};
 
 #[cfg(test)]

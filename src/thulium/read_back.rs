@@ -9,8 +9,8 @@
 //! other posted mails account for are not ours: the caller compares the count of
 //! matching messages with the count of such mails.
 
-use crate::decide::CustomerResponse;
 use crate::mail::body::BodyType;
+use crate::mail::decide::CustomerResponse;
 use chrono::{NaiveDateTime, TimeZone};
 use sha2::{Digest, Sha256};
 

@@ -1,6 +1,6 @@
 //! The exact bytes of a customer response, and their hash for the ledger.
 
-use crate::decide::CustomerResponse;
+use crate::mail::decide::CustomerResponse;
 use sha2::{Digest, Sha256};
 
 /// The JSON body `POST tickets/{id}/customer_response` sends.

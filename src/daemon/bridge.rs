@@ -1,14 +1,14 @@
 //! What every mailbox worker shares: the config-derived parts (rules, API client, limits),
 //! replaced on reload, and the [`Runtime`], which outlives reloads.
 
-use crate::api_health::ApiHealth;
-use crate::claims::Claims;
 use crate::config::Config;
-use crate::decide::Rules;
-use crate::health::Health;
+use crate::daemon::claims::Claims;
+use crate::daemon::ticket_holds::TicketHolds;
 use crate::ledger::Ledger;
+use crate::mail::decide::Rules;
+use crate::ops::api_health::ApiHealth;
+use crate::ops::health::Health;
 use crate::thulium::ThuliumClient;
-use crate::ticket_holds::TicketHolds;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;

@@ -6,13 +6,13 @@
 //! bounded whatever the number of candidates: their sizes are read in chunks, raw mails
 //! one batch at a time, and only a bounded amount of decided mail waits for the API.
 
-use crate::bridge::Bridge;
 use crate::config::{Disposition, MailboxConfig};
-use crate::decide::{self, Action, Decision, SkipKind};
-use crate::defer::DeferCause;
-use crate::deliver::{Delivery, Finished, Outcome, Outgoing};
+use crate::daemon::bridge::Bridge;
+use crate::daemon::defer_cause::DeferCause;
+use crate::daemon::delivery::{Delivery, Finished, Outcome, Outgoing};
 use crate::imap::{ImapError, MailMeta, MailSession};
 use crate::ledger::Location;
+use crate::mail::decide::{self, Action, Decision, SkipKind};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -370,6 +370,6 @@ fn log_mail(
 }
 
 fn count(report: &mut PassReport, mailbox: &str, outcome: &'static str) {
-    crate::metrics::mail_handled(mailbox, outcome);
+    crate::ops::metrics::mail_handled(mailbox, outcome);
     *report.counts.entry(outcome).or_default() += 1;
 }

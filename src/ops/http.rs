@@ -2,7 +2,7 @@
 //!
 //! Two fixed GET routes need no web framework: read the request line, answer, close.
 
-use crate::health::Health;
+use crate::ops::health::Health;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ fn route(path: &str, health: &Health) -> (&'static str, &'static str, String) {
         "/metrics" => (
             "200 OK",
             "text/plain; version=0.0.4",
-            crate::metrics::render(),
+            crate::ops::metrics::render(),
         ),
         "/healthz" => {
             let (ok, report) = health.report();

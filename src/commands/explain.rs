@@ -1,6 +1,6 @@
 //! `explain`: the pure core with a printer on top.
 
-use crate::decide::{Action, Decision, SkipKind};
+use crate::mail::decide::{Action, Decision, SkipKind};
 use serde_json::json;
 
 /// The one JSON object of `explain --json`.

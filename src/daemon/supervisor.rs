@@ -3,11 +3,12 @@
 //! Shutdown is a `watch` value passed down and checked only at safe points (between
 //! batches, while waiting), so the mail in hand is always finished.
 
-use crate::bridge::{Bridge, Runtime};
 use crate::config::{Config, MailboxConfig};
-use crate::health::Health;
+use crate::daemon::bridge::{Bridge, Runtime};
+use crate::daemon::worker;
 use crate::ledger::Ledger;
-use crate::{notify, worker};
+use crate::ops::health::Health;
+use crate::ops::notify;
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -98,9 +99,9 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
         let health = Arc::new(Health::default());
-        crate::metrics::install();
+        crate::ops::metrics::install();
         let _http = match config.metrics.listen {
-            Some(addr) => Some(crate::http::serve(addr, Arc::clone(&health)).await.map_err(|e| {
+            Some(addr) => Some(crate::ops::http::serve(addr, Arc::clone(&health)).await.map_err(|e| {
                 anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}")
             })?),
             None => None,

@@ -2,7 +2,7 @@
 //! or another mailbox) waits for the claimant's outcome and is then finished with it in
 //! the same pass, instead of being left for later.
 
-use crate::deliver::Outcome;
+use crate::daemon::delivery::Outcome;
 use crate::mail::MailId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,7 +55,9 @@ impl Drop for Claim {
         // Released without an outcome (a task that ended unexpectedly): copies retry later.
         self.outcome.send_if_modified(|o| {
             if o.is_none() {
-                *o = Some(Outcome::Deferred(crate::defer::DeferCause::CopyInFlight));
+                *o = Some(Outcome::Deferred(
+                    crate::daemon::defer_cause::DeferCause::CopyInFlight,
+                ));
                 true
             } else {
                 false
@@ -73,6 +75,6 @@ pub async fn outcome_for_copy(mut claimant: watch::Receiver<Option<Outcome>>) ->
     match outcome {
         Some(Outcome::Posted | Outcome::Duplicate) => Outcome::Duplicate,
         Some(other) => other,
-        None => Outcome::Deferred(crate::defer::DeferCause::CopyInFlight),
+        None => Outcome::Deferred(crate::daemon::defer_cause::DeferCause::CopyInFlight),
     }
 }

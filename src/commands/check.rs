@@ -1,8 +1,8 @@
 //! `check`: prove the config works, one line per check, before the daemon is trusted with mail.
 
 use crate::config::Config;
+use crate::daemon::worker;
 use crate::thulium::ThuliumClient;
-use crate::worker;
 
 /// Prints `ok` / `FAIL` lines; Ok(false) when anything failed.
 pub fn run(config: Config) -> anyhow::Result<bool> {
@@ -28,7 +28,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             let mut lines = Vec::new();
             // An OAuth2 mailbox gets two lines: the IdP's part and the IMAP server's.
             if let Some(o) = &mb.oauth2 {
-                let grant = crate::oauth2::grant_name(o.grant);
+                let grant = o.grant.name();
                 match crate::oauth2::TokenCache::global().token(mb, false).await {
                     Ok(_) => lines.push((true, format!("mailbox {}: OAuth2 token from {grant}", mb.name))),
                     Err(e) => {

@@ -1,11 +1,11 @@
 //! One mailbox, for as long as the daemon runs: connect, pass, wait (IDLE or poll), repeat;
 //! reconnect with capped, jittered backoff after any trouble.
 
-use crate::bridge::Bridge;
 use crate::config::MailboxConfig;
+use crate::daemon::bridge::Bridge;
+use crate::daemon::pass::{self, Deferrals, PassReport};
 use crate::imap::{self, IdleEnd, ImapError, Login, MailSession};
 use crate::oauth2::{self, TokenCache};
-use crate::pass::{self, Deferrals, PassReport};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -165,7 +165,7 @@ async fn serve(
     loop {
         let bridge = Arc::clone(&bridges.borrow());
         let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
-        crate::metrics::pass_succeeded(&mb.name);
+        crate::ops::metrics::pass_succeeded(&mb.name);
         bridge
             .runtime
             .health

@@ -51,7 +51,7 @@ impl ApiHealth {
                 .map(|d| humantime::format_duration(Duration::from_secs(d.as_secs())).to_string())
                 .unwrap_or_default();
             tracing::warn!(lasted = %lasted, "the Thulium API works again; waiting replies are being posted");
-            crate::metrics::api_up(true);
+            crate::ops::metrics::api_up(true);
         }
         *o = Outage::default();
     }
@@ -72,7 +72,7 @@ impl ApiHealth {
                 error = %reason,
                 "the Thulium API is failing for every request; replies wait (none is given up) until it recovers"
             );
-            crate::metrics::api_up(false);
+            crate::ops::metrics::api_up(false);
         }
     }
 

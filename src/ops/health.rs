@@ -20,14 +20,14 @@ struct MailboxHealth {
 #[derive(Debug, Default)]
 pub struct Health {
     /// Whether the Thulium API fails for everyone.
-    pub api: crate::api_health::ApiHealth,
+    pub api: crate::ops::api_health::ApiHealth,
     mailboxes: Mutex<BTreeMap<String, MailboxHealth>>,
     posted: Mutex<(u64, Option<Instant>)>,
 }
 
 impl Health {
     pub fn connected(&self, mailbox: &str) {
-        crate::metrics::mailbox_up(mailbox, true);
+        crate::ops::metrics::mailbox_up(mailbox, true);
         self.lock().insert(
             mailbox.to_string(),
             MailboxHealth {
@@ -41,7 +41,7 @@ impl Health {
 
     /// A failed connection or a broken session; `fatal` (e.g. a refused login) is down at once.
     pub fn failed(&self, mailbox: &str, error: &str, fatal: bool) {
-        crate::metrics::mailbox_up(mailbox, false);
+        crate::ops::metrics::mailbox_up(mailbox, false);
         let mut all = self.lock();
         let h = all.entry(mailbox.to_string()).or_insert(MailboxHealth {
             connected: false,

@@ -10,13 +10,13 @@
 //! commit) before handing it back to be disposed. A mail whose earlier POST may have
 //! reached the helpdesk unseen is read back from the ticket before it is posted again.
 
-use crate::bridge::Bridge;
-use crate::claims::{self, Claim};
 use crate::config::VerifySender;
-use crate::decide::CustomerResponse;
-use crate::defer::DeferCause;
+use crate::daemon::bridge::Bridge;
+use crate::daemon::claims::{self, Claim};
+use crate::daemon::defer_cause::DeferCause;
 use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, unix_now};
 use crate::mail::MailId;
+use crate::mail::decide::CustomerResponse;
 use crate::thulium::read_back::{self, Sent};
 use crate::thulium::{ApiError, Backoff, Ticket};
 use chrono::{DateTime, FixedOffset};
@@ -598,7 +598,7 @@ impl One<'_> {
         self.bridge.credentials_refused();
         Outcome::Deferred(DeferCause::ApiCredentials {
             status,
-            pause: crate::bridge::CREDENTIALS_PAUSE,
+            pause: crate::daemon::bridge::CREDENTIALS_PAUSE,
         })
     }
 

@@ -1,0 +1,126 @@
+//! The commands: `run` and `once` (the daemon), `check`, `explain`, `ledger`,
+//! `oauth2 login`. [`dispatch`] maps the command line to them and their results to
+//! exit codes.
+
+pub(crate) mod check;
+pub mod explain;
+pub(crate) mod ledger_report;
+pub(crate) mod ledger_retry;
+
+use crate::cli::{Cli, Command, LedgerCommand, OAuth2Command};
+use crate::config::Config;
+use crate::mail::decide::{self, NoReferences, Rules};
+use ledger_retry::RetryTarget;
+use std::process::ExitCode;
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+/// Runs the command the user asked for; the exit code follows SPEC (0, 1, 2).
+pub fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Explain { ref file, json } => explain_file(&cli, file, json),
+        Command::Run { dry_run } => with_config(&cli, |config| {
+            crate::daemon::run(config, cli.config_path().0, dry_run)
+        }),
+        Command::Once { dry_run } => {
+            with_config(&cli, |config| crate::daemon::once(config, dry_run))
+        }
+        Command::Check => with_config(&cli, check::run),
+        Command::OAuth2 {
+            command: OAuth2Command::Login { ref mailbox },
+        } => with_config(&cli, |c| crate::oauth2::login(c, mailbox)),
+        Command::Ledger { ref command } => with_config(&cli, |config| ledger(&config, command)),
+    }
+}
+
+/// Loads the config (exit 2 on any error), sets up logging, runs `f`.
+fn with_config(cli: &Cli, f: impl FnOnce(Config) -> anyhow::Result<bool>) -> ExitCode {
+    let (path, _) = cli.config_path();
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    crate::ops::telemetry::init_logging(&config.log);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    match f(config) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_RUNTIME),
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
+    let ledger = crate::ledger::Ledger::open(&config.state.dir)?;
+    match command {
+        LedgerCommand::Show { message_id } => match ledger_report::show(&ledger, message_id)? {
+            Some(text) => print!("{text}"),
+            None => {
+                println!("{message_id}: not in the ledger (never posted or attempted)");
+                return Ok(false);
+            }
+        },
+        LedgerCommand::Stats => print!("{}", ledger_report::stats(&ledger)?),
+        LedgerCommand::Retry {
+            message_id,
+            failed: _,
+            move_back,
+        } => {
+            let target = match message_id {
+                Some(id) => RetryTarget::MessageId(id),
+                None => RetryTarget::AllFailed,
+            };
+            return ledger_retry::retry(config, &ledger, target, *move_back);
+        }
+    }
+    Ok(true)
+}
+
+fn explain_file(cli: &Cli, file: &std::path::Path, json: bool) -> ExitCode {
+    let (path, explicit) = cli.config_path();
+    let rules = if explicit || path.exists() {
+        Config::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|c| Rules::new(&c))
+    } else {
+        eprintln!(
+            "note: {} not found; explaining with the default rules",
+            path.display()
+        );
+        Rules::defaults()
+    };
+    let rules = match rules {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let raw = match std::fs::read(file) {
+        Ok(raw) => raw,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    // The file's mtime stands in for the IMAP INTERNALDATE, the fallback when Date is unusable.
+    let mtime = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).fixed_offset());
+    let decision = decide::decide(&raw, &rules, &NoReferences, mtime);
+    if json {
+        println!("{}", explain::to_json(&decision));
+    } else {
+        print!("{}", explain::to_text(&decision));
+    }
+    ExitCode::SUCCESS
+}

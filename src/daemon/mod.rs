@@ -1,0 +1,14 @@
+//! The shell around the pure core: one supervisor, a worker per mailbox, its passes,
+//! and the delivery of replies to the API.
+
+pub(crate) mod bridge;
+pub(crate) mod claims;
+pub(crate) mod defer_cause;
+pub(crate) mod delivery;
+pub(crate) mod pass;
+mod supervisor;
+pub(crate) mod ticket_holds;
+pub(crate) mod worker;
+
+pub(crate) use supervisor::runtime;
+pub(crate) use supervisor::{once, run};
