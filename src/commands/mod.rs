@@ -8,7 +8,7 @@ pub(crate) mod ledger_report;
 pub(crate) mod ledger_retry;
 
 use crate::cli::{Cli, Command, LedgerCommand, OAuth2Command};
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Invalid};
 use crate::mail::decide::{self, NoReferences, Rules};
 use ledger_retry::RetryTarget;
 use std::process::ExitCode;
@@ -87,15 +87,23 @@ fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
 fn explain_file(cli: &Cli, file: &std::path::Path, json: bool) -> ExitCode {
     let (path, explicit) = cli.config_path();
     let rules = if explicit || path.exists() {
-        Config::load(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|c| Rules::new(&c))
+        Config::load(&path).and_then(|c| {
+            Rules::new(&c).map_err(|Invalid { key, message }| ConfigError {
+                file: path.display().to_string(),
+                key,
+                message,
+            })
+        })
     } else {
         eprintln!(
             "note: {} not found; explaining with the default rules",
             path.display()
         );
-        Rules::defaults()
+        Rules::defaults().map_err(|Invalid { key, message }| ConfigError {
+            file: "(defaults)".into(),
+            key,
+            message,
+        })
     };
     let rules = match rules {
         Ok(r) => r,

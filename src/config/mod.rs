@@ -8,7 +8,7 @@ mod secret;
 mod size;
 
 pub use disposition::Disposition;
-pub use secret::{expand_credentials_dir, read_secret_file};
+pub use secret::{SecretError, SecretFileError, expand_credentials_dir, read_secret_file};
 pub use size::ByteSize;
 
 use secrecy::SecretString;
@@ -31,6 +31,37 @@ pub struct ConfigError {
     pub file: String,
     pub key: String,
     pub message: String,
+}
+
+/// What is wrong with one key, before the file is named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same problem under a longer key path (`prefix.key`).
+    pub fn within(self, prefix: &str) -> Invalid {
+        Invalid::new(format!("{prefix}.{}", self.key), self.message)
+    }
+}
+
+/// The message for a secret that could not be resolved; `missing` says what is required.
+fn secret_problem(key: &str, e: SecretError, missing: &str) -> Invalid {
+    match e {
+        SecretError::Missing => Invalid::new(key, missing),
+        SecretError::Both => Invalid::new(key, format!("set only one of {key} and {key}_file")),
+        SecretError::File(e) => Invalid::new(format!("{key}_file"), e.to_string()),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +155,25 @@ pub struct MailboxConfig {
 }
 
 impl MailboxConfig {
+    /// Everything that makes this mailbox's loop and its OAuth2 tokens what they are,
+    /// secrets included (as a hash only): a reload that changes any of it restarts the
+    /// mailbox and fetches new tokens.
+    pub fn fingerprint(&self) -> String {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(format!("{self:?}").as_bytes());
+        let secrets = [
+            self.password.as_ref(),
+            self.oauth2.as_ref().and_then(|o| o.client_secret.as_ref()),
+        ];
+        for secret in secrets {
+            hash.update([0u8]);
+            hash.update(secret.map(|s| s.expose_secret()).unwrap_or("").as_bytes());
+        }
+        hex::encode(hash.finalize())
+    }
+
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(match self.tls {
             TlsMode::Tls => 993,
@@ -381,33 +431,36 @@ impl Config {
         })?;
         config
             .validate()
-            .map_err(|(key, message)| err(key, message))?;
+            .map_err(|Invalid { key, message }| err(key, message))?;
         Ok(config)
     }
 
-    fn validate(&mut self) -> Result<(), (String, String)> {
+    fn validate(&mut self) -> Result<(), Invalid> {
         let t = &mut self.thulium;
-        let url = reqwest::Url::parse(&t.url).map_err(|e| {
-            (
-                "thulium.url".to_string(),
-                format!("not a URL ({e}): {:?}", t.url),
-            )
-        })?;
+        let url = reqwest::Url::parse(&t.url)
+            .map_err(|e| Invalid::new("thulium.url", format!("not a URL ({e}): {:?}", t.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err((
-                "thulium.url".into(),
-                "must start with https:// (or http://)".into(),
+            return Err(Invalid::new(
+                "thulium.url",
+                "must start with https:// (or http://)",
             ));
         }
         if t.user.trim().is_empty() {
-            return Err(("thulium.user".into(), "must not be empty".into()));
+            return Err(Invalid::new("thulium.user", "must not be empty"));
         }
-        let password = secret::resolve(t.password.as_ref(), t.password_file.as_deref(), "password")
-            .map_err(|(k, m)| (format!("thulium.{k}"), m))?;
+        let password =
+            secret::resolve(t.password.as_ref(), t.password_file.as_deref()).map_err(|e| {
+                secret_problem(
+                    "password",
+                    e,
+                    "one of password or password_file is required",
+                )
+                .within("thulium")
+            })?;
         t.password = Some(password);
         t.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-            (
-                "thulium.timezone".to_string(),
+            Invalid::new(
+                "thulium.timezone",
                 format!(
                     "unknown IANA time zone {:?} (e.g. \"Europe/Warsaw\")",
                     t.timezone
@@ -415,11 +468,11 @@ impl Config {
             )
         })?;
         if t.timeout.is_zero() {
-            return Err(("thulium.timeout".into(), "must be longer than 0s".into()));
+            return Err(Invalid::new("thulium.timeout", "must be longer than 0s"));
         }
         if !(1..=256).contains(&t.concurrency) {
-            return Err((
-                "thulium.concurrency".into(),
+            return Err(Invalid::new(
+                "thulium.concurrency",
                 format!("must be between 1 and 256, got {}", t.concurrency),
             ));
         }
@@ -428,10 +481,10 @@ impl Config {
         for (i, m) in self.mailboxes.iter_mut().enumerate() {
             let at = |key: &str| format!("mailbox[{i}].{key}");
             if m.name.trim().is_empty() {
-                return Err((at("name"), "must not be empty".into()));
+                return Err(Invalid::new(at("name"), "must not be empty"));
             }
             if !names.insert(m.name.clone()) {
-                return Err((
+                return Err(Invalid::new(
                     at("name"),
                     format!(
                         "{:?} is used by another mailbox; names must be unique",
@@ -440,10 +493,10 @@ impl Config {
                 ));
             }
             if m.host.trim().is_empty() {
-                return Err((at("host"), "must not be empty".into()));
+                return Err(Invalid::new(at("host"), "must not be empty"));
             }
             if m.tls == TlsMode::None && !m.allow_insecure && !is_loopback_host(&m.host) {
-                return Err((
+                return Err(Invalid::new(
                     at("tls"),
                     format!(
                         "\"none\" sends the password in clear text to {}; use tls or starttls, or set allow_insecure = true",
@@ -452,45 +505,41 @@ impl Config {
                 ));
             }
             if m.username.trim().is_empty() {
-                return Err((at("username"), "must not be empty".into()));
+                return Err(Invalid::new(at("username"), "must not be empty"));
             }
             match &m.oauth2 {
                 Some(o) => {
                     if m.password.is_some() || m.password_file.is_some() {
-                        return Err((
+                        return Err(Invalid::new(
                             at("oauth2"),
-                            "set either a password or [mailbox.oauth2], not both".into(),
+                            "set either a password or [mailbox.oauth2], not both",
                         ));
                     }
-                    validate_oauth2(o).map_err(|(k, msg)| (at(&format!("oauth2.{k}")), msg))?;
+                    validate_oauth2(o).map_err(|e| e.within(&format!("mailbox[{i}].oauth2")))?;
                 }
                 None => {
-                    let password = secret::resolve(
-                        m.password.as_ref(),
-                        m.password_file.as_deref(),
-                        "password",
-                    )
-                    .map_err(|(k, msg)| {
-                        let msg = if msg.starts_with("one of") {
-                            "one of password, password_file or [mailbox.oauth2] is required".into()
-                        } else {
-                            msg
-                        };
-                        (at(&k), msg)
-                    })?;
+                    let password = secret::resolve(m.password.as_ref(), m.password_file.as_deref())
+                        .map_err(|e| {
+                            let missing =
+                                "one of password, password_file or [mailbox.oauth2] is required";
+                            secret_problem("password", e, missing).within(&format!("mailbox[{i}]"))
+                        })?;
                     m.password = Some(password);
                 }
             }
             if let Some(ca) = &m.ca_file
                 && !ca.is_file()
             {
-                return Err((at("ca_file"), format!("{} does not exist", ca.display())));
+                return Err(Invalid::new(
+                    at("ca_file"),
+                    format!("{} does not exist", ca.display()),
+                ));
             }
             if m.folder.trim().is_empty() {
-                return Err((at("folder"), "must not be empty".into()));
+                return Err(Invalid::new(at("folder"), "must not be empty"));
             }
             if m.poll_interval < Duration::from_secs(1) {
-                return Err((at("poll_interval"), "must be at least 1s".into()));
+                return Err(Invalid::new(at("poll_interval"), "must be at least 1s"));
             }
             for (key, d) in [
                 ("on_posted", &m.on_posted),
@@ -499,7 +548,7 @@ impl Config {
                 ("on_failed", &m.on_failed),
             ] {
                 if d.target_folder() == Some(m.folder.as_str()) {
-                    return Err((
+                    return Err(Invalid::new(
                         at(key),
                         format!(
                             "moving into {:?}, the watched folder, would handle the mail again",
@@ -511,29 +560,29 @@ impl Config {
         }
 
         crate::mail::ticket::TicketMatcher::new(&self.matching.subject_patterns)
-            .map_err(|(i, msg)| (format!("match.subject_patterns[{i}]"), msg))?;
+            .map_err(|(i, msg)| Invalid::new(format!("match.subject_patterns[{i}]"), msg))?;
         crate::mail::classify::SenderRules::new(&self.filters)
-            .map_err(|(key, msg)| (format!("filters.{key}"), msg))?;
+            .map_err(|(key, msg)| Invalid::new(format!("filters.{key}"), msg))?;
         if self.content.max_body_size.bytes() < 1024 {
-            return Err((
-                "content.max_body_size".into(),
-                "must be at least 1 KiB".into(),
+            return Err(Invalid::new(
+                "content.max_body_size",
+                "must be at least 1 KiB",
             ));
         }
         if self.content.max_message_size.bytes() < 1024 {
-            return Err((
-                "content.max_message_size".into(),
-                "must be at least 1 KiB".into(),
+            return Err(Invalid::new(
+                "content.max_message_size",
+                "must be at least 1 KiB",
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
-            (
-                "log.level".to_string(),
+            Invalid::new(
+                "log.level",
                 format!("{e} (use error, warn, info, debug or trace)"),
             )
         })?;
         if self.delivery.max_attempts == 0 {
-            return Err(("delivery.max_attempts".into(), "must be at least 1".into()));
+            return Err(Invalid::new("delivery.max_attempts", "must be at least 1"));
         }
         Ok(())
     }
@@ -566,12 +615,12 @@ impl Config {
     }
 }
 
-fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
+fn validate_oauth2(o: &OAuth2Config) -> Result<(), Invalid> {
     let need = |present: bool, key: &str| {
         if present {
             Ok(())
         } else {
-            Err((
+            Err(Invalid::new(
                 key.to_string(),
                 format!("is required for grant = {:?}", o.grant.name()),
             ))
@@ -582,7 +631,7 @@ fn validate_oauth2(o: &OAuth2Config) -> Result<(), (String, String)> {
             need(o.token_url.is_some(), "token_url")?;
             if let Some(u) = &o.token_url {
                 reqwest::Url::parse(u)
-                    .map_err(|e| ("token_url".to_string(), format!("not a URL: {e}")))?;
+                    .map_err(|e| Invalid::new("token_url", format!("not a URL: {e}")))?;
             }
         }
         OAuth2Grant::Command => {}

@@ -3,18 +3,45 @@
 use secrecy::SecretString;
 use std::path::{Path, PathBuf};
 
+/// Why a secret file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    /// `%d`/`${CREDENTIALS_DIRECTORY}` outside a unit with `LoadCredential=`.
+    #[error(
+        "{path} refers to the credentials directory, but $CREDENTIALS_DIRECTORY is not set (is LoadCredential= in the unit?)"
+    )]
+    NoCredentialsDirectory { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty")]
+    Empty { path: PathBuf },
+}
+
+/// Why a secret (inline or as a file) could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("neither given")]
+    Missing,
+    #[error("both given")]
+    Both,
+    #[error(transparent)]
+    File(#[from] SecretFileError),
+}
+
 /// Expands `%d` and `${CREDENTIALS_DIRECTORY}` so a config can point into
 /// systemd's `LoadCredential=` directory without knowing its path.
-pub fn expand_credentials_dir(path: &Path) -> Result<PathBuf, String> {
+pub fn expand_credentials_dir(path: &Path) -> Result<PathBuf, SecretFileError> {
     let text = path.to_string_lossy();
     if !text.contains("%d") && !text.contains("${CREDENTIALS_DIRECTORY}") {
         return Ok(path.to_path_buf());
     }
     let dir = std::env::var("CREDENTIALS_DIRECTORY").map_err(|_| {
-        format!(
-            "{} refers to the credentials directory, but $CREDENTIALS_DIRECTORY is not set (is LoadCredential= in the unit?)",
-            path.display()
-        )
+        SecretFileError::NoCredentialsDirectory {
+            path: path.to_path_buf(),
+        }
     })?;
     Ok(PathBuf::from(
         text.replace("${CREDENTIALS_DIRECTORY}", &dir)
@@ -23,13 +50,15 @@ pub fn expand_credentials_dir(path: &Path) -> Result<PathBuf, String> {
 }
 
 /// Reads a secret file; surrounding whitespace (the usual trailing newline) is dropped.
-pub fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
     let path = expand_credentials_dir(path)?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => return Err(SecretFileError::Unreadable { path, source }),
+    };
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(SecretFileError::Empty { path });
     }
     Ok(SecretString::from(trimmed.to_string()))
 }
@@ -38,18 +67,11 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, String> {
 pub fn resolve(
     inline: Option<&SecretString>,
     file: Option<&Path>,
-    what: &str,
-) -> Result<SecretString, (String, String)> {
+) -> Result<SecretString, SecretError> {
     match (inline, file) {
         (Some(s), None) => Ok(s.clone()),
-        (None, Some(f)) => read_secret_file(f).map_err(|e| (format!("{what}_file"), e)),
-        (Some(_), Some(_)) => Err((
-            what.to_string(),
-            format!("set only one of {what} and {what}_file"),
-        )),
-        (None, None) => Err((
-            what.to_string(),
-            format!("one of {what} or {what}_file is required"),
-        )),
+        (None, Some(f)) => Ok(read_secret_file(f)?),
+        (Some(_), Some(_)) => Err(SecretError::Both),
+        (None, None) => Err(SecretError::Missing),
     }
 }

@@ -2,7 +2,7 @@
 //! or another mailbox) waits for the claimant's outcome and is then finished with it in
 //! the same pass, instead of being left for later.
 
-use crate::daemon::delivery::Outcome;
+use super::outcome::Outcome;
 use crate::mail::MailId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -10,10 +10,11 @@
 //! commit) before handing it back to be disposed. A mail whose earlier POST may have
 //! reached the helpdesk unseen is read back from the ticket before it is posted again.
 
+use super::bridge::Bridge;
+use super::claims::{self, Claim};
+use super::defer_cause::DeferCause;
+pub use super::outcome::Outcome;
 use crate::config::VerifySender;
-use crate::daemon::bridge::Bridge;
-use crate::daemon::claims::{self, Claim};
-use crate::daemon::defer_cause::DeferCause;
 use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, unix_now};
 use crate::mail::MailId;
 use crate::mail::decide::CustomerResponse;
@@ -22,10 +23,11 @@ use crate::thulium::{ApiError, Backoff, Ticket};
 use chrono::{DateTime, FixedOffset};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Tries of one POST within a pass before the mail waits for a later pass.
 const TRIES_PER_PASS: u32 = 3;
@@ -41,34 +43,6 @@ pub struct Outgoing {
     pub ticket: u64,
     pub request: CustomerResponse,
     pub sent: Option<DateTime<FixedOffset>>,
-}
-
-/// What became of one reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Accepted by the API now, or found on the ticket after a lost answer.
-    Posted,
-    /// Posted before (the ledger says so, or a copy was just posted): only disposed.
-    Duplicate,
-    /// `verify_sender = "enforce"` found a stranger.
-    Unverified(String),
-    /// Rejected for good, or given up on.
-    Failed(String),
-    /// Left where it is for a later pass.
-    Deferred(DeferCause),
-}
-
-impl Outcome {
-    /// The name in logs and in `thulium_bridge_mails_total{outcome}`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Outcome::Posted => "posted",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Unverified(_) => "unverified",
-            Outcome::Failed(_) => "failed",
-            Outcome::Deferred(_) => "retried",
-        }
-    }
 }
 
 /// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
@@ -100,8 +74,8 @@ pub struct Delivery {
     chains: HashMap<u64, Chain>,
     /// Request body bytes of the mails in `tasks`.
     body_bytes: usize,
-    /// Set when the pass stops: no POST starts any more.
-    stopping: Arc<AtomicBool>,
+    /// Cancelled when the pass stops: no POST starts any more; those under way finish.
+    stop: CancellationToken,
 }
 
 struct Chain {
@@ -121,7 +95,7 @@ struct Link {
 }
 
 impl Delivery {
-    pub fn new(bridge: &Arc<Bridge>, place: Location) -> Delivery {
+    pub fn new(bridge: &Arc<Bridge>, place: Location, stop: CancellationToken) -> Delivery {
         Delivery {
             bridge: Arc::clone(bridge),
             place,
@@ -129,14 +103,8 @@ impl Delivery {
             ready: Vec::new(),
             chains: HashMap::new(),
             body_bytes: 0,
-            stopping: Arc::default(),
+            stop,
         }
-    }
-
-    /// From now on no POST starts; mails not yet posted come back deferred.
-    /// The POSTs under way finish (with their retries within this pass).
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Mails handed over whose outcome was not yet collected.
@@ -166,10 +134,14 @@ impl Delivery {
             match runtime.claims.claim(&mail.id) {
                 Ok(claim) => leaders.push((mail, claim)),
                 Err(claimant) => {
-                    self.tasks.spawn(async move {
-                        let outcome = claims::outcome_for_copy(claimant).await;
-                        Done::untouched(mail, outcome)
-                    });
+                    let span = tracing::info_span!("mail", uid = mail.uid, ticket = mail.ticket);
+                    self.tasks.spawn(
+                        async move {
+                            let outcome = claims::outcome_for_copy(claimant).await;
+                            Done::untouched(mail, outcome)
+                        }
+                        .instrument(span),
+                    );
                 }
             }
         }
@@ -276,9 +248,10 @@ impl Delivery {
         };
         self.body_bytes += mail.request.body.len();
         let bridge = Arc::clone(&self.bridge);
-        let stopping = Arc::clone(&self.stopping);
+        let stop = self.stop.clone();
         let location = self.location(mail.uid);
-        self.tasks.spawn(async move {
+        let span = tracing::info_span!("mail", uid = mail.uid, ticket);
+        let task = async move {
             let mut link = match previous {
                 None => Link::default(),
                 Some(rx) => rx.await.unwrap_or(Link {
@@ -287,7 +260,7 @@ impl Delivery {
                 }),
             };
             let unknown = begun.as_ref().is_some_and(|b| b.outcome_unknown);
-            let tried = if stopping.load(Ordering::Relaxed) {
+            let tried = if stop.is_cancelled() {
                 Tried::not_posted(Outcome::Deferred(DeferCause::Stopping), unknown)
             } else if link.held.is_some() {
                 let cause = DeferCause::EarlierReplyWaiting { ticket };
@@ -297,7 +270,7 @@ impl Delivery {
                     bridge: &bridge,
                     mail: &mail,
                     begun: begun.as_ref(),
-                    stopping: &stopping,
+                    stop: &stop,
                 };
                 one.deliver(&mut link.ticket_info).await
             };
@@ -315,7 +288,8 @@ impl Delivery {
                 record,
                 claim: Some(claim),
             }
-        });
+        };
+        self.tasks.spawn(task.instrument(span));
     }
 
     /// Waits until some mail has finished (at once if one has). Cancel-safe.
@@ -442,10 +416,12 @@ impl Tried {
                 outcome_unknown: self.outcome_unknown,
                 location,
             },
-            Outcome::Unverified(_) => Finish::Released {
-                id,
-                outcome_unknown: self.outcome_unknown,
-            },
+            Outcome::Unverified(_) | Outcome::Unmatched(_) | Outcome::Ignored(_) => {
+                Finish::Released {
+                    id,
+                    outcome_unknown: self.outcome_unknown,
+                }
+            }
             Outcome::Deferred(_) => Finish::Deferred {
                 id,
                 counted: self.counted,
@@ -461,7 +437,7 @@ struct One<'a> {
     mail: &'a Outgoing,
     /// What the ledger knew; `None` in a dry run.
     begun: Option<&'a Begun>,
-    stopping: &'a AtomicBool,
+    stop: &'a CancellationToken,
 }
 
 impl One<'_> {
@@ -484,7 +460,7 @@ impl One<'_> {
         let mut tries = 0;
         let mut first_try_ms = None;
         loop {
-            if self.stopping.load(Ordering::Relaxed) {
+            if self.stop.is_cancelled() {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
             if let Some(pause) = self.bridge.credentials_paused() {
@@ -509,7 +485,7 @@ impl One<'_> {
             first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
             let result = {
                 let _slot = self.bridge.api_slots.acquire().await;
-                if self.stopping.load(Ordering::Relaxed) {
+                if self.stop.is_cancelled() {
                     return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
                 }
                 self.bridge

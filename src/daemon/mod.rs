@@ -5,8 +5,10 @@ pub(crate) mod bridge;
 pub(crate) mod claims;
 pub(crate) mod defer_cause;
 pub(crate) mod delivery;
+pub(crate) mod outcome;
 pub(crate) mod pass;
 mod supervisor;
+pub(crate) mod tally;
 pub(crate) mod ticket_holds;
 pub(crate) mod worker;
 

@@ -3,13 +3,12 @@
 //! Shutdown is a `watch` value passed down and checked only at safe points (between
 //! batches, while waiting), so the mail in hand is always finished.
 
-use crate::config::{Config, MailboxConfig};
+use crate::config::{Config, ConfigError, MailboxConfig};
 use crate::daemon::bridge::{Bridge, Runtime};
 use crate::daemon::worker;
 use crate::ledger::Ledger;
 use crate::ops::health::Health;
 use crate::ops::notify;
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +16,8 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::imap::tls::install_crypto_provider();
@@ -34,7 +35,8 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
         let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, Arc::clone(&runtime))?);
         let passes = config.mailboxes.iter().map(|mb| {
             let bridge = Arc::clone(&bridge);
-            async move { (mb, worker::once(mb, &bridge).await) }
+            let span = tracing::info_span!("mailbox", mailbox = %mb.name);
+            async move { (mb, worker::once(mb, &bridge).await) }.instrument(span)
         });
         let mut all_ok = true;
         let mut api_failures = 0;
@@ -78,18 +80,84 @@ fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)> {
 /// A running mailbox loop and what it was started with.
 struct Running {
     fingerprint: String,
-    stop: watch::Sender<bool>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
-/// Everything that makes a mailbox's loop different; secrets included, so a new password restarts it.
-fn fingerprint(mb: &MailboxConfig) -> String {
-    let password = mb
-        .password
-        .as_ref()
-        .map(|p| p.expose_secret().to_string())
-        .unwrap_or_default();
-    format!("{mb:?}{password}")
+/// The mailbox loops of the daemon, kept matching the config.
+struct Supervisor {
+    running: BTreeMap<String, Running>,
+    /// Cancelled at shutdown; each loop holds a child, cancelled alone when its mailbox
+    /// is removed or changed.
+    shutdown: CancellationToken,
+    bridges: watch::Receiver<Arc<Bridge>>,
+    health: Arc<Health>,
+}
+
+impl Supervisor {
+    /// Starts, restarts and stops mailbox loops so they match `config`; unchanged ones
+    /// keep running. Returns the readiness of the loops it started.
+    async fn apply(&mut self, config: &Config) -> Vec<watch::Receiver<bool>> {
+        let wanted: BTreeMap<&str, &MailboxConfig> = config
+            .mailboxes
+            .iter()
+            .map(|m| (m.name.as_str(), m))
+            .collect();
+        let gone: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| {
+                wanted
+                    .get(name.as_str())
+                    .is_none_or(|mb| mb.fingerprint() != r.fingerprint)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(mailbox = %name, "stopping mailbox (removed or changed)");
+                r.stop.cancel();
+                // It finishes its mail in hand before a changed one starts anew below.
+                let _ = r.task.await;
+                self.health.forget(&name);
+            }
+        }
+        let mut ready = Vec::new();
+        for (name, mb) in wanted {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            let stop = self.shutdown.child_token();
+            let (ready_tx, ready_rx) = watch::channel(false);
+            let span = tracing::info_span!("mailbox", mailbox = %name);
+            let worker = worker::run(mb.clone(), self.bridges.clone(), stop.clone(), ready_tx);
+            let task = tokio::spawn(worker.instrument(span));
+            self.running.insert(
+                name.to_string(),
+                Running {
+                    fingerprint: mb.fingerprint(),
+                    stop,
+                    task,
+                },
+            );
+            ready.push(ready_rx);
+        }
+        ready
+    }
+
+    /// Alive, for the watchdog: no mailbox loop has ended (they end only at shutdown;
+    /// one that did anyway, by a bug, must get the service restarted).
+    fn all_alive(&self) -> bool {
+        self.running.values().all(|r| !r.task.is_finished())
+    }
+
+    /// Cancels every loop and waits until each has finished its mail in hand.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for (_, r) in self.running {
+            let _ = r.task.await;
+        }
+    }
 }
 
 /// `run`: the daemon, until SIGTERM/SIGINT; SIGHUP re-reads `path`.
@@ -100,6 +168,7 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
         let mut hup = signal(SignalKind::hangup())?;
         let health = Arc::new(Health::default());
         crate::ops::metrics::install();
+        crate::ops::metrics::api_up(true);
         let _http = match config.metrics.listen {
             Some(addr) => Some(crate::ops::http::serve(addr, Arc::clone(&health)).await.map_err(|e| {
                 anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}")
@@ -115,8 +184,13 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
             dry_run,
             Arc::clone(&runtime),
         )?));
-        let mut running: BTreeMap<String, Running> = BTreeMap::new();
-        let ready = apply(&config, &mut running, &bridge_rx, &health).await;
+        let mut supervisor = Supervisor {
+            running: BTreeMap::new(),
+            shutdown: CancellationToken::new(),
+            bridges: bridge_rx,
+            health: Arc::clone(&health),
+        };
+        let ready = supervisor.apply(&config).await;
         tracing::info!(mailboxes = config.mailboxes.len(), dry_run, "running");
         tokio::spawn(async move {
             for mut r in ready {
@@ -134,17 +208,16 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
                 _ = int.recv() => break,
                 _ = hup.recv() => {
                     notify::reloading();
-                    match reload(&path, &state_dir) {
-                        Ok(new) => {
-                            let new = Arc::new(new);
-                            match Bridge::new(Arc::clone(&new), dry_run, Arc::clone(&runtime)) {
-                                Ok(bridge) => {
-                                    let _ = bridge_tx.send(Arc::new(bridge));
-                                    apply(&new, &mut running, &bridge_rx, &health).await;
-                                    tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
-                                }
-                                Err(e) => tracing::error!("config reload failed, keeping the old config: {e:#}"),
-                            }
+                    match reload(&path, &state_dir).and_then(|new| {
+                        let new = Arc::new(new);
+                        let bridge = Bridge::new(Arc::clone(&new), dry_run, Arc::clone(&runtime))
+                            .map_err(|e| ReloadError::Bridge(format!("{e:#}")))?;
+                        Ok((new, bridge))
+                    }) {
+                        Ok((new, bridge)) => {
+                            let _ = bridge_tx.send(Arc::new(bridge));
+                            supervisor.apply(&new).await;
+                            tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
                         }
                         Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
                     }
@@ -152,7 +225,7 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
                 }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     // Alive means: this loop turns and no mailbox loop has died.
-                    if running.values().all(|r| !r.task.is_finished()) {
+                    if supervisor.all_alive() {
                         notify::watchdog();
                     }
                 }
@@ -161,24 +234,31 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
         }
         notify::stopping();
         tracing::info!("stopping: finishing the mail in hand");
-        for r in running.values() {
-            let _ = r.stop.send(true);
-        }
-        for (_, r) in running {
-            let _ = r.task.await;
-        }
+        supervisor.stop().await;
         Ok(true)
     })
 }
 
+/// Why a new config was not taken on SIGHUP.
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "{path}: state.dir: changing it needs a restart (systemctl restart thulium-mail-bridge)"
+    )]
+    StateDirChanged { path: String },
+    #[error("{0}")]
+    Bridge(String),
+}
+
 /// Loads the new config; a changed `state.dir` needs a restart and is refused here.
-fn reload(path: &Path, state_dir: &Path) -> Result<Config, String> {
-    let new = Config::load(path).map_err(|e| e.to_string())?;
+fn reload(path: &Path, state_dir: &Path) -> Result<Config, ReloadError> {
+    let new = Config::load(path)?;
     if new.state.dir != state_dir {
-        return Err(format!(
-            "{}: state.dir: changing it needs a restart (systemctl restart thulium-mail-bridge)",
-            path.display()
-        ));
+        return Err(ReloadError::StateDirChanged {
+            path: path.display().to_string(),
+        });
     }
     for w in &new.warnings {
         tracing::warn!("{w}");
@@ -186,54 +266,84 @@ fn reload(path: &Path, state_dir: &Path) -> Result<Config, String> {
     Ok(new)
 }
 
-/// Starts, restarts and stops mailbox loops so they match `config`; unchanged ones keep
-/// running. Returns the readiness of the loops it started.
-async fn apply(
-    config: &Config,
-    running: &mut BTreeMap<String, Running>,
-    bridges: &watch::Receiver<Arc<Bridge>>,
-    health: &Arc<Health>,
-) -> Vec<watch::Receiver<bool>> {
-    let wanted: BTreeMap<&str, &MailboxConfig> = config
-        .mailboxes
-        .iter()
-        .map(|m| (m.name.as_str(), m))
-        .collect();
-    let gone: Vec<String> = running
-        .iter()
-        .filter(|(name, r)| {
-            wanted
-                .get(name.as_str())
-                .is_none_or(|mb| fingerprint(mb) != r.fingerprint)
-        })
-        .map(|(name, _)| name.clone())
-        .collect();
-    for name in gone {
-        if let Some(r) = running.remove(&name) {
-            tracing::info!(mailbox = %name, "stopping mailbox (removed or changed)");
-            let _ = r.stop.send(true);
-            // It finishes its mail in hand before a changed one starts anew below.
-            let _ = r.task.await;
-            health.forget(&name);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn supervisor() -> Supervisor {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config::parse(
+            &format!(
+                "[thulium]\nurl = \"http://127.0.0.1:1/api\"\nuser = \"u\"\npassword = \"p\"\n[state]\ndir = {:?}\n",
+                dir.path()
+            ),
+            "test.toml",
+        )
+        .expect("config");
+        let ledger = Ledger::open(dir.path()).expect("ledger");
+        let runtime = Runtime::new(ledger, Arc::default());
+        let bridge = Bridge::new(Arc::new(config), true, runtime).expect("bridge");
+        Supervisor {
+            running: BTreeMap::new(),
+            shutdown: CancellationToken::new(),
+            bridges: watch::channel(Arc::new(bridge)).1,
+            health: Arc::default(),
         }
     }
-    let mut ready = Vec::new();
-    for (name, mb) in wanted {
-        if running.contains_key(name) {
-            continue;
+
+    fn running(task: JoinHandle<()>) -> Running {
+        Running {
+            fingerprint: String::new(),
+            stop: CancellationToken::new(),
+            task,
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (ready_tx, ready_rx) = watch::channel(false);
-        let task = tokio::spawn(worker::run(mb.clone(), bridges.clone(), stop_rx, ready_tx));
-        running.insert(
-            name.to_string(),
-            Running {
-                fingerprint: fingerprint(mb),
-                stop: stop_tx,
-                task,
-            },
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_stops_when_a_mailbox_loop_dies() {
+        let mut s = supervisor();
+        let healthy = CancellationToken::new();
+        let waits = healthy.clone();
+        s.running.insert(
+            "a".into(),
+            running(tokio::spawn(async move { waits.cancelled().await })),
         );
-        ready.push(ready_rx);
+        let (die, dies) = tokio::sync::oneshot::channel::<()>();
+        s.running.insert(
+            "b".into(),
+            running(tokio::spawn(async move {
+                let _ = dies.await;
+                panic!("a bug in a mailbox loop");
+            })),
+        );
+        assert!(s.all_alive());
+        let _ = die.send(());
+        let mut died = false;
+        for _ in 0..200 {
+            if !s.all_alive() {
+                died = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(died, "a dead loop stops the watchdog");
+        healthy.cancel();
     }
-    ready
+
+    #[tokio::test]
+    async fn stopping_cancels_every_loop_and_waits_for_it() {
+        let mut s = supervisor();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = s.shutdown.child_token();
+        let done = Arc::clone(&finished);
+        let task = tokio::spawn(async move {
+            stop.cancelled().await;
+            // The mail in hand is finished after the cancel.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        s.running.insert("a".into(), running(task));
+        s.stop().await;
+        assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
 }

@@ -1,15 +1,17 @@
 //! One mailbox, for as long as the daemon runs: connect, pass, wait (IDLE or poll), repeat;
 //! reconnect with capped, jittered backoff after any trouble.
 
+use super::pass;
+use super::tally::{Deferrals, PassReport};
 use crate::config::MailboxConfig;
 use crate::daemon::bridge::Bridge;
-use crate::daemon::pass::{self, Deferrals, PassReport};
 use crate::imap::{self, IdleEnd, ImapError, Login, MailSession};
 use crate::oauth2::{self, TokenCache};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Servers end IDLE after ~30 minutes; re-issue it well before.
 const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
@@ -51,7 +53,7 @@ pub async fn connect(mb: &MailboxConfig) -> Result<MailSession, ImapError> {
             // A cached token the server no longer takes (revoked early, clocks
             // apart): one more try with a new one before calling it refused.
             Err(ImapError::Auth { .. }) if mb.oauth2.is_some() => {
-                tracing::info!(mailbox = %mb.name, "the IMAP server refused the OAuth2 token; trying a new one");
+                tracing::info!("the IMAP server refused the OAuth2 token; trying a new one");
                 let login = login_for(mb, tokens, true).await?;
                 imap::connect(mb, &login)
                     .await
@@ -78,7 +80,7 @@ pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, Imap
         .collect();
         let created = session.ensure_folders(&targets).await?;
         for folder in created {
-            tracing::info!(mailbox = %mb.name, %folder, "created folder");
+            tracing::info!(%folder, "created folder");
         }
         session.select(&mb.folder).await?;
     }
@@ -88,36 +90,27 @@ pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, Imap
 /// One pass for `once`: open, pass, log out.
 pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport, ImapError> {
     let mut session = open(mb, bridge.dry_run).await?;
-    let (_keep, stop) = watch::channel(false);
-    let report = pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &stop).await?;
+    let never = CancellationToken::new();
+    let report = pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
     session.logout().await;
     Ok(report)
 }
 
-/// The daemon's loop for one mailbox, until `stop` turns true. `bridges` carries the
+/// The daemon's loop for one mailbox, until `stop` is cancelled. `bridges` carries the
 /// current rules and API client, replaced on reload without restarting this loop.
 pub async fn run(
     mb: MailboxConfig,
     bridges: watch::Receiver<Arc<Bridge>>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     ready: watch::Sender<bool>,
 ) {
     let mut failures: u32 = 0;
     let mut deferrals = Deferrals::new();
-    while !*stop.borrow() {
-        match serve(
-            &mb,
-            &bridges,
-            &mut stop,
-            &mut deferrals,
-            &ready,
-            &mut failures,
-        )
-        .await
-        {
+    while !stop.is_cancelled() {
+        match serve(&mb, &bridges, &stop, &mut deferrals, &ready, &mut failures).await {
             Ok(Ended::Shutdown) => return,
             Ok(Ended::TokenDue) => {
-                tracing::info!(mailbox = %mb.name, "OAuth2 token due for renewal; signing in again");
+                tracing::info!("OAuth2 token due for renewal; signing in again");
             }
             Err(e) => {
                 let _ = ready.send(true);
@@ -129,10 +122,10 @@ pub async fn run(
                 );
                 failures += 1;
                 let wait = reconnect_delay(failures);
-                tracing::error!(mailbox = %mb.name, error = %e, retry_in = ?wait, "mailbox trouble; reconnecting");
+                tracing::error!(error = %e, retry_in = ?wait, "mailbox trouble; reconnecting");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
+                    _ = stop.cancelled() => {}
                 }
             }
         }
@@ -151,7 +144,7 @@ enum Ended {
 async fn serve(
     mb: &MailboxConfig,
     bridges: &watch::Receiver<Arc<Bridge>>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &CancellationToken,
     deferrals: &mut Deferrals,
     ready: &watch::Sender<bool>,
     failures: &mut u32,
@@ -161,7 +154,7 @@ async fn serve(
     *failures = 0;
     bridges.borrow().runtime.health.connected(&mb.name);
     let _ = ready.send(true);
-    tracing::info!(mailbox = %mb.name, folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
+    tracing::info!(folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
     loop {
         let bridge = Arc::clone(&bridges.borrow());
         let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
@@ -172,9 +165,9 @@ async fn serve(
             .posted(report.counts.get("posted").copied().unwrap_or(0));
         drop(bridge);
         if !report.counts.is_empty() {
-            tracing::debug!(mailbox = %mb.name, counts = ?report.counts, "pass done");
+            tracing::debug!(counts = ?report.counts, "pass done");
         }
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             session.logout().await;
             return Ok(Ended::Shutdown);
         }
@@ -195,11 +188,8 @@ async fn serve(
             wait = wait.min(due.saturating_duration_since(Instant::now()));
         }
         if mb.idle && session.has_idle() {
-            let mut stop_idle = stop.clone();
             let (s, end) = session
-                .idle(wait.min(IDLE_REISSUE), async move {
-                    let _ = stop_idle.changed().await;
-                })
+                .idle(wait.min(IDLE_REISSUE), stop.cancelled())
                 .await?;
             session = s;
             if end == IdleEnd::Interrupted {
@@ -209,7 +199,7 @@ async fn serve(
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {
+                _ = stop.cancelled() => {
                     session.logout().await;
                     return Ok(Ended::Shutdown);
                 }

@@ -1,4 +1,6 @@
-//! What went wrong talking to an IMAP server, in the terms an admin acts on.
+//! What went wrong talking to an IMAP server, in the terms an admin acts on. A command's
+//! failure keeps what it was: the server refused (NO/BAD: the session still works, the
+//! request did not) or the connection broke (the session is gone: reconnect).
 
 use std::time::Duration;
 
@@ -20,16 +22,27 @@ pub enum ImapError {
     /// A command got no answer in time; the connection is dropped.
     #[error("{command} timed out after {after:?}")]
     Timeout { command: String, after: Duration },
-    /// The server said NO/BAD, or the connection broke mid-command.
-    #[error("{command} failed: {reason}")]
-    Command { command: String, reason: String },
+    /// The server answered NO or BAD.
+    #[error("{command} refused by the server: {response}")]
+    Refused { command: String, response: String },
+    /// The connection broke, or the server's answer could not be read.
+    #[error("{command} failed: {source}")]
+    Connection {
+        command: String,
+        #[source]
+        source: async_imap::error::Error,
+    },
 }
 
 impl ImapError {
-    pub fn command(command: &str, err: impl std::fmt::Display) -> ImapError {
-        ImapError::Command {
-            command: command.to_string(),
-            reason: err.to_string(),
+    /// Sorts a command's failure into refused or broken.
+    pub fn command(command: &str, err: async_imap::error::Error) -> ImapError {
+        let command = command.to_string();
+        match err {
+            async_imap::error::Error::No(response) | async_imap::error::Error::Bad(response) => {
+                ImapError::Refused { command, response }
+            }
+            source => ImapError::Connection { command, source },
         }
     }
 }

@@ -59,10 +59,10 @@ pub enum IdleEnd {
     Interrupted,
 }
 
-async fn bounded<T, E: std::fmt::Display>(
+async fn bounded<T>(
     command: &str,
     limit: Duration,
-    fut: impl Future<Output = Result<T, E>>,
+    fut: impl Future<Output = Result<T, async_imap::error::Error>>,
 ) -> Result<T, ImapError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),

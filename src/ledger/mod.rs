@@ -94,9 +94,9 @@ impl Ledger {
         let mut conn = Connection::open(&path).map_err(open_err)?;
         restrict(&path, 0o600);
         schema::configure(&conn).map_err(open_err)?;
-        schema::create(&conn).map_err(|message| LedgerError::Open {
+        schema::create(&conn).map_err(|e| LedgerError::Open {
             path: path.clone(),
-            message,
+            message: e.to_string(),
         })?;
         if let Some(n) = migrate::from_redb(dir, &mut conn, &path)? {
             tracing::info!(

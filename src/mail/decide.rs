@@ -3,7 +3,7 @@
 //! Pure: no network, no clock, no disk. The daemon and `explain` both call
 //! [`decide`], so they can never disagree about a mail.
 
-use crate::config::{Config, ContentConfig, FiltersConfig, MatchConfig};
+use crate::config::{Config, ContentConfig, FiltersConfig, Invalid, MatchConfig};
 use crate::mail::body::{self, BodyType};
 use crate::mail::classify::{self, SenderRules};
 use crate::mail::date;
@@ -26,7 +26,7 @@ pub struct Rules {
 
 impl Rules {
     /// Compiles the rules of a config that `Config::parse` already validated.
-    pub fn new(config: &Config) -> Result<Rules, String> {
+    pub fn new(config: &Config) -> Result<Rules, Invalid> {
         Rules::from_parts(
             &config.matching,
             &config.filters,
@@ -36,7 +36,7 @@ impl Rules {
     }
 
     /// The rules of an empty config (for `explain` without a config file).
-    pub fn defaults() -> Result<Rules, String> {
+    pub fn defaults() -> Result<Rules, Invalid> {
         Rules::from_parts(
             &MatchConfig::default(),
             &FiltersConfig::default(),
@@ -50,11 +50,12 @@ impl Rules {
         filters: &FiltersConfig,
         content: &ContentConfig,
         timezone: chrono_tz::Tz,
-    ) -> Result<Rules, String> {
+    ) -> Result<Rules, Invalid> {
         Ok(Rules {
             tickets: TicketMatcher::new(&matching.subject_patterns)
-                .map_err(|(i, e)| format!("match.subject_patterns[{i}]: {e}"))?,
-            senders: SenderRules::new(filters).map_err(|(k, e)| format!("filters.{k}: {e}"))?,
+                .map_err(|(i, e)| Invalid::new(format!("match.subject_patterns[{i}]"), e))?,
+            senders: SenderRules::new(filters)
+                .map_err(|(k, e)| Invalid::new(format!("filters.{k}"), e))?,
             filters: filters.clone(),
             content: content.clone(),
             timezone,

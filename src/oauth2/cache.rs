@@ -6,9 +6,8 @@ use super::endpoint::http_client;
 use super::error::TokenError;
 use super::token::AccessToken;
 use super::{client_credentials, command, jwt_bearer, refresh_token};
-use crate::config::{MailboxConfig, OAuth2Config, OAuth2Grant};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use crate::config::{MailboxConfig, OAuth2Grant};
+use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -66,7 +65,7 @@ impl TokenCache {
                 "",
             ));
         };
-        let slot = self.slot(mb, o);
+        let slot = self.slot(mb);
         let mut state = slot.state.lock().await;
         if !renew && let Some(t) = state.token.as_ref().filter(|t| t.is_fresh(Instant::now())) {
             return Ok(t.secret.clone());
@@ -107,8 +106,8 @@ impl TokenCache {
         *slot.refresh_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn slot(&self, mb: &MailboxConfig, o: &OAuth2Config) -> Arc<Slot> {
-        let fingerprint = fingerprint(mb, o);
+    fn slot(&self, mb: &MailboxConfig) -> Arc<Slot> {
+        let fingerprint = mb.fingerprint();
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         match slots.get(&mb.name) {
             Some(slot) if slot.fingerprint == fingerprint => Arc::clone(slot),
@@ -125,27 +124,11 @@ impl TokenCache {
     }
 }
 
-/// Everything a token depends on; an inline secret only as a hash.
-fn fingerprint(mb: &MailboxConfig, o: &OAuth2Config) -> String {
-    let secret = o
-        .client_secret
-        .as_ref()
-        .map(|s| s.expose_secret().to_string())
-        .unwrap_or_default();
-    let digest = Sha256::digest(secret.as_bytes());
-    format!(
-        "{}|{}|{:?}|{}",
-        mb.host,
-        mb.username,
-        o,
-        hex::encode(digest)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::SaslMechanism;
+    use secrecy::ExposeSecret;
 
     fn mailbox(command: &str) -> MailboxConfig {
         let text = format!(

@@ -53,7 +53,7 @@ pub(crate) fn client_secret(
         (Some(s), _) => Ok(Some(s.clone())),
         (None, Some(path)) => crate::config::read_secret_file(path)
             .map(Some)
-            .map_err(|e| TokenError::setup(grant, e, "check client_secret_file")),
+            .map_err(|e| TokenError::setup(grant, e.to_string(), "check client_secret_file")),
         (None, None) => Ok(None),
     }
 }

@@ -25,7 +25,8 @@ pub(crate) async fn fetch(
             "",
         ));
     };
-    let key_path = expand_credentials_dir(key_file).map_err(|e| TokenError::setup(GRANT, e, ""))?;
+    let key_path = expand_credentials_dir(key_file)
+        .map_err(|e| TokenError::setup(GRANT, e.to_string(), ""))?;
     let text = std::fs::read_to_string(&key_path).map_err(|e| {
         TokenError::setup(
             GRANT,

@@ -33,7 +33,8 @@ pub(crate) async fn fetch(
             "",
         ));
     };
-    let path = expand_credentials_dir(file).map_err(|e| TokenError::setup(GRANT, e, ""))?;
+    let path =
+        expand_credentials_dir(file).map_err(|e| TokenError::setup(GRANT, e.to_string(), ""))?;
     let _one_at_a_time = EXCHANGE.lock().await;
     let current = match unsaved.clone() {
         Some(t) => t,

@@ -1,0 +1,71 @@
+//! What became of one mail in a pass, decided or delivered: one type, so that counting,
+//! logging and where the mail goes are derived from it in one place.
+
+use super::defer_cause::DeferCause;
+use crate::config::{Disposition, MailboxConfig};
+use crate::mail::decide::SkipKind;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the API now, or found on the ticket after a lost answer.
+    Posted,
+    /// Posted before (the ledger says so, or a copy was just posted): only disposed.
+    Duplicate,
+    /// No ticket number found.
+    Unmatched(String),
+    /// An auto-reply, a bounce, a refused sender.
+    Ignored(String),
+    /// `verify_sender = "enforce"` found a stranger.
+    Unverified(String),
+    /// Rejected for good, given up on, or unreadable.
+    Failed(String),
+    /// Left where it is for a later pass.
+    Deferred(DeferCause),
+}
+
+impl Outcome {
+    /// A mail `decide` skipped.
+    pub fn skipped(kind: SkipKind, reason: String) -> Outcome {
+        match kind {
+            SkipKind::Unmatched => Outcome::Unmatched(reason),
+            SkipKind::Ignored => Outcome::Ignored(reason),
+            SkipKind::Failed => Outcome::Failed(reason),
+        }
+    }
+
+    /// The name in logs and in `thulium_bridge_mails_total{outcome}`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Posted => "posted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Unmatched(_) => "unmatched",
+            Outcome::Ignored(_) => "ignored",
+            Outcome::Unverified(_) => "unverified",
+            Outcome::Failed(_) => "failed",
+            Outcome::Deferred(_) => "retried",
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::Posted => String::new(),
+            Outcome::Duplicate => "already posted".into(),
+            Outcome::Unmatched(r)
+            | Outcome::Ignored(r)
+            | Outcome::Unverified(r)
+            | Outcome::Failed(r) => r.clone(),
+            Outcome::Deferred(cause) => cause.to_string(),
+        }
+    }
+
+    /// Where the mail goes; `None` while it waits for a later pass.
+    pub fn disposition<'m>(&self, mb: &'m MailboxConfig) -> Option<&'m Disposition> {
+        match self {
+            Outcome::Posted | Outcome::Duplicate => Some(&mb.on_posted),
+            Outcome::Unmatched(_) => Some(&mb.on_unmatched),
+            Outcome::Ignored(_) | Outcome::Unverified(_) => Some(&mb.on_ignored),
+            Outcome::Failed(_) => Some(&mb.on_failed),
+            Outcome::Deferred(_) => None,
+        }
+    }
+}

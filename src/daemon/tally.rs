@@ -1,0 +1,109 @@
+//! A pass's bookkeeping: every finished mail is logged once, counted, and queued for its
+//! disposition or its retry, all by [`Tally::record`].
+
+use super::defer_cause::DeferCause;
+use super::outcome::Outcome;
+use crate::config::{Disposition, MailboxConfig};
+use crate::ops::metrics;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Mails to leave alone until a time (transient failures), per UID; kept across passes.
+pub type Deferrals = HashMap<u32, Instant>;
+
+/// What a pass did, for logs, exit codes and scheduling.
+#[derive(Debug, Default, Clone)]
+pub struct PassReport {
+    pub counts: BTreeMap<&'static str, u64>,
+    /// Mails left for a later pass, with the earliest time worth retrying.
+    pub retry_at: Option<Instant>,
+    /// Mails left because the API failed (not because of the mail).
+    pub api_failures: u64,
+}
+
+/// One finished mail as the tally needs it.
+pub struct Handled<'a> {
+    pub uid: u32,
+    pub message_id: Option<&'a str>,
+    pub ticket: Option<u64>,
+    pub outcome: Outcome,
+    /// For a deferred mail: when it is worth trying again.
+    pub retry_at: Option<Instant>,
+}
+
+pub struct Tally<'a> {
+    mb: &'a MailboxConfig,
+    report: PassReport,
+    deferrals: &'a mut Deferrals,
+    /// Finished mails (posted ones committed to the ledger) by where they go.
+    dispose: HashMap<Disposition, Vec<u32>>,
+    to_dispose: usize,
+    /// Mails not posted because the pass stopped.
+    left: usize,
+}
+
+impl<'a> Tally<'a> {
+    pub fn new(mb: &'a MailboxConfig, deferrals: &'a mut Deferrals) -> Tally<'a> {
+        Tally {
+            mb,
+            report: PassReport::default(),
+            deferrals,
+            dispose: HashMap::new(),
+            to_dispose: 0,
+            left: 0,
+        }
+    }
+
+    /// Logs, counts and queues one finished mail.
+    pub fn record(&mut self, h: Handled<'_>) {
+        if h.outcome == Outcome::Deferred(DeferCause::Stopping) {
+            tracing::debug!(uid = h.uid, ticket = h.ticket, "not posted: stopping");
+            self.left += 1;
+            return;
+        }
+        let name = h.outcome.name();
+        tracing::info!(mailbox = %self.mb.name, uid = h.uid, message_id = h.message_id.unwrap_or(""),
+            ticket = h.ticket.map(|t| t.to_string()).unwrap_or_default(), outcome = name,
+            reason = %h.outcome.reason(), "mail handled");
+        metrics::mail_handled(&self.mb.name, name);
+        *self.report.counts.entry(name).or_default() += 1;
+        match &h.outcome {
+            Outcome::Deferred(cause) => {
+                if let Some(at) = h.retry_at {
+                    self.deferrals.insert(h.uid, at);
+                }
+                if cause.is_api_failure() {
+                    self.report.api_failures += 1;
+                }
+            }
+            outcome => {
+                if let Some(target) = outcome.disposition(self.mb) {
+                    self.dispose.entry(target.clone()).or_default().push(h.uid);
+                    self.to_dispose += 1;
+                }
+            }
+        }
+    }
+
+    /// Mails waiting for their disposition.
+    pub fn to_dispose(&self) -> usize {
+        self.to_dispose
+    }
+
+    /// The dispositions gathered so far, by target.
+    pub fn take_dispositions(&mut self) -> HashMap<Disposition, Vec<u32>> {
+        self.to_dispose = 0;
+        std::mem::take(&mut self.dispose)
+    }
+
+    /// Mails left unposted because the pass stopped.
+    pub fn left(&self) -> usize {
+        self.left
+    }
+
+    pub fn into_report(self) -> PassReport {
+        let mut report = self.report;
+        report.retry_at = self.deferrals.values().min().copied();
+        report
+    }
+}
