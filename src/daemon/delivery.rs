@@ -79,19 +79,12 @@ pub struct Delivery {
 }
 
 struct Chain {
-    /// Resolves when the ticket's latest submitted mail is done.
-    tail: oneshot::Receiver<Link>,
+    /// Resolves when the ticket's latest submitted mail is done, with the ticket as
+    /// read for `verify_sender` (once per chain). A reply that has to wait holds the
+    /// ticket ([`super::ticket_holds`]), so the ones after it wait too.
+    tail: oneshot::Receiver<Option<Ticket>>,
     /// Its mails still in `tasks`.
     unfinished: usize,
-}
-
-/// What one reply hands on to the next reply to the same ticket.
-#[derive(Default)]
-struct Link {
-    /// Why the following replies must wait, if an earlier one has to.
-    held: Option<DeferCause>,
-    /// The ticket as read for `verify_sender`, once per chain.
-    ticket_info: Option<Ticket>,
 }
 
 impl Delivery {
@@ -252,17 +245,19 @@ impl Delivery {
         let location = self.location(mail.uid);
         let span = tracing::info_span!("mail", uid = mail.uid, ticket);
         let task = async move {
-            let mut link = match previous {
-                None => Link::default(),
-                Some(rx) => rx.await.unwrap_or(Link {
-                    held: Some(DeferCause::EarlierReplyWaiting { ticket }),
-                    ticket_info: None,
+            let holds = &bridge.runtime.holds;
+            let mut ticket_info = match previous {
+                None => None,
+                Some(rx) => rx.await.unwrap_or_else(|_| {
+                    // The earlier reply's task ended unexpectedly: it still comes first.
+                    holds.hold(ticket, Duration::ZERO);
+                    None
                 }),
             };
             let unknown = begun.as_ref().is_some_and(|b| b.outcome_unknown);
             let tried = if stop.is_cancelled() {
                 Tried::not_posted(Outcome::Deferred(DeferCause::Stopping), unknown)
-            } else if link.held.is_some() {
+            } else if holds.held_until(ticket).is_some() {
                 let cause = DeferCause::EarlierReplyWaiting { ticket };
                 Tried::not_posted(Outcome::Deferred(cause), unknown)
             } else {
@@ -272,15 +267,14 @@ impl Delivery {
                     begun: begun.as_ref(),
                     stop: &stop,
                 };
-                one.deliver(&mut link.ticket_info).await
+                one.deliver(&mut ticket_info).await
             };
-            if let Outcome::Deferred(cause) = &tried.outcome {
-                if cause.holds_ticket() {
-                    bridge.runtime.holds.hold(ticket, cause.wait());
-                }
-                link.held.get_or_insert_with(|| cause.clone());
+            if let Outcome::Deferred(cause) = &tried.outcome
+                && cause.holds_ticket()
+            {
+                holds.hold(ticket, cause.wait());
             }
-            let _ = next.send(link);
+            let _ = next.send(ticket_info);
             let record = begun.map(|_| tried.record(&mail, location));
             Done {
                 mail,

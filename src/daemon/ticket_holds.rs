@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 /// Deadlines this far out are cut; `Instant` arithmetic must never overflow.
 const LONGEST_HOLD: Duration = Duration::from_secs(24 * 3600);
+/// A hold lasts at least this long, so that a reply told to retry at once (or whose
+/// task ended unexpectedly) still keeps the later ones behind it.
+const SHORTEST_HOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct TicketHolds {
@@ -15,11 +18,13 @@ pub struct TicketHolds {
 }
 
 impl TicketHolds {
-    /// Holds `ticket` for `wait` from now (or longer, if it was held longer); returns
-    /// until when it is held.
+    /// Holds `ticket` for `wait` from now (at least [`SHORTEST_HOLD`], longer if it was
+    /// held longer); returns until when it is held.
     pub fn hold(&self, ticket: u64, wait: Duration) -> Instant {
         let now = Instant::now();
-        let own = now.checked_add(wait.min(LONGEST_HOLD)).unwrap_or(now);
+        let own = now
+            .checked_add(wait.clamp(SHORTEST_HOLD, LONGEST_HOLD))
+            .unwrap_or(now);
         let mut until = self.lock();
         until.retain(|_, t| *t > now);
         let held = until.entry(ticket).or_insert(own);
@@ -54,8 +59,11 @@ mod tests {
         );
         assert_eq!(h.held_until(7), Some(long));
         assert_eq!(h.held_until(8), None);
-        h.hold(9, Duration::ZERO);
-        assert_eq!(h.held_until(9), None, "a zero wait holds nothing");
+        let short = h.hold(9, Duration::ZERO);
+        assert!(
+            short >= Instant::now() + SHORTEST_HOLD - Duration::from_millis(100),
+            "a zero wait still holds a moment"
+        );
         let huge = h.hold(10, Duration::MAX);
         assert!(huge <= Instant::now() + LONGEST_HOLD);
     }

@@ -193,25 +193,21 @@ impl MailSession {
         if unseen_only {
             query.push_str(" UNSEEN");
         }
-        let uids = bounded(
-            "UID SEARCH",
-            COMMAND_TIMEOUT,
-            self.session.uid_search(&query),
-        )
-        .await?;
-        self.drain();
-        let mut uids: Vec<u32> = uids.into_iter().collect();
-        uids.sort_unstable();
-        Ok(uids)
+        self.search(&query).await
     }
 
     /// UIDs of the mails in the selected folder with this Message-ID (`ledger retry --move-back`).
     pub async fn find_message_id(&mut self, message_id: &str) -> Result<Vec<u32>, ImapError> {
-        let query = format!("HEADER Message-ID {}", quoted(message_id));
+        self.search(&format!("HEADER Message-ID {}", quoted(message_id)))
+            .await
+    }
+
+    /// `UID SEARCH query`, in ascending order.
+    async fn search(&mut self, query: &str) -> Result<Vec<u32>, ImapError> {
         let uids = bounded(
             "UID SEARCH",
             COMMAND_TIMEOUT,
-            self.session.uid_search(&query),
+            self.session.uid_search(query),
         )
         .await?;
         self.drain();
@@ -221,56 +217,58 @@ impl MailSession {
     }
 
     /// Sizes, so oversize mails are never downloaded.
-    ///
-    /// Each answer is reduced to its few numbers as it arrives: async-imap keeps every
-    /// response in a buffer of its own (4 KiB at least), so collecting the raw answers
-    /// would cost 4 KiB per mail.
     pub async fn meta(&mut self, uids: &[u32]) -> Result<Vec<MailMeta>, ImapError> {
         let mut metas = Vec::with_capacity(uids.len());
-        for set in uid_sets(uids, MAX_SET_CHARS) {
-            bounded("UID FETCH (RFC822.SIZE)", FETCH_TIMEOUT, async {
-                let mut fetches = self.session.uid_fetch(&set, "(UID RFC822.SIZE)").await?;
-                while let Some(f) = fetches.try_next().await? {
-                    if let Some(uid) = f.uid {
-                        metas.push(MailMeta {
-                            uid,
-                            size: f.size.unwrap_or(0),
-                        });
-                    }
-                }
-                Ok::<_, async_imap::error::Error>(())
-            })
-            .await?;
-            self.drain();
-        }
+        self.fetch_each(uids, "(UID RFC822.SIZE)", |f| {
+            if let Some(uid) = f.uid {
+                metas.push(MailMeta {
+                    uid,
+                    size: f.size.unwrap_or(0),
+                });
+            }
+        })
+        .await?;
         Ok(metas)
     }
 
-    /// Downloads whole mails with `BODY.PEEK[]`, which never sets `\Seen`; each answer's
-    /// buffer is freed as soon as its mail is copied out.
+    /// Downloads whole mails with `BODY.PEEK[]`, which never sets `\Seen`.
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<RawMail>, ImapError> {
         let mut mails = Vec::with_capacity(uids.len());
+        self.fetch_each(uids, "(UID INTERNALDATE BODY.PEEK[])", |f| {
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                mails.push(RawMail {
+                    uid,
+                    raw: body.to_vec(),
+                    internal_date: f.internal_date(),
+                });
+            }
+        })
+        .await?;
+        Ok(mails)
+    }
+
+    /// `UID FETCH items` over `uids`, each answer handed to `each` as it arrives and
+    /// then dropped: async-imap keeps every response in a buffer of its own (4 KiB at
+    /// least), so collecting the raw answers would cost that per mail.
+    async fn fetch_each(
+        &mut self,
+        uids: &[u32],
+        items: &str,
+        mut each: impl FnMut(&async_imap::types::Fetch),
+    ) -> Result<(), ImapError> {
+        let command = format!("UID FETCH {items}");
         for set in uid_sets(uids, MAX_SET_CHARS) {
-            bounded("UID FETCH (BODY.PEEK[])", FETCH_TIMEOUT, async {
-                let mut fetches = self
-                    .session
-                    .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[])")
-                    .await?;
+            bounded(&command, FETCH_TIMEOUT, async {
+                let mut fetches = self.session.uid_fetch(&set, items).await?;
                 while let Some(f) = fetches.try_next().await? {
-                    if let (Some(uid), Some(body)) = (f.uid, f.body()) {
-                        mails.push(RawMail {
-                            uid,
-                            raw: body.to_vec(),
-                            internal_date: f.internal_date(),
-                        });
-                    }
+                    each(&f);
                 }
-                Ok::<_, async_imap::error::Error>(())
+                Ok(())
             })
             .await?;
             self.drain();
         }
-        Ok(mails)
+        Ok(())
     }
 
     /// Applies one disposition to a set of UIDs in as few commands as the server allows.

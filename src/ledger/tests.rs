@@ -29,6 +29,13 @@ fn attempt(mail: &MailId, ticket: u64, uid: u32) -> Attempt {
     }
 }
 
+/// A new ledger in its own directory (kept alive with it).
+fn fresh() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    (dir, ledger)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -45,8 +52,7 @@ fn finish(ledger: &Ledger, f: Finish) {
 
 #[test]
 fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let (_dir, ledger) = fresh();
     let m = id(Some("a@x"), "hello");
     let b = begin(&ledger, attempt(&m, 5, 1));
     assert_eq!(b.entry.state, EntryState::Pending);
@@ -70,8 +76,7 @@ fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
 
 #[test]
 fn a_pending_mail_seen_again_has_an_unknown_outcome_unless_told_otherwise() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let (_dir, ledger) = fresh();
     let m = id(Some("a@x"), "hello");
     begin(&ledger, attempt(&m, 5, 1));
     let crashed = begin(&ledger, attempt(&m, 5, 1));
@@ -94,8 +99,7 @@ fn a_pending_mail_seen_again_has_an_unknown_outcome_unless_told_otherwise() {
 
 #[test]
 fn a_reused_message_id_with_another_body_is_another_mail() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let (_dir, ledger) = fresh();
     let first = id(Some("scan@erp"), "invoice 1");
     let second = id(Some("scan@erp"), "invoice 2");
     begin(&ledger, attempt(&first, 5, 1));
@@ -127,8 +131,7 @@ fn a_reused_message_id_with_another_body_is_another_mail() {
 
 #[test]
 fn a_failure_stays_where_it_happened_and_a_move_back_or_retry_is_fresh() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let (_dir, ledger) = fresh();
     let m = id(Some("a@x"), "hello");
     begin(&ledger, attempt(&m, 5, 1));
     finish(
@@ -184,8 +187,7 @@ fn a_failure_stays_where_it_happened_and_a_move_back_or_retry_is_fresh() {
 
 #[test]
 fn an_unverified_mail_without_history_leaves_no_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let (_dir, ledger) = fresh();
     let m = id(Some("a@x"), "hello");
     begin(&ledger, attempt(&m, 5, 1));
     finish(
@@ -200,8 +202,7 @@ fn an_unverified_mail_without_history_leaves_no_entry() {
 
 #[test]
 fn posted_replies_with_the_same_text_are_counted_per_ticket() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path()).unwrap();
+    let (_dir, ledger) = fresh();
     let a = id(Some("a@x"), "thanks 1");
     let b = id(Some("b@x"), "thanks 2");
     for m in [&a, &b] {
