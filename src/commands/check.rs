@@ -41,8 +41,9 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             let result = async {
                 let mut session = worker::open(mb, false).await?;
                 let state = session.select(&mb.folder).await?;
+                let peer = session.peer.clone();
                 session.logout().await;
-                Ok::<_, crate::imap::ImapError>(state)
+                Ok::<_, crate::imap::ImapError>((state, peer))
             }
             .await;
             let how = match &mb.oauth2 {
@@ -52,21 +53,36 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                 },
                 None => "",
             };
-            lines.push(match result {
-                Ok(state) => (
-                    true,
-                    format!(
-                        "mailbox {}: logged in to {}:{} as {}{how}, {} holds {} mail(s), target folders exist",
-                        mb.name,
-                        mb.host,
-                        mb.port(),
-                        mb.username,
-                        mb.folder,
-                        state.exists
-                    ),
-                ),
-                Err(e) => (false, format!("mailbox {}: {e}", mb.name)),
-            });
+            match result {
+                Ok((state, peer)) => {
+                    let pinned = matches!(peer, Some((_, true)));
+                    lines.push((
+                        true,
+                        format!(
+                            "mailbox {}: logged in to {}:{} as {}{how}{}, {} holds {} mail(s), target folders exist",
+                            mb.name,
+                            mb.host,
+                            mb.port(),
+                            mb.username,
+                            if pinned { " (certificate pinned)" } else { "" },
+                            mb.folder,
+                            state.exists
+                        ),
+                    ));
+                    if let Some((p, true)) = peer
+                        && p.is_expired()
+                    {
+                        lines.push((
+                            true,
+                            format!(
+                                "mailbox {}: warning: the pinned certificate expired on {}; it is still trusted because it is pinned, but renew it on the server",
+                                mb.name, p.not_after
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => lines.push((false, format!("mailbox {}: {e}", mb.name))),
+            }
             lines
         });
         for lines in futures::future::join_all(checks).await {

@@ -4,10 +4,12 @@
 //! SIGHUP), naming the file, the key and what is wrong.
 
 mod disposition;
+mod fingerprint;
 mod secret;
 mod size;
 
 pub use disposition::Disposition;
+pub use fingerprint::Fingerprint;
 pub use secret::{SecretError, SecretFileError, expand_credentials_dir, read_secret_file};
 pub use size::ByteSize;
 
@@ -134,6 +136,8 @@ pub struct MailboxConfig {
     #[serde(default)]
     pub allow_insecure: bool,
     pub ca_file: Option<PathBuf>,
+    /// Pins the server's certificate (its SHA-256); replaces CA validation.
+    pub tls_fingerprint: Option<Fingerprint>,
     pub username: String,
     pub password: Option<SecretString>,
     pub password_file: Option<PathBuf>,
@@ -172,6 +176,16 @@ impl MailboxConfig {
             hash.update(secret.map(|s| s.expose_secret()).unwrap_or("").as_bytes());
         }
         hex::encode(hash.finalize())
+    }
+
+    /// Where each kind of mail goes.
+    pub fn dispositions(&self) -> [&Disposition; 4] {
+        [
+            &self.on_posted,
+            &self.on_unmatched,
+            &self.on_ignored,
+            &self.on_failed,
+        ]
     }
 
     pub fn port(&self) -> u16 {

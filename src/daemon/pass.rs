@@ -34,12 +34,7 @@ const DISPOSE_GROUP: usize = 5000;
 
 /// The bridge's own keywords, and whether `\Seen` marks done mails.
 fn own_marks(mb: &MailboxConfig) -> (Vec<&str>, bool) {
-    let all = [
-        &mb.on_posted,
-        &mb.on_unmatched,
-        &mb.on_ignored,
-        &mb.on_failed,
-    ];
+    let all = mb.dispositions();
     let keywords = all
         .iter()
         .filter_map(|d| match d {

@@ -63,7 +63,7 @@ impl<'a> Tally<'a> {
         }
         let name = h.outcome.name();
         tracing::info!(mailbox = %self.mb.name, uid = h.uid, message_id = h.message_id.unwrap_or(""),
-            ticket = h.ticket.map(|t| t.to_string()).unwrap_or_default(), outcome = name,
+            ticket = h.ticket, outcome = name,
             reason = %h.outcome.reason(), "mail handled");
         metrics::mail_handled(&self.mb.name, name);
         *self.report.counts.entry(name).or_default() += 1;

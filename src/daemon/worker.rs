@@ -64,20 +64,30 @@ pub async fn connect(mb: &MailboxConfig) -> Result<MailSession, ImapError> {
     )
 }
 
-/// Connects, selects the folder and (unless dry-run) creates the target folders.
+/// Connects, selects the folder, makes sure the server can carry out the dispositions
+/// and (unless dry-run) creates the target folders.
 pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, ImapError> {
     let mut session = connect(mb).await?;
-    session.select(&mb.folder).await?;
+    match session.select(&mb.folder).await {
+        Err(ImapError::Refused { response, .. }) => {
+            let existing = session.folders().await.unwrap_or_default();
+            return Err(ImapError::NoSuchFolder {
+                name: mb.folder.clone(),
+                response,
+                existing,
+            });
+        }
+        other => other?,
+    };
+    if let Some(reason) = session.unsupported(&mb.dispositions()) {
+        return Err(ImapError::Unsupported { reason });
+    }
     if !dry_run {
-        let targets: Vec<&str> = [
-            &mb.on_posted,
-            &mb.on_unmatched,
-            &mb.on_ignored,
-            &mb.on_failed,
-        ]
-        .iter()
-        .filter_map(|d| d.target_folder())
-        .collect();
+        let targets: Vec<&str> = mb
+            .dispositions()
+            .iter()
+            .filter_map(|d| d.target_folder())
+            .collect();
         let created = session.ensure_folders(&targets).await?;
         for folder in created {
             tracing::info!(%folder, "created folder");
@@ -104,23 +114,33 @@ pub async fn run(
     stop: CancellationToken,
     ready: watch::Sender<bool>,
 ) {
-    let mut failures: u32 = 0;
+    let mut life = Life::default();
     let mut deferrals = Deferrals::new();
     while !stop.is_cancelled() {
-        match serve(&mb, &bridges, &stop, &mut deferrals, &ready, &mut failures).await {
+        match serve(&mb, &bridges, &stop, &mut deferrals, &ready, &mut life).await {
             Ok(Ended::Shutdown) => return,
             Ok(Ended::TokenDue) => {
                 tracing::info!("OAuth2 token due for renewal; signing in again");
             }
+            // Exchange ends sessions after ~30 min, Gmail IDLE after ~10: routine, not trouble.
+            Err(e) if life.dropped_after_a_while(&e) => {
+                tracing::info!(error = %e, "the server ended a long-lived connection; reconnecting");
+                life.connected_at = None;
+            }
             Err(e) => {
                 let _ = ready.send(true);
                 let health = Arc::clone(&bridges.borrow().runtime.health);
-                health.failed(
-                    &mb.name,
-                    &e.to_string(),
-                    matches!(e, ImapError::Auth { .. }),
+                let fatal = matches!(
+                    e,
+                    ImapError::Auth { .. }
+                        | ImapError::Unsupported { .. }
+                        | ImapError::Folder { .. }
+                        | ImapError::NoSuchFolder { .. }
                 );
-                failures += 1;
+                health.failed(&mb.name, &e.to_string(), fatal);
+                life.connected_at = None;
+                life.failures += 1;
+                let failures = life.failures;
                 let wait = reconnect_delay(failures);
                 tracing::error!(error = %e, retry_in = ?wait, "mailbox trouble; reconnecting");
                 tokio::select! {
@@ -129,6 +149,28 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// A connection that lived this long and then broke was ended by the server's own
+/// schedule, not by trouble.
+const LONG_LIVED: Duration = Duration::from_secs(60);
+
+/// A mailbox loop's memory across connections.
+#[derive(Default)]
+struct Life {
+    /// Failed connection attempts in a row.
+    failures: u32,
+    /// When the current connection was opened.
+    connected_at: Option<Instant>,
+    /// "No IDLE, polling" was said.
+    told_no_idle: bool,
+}
+
+impl Life {
+    fn dropped_after_a_while(&self, e: &ImapError) -> bool {
+        matches!(e, ImapError::Connection { .. } | ImapError::Timeout { .. })
+            && self.connected_at.is_some_and(|t| t.elapsed() >= LONG_LIVED)
     }
 }
 
@@ -147,14 +189,22 @@ async fn serve(
     stop: &CancellationToken,
     deferrals: &mut Deferrals,
     ready: &watch::Sender<bool>,
-    failures: &mut u32,
+    life: &mut Life,
 ) -> Result<Ended, ImapError> {
     let dry_run = bridges.borrow().dry_run;
     let mut session = open(mb, dry_run).await?;
-    *failures = 0;
+    life.failures = 0;
+    life.connected_at = Some(Instant::now());
     bridges.borrow().runtime.health.connected(&mb.name);
     let _ = ready.send(true);
     tracing::info!(folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
+    if mb.idle && !session.has_idle() && !life.told_no_idle {
+        life.told_no_idle = true;
+        tracing::info!(
+            poll_interval = %humantime::format_duration(mb.poll_interval),
+            "the server does not offer IDLE; polling instead"
+        );
+    }
     loop {
         let bridge = Arc::clone(&bridges.borrow());
         let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;

@@ -1,5 +1,6 @@
 //! Connecting and logging in: implicit TLS, STARTTLS or plain, each bounded in time.
 
+use super::certificate::Presented;
 use super::error::ImapError;
 use super::session::MailSession;
 use super::stream::ImapStream;
@@ -7,6 +8,7 @@ use super::tls;
 use crate::config::{MailboxConfig, TlsMode};
 use async_imap::Client;
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -29,7 +31,7 @@ pub enum Login {
 /// Opens a connection per the mailbox's `tls` mode and logs in.
 pub async fn connect(mb: &MailboxConfig, login: &Login) -> Result<MailSession, ImapError> {
     let addr = format!("{}:{}", mb.host, mb.port());
-    let client = timeout(CONNECT_TIMEOUT, open(mb, &addr))
+    let (client, peer) = timeout(CONNECT_TIMEOUT, open(mb, &addr))
         .await
         .map_err(|_| ImapError::Connect {
             addr: addr.clone(),
@@ -46,10 +48,13 @@ pub async fn connect(mb: &MailboxConfig, login: &Login) -> Result<MailSession, I
             user: mb.username.clone(),
             reason,
         })?;
-    MailSession::new(session).await
+    MailSession::new(session, peer).await
 }
 
-async fn open(mb: &MailboxConfig, addr: &str) -> Result<Client<ImapStream>, ImapError> {
+/// The server's certificate, and whether a pin trusted it.
+type Peer = Option<(Presented, bool)>;
+
+async fn open(mb: &MailboxConfig, addr: &str) -> Result<(Client<ImapStream>, Peer), ImapError> {
     let connect_err = |e: std::io::Error| ImapError::Connect {
         addr: addr.to_string(),
         reason: e.to_string(),
@@ -60,15 +65,15 @@ async fn open(mb: &MailboxConfig, addr: &str) -> Result<Client<ImapStream>, Imap
     let _ = tcp.set_nodelay(true);
     match mb.tls {
         TlsMode::Tls => {
-            let tls = start_tls(mb, addr, tcp).await?;
+            let (tls, peer) = start_tls(mb, addr, tcp).await?;
             let mut client = Client::new(ImapStream::Tls(Box::new(tls)));
             read_greeting(&mut client, addr).await?;
-            Ok(client)
+            Ok((client, peer))
         }
         TlsMode::None => {
             let mut client = Client::new(ImapStream::Plain(tcp));
             read_greeting(&mut client, addr).await?;
-            Ok(client)
+            Ok((client, None))
         }
         TlsMode::Starttls => {
             let mut client = Client::new(tcp);
@@ -79,9 +84,10 @@ async fn open(mb: &MailboxConfig, addr: &str) -> Result<Client<ImapStream>, Imap
                 .map_err(|e| ImapError::Tls {
                     addr: addr.to_string(),
                     reason: format!("server refused STARTTLS: {e}"),
+                    presented: None,
                 })?;
-            let tls = start_tls(mb, addr, client.into_inner()).await?;
-            Ok(Client::new(ImapStream::Tls(Box::new(tls))))
+            let (tls, peer) = start_tls(mb, addr, client.into_inner()).await?;
+            Ok((Client::new(ImapStream::Tls(Box::new(tls))), peer))
         }
     }
 }
@@ -90,18 +96,31 @@ async fn start_tls(
     mb: &MailboxConfig,
     addr: &str,
     tcp: TcpStream,
-) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-    let tls_err = |reason: String| ImapError::Tls {
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, Peer), ImapError> {
+    let tls_err = |reason: String, presented: Option<Presented>| ImapError::Tls {
         addr: addr.to_string(),
         reason,
+        presented: presented.map(Box::new),
     };
-    let config = tls::client_config(mb.ca_file.as_deref()).map_err(tls_err)?;
+    let trust = tls::trust(mb.ca_file.as_deref(), mb.tls_fingerprint)
+        .map_err(|e| tls_err(e.to_string(), None))?;
     let name = ServerName::try_from(mb.host.clone())
-        .map_err(|e| tls_err(format!("bad host name: {e}")))?;
-    TlsConnector::from(config)
+        .map_err(|e| tls_err(format!("bad host name: {e}"), None))?;
+    let stream = TlsConnector::from(Arc::clone(&trust.config))
         .connect(name, tcp)
         .await
-        .map_err(|e| tls_err(e.to_string()))
+        .map_err(|e| tls_err(e.to_string(), trust.presented()))?;
+    let peer = trust.presented().map(|p| (p, trust.was_pinned()));
+    if let Some((p, true)) = &peer
+        && p.is_expired()
+    {
+        tracing::warn!(
+            addr,
+            "the pinned certificate expired ({}); it is still trusted, as pinned — renew it on the server",
+            p.not_after
+        );
+    }
+    Ok((stream, peer))
 }
 
 async fn read_greeting<T>(client: &mut Client<T>, addr: &str) -> Result<(), ImapError>

@@ -2,6 +2,8 @@
 //! failure keeps what it was: the server refused (NO/BAD: the session still works, the
 //! request did not) or the connection broke (the session is gone: reconnect).
 
+use super::certificate::Presented;
+use super::folder_names::FolderNameError;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -9,9 +11,14 @@ pub enum ImapError {
     /// DNS, TCP or the server's greeting: the server is down or unreachable.
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
-    /// The TLS handshake failed (certificate, name, protocol).
-    #[error("TLS with {addr} failed: {reason} (for a private CA set ca_file)")]
-    Tls { addr: String, reason: String },
+    /// The TLS handshake failed (certificate, name, protocol); `presented` is the
+    /// server's certificate when it got that far.
+    #[error("TLS with {addr} failed: {reason}{}", tls_hint(presented.as_deref(), reason))]
+    Tls {
+        addr: String,
+        reason: String,
+        presented: Option<Box<Presented>>,
+    },
     /// The server refused the login: wrong username or password, or the account is disabled.
     #[error("login as {user} refused by {addr}: {reason}")]
     Auth {
@@ -22,6 +29,22 @@ pub enum ImapError {
     /// A command got no answer in time; the connection is dropped.
     #[error("{command} timed out after {after:?}")]
     Timeout { command: String, after: Duration },
+    /// A folder name from the config cannot be written on this server.
+    #[error("folder {name:?}: {problem}")]
+    Folder {
+        name: String,
+        problem: FolderNameError,
+    },
+    /// The watched folder cannot be selected; `existing` are the folders there are.
+    #[error("folder {name:?} cannot be opened ({response}); the folders on the server are: {}; set folder to one of them", existing.join(", "))]
+    NoSuchFolder {
+        name: String,
+        response: String,
+        existing: Vec<String>,
+    },
+    /// The server lacks what a disposition needs (MOVE/UIDPLUS, keywords).
+    #[error("{reason}")]
+    Unsupported { reason: String },
     /// The server answered NO or BAD.
     #[error("{command} refused by the server: {response}")]
     Refused { command: String, response: String },
@@ -34,15 +57,70 @@ pub enum ImapError {
     },
 }
 
+/// What to do about a TLS failure: for a certificate, what the server presented and the
+/// config line that trusts exactly it; for anything else, the likely cause.
+fn tls_hint(presented: Option<&Presented>, reason: &str) -> String {
+    match presented {
+        Some(p) if reason.contains("certificate") => format!(
+            ". The server presented: {p}. To trust exactly this certificate, set in this [[mailbox]]: tls_fingerprint = \"{}\" (or ca_file = the PEM of the CA that signed it)",
+            p.fingerprint
+        ),
+        Some(_) => String::new(),
+        None if reason.contains("InvalidContentType") || reason.contains("corrupt message") => {
+            "; the server did not answer in TLS: is this a STARTTLS or plain port? (tls = \"starttls\" on 143)".into()
+        }
+        None => String::new(),
+    }
+}
+
 impl ImapError {
     /// Sorts a command's failure into refused or broken.
     pub fn command(command: &str, err: async_imap::error::Error) -> ImapError {
         let command = command.to_string();
         match err {
             async_imap::error::Error::No(response) | async_imap::error::Error::Bad(response) => {
-                ImapError::Refused { command, response }
+                ImapError::Refused {
+                    command,
+                    response: server_words(&response),
+                }
             }
             source => ImapError::Connection { command, source },
         }
+    }
+}
+
+/// async-imap writes a NO/BAD as `code: Some(..), info: Some("text")`: keep the
+/// server's text (and the code when there is one), as the server said them.
+fn server_words(response: &str) -> String {
+    let info = response
+        .split_once("info: Some(\"")
+        .and_then(|(_, rest)| rest.rsplit_once("\")"))
+        .map(|(text, _)| text.replace("\\\"", "\""));
+    let code = response
+        .strip_prefix("code: Some(")
+        .and_then(|rest| rest.split_once("), info:"))
+        .map(|(code, _)| code);
+    match (code, info) {
+        (Some(code), Some(info)) => format!("[{code}] {info}"),
+        (None, Some(info)) => info,
+        _ => response.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_own_words_are_kept() {
+        assert_eq!(
+            server_words(r#"code: None, info: Some("Mailbox doesn't exist: Nope")"#),
+            "Mailbox doesn't exist: Nope"
+        );
+        assert_eq!(
+            server_words(r#"code: Some(TryCreate), info: Some("no such \"box\"")"#),
+            r#"[TryCreate] no such "box""#
+        );
+        assert_eq!(server_words("odd"), "odd");
     }
 }

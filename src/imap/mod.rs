@@ -1,12 +1,16 @@
 //! Talking to IMAP servers: connect (tls/starttls/none, auth), session commands, IDLE.
 
+mod certificate;
 mod connect;
 mod error;
+pub(crate) mod folder_names;
+mod namespace;
 mod sasl;
 mod session;
 mod stream;
 pub mod tls;
 mod uidset;
+pub(crate) mod utf7;
 
 pub use connect::{Login, connect};
 pub use error::ImapError;

@@ -2,9 +2,12 @@
 //!
 //! Any error consumes nothing but marks the session broken: callers drop it and reconnect.
 
+use super::certificate::Presented;
 use super::error::ImapError;
+use super::folder_names::Namespace;
 use super::stream::ImapStream;
 use super::uidset::uid_set;
+use super::{namespace, utf7};
 use crate::config::Disposition;
 use chrono::{DateTime, FixedOffset};
 use futures::TryStreamExt;
@@ -22,8 +25,12 @@ pub struct MailSession {
     has_idle: bool,
     has_move: bool,
     has_uidplus: bool,
+    /// Where the user's folders live and how levels are separated.
+    namespace: Namespace,
     /// The selected folder, once selected.
     selected: Option<FolderState>,
+    /// The server's certificate, and whether a pin trusted it (TLS only).
+    pub peer: Option<(Presented, bool)>,
 }
 
 /// A mail's UID and size, known before downloading it.
@@ -46,6 +53,9 @@ pub struct RawMail {
 pub struct FolderState {
     pub uid_validity: u32,
     pub exists: u32,
+    /// PERMANENTFLAGS allows new keywords (`\*`): a `flag:` disposition sticks.
+    /// Exchange Online keeps none.
+    pub keywords_kept: bool,
 }
 
 /// How IDLE ended.
@@ -117,19 +127,101 @@ fn quoted(s: &str) -> String {
 impl MailSession {
     pub(super) async fn new(
         mut session: async_imap::Session<ImapStream>,
+        peer: Option<(Presented, bool)>,
     ) -> Result<Self, ImapError> {
         let caps = bounded("CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
-        Ok(MailSession {
+        let namespace = if caps.has_str("NAMESPACE") {
+            match tokio::time::timeout(COMMAND_TIMEOUT, namespace::query(session.get_mut())).await {
+                Ok(Ok(found)) => found,
+                Ok(Err(e)) => {
+                    return Err(ImapError::Connection {
+                        command: "NAMESPACE".into(),
+                        source: e.into(),
+                    });
+                }
+                Err(_) => {
+                    return Err(ImapError::Timeout {
+                        command: "NAMESPACE".into(),
+                        after: COMMAND_TIMEOUT,
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        let namespace = match namespace {
+            Some(ns) => ns,
+            // Without NAMESPACE: folders at the top, levels as `LIST "" ""` says.
+            None => {
+                let delimiter = bounded("LIST", COMMAND_TIMEOUT, async {
+                    let names: Vec<_> = session
+                        .list(Some(""), Some(""))
+                        .await?
+                        .try_collect()
+                        .await?;
+                    Ok(names
+                        .first()
+                        .and_then(|n| n.delimiter())
+                        .and_then(|d| d.chars().next()))
+                })
+                .await?;
+                Namespace {
+                    prefix: String::new(),
+                    delimiter,
+                }
+            }
+        };
+        let mut s = MailSession {
             has_idle: caps.has_str("IDLE"),
             has_move: caps.has_str("MOVE"),
             has_uidplus: caps.has_str("UIDPLUS"),
+            namespace,
             selected: None,
+            peer,
             session,
-        })
+        };
+        s.drain();
+        Ok(s)
     }
 
     pub fn has_idle(&self) -> bool {
         self.has_idle
+    }
+
+    /// The server's name for a folder named `name` in the config.
+    pub fn server_name(&self, name: &str) -> Result<String, ImapError> {
+        self.namespace
+            .server_name(name)
+            .map_err(|problem| ImapError::Folder {
+                name: name.to_string(),
+                problem,
+            })
+    }
+
+    /// Why these dispositions cannot be carried out on this server, if they cannot.
+    pub fn unsupported(&self, dispositions: &[&Disposition]) -> Option<String> {
+        let moves = dispositions
+            .iter()
+            .find(|d| matches!(d, Disposition::Move(_) | Disposition::Delete));
+        if let Some(d) = moves
+            && !self.has_move
+            && !self.has_uidplus
+        {
+            return Some(format!(
+                "{d} needs MOVE or UIDPLUS, and the server has neither: without them removing a mail needs a plain EXPUNGE, which also removes every other mail marked \\Deleted (other clients' too); use flag:<keyword> or seen for this mailbox"
+            ));
+        }
+        let flags = dispositions
+            .iter()
+            .find(|d| matches!(d, Disposition::Flag(_)));
+        if let Some(d) = flags
+            && self.selected.is_some_and(|s| !s.keywords_kept)
+        {
+            return Some(format!(
+                "{d} needs the server to keep custom keywords, and it does not (PERMANENTFLAGS has no \\*; Exchange Online is like that); use move:<folder> or seen for this mailbox"
+            ));
+        }
+        None
     }
 
     /// Unsolicited responses go to a bounded channel that drops when full; keep it empty.
@@ -142,40 +234,94 @@ impl MailSession {
         self.selected.map_or(0, |s| s.uid_validity)
     }
 
+    /// Selects the folder named `folder` in the config.
     pub async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
-        let mailbox = bounded("SELECT", COMMAND_TIMEOUT, self.session.select(folder)).await?;
+        let name = self.server_name(folder)?;
+        let mailbox = bounded("SELECT", COMMAND_TIMEOUT, self.session.select(&name)).await?;
         self.drain();
+        // No PERMANENTFLAGS at all means every flag is permanent (RFC 3501).
+        let keywords_kept = mailbox.permanent_flags.is_empty()
+            || mailbox
+                .permanent_flags
+                .iter()
+                .any(|f| matches!(f, async_imap::types::Flag::MayCreate));
         let state = FolderState {
             uid_validity: mailbox.uid_validity.unwrap_or(0),
             exists: mailbox.exists,
+            keywords_kept,
         };
         self.selected = Some(state);
         Ok(state)
     }
 
-    /// Creates the folders that do not exist yet; returns the ones it created.
-    pub async fn ensure_folders(&mut self, folders: &[&str]) -> Result<Vec<String>, ImapError> {
-        let existing: HashSet<String> = bounded("LIST", COMMAND_TIMEOUT, async {
+    /// Every folder's server name (`LIST "" "*"`).
+    async fn server_folders(&mut self) -> Result<HashSet<String>, ImapError> {
+        let names = bounded("LIST", COMMAND_TIMEOUT, async {
             let names: Vec<_> = self
                 .session
                 .list(Some(""), Some("*"))
                 .await?
                 .try_collect()
                 .await?;
-            Ok::<_, async_imap::error::Error>(names.iter().map(|n| n.name().to_string()).collect())
+            Ok(names.iter().map(|n| n.name().to_string()).collect())
         })
         .await?;
+        self.drain();
+        Ok(names)
+    }
+
+    /// Every folder, named for people (modified UTF-7 decoded).
+    pub async fn folders(&mut self) -> Result<Vec<String>, ImapError> {
+        let mut names: Vec<String> = self
+            .server_folders()
+            .await?
+            .into_iter()
+            .map(|n| utf7::decode(&n).unwrap_or(n))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates the folders (named as in the config) that do not exist yet; returns the
+    /// server names it created. One that exists after all — `[ALREADYEXISTS]`, another
+    /// client was quicker — is no trouble; parents are created first where the server
+    /// wants them so.
+    pub async fn ensure_folders(&mut self, folders: &[&str]) -> Result<Vec<String>, ImapError> {
+        let mut existing = self.server_folders().await?;
+        let exists = |existing: &HashSet<String>, name: &str| {
+            existing.contains(name)
+                || (name == "INBOX" && existing.iter().any(|n| n.eq_ignore_ascii_case("INBOX")))
+        };
         let mut created = Vec::new();
         for folder in folders {
-            let exists = existing.contains(*folder)
-                || (folder.eq_ignore_ascii_case("INBOX")
-                    && existing.iter().any(|n| n.eq_ignore_ascii_case("INBOX")));
-            if !exists && !created.iter().any(|c: &String| c == folder) {
-                bounded("CREATE", COMMAND_TIMEOUT, self.session.create(folder)).await?;
-                created.push(folder.to_string());
+            let name = self.server_name(folder)?;
+            if exists(&existing, &name) {
+                continue;
             }
+            let first_try = bounded("CREATE", COMMAND_TIMEOUT, self.session.create(&name)).await;
+            self.drain();
+            if let Err(e) = first_try {
+                existing = self.server_folders().await?;
+                if exists(&existing, &name) {
+                    continue;
+                }
+                for parent in self.namespace.parents(&name) {
+                    if !exists(&existing, &parent) {
+                        let _ =
+                            bounded("CREATE", COMMAND_TIMEOUT, self.session.create(&parent)).await;
+                        self.drain();
+                    }
+                }
+                if let Err(again) =
+                    bounded("CREATE", COMMAND_TIMEOUT, self.session.create(&name)).await
+                {
+                    tracing::debug!(folder, first = %e, "CREATE failed twice");
+                    return Err(again);
+                }
+            }
+            existing.insert(name.clone());
+            created.push(utf7::decode(&name).unwrap_or(name));
         }
-        self.drain();
         Ok(created)
     }
 
@@ -286,11 +432,13 @@ impl MailSession {
     async fn dispose_set(&mut self, disposition: &Disposition, set: &str) -> Result<(), ImapError> {
         match disposition {
             Disposition::Move(folder) if self.has_move => {
-                self.run(&format!("UID MOVE {set} {}", quoted(folder)))
+                let folder = self.server_name(folder)?;
+                self.run(&format!("UID MOVE {set} {}", quoted(&folder)))
                     .await?;
             }
             Disposition::Move(folder) => {
-                self.run(&format!("UID COPY {set} {}", quoted(folder)))
+                let folder = self.server_name(folder)?;
+                self.run(&format!("UID COPY {set} {}", quoted(&folder)))
                     .await?;
                 self.delete(set).await?;
             }
@@ -341,7 +489,9 @@ impl MailSession {
             has_idle,
             has_move,
             has_uidplus,
+            namespace,
             selected,
+            peer,
         } = self;
         let mut handle = session.idle();
         bounded("IDLE", COMMAND_TIMEOUT, handle.init()).await?;
@@ -365,7 +515,9 @@ impl MailSession {
             has_idle,
             has_move,
             has_uidplus,
+            namespace,
             selected,
+            peer,
         };
         s.drain();
         Ok((s, end))
