@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub(crate) mod daemon;
+pub(crate) mod http_read;
 pub(crate) mod imap;
 pub(crate) mod ledger;
 pub mod mail;

@@ -106,14 +106,19 @@ pub struct ThuliumConfig {
     pub concurrency: usize,
     #[serde(default)]
     pub verify_sender: VerifySender,
+    /// `http://` to a host that is not loopback sends the API password in clear.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
+/// Whether a reply must come from the ticket's customer (or from its thread).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerifySender {
-    #[default]
     Off,
     Warn,
+    /// Ticket numbers are sequential: anyone could write into any ticket otherwise.
+    #[default]
     Enforce,
 }
 
@@ -156,6 +161,12 @@ pub struct MailboxConfig {
     pub on_ignored: Disposition,
     #[serde(default = "default_on_failed")]
     pub on_failed: Disposition,
+    #[serde(default = "default_on_unverified")]
+    pub on_unverified: Disposition,
+    /// Authentication-Results ids of the receiving server whose verdicts count;
+    /// `"topmost"` takes the topmost header whatever its id (Microsoft 365 writes none).
+    #[serde(default)]
+    pub trusted_authserv_id: Vec<String>,
 }
 
 impl MailboxConfig {
@@ -179,13 +190,22 @@ impl MailboxConfig {
     }
 
     /// Where each kind of mail goes.
-    pub fn dispositions(&self) -> [&Disposition; 4] {
+    pub fn dispositions(&self) -> [&Disposition; 5] {
         [
             &self.on_posted,
             &self.on_unmatched,
             &self.on_ignored,
             &self.on_failed,
+            &self.on_unverified,
         ]
+    }
+
+    /// The mailbox's own address (its `username`, when that is one): mail from it is
+    /// the helpdesk's own, never a customer's reply.
+    pub fn own_address(&self) -> Option<String> {
+        let u = self.username.trim();
+        (u.contains('@') && !u.starts_with('@') && !u.ends_with('@'))
+            .then(|| u.to_ascii_lowercase())
     }
 
     pub fn port(&self) -> u16 {
@@ -299,6 +319,8 @@ pub struct FiltersConfig {
     pub skip_bounces: bool,
     pub deny_senders: Vec<String>,
     pub allow_senders: Vec<String>,
+    /// The helpdesk's own addresses: mail from them is never a customer's reply (loops).
+    pub own_addresses: Vec<String>,
 }
 
 impl Default for FiltersConfig {
@@ -308,6 +330,7 @@ impl Default for FiltersConfig {
             skip_bounces: true,
             deny_senders: Vec::new(),
             allow_senders: Vec::new(),
+            own_addresses: Vec::new(),
         }
     }
 }
@@ -407,6 +430,9 @@ fn default_on_ignored() -> Disposition {
 fn default_on_failed() -> Disposition {
     Disposition::Move("Failed".into())
 }
+fn default_on_unverified() -> Disposition {
+    Disposition::Move("Unverified".into())
+}
 fn default_subject_patterns() -> Vec<String> {
     vec![DEFAULT_SUBJECT_PATTERN.to_string()]
 }
@@ -459,6 +485,12 @@ impl Config {
                 "must start with https:// (or http://)",
             ));
         }
+        insecure_url(&url, t.allow_insecure).map_err(|m| {
+            Invalid::new(
+                "thulium.url",
+                format!("{m}, or set [thulium] allow_insecure = true"),
+            )
+        })?;
         if t.user.trim().is_empty() {
             return Err(Invalid::new("thulium.user", "must not be empty"));
         }
@@ -529,7 +561,8 @@ impl Config {
                             "set either a password or [mailbox.oauth2], not both",
                         ));
                     }
-                    validate_oauth2(o).map_err(|e| e.within(&format!("mailbox[{i}].oauth2")))?;
+                    validate_oauth2(o, m.allow_insecure)
+                        .map_err(|e| e.within(&format!("mailbox[{i}].oauth2")))?;
                 }
                 None => {
                     let password = secret::resolve(m.password.as_ref(), m.password_file.as_deref())
@@ -560,7 +593,14 @@ impl Config {
                 ("on_unmatched", &m.on_unmatched),
                 ("on_ignored", &m.on_ignored),
                 ("on_failed", &m.on_failed),
+                ("on_unverified", &m.on_unverified),
             ] {
+                if *d == Disposition::Delete && key != "on_posted" {
+                    return Err(Invalid::new(
+                        at(key),
+                        "delete is only for on_posted: this mail was never posted, so deleting it would lose it; use move:<folder>, flag:<keyword> or seen",
+                    ));
+                }
                 if d.target_folder() == Some(m.folder.as_str()) {
                     return Err(Invalid::new(
                         at(key),
@@ -629,7 +669,20 @@ impl Config {
     }
 }
 
-fn validate_oauth2(o: &OAuth2Config) -> Result<(), Invalid> {
+/// `http://` is for loopback only, unless the admin says otherwise.
+fn insecure_url(url: &reqwest::Url, allowed: bool) -> Result<(), String> {
+    let loopback = url.host_str().is_some_and(is_loopback_host);
+    if url.scheme() == "https" || loopback || allowed {
+        return Ok(());
+    }
+    Err(format!(
+        "{}://{} would send secrets in clear text; use https://",
+        url.scheme(),
+        url.host_str().unwrap_or("")
+    ))
+}
+
+fn validate_oauth2(o: &OAuth2Config, allow_insecure: bool) -> Result<(), Invalid> {
     let need = |present: bool, key: &str| {
         if present {
             Ok(())
@@ -644,11 +697,27 @@ fn validate_oauth2(o: &OAuth2Config) -> Result<(), Invalid> {
         OAuth2Grant::ClientCredentials | OAuth2Grant::RefreshToken | OAuth2Grant::JwtBearer => {
             need(o.token_url.is_some(), "token_url")?;
             if let Some(u) = &o.token_url {
-                reqwest::Url::parse(u)
+                let url = reqwest::Url::parse(u)
                     .map_err(|e| Invalid::new("token_url", format!("not a URL: {e}")))?;
+                insecure_url(&url, allow_insecure).map_err(|m| {
+                    Invalid::new(
+                        "token_url",
+                        format!("{m}, or set allow_insecure = true on this mailbox"),
+                    )
+                })?;
             }
         }
         OAuth2Grant::Command => {}
+    }
+    if let Some(u) = &o.device_authorization_url {
+        let url = reqwest::Url::parse(u)
+            .map_err(|e| Invalid::new("device_authorization_url", format!("not a URL: {e}")))?;
+        insecure_url(&url, allow_insecure).map_err(|m| {
+            Invalid::new(
+                "device_authorization_url",
+                format!("{m}, or set allow_insecure = true on this mailbox"),
+            )
+        })?;
     }
     match o.grant {
         OAuth2Grant::ClientCredentials => {

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::daemon::claims::Claims;
 use crate::daemon::ticket_holds::TicketHolds;
+use crate::daemon::ticket_owners::TicketOwners;
 use crate::ledger::Ledger;
 use crate::mail::decide::Rules;
 use crate::ops::api_health::ApiHealth;
@@ -24,6 +25,7 @@ pub struct Runtime {
     pub health: Arc<Health>,
     pub claims: Arc<Claims>,
     pub holds: TicketHolds,
+    pub owners: TicketOwners,
 }
 
 impl Runtime {
@@ -33,6 +35,7 @@ impl Runtime {
             health,
             claims: Arc::default(),
             holds: TicketHolds::default(),
+            owners: TicketOwners::default(),
         })
     }
 
@@ -46,8 +49,11 @@ pub struct Bridge {
     pub rules: Rules,
     pub api: ThuliumClient,
     pub runtime: Arc<Runtime>,
-    /// `thulium.concurrency`: requests in flight across all mailboxes and tickets.
+    /// `thulium.concurrency`: POSTs in flight across all mailboxes and tickets.
     pub api_slots: Semaphore,
+    /// As many again for reading tickets (verify_sender, read-backs): a backlog to many
+    /// tickets needs one read per ticket, which must not halve the posting rate.
+    pub read_slots: Semaphore,
     pub dry_run: bool,
     /// Set while the API refuses our credentials: nobody posts until it has passed.
     /// Not carried over a reload: a new password is tried at once.
@@ -69,6 +75,7 @@ impl Bridge {
         let api = ThuliumClient::new(&t.url, &t.user, password, t.timeout)?;
         Ok(Bridge {
             api_slots: Semaphore::new(t.concurrency),
+            read_slots: Semaphore::new(t.concurrency),
             rules,
             api,
             runtime,

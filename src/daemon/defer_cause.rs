@@ -29,6 +29,8 @@ pub enum DeferCause {
     Ledger { reason: String },
     /// Shutdown (or a reload) began before this reply was posted.
     Stopping,
+    /// Reading the mail ran out of time once (twice and it is quarantined).
+    SlowToRead { reason: String },
 }
 
 impl DeferCause {
@@ -50,6 +52,7 @@ impl DeferCause {
             DeferCause::ReadBackFailed { .. } | DeferCause::Ledger { .. } => API_RETRY,
             DeferCause::CopyInFlight => COPY_RETRY,
             DeferCause::EarlierReplyWaiting { .. } | DeferCause::Stopping => Duration::ZERO,
+            DeferCause::SlowToRead { .. } => Duration::from_secs(60),
         }
     }
 
@@ -78,6 +81,7 @@ impl fmt::Display for DeferCause {
             DeferCause::CopyInFlight => f.write_str("a copy of this mail is being delivered"),
             DeferCause::Ledger { reason } => write!(f, "ledger: {reason}"),
             DeferCause::Stopping => f.write_str("stopping before it was posted"),
+            DeferCause::SlowToRead { reason } => write!(f, "{reason}; tried once more later"),
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Outgoing {
     pub ticket: u64,
     pub request: CustomerResponse,
     pub sent: Option<DateTime<FixedOffset>>,
+    /// Message-IDs of In-Reply-To and References (the thread it answers).
+    pub references: Vec<String>,
 }
 
 /// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
@@ -79,10 +81,9 @@ pub struct Delivery {
 }
 
 struct Chain {
-    /// Resolves when the ticket's latest submitted mail is done, with the ticket as
-    /// read for `verify_sender` (once per chain). A reply that has to wait holds the
-    /// ticket ([`super::ticket_holds`]), so the ones after it wait too.
-    tail: oneshot::Receiver<Option<Ticket>>,
+    /// Resolves when the ticket's latest submitted mail is done. A reply that has to
+    /// wait holds the ticket ([`super::ticket_holds`]), so the ones after it wait too.
+    tail: oneshot::Receiver<()>,
     /// Its mails still in `tasks`.
     unfinished: usize,
 }
@@ -246,14 +247,12 @@ impl Delivery {
         let span = tracing::info_span!("mail", uid = mail.uid, ticket);
         let task = async move {
             let holds = &bridge.runtime.holds;
-            let mut ticket_info = match previous {
-                None => None,
-                Some(rx) => rx.await.unwrap_or_else(|_| {
-                    // The earlier reply's task ended unexpectedly: it still comes first.
-                    holds.hold(ticket, Duration::ZERO);
-                    None
-                }),
-            };
+            if let Some(rx) = previous
+                && rx.await.is_err()
+            {
+                // The earlier reply's task ended unexpectedly: it still comes first.
+                holds.hold(ticket, Duration::ZERO);
+            }
             let unknown = begun.as_ref().is_some_and(|b| b.outcome_unknown);
             let tried = if stop.is_cancelled() {
                 Tried::not_posted(Outcome::Deferred(DeferCause::Stopping), unknown)
@@ -267,14 +266,14 @@ impl Delivery {
                     begun: begun.as_ref(),
                     stop: &stop,
                 };
-                one.deliver(&mut ticket_info).await
+                one.deliver().await
             };
             if let Outcome::Deferred(cause) = &tried.outcome
                 && cause.holds_ticket()
             {
                 holds.hold(ticket, cause.wait());
             }
-            let _ = next.send(ticket_info);
+            let _ = next.send(());
             let record = begun.map(|_| tried.record(&mail, location));
             Done {
                 mail,
@@ -435,11 +434,11 @@ struct One<'a> {
 }
 
 impl One<'_> {
-    async fn deliver(&mut self, ticket_info: &mut Option<Ticket>) -> Tried {
+    async fn deliver(&mut self) -> Tried {
         let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
         let not_posted = |outcome, unknown| Tried::not_posted(outcome, unknown);
         if self.bridge.config.thulium.verify_sender != VerifySender::Off
-            && let Err(outcome) = self.verify_sender(ticket_info).await
+            && let Err(outcome) = self.verify_sender().await
         {
             return not_posted(outcome, unknown);
         }
@@ -601,6 +600,10 @@ impl One<'_> {
             now: unix_now(),
             timezone: self.bridge.rules.timezone,
         };
+        self.bridge
+            .runtime
+            .owners
+            .remember(mail.ticket, ticket.from.as_deref());
         let matching = read_back::matching_messages(&ticket, &sent);
         let found = matching > others;
         if found {
@@ -620,7 +623,7 @@ impl One<'_> {
     /// `GET tickets/{id}`, noting what it says about the API's health.
     async fn get_ticket(&self) -> Result<Ticket, ApiError> {
         let result = {
-            let _slot = self.bridge.api_slots.acquire().await;
+            let _slot = self.bridge.read_slots.acquire().await;
             self.bridge.api.get_ticket(self.mail.ticket).await
         };
         if let Err(e @ ApiError::Transient { .. }) = &result {
@@ -641,43 +644,54 @@ impl One<'_> {
         }
     }
 
-    /// `verify_sender`: the ticket's customer must be the mail's sender.
-    async fn verify_sender(&self, ticket_info: &mut Option<Ticket>) -> Result<(), Outcome> {
+    /// `verify_sender`: the mail must come from the ticket's customer, or belong to the
+    /// ticket's thread (its In-Reply-To/References name a mail posted to that ticket: a
+    /// colleague replying in the thread).
+    async fn verify_sender(&self) -> Result<(), Outcome> {
         let mail = self.mail;
-        if ticket_info.is_none() {
-            *ticket_info = Some(self.get_ticket().await.map_err(|e| match e {
-                ApiError::Permanent { status, message } => Outcome::Failed(format!(
-                    "API rejected reading ticket {} (HTTP {status}): {message}",
-                    mail.ticket
-                )),
-                e => self.api_trouble(e, |reason| DeferCause::ApiUnavailable {
-                    reason: format!("reading the ticket for verify_sender failed: {reason}"),
-                    retry_after: None,
-                }),
-            })?);
-        }
-        let owner = ticket_info
-            .as_ref()
-            .and_then(|t| t.from.as_deref())
-            .map(|f| f.trim().to_ascii_lowercase());
+        let owners = &self.bridge.runtime.owners;
+        let owner = match owners.get(mail.ticket) {
+            Some(owner) => owner,
+            None => {
+                let ticket = self.get_ticket().await.map_err(|e| match e {
+                    ApiError::Permanent { status, message } => Outcome::Failed(format!(
+                        "API rejected reading ticket {} (HTTP {status}): {message}",
+                        mail.ticket
+                    )),
+                    e => self.api_trouble(e, |reason| DeferCause::ApiUnavailable {
+                        reason: format!("reading the ticket for verify_sender failed: {reason}"),
+                        retry_after: None,
+                    }),
+                })?;
+                owners.remember(mail.ticket, ticket.from.as_deref());
+                ticket.from.map(|f| f.trim().to_ascii_lowercase())
+            }
+        };
         let sender = mail.from.as_deref().unwrap_or("");
-        if owner.as_deref() == Some(sender) {
+        if owner.as_deref() == Some(sender) || self.in_thread() {
             return Ok(());
         }
         let reason = format!(
-            "sender {sender} is not the ticket's customer ({})",
-            owner.as_deref().unwrap_or("unknown")
+            "sender {sender} is not the ticket's customer ({}) and the mail answers no mail posted to ticket {}",
+            owner.as_deref().unwrap_or("unknown"),
+            mail.ticket
         );
         match self.bridge.config.thulium.verify_sender {
             VerifySender::Enforce => Err(Outcome::Unverified(reason)),
             _ => {
-                tracing::warn!(
-                    ticket = mail.ticket,
-                    uid = mail.uid,
-                    "{reason}; posting anyway (verify_sender = \"warn\")"
-                );
+                tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");
                 Ok(())
             }
         }
+    }
+
+    /// Whether the mail's In-Reply-To/References name a mail posted to the same ticket.
+    fn in_thread(&self) -> bool {
+        let ledger = self.bridge.ledger();
+        self.mail.references.iter().any(|id| {
+            ledger
+                .tickets_for_message_id(id)
+                .is_ok_and(|tickets| tickets.contains(&self.mail.ticket))
+        })
     }
 }

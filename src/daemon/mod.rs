@@ -7,9 +7,11 @@ pub(crate) mod defer_cause;
 pub(crate) mod delivery;
 pub(crate) mod outcome;
 pub(crate) mod pass;
+pub(crate) mod poison;
 mod supervisor;
 pub(crate) mod tally;
 pub(crate) mod ticket_holds;
+pub(crate) mod ticket_owners;
 pub(crate) mod worker;
 
 pub(crate) use supervisor::runtime;

@@ -63,7 +63,8 @@ impl Outcome {
         match self {
             Outcome::Posted | Outcome::Duplicate => Some(&mb.on_posted),
             Outcome::Unmatched(_) => Some(&mb.on_unmatched),
-            Outcome::Ignored(_) | Outcome::Unverified(_) => Some(&mb.on_ignored),
+            Outcome::Ignored(_) => Some(&mb.on_ignored),
+            Outcome::Unverified(_) => Some(&mb.on_unverified),
             Outcome::Failed(_) => Some(&mb.on_failed),
             Outcome::Deferred(_) => None,
         }

@@ -7,13 +7,15 @@
 //! one batch at a time, and only a bounded amount of decided mail waits for the API.
 
 use super::bridge::Bridge;
+use super::defer_cause::DeferCause;
 use super::delivery::{Delivery, Finished, Outgoing};
 use super::outcome::Outcome;
+use super::poison::{self, Read, Reading};
 use super::tally::{Deferrals, Handled, PassReport, Tally};
 use crate::config::{Disposition, MailboxConfig};
 use crate::imap::{ImapError, MailMeta, MailSession};
 use crate::ledger::Location;
-use crate::mail::decide::{self, Action, Decision, SkipKind};
+use crate::mail::decide::Action;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -74,11 +76,14 @@ pub async fn run_pass(
     };
     // A child: a broken session stops this pass's posting without stopping the daemon.
     let stop = shutdown.child_token();
+    let reading = Reading::open(&bridge.config.state.dir, bridge.ledger(), &mb.name).await;
     let mut pass = Pass {
         session,
         bridge,
-        delivery: Delivery::new(bridge, place, stop.clone()),
+        delivery: Delivery::new(bridge, place.clone(), stop.clone()),
         stop,
+        reading,
+        place,
     };
     let result = pass.run(&uids, &mut tally).await;
     if result.is_err() {
@@ -105,6 +110,10 @@ struct Pass<'a> {
     bridge: &'a Arc<Bridge>,
     delivery: Delivery,
     stop: CancellationToken,
+    /// Which mail is being read, for the next start if this one dies reading it.
+    reading: Reading,
+    /// The folder being read (each mail adds its UID).
+    place: Location,
 }
 
 impl Pass<'_> {
@@ -117,12 +126,16 @@ impl Pass<'_> {
             let metas = self.session.meta(chunk).await?;
             let (oversize, metas): (Vec<MailMeta>, Vec<MailMeta>) = metas
                 .into_iter()
-                .partition(|m| u64::from(m.size) > max.bytes());
+                .partition(|m| m.size.is_none_or(|s| u64::from(s) > max.bytes()));
             for m in &oversize {
-                let reason = format!(
-                    "{} bytes, over max_message_size ({max}); not downloaded",
-                    m.size
-                );
+                let reason = match m.size {
+                    Some(size) => {
+                        format!("{size} bytes, over max_message_size ({max}); not downloaded")
+                    }
+                    None => format!(
+                        "the server gave no size for it; taken as over max_message_size ({max}), not downloaded"
+                    ),
+                };
                 tally.record(Handled {
                     uid: m.uid,
                     message_id: None,
@@ -146,11 +159,43 @@ impl Pass<'_> {
                     self.dispose(tally).await?;
                 }
                 let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
-                let mails = self.session.fetch(&uids).await?;
+                // One byte more than allowed tells a mail that grew past its announced size.
+                let mails = self.session.fetch(&uids, max.bytes() + 1).await?;
                 let mut outgoing = Vec::new();
                 for mail in mails {
-                    let decision = decide_guarded(&mail.raw, self.bridge, mail.internal_date);
-                    drop(mail.raw);
+                    let place = Location {
+                        uid: mail.uid,
+                        ..self.place.clone()
+                    };
+                    let read = poison::read(
+                        self.bridge,
+                        &self.reading,
+                        place,
+                        mail.raw,
+                        mail.internal_date,
+                    )
+                    .await;
+                    let decision = match read {
+                        Read::Decided(decision) => decision,
+                        Read::Poison {
+                            reason,
+                            quarantined,
+                        } => {
+                            let outcome = if quarantined {
+                                Outcome::Failed(reason)
+                            } else {
+                                Outcome::Deferred(DeferCause::SlowToRead { reason })
+                            };
+                            tally.record(Handled {
+                                uid: mail.uid,
+                                message_id: None,
+                                ticket: None,
+                                outcome,
+                                retry_at: Some(Instant::now() + poison::DECIDE_BUDGET * 6),
+                            });
+                            continue;
+                        }
+                    };
                     match decision.action {
                         Action::Post {
                             ticket,
@@ -165,6 +210,7 @@ impl Pass<'_> {
                                 ticket,
                                 request,
                                 sent: decision.sent,
+                                references: Vec::new(),
                             });
                         }
                         Action::Skip { kind, reason } => tally.record(Handled {
@@ -223,46 +269,16 @@ fn batches(metas: &[MailMeta]) -> Vec<&[MailMeta]> {
     let mut start = 0;
     let mut bytes = 0u64;
     for (i, m) in metas.iter().enumerate() {
-        if i > start && (i - start >= BATCH_MAILS || bytes + m.size as u64 > BATCH_BYTES) {
+        let size = u64::from(m.size.unwrap_or(0));
+        if i > start && (i - start >= BATCH_MAILS || bytes + size > BATCH_BYTES) {
             out.push(&metas[start..i]);
             start = i;
             bytes = 0;
         }
-        bytes += m.size as u64;
+        bytes += size;
     }
     if start < metas.len() {
         out.push(&metas[start..]);
     }
     out
-}
-
-/// `decide`, with a panic confined to this one mail (it goes to `on_failed`).
-fn decide_guarded(
-    raw: &[u8],
-    bridge: &Bridge,
-    internal_date: Option<chrono::DateTime<chrono::FixedOffset>>,
-) -> Decision {
-    let refs: &dyn decide::References = if bridge.rules.use_references {
-        bridge.ledger()
-    } else {
-        &decide::NoReferences
-    };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decide::decide(raw, &bridge.rules, refs, internal_date)
-    }))
-    .unwrap_or_else(|_| Decision {
-        id: crate::mail::MailId {
-            message_id: None,
-            content: String::new(),
-            legacy: None,
-        },
-        message_id: None,
-        from: None,
-        subject: String::new(),
-        sent: internal_date,
-        action: Action::Skip {
-            kind: SkipKind::Failed,
-            reason: "internal error while reading this mail (a bug: please report it)".into(),
-        },
-    })
 }

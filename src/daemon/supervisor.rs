@@ -19,10 +19,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// Threads for blocking work at most.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     crate::imap::tls::install_crypto_provider();
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Reading mails (`decide`) and ledger reads run here; a mail that hangs holds
+        // one until its budget ends, so the pool is bounded (TasksMax= in the unit).
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?)
 }
 
@@ -128,6 +134,7 @@ impl Supervisor {
                 continue;
             }
             let stop = self.shutdown.child_token();
+            self.health.expect(name);
             let (ready_tx, ready_rx) = watch::channel(false);
             let span = tracing::info_span!("mailbox", mailbox = %name);
             let worker = worker::run(mb.clone(), self.bridges.clone(), stop.clone(), ready_tx);

@@ -137,7 +137,7 @@ pub async fn run(
                         | ImapError::Folder { .. }
                         | ImapError::NoSuchFolder { .. }
                 );
-                health.failed(&mb.name, &e.to_string(), fatal);
+                health.failed(&mb.name, e.kind(), fatal);
                 life.connected_at = None;
                 life.failures += 1;
                 let failures = life.failures;

@@ -74,6 +74,20 @@ fn tls_hint(presented: Option<&Presented>, reason: &str) -> String {
 }
 
 impl ImapError {
+    /// The kind of trouble, for `/healthz` (which must not echo user names).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ImapError::Connect { .. } => "unreachable",
+            ImapError::Tls { .. } => "tls",
+            ImapError::Auth { .. } => "login refused",
+            ImapError::Timeout { .. } => "timeout",
+            ImapError::Folder { .. } | ImapError::NoSuchFolder { .. } => "folder",
+            ImapError::Unsupported { .. } => "server lacks a needed feature",
+            ImapError::Refused { .. } => "command refused",
+            ImapError::Connection { .. } => "connection lost",
+        }
+    }
+
     /// Sorts a command's failure into refused or broken.
     pub fn command(command: &str, err: async_imap::error::Error) -> ImapError {
         let command = command.to_string();

@@ -37,7 +37,8 @@ pub struct MailSession {
 #[derive(Debug, Clone, Copy)]
 pub struct MailMeta {
     pub uid: u32,
-    pub size: u32,
+    /// `None` when the server gave none: then it is treated as too large.
+    pub size: Option<u32>,
 }
 
 /// A downloaded mail.
@@ -367,20 +368,19 @@ impl MailSession {
         let mut metas = Vec::with_capacity(uids.len());
         self.fetch_each(uids, "(UID RFC822.SIZE)", |f| {
             if let Some(uid) = f.uid {
-                metas.push(MailMeta {
-                    uid,
-                    size: f.size.unwrap_or(0),
-                });
+                metas.push(MailMeta { uid, size: f.size });
             }
         })
         .await?;
         Ok(metas)
     }
 
-    /// Downloads whole mails with `BODY.PEEK[]`, which never sets `\Seen`.
-    pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<RawMail>, ImapError> {
+    /// Downloads mails with `BODY.PEEK[]<0.limit>`, which never sets `\Seen` and never
+    /// reads more than `limit` bytes of one mail, whatever size the server announced.
+    pub async fn fetch(&mut self, uids: &[u32], limit: u64) -> Result<Vec<RawMail>, ImapError> {
         let mut mails = Vec::with_capacity(uids.len());
-        self.fetch_each(uids, "(UID INTERNALDATE BODY.PEEK[])", |f| {
+        let items = format!("(UID INTERNALDATE BODY.PEEK[]<0.{limit}>)");
+        self.fetch_each(uids, &items, |f| {
             if let (Some(uid), Some(body)) = (f.uid, f.body()) {
                 mails.push(RawMail {
                     uid,

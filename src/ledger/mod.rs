@@ -162,6 +162,20 @@ impl Ledger {
         answer.blocking_recv().map_err(|_| self.writer_gone())?
     }
 
+    /// Counts a crash or hang while reading the mail at `place` (durably); returns its
+    /// strikes now.
+    pub async fn strike(&self, place: Location, reason: String) -> Result<u32, LedgerError> {
+        self.write("counting a strike", move |conn| {
+            store::strike(conn, &place, &reason)
+        })
+        .await
+    }
+
+    /// The strikes of the mail at `place`, and why.
+    pub fn strikes(&self, place: &Location) -> Result<Option<(u32, String)>, LedgerError> {
+        self.read("reading strikes", |conn| store::strikes(conn, place))
+    }
+
     /// The entry of one mail, if it was ever attempted.
     pub fn find(&self, id: &MailId) -> Result<Option<Entry>, LedgerError> {
         self.read("reading an entry", |conn| store::find(conn, id))

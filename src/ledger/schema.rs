@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// Bumped with every change below; `PRAGMA user_version` holds the one on disk.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (
@@ -35,6 +35,20 @@ CREATE INDEX IF NOT EXISTS mails_by_state ON mails (state);
 CREATE INDEX IF NOT EXISTS mails_by_legacy ON mails (legacy) WHERE legacy IS NOT NULL;
 ";
 
+/// Mails that crashed or hung the reader, by where they sit: two strikes and the
+/// mail is quarantined to `on_failed` instead of being read again.
+const V2: &str = "
+CREATE TABLE IF NOT EXISTS poison (
+    mailbox      TEXT    NOT NULL,
+    uid_validity INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    strikes      INTEGER NOT NULL,
+    reason       TEXT    NOT NULL,
+    updated      INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, uid_validity, uid)
+);
+";
+
 /// WAL: readers (`ledger show` while the daemon runs) never wait for the writer;
 /// synchronous = FULL: a commit is on disk when it returns (one fsync per group).
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -44,21 +58,28 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Why the tables could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "it was written by a newer thulium-mail-bridge (schema {on_disk}, this one knows {VERSION}); upgrade, or restore the backup made before"
+    )]
+    Newer { on_disk: i64 },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
 /// Creates or upgrades the tables; refuses a ledger written by a newer version.
-pub fn create(conn: &Connection) -> Result<(), String> {
-    let on_disk: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|e| e.to_string())?;
+pub fn create(conn: &Connection) -> Result<(), SchemaError> {
+    let on_disk: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if on_disk > VERSION {
-        return Err(format!(
-            "it was written by a newer thulium-mail-bridge (schema {on_disk}, this one knows {VERSION}); upgrade, or restore the backup made before"
-        ));
+        return Err(SchemaError::Newer { on_disk });
     }
     if on_disk < VERSION {
+        // Every step is idempotent (IF NOT EXISTS): an older file gets what it lacks.
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;{V1}PRAGMA user_version = {VERSION};COMMIT;"
-        ))
-        .map_err(|e| e.to_string())?;
+            "BEGIN IMMEDIATE;{V1}{V2}PRAGMA user_version = {VERSION};COMMIT;"
+        ))?;
     }
     Ok(())
 }

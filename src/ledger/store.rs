@@ -361,3 +361,36 @@ pub fn mark_retry(conn: &Connection, message_id: Option<&str>) -> rusqlite::Resu
     )?;
     Ok(marked)
 }
+
+/// Adds a strike to the mail at `place`; returns its strikes now.
+pub fn strike(conn: &Connection, place: &Location, reason: &str) -> rusqlite::Result<u32> {
+    conn.prepare_cached(
+        "INSERT INTO poison (mailbox, uid_validity, uid, strikes, reason, updated) VALUES (?1, ?2, ?3, 1, ?4, ?5) \
+         ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET strikes = strikes + 1, reason = ?4, updated = ?5",
+    )?
+    .execute(params![
+        place.mailbox,
+        place.uid_validity as i64,
+        place.uid as i64,
+        reason,
+        unix_now() as i64
+    ])?;
+    strikes(conn, place).map(|s| s.map_or(0, |(n, _)| n))
+}
+
+/// The strikes of the mail at `place`, and the last reason.
+pub fn strikes(conn: &Connection, place: &Location) -> rusqlite::Result<Option<(u32, String)>> {
+    conn.prepare_cached(
+        "SELECT strikes, reason FROM poison WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3",
+    )?
+    .query_row(
+        params![place.mailbox, place.uid_validity as i64, place.uid as i64],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?.clamp(0, u32::MAX as i64) as u32,
+                r.get(1)?,
+            ))
+        },
+    )
+    .optional()
+}

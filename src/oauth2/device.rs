@@ -199,10 +199,9 @@ async fn authorize(
             )
         })?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
+    let body = crate::http_read::read_capped(response, super::endpoint::ANSWER_CAP)
         .await
-        .map_err(|e| anyhow!("device authorization endpoint {shown}: {}", error_chain(&e)))?;
+        .map_err(|e| anyhow!("device authorization endpoint {shown}: {e}"))?;
     if (200..300).contains(&status) {
         return serde_json::from_slice(&body).map_err(|_| {
             anyhow!("{shown} answered HTTP {status} without device_code, user_code and verification_uri: is it a device authorization endpoint?")

@@ -58,6 +58,9 @@ struct ErrorAnswer {
     error_description: Option<String>,
 }
 
+/// The most of a token or device-flow answer read: a token is a few KiB.
+pub(crate) const ANSWER_CAP: usize = 256 << 10;
+
 /// POSTs `form` to `url` and returns the token answer.
 pub(crate) async fn post_form(
     http: &reqwest::Client,
@@ -78,12 +81,14 @@ pub(crate) async fn post_form(
             reason: error_chain(&e),
         })?;
     let status = response.status().as_u16();
-    let body = response
-        .bytes()
+    let body = crate::http_read::read_capped(response, ANSWER_CAP)
         .await
         .map_err(|e| TokenError::Unreachable {
             endpoint: endpoint.clone(),
-            reason: error_chain(&e),
+            reason: match e {
+                crate::http_read::ReadError::Transport(e) => error_chain(&e),
+                e => e.to_string(),
+            },
         })?;
     classify(status, &body, &endpoint, grant, mailbox)
 }

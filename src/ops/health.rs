@@ -13,7 +13,8 @@ struct MailboxHealth {
     connected: bool,
     failures: u32,
     down_since: Option<SystemTime>,
-    last_error: Option<String>,
+    /// The kind of trouble (never the error text: it may name the user).
+    problem: Option<&'static str>,
 }
 
 /// Shared by the workers (writers) and the HTTP listener and notifier (readers).
@@ -21,7 +22,10 @@ struct MailboxHealth {
 pub struct Health {
     /// Whether the Thulium API fails for everyone.
     pub api: crate::ops::api_health::ApiHealth,
+    /// Every mailbox seen connected or failed at least once (ready when all have been).
     mailboxes: Mutex<BTreeMap<String, MailboxHealth>>,
+    /// The mailboxes the config has, for readiness.
+    expected: Mutex<std::collections::BTreeSet<String>>,
     posted: Mutex<(u64, Option<Instant>)>,
 }
 
@@ -34,25 +38,26 @@ impl Health {
                 connected: true,
                 failures: 0,
                 down_since: None,
-                last_error: None,
+                problem: None,
             },
         );
     }
 
-    /// A failed connection or a broken session; `fatal` (e.g. a refused login) is down at once.
-    pub fn failed(&self, mailbox: &str, error: &str, fatal: bool) {
+    /// A failed connection or a broken session, by its kind; `fatal` (e.g. a refused
+    /// login) is down at once.
+    pub fn failed(&self, mailbox: &str, problem: &'static str, fatal: bool) {
         crate::ops::metrics::mailbox_up(mailbox, false);
         let mut all = self.lock();
         let h = all.entry(mailbox.to_string()).or_insert(MailboxHealth {
             connected: false,
             failures: 0,
             down_since: None,
-            last_error: None,
+            problem: None,
         });
         h.connected = false;
         h.failures += 1;
         h.down_since.get_or_insert_with(SystemTime::now);
-        h.last_error = Some(error.to_string());
+        h.problem = Some(problem);
         if fatal {
             h.failures = h.failures.max(DOWN_AFTER_FAILURES);
         }
@@ -60,6 +65,35 @@ impl Health {
 
     pub fn forget(&self, mailbox: &str) {
         self.lock().remove(mailbox);
+        self.expected_lock().remove(mailbox);
+    }
+
+    /// A mailbox the config has; readiness waits for its first connection or failure.
+    pub fn expect(&self, mailbox: &str) {
+        self.expected_lock().insert(mailbox.to_string());
+    }
+
+    /// `/readyz`: starting until every mailbox has connected or failed once, then as
+    /// `/healthz`.
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let expected = self.expected_lock().clone();
+        let all = self.lock();
+        let seen = expected.iter().filter(|m| all.contains_key(*m)).count();
+        let connected = expected
+            .iter()
+            .filter(|m| all.get(*m).is_some_and(|h| h.connected))
+            .count();
+        drop(all);
+        if seen < expected.len() {
+            let status = format!(
+                "starting: {connected} of {} mailboxes connected",
+                expected.len()
+            );
+            return (false, serde_json::json!({"ready": false, "status": status}));
+        }
+        let (ok, mut report) = self.report();
+        report["ready"] = serde_json::Value::Bool(ok);
+        (ok, report)
     }
 
     pub fn posted(&self, count: u64) {
@@ -87,7 +121,7 @@ impl Health {
                 serde_json::json!({
                     "mailbox": name,
                     "down_since": h.down_since.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-                    "error": h.last_error,
+                    "problem": h.problem,
                 })
             })
             .collect();
@@ -121,5 +155,9 @@ impl Health {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MailboxHealth>> {
         self.mailboxes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn expected_lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.expected.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -8,6 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Connections answered at once; more are closed at once (a scraper needs one).
+const MAX_CONNECTIONS: usize = 32;
+/// Pause after a failed accept (EMFILE: out of file descriptors), doubling to a cap.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const ACCEPT_BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Binds now (so a bad address fails at start) and serves in the background.
 pub async fn serve(
@@ -16,13 +23,30 @@ pub async fn serve(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics and /healthz");
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
+        let mut backoff = ACCEPT_BACKOFF;
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff = ACCEPT_BACKOFF;
+                    stream
+                }
+                Err(e) => {
+                    if backoff == ACCEPT_BACKOFF {
+                        tracing::warn!("metrics listener: accept failed ({e}); backing off");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_CAP);
+                    continue;
+                }
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                 continue;
             };
             let health = Arc::clone(&health);
             tokio::spawn(async move {
+                let _slot = slot;
                 let mut buf = [0u8; 2048];
                 let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
                     .await
@@ -52,6 +76,15 @@ fn route(path: &str, health: &Health) -> (&'static str, &'static str, String) {
             "text/plain; version=0.0.4",
             crate::ops::metrics::render(),
         ),
+        "/readyz" => {
+            let (ready, report) = health.readiness();
+            let status = if ready {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            (status, "application/json", format!("{report}\n"))
+        }
         "/healthz" => {
             let (ok, report) = health.report();
             let status = if ok {
@@ -64,7 +97,7 @@ fn route(path: &str, health: &Health) -> (&'static str, &'static str, String) {
         _ => (
             "404 Not Found",
             "text/plain",
-            "try /metrics or /healthz\n".into(),
+            "try /metrics, /healthz or /readyz\n".into(),
         ),
     }
 }

@@ -2,45 +2,78 @@
 
 use crate::config::{LogConfig, LogFormat};
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use tracing::{Level, Metadata};
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry, fmt};
 
-/// Installs the global subscriber; `RUST_LOG` overrides `log.level` for debugging.
+/// Protocol crates trace the raw bytes they send (an IMAP LOGIN, an Authorization
+/// header): nothing of theirs below `info` is ever written.
+const WIRE_CRATES: [&str; 9] = [
+    "async_imap",
+    "imap_proto",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+    "tower",
+];
+
+/// Installs the global subscriber; `RUST_LOG` overrides `log.level` for debugging, but
+/// not the cap on protocol crates: that is a filter of its own, after the directives.
 pub fn init_logging(log: &LogConfig) {
     let filter = std::env::var("RUST_LOG")
         .ok()
-        .and_then(|v| EnvFilter::try_new(capped(&v)).ok())
-        .or_else(|| EnvFilter::try_new(capped(&log.level)).ok())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| EnvFilter::try_new(&log.level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+    let ansi = std::io::stderr().is_terminal();
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let _ = match (log.format, under_journald) {
-        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
-        (LogFormat::Text, true) => builder.without_time().try_init(),
-        (LogFormat::Text, false) => builder.try_init(),
+    let base = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false);
+    let output: Box<dyn Layer<Registry> + Send + Sync> = match (log.format, under_journald) {
+        (LogFormat::Json, _) => Box::new(base.json().flatten_event(true)),
+        (LogFormat::Text, true) => Box::new(base.without_time()),
+        (LogFormat::Text, false) => Box::new(base),
     };
+    let _ = tracing_subscriber::registry()
+        .with(
+            output
+                .with_filter(filter_fn(not_wire_detail))
+                .with_filter(filter),
+        )
+        .try_init();
 }
 
-/// Protocol crates trace the raw bytes they send (an IMAP LOGIN, an Authorization
-/// header); they never log below `info`, whatever the level asked for.
-fn capped(directives: &str) -> String {
-    const WIRE_CRATES: [&str; 9] = [
-        "async_imap",
-        "imap_proto",
-        "reqwest",
-        "hyper",
-        "hyper_util",
-        "h2",
-        "rustls",
-        "tokio_rustls",
-        "tower",
-    ];
-    let mut out = directives.to_string();
-    for krate in WIRE_CRATES {
-        out.push_str(&format!(",{krate}=info"));
+/// False for a protocol crate's event or span below `info`.
+fn not_wire_detail(meta: &Metadata<'_>) -> bool {
+    *meta.level() <= Level::INFO || !is_wire(meta.target())
+}
+
+fn is_wire(target: &str) -> bool {
+    WIRE_CRATES.iter().any(|krate| {
+        target == *krate
+            || target
+                .strip_prefix(krate)
+                .is_some_and(|rest| rest.starts_with("::"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_crates_and_their_modules_are_capped_whatever_the_directives() {
+        assert!(is_wire("async_imap"));
+        assert!(is_wire("async_imap::client"));
+        assert!(is_wire("reqwest::connect"));
+        assert!(!is_wire("async_imapx"));
+        assert!(!is_wire("thulium_mail_bridge::imap::session"));
     }
-    out
 }

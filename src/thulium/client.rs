@@ -4,6 +4,7 @@
 //! sensitive header value.
 
 use super::{ApiError, Ticket, classify, request_body};
+use crate::http_read::{ReadError, read_capped};
 use crate::mail::decide::CustomerResponse;
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -18,6 +19,10 @@ const POOL_IDLE_PER_HOST: usize = 256;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connecting gets its own, shorter limit: a connect timeout proves nothing was sent.
 const CONNECT_TIMEOUT_MAX: Duration = Duration::from_secs(10);
+/// The most of a ticket read back: long histories of HTML mails run to a few MiB.
+const TICKET_CAP: usize = 32 << 20;
+/// The most of any other answer (errors, the probe): only the API's words are needed.
+const SMALL_CAP: usize = 64 << 10;
 
 /// Why the client could not be built (a config problem, found at start).
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +115,7 @@ impl ThuliumClient {
         if resp.status().is_success() {
             // Posted. The body is drained only so the connection can be reused; a failure
             // reading it cannot undo the post.
-            let _ = resp.bytes().await;
+            let _ = read_capped(resp, SMALL_CAP).await;
             return Ok(());
         }
         Err(rejection(resp).await)
@@ -124,10 +129,7 @@ impl ThuliumClient {
         if !resp.status().is_success() {
             return Err(rejection(resp).await);
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&format!("GET {path}"), e))?;
+        let body = self.read(resp, TICKET_CAP, &path).await?;
         serde_json::from_slice(&body).map_err(|e| ApiError::Permanent {
             status,
             message: format!("GET {path} answered something that is not a ticket ({e})"),
@@ -143,10 +145,7 @@ impl ThuliumClient {
         let resp = self.send(Method::GET, path, None).await?;
         let status = resp.status().as_u16();
         let retry_after = retry_after_header(&resp);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&format!("GET {path}"), e))?;
+        let body = self.read(resp, SMALL_CAP, path).await?;
         match classify(status, retry_after.as_deref(), &body, SystemTime::now()) {
             Ok(()) | Err(ApiError::Permanent { .. }) if looks_like_html(&body) => {
                 Err(ApiError::Permanent {
@@ -160,6 +159,18 @@ impl ThuliumClient {
             Ok(()) | Err(ApiError::Permanent { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// A body read with a cap; past it, the answer counts as broken (transient).
+    async fn read(&self, resp: Response, cap: usize, path: &str) -> Result<Vec<u8>, ApiError> {
+        read_capped(resp, cap).await.map_err(|e| match e {
+            ReadError::Transport(e) => self.transport_error(&format!("GET {path}"), e),
+            e @ ReadError::TooLarge { .. } => ApiError::Transient {
+                reason: format!("GET {path}: {e}"),
+                retry_after: None,
+                sent: true,
+            },
+        })
     }
 
     /// Sends one request; transport failures become [`ApiError::Transient`].
@@ -248,7 +259,8 @@ fn api_root(url: &str) -> Result<Url, SetupError> {
 async fn rejection(resp: Response) -> ApiError {
     let status = resp.status().as_u16();
     let retry_after = retry_after_header(&resp);
-    let body = resp.bytes().await.unwrap_or_default();
+    // The API's words are in the first bytes; an endless error page is cut.
+    let body = read_capped(resp, SMALL_CAP).await.unwrap_or_default();
     match classify(status, retry_after.as_deref(), &body, SystemTime::now()) {
         Err(e) => e,
         Ok(()) => ApiError::Transient {
