@@ -176,7 +176,7 @@ impl Pass<'_> {
                     )
                     .await;
                     let decision = match read {
-                        Read::Decided(decision) => decision,
+                        Read::Decided(decision) => *decision,
                         Read::Poison {
                             reason,
                             quarantined,

@@ -93,7 +93,7 @@ fn parse(text: &str, mailbox: &str) -> Option<Location> {
 
 /// What reading one mail came to.
 pub enum Read {
-    Decided(Decision),
+    Decided(Box<Decision>),
     /// Quarantined, or out of time: the reason; `quarantined` when it will not be read again.
     Poison {
         reason: String,
@@ -127,8 +127,8 @@ pub async fn read(
     let outcome = tokio::time::timeout(DECIDE_BUDGET, work).await;
     marker.clear();
     match outcome {
-        Ok(Ok(decision)) => Read::Decided(decision),
-        Ok(Err(_)) => Read::Decided(failed(internal_date)),
+        Ok(Ok(decision)) => Read::Decided(Box::new(decision)),
+        Ok(Err(_)) => Read::Decided(Box::new(failed(internal_date))),
         Err(_) => {
             let reason = format!(
                 "reading it took longer than {}",
