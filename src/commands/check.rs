@@ -39,7 +39,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                 }
             }
             let result = async {
-                let mut session = worker::open(mb, false).await?;
+                let mut session = worker::open(mb, false, crate::imap::CHECK_GREETING).await?;
                 let state = session.select(&mb.folder).await?;
                 let peer = session.peer.clone();
                 session.logout().await;

@@ -91,7 +91,7 @@ async fn move_back_mails(mb: &MailboxConfig, entries: &[&Entry]) -> anyhow::Resu
             mb.on_failed
         );
     };
-    let mut session = crate::daemon::worker::connect(mb).await?;
+    let mut session = crate::daemon::worker::connect(mb, crate::imap::DAEMON_GREETING).await?;
     session.select(failed_folder).await?;
     let mut uids = Vec::new();
     for e in entries {

@@ -45,8 +45,11 @@ fn with_config(cli: &Cli, f: impl FnOnce(Config) -> anyhow::Result<bool>) -> Exi
         }
     };
     crate::ops::telemetry::init_logging(&config.log);
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
+    // `check` prints its warnings as lines of its own: each is said once.
+    if !matches!(cli.command, Command::Check) {
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
     }
     match f(config) {
         Ok(true) => ExitCode::SUCCESS,

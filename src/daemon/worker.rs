@@ -45,17 +45,17 @@ pub async fn login_for(
     }
 }
 
-/// Connects and signs in.
-pub async fn connect(mb: &MailboxConfig) -> Result<MailSession, ImapError> {
+/// Connects and signs in; the greeting must come within `greeting`.
+pub async fn connect(mb: &MailboxConfig, greeting: Duration) -> Result<MailSession, ImapError> {
     let tokens = TokenCache::global();
     Ok(
-        match imap::connect(mb, &login_for(mb, tokens, false).await?).await {
+        match imap::connect(mb, &login_for(mb, tokens, false).await?, greeting).await {
             // A cached token the server no longer takes (revoked early, clocks
             // apart): one more try with a new one before calling it refused.
             Err(ImapError::Auth { .. }) if mb.oauth2.is_some() => {
                 tracing::info!("the IMAP server refused the OAuth2 token; trying a new one");
                 let login = login_for(mb, tokens, true).await?;
-                imap::connect(mb, &login)
+                imap::connect(mb, &login, greeting)
                     .await
                     .map_err(|e| oauth2::refused_by_server(e, mb))?
             }
@@ -66,8 +66,12 @@ pub async fn connect(mb: &MailboxConfig) -> Result<MailSession, ImapError> {
 
 /// Connects, selects the folder, makes sure the server can carry out the dispositions
 /// and (unless dry-run) creates the target folders.
-pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, ImapError> {
-    let mut session = connect(mb).await?;
+pub async fn open(
+    mb: &MailboxConfig,
+    dry_run: bool,
+    greeting: Duration,
+) -> Result<MailSession, ImapError> {
+    let mut session = connect(mb, greeting).await?;
     match session.select(&mb.folder).await {
         Err(ImapError::Refused { response, .. }) => {
             let existing = session.folders().await.unwrap_or_default();
@@ -99,7 +103,7 @@ pub async fn open(mb: &MailboxConfig, dry_run: bool) -> Result<MailSession, Imap
 
 /// One pass for `once`: open, pass, log out.
 pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport, ImapError> {
-    let mut session = open(mb, bridge.dry_run).await?;
+    let mut session = open(mb, bridge.dry_run, imap::DAEMON_GREETING).await?;
     let never = CancellationToken::new();
     let report = pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
     session.logout().await;
@@ -192,7 +196,7 @@ async fn serve(
     life: &mut Life,
 ) -> Result<Ended, ImapError> {
     let dry_run = bridges.borrow().dry_run;
-    let mut session = open(mb, dry_run).await?;
+    let mut session = open(mb, dry_run, imap::DAEMON_GREETING).await?;
     life.failures = 0;
     life.connected_at = Some(Instant::now());
     bridges.borrow().runtime.health.connected(&mb.name);

@@ -17,6 +17,11 @@ use tokio_rustls::rustls::pki_types::ServerName;
 
 /// Longest wait for connect, greeting, TLS and login.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The daemon waits this long for a greeting; `check` only [`CHECK_GREETING`]: a
+/// server that answers at all greets at once, and an admin should not wait 30 s to
+/// learn that a port expects TLS.
+pub const DAEMON_GREETING: Duration = CONNECT_TIMEOUT;
+pub const CHECK_GREETING: Duration = Duration::from_secs(3);
 
 /// How a mailbox proves who it is.
 pub enum Login {
@@ -28,15 +33,15 @@ pub enum Login {
     },
 }
 
-/// Opens a connection per the mailbox's `tls` mode and logs in.
-pub async fn connect(mb: &MailboxConfig, login: &Login) -> Result<MailSession, ImapError> {
+/// Opens a connection per the mailbox's `tls` mode and logs in; the greeting must come
+/// within `greeting`.
+pub async fn connect(
+    mb: &MailboxConfig,
+    login: &Login,
+    greeting: Duration,
+) -> Result<MailSession, ImapError> {
     let addr = format!("{}:{}", mb.host, mb.port());
-    let (client, peer) = timeout(CONNECT_TIMEOUT, open(mb, &addr))
-        .await
-        .map_err(|_| ImapError::Connect {
-            addr: addr.clone(),
-            reason: format!("no answer within {CONNECT_TIMEOUT:?}"),
-        })??;
+    let (client, peer) = open(mb, &addr, greeting).await?;
     let session = timeout(CONNECT_TIMEOUT, authenticate(client, &mb.username, login))
         .await
         .map_err(|_| ImapError::Timeout {
@@ -54,30 +59,55 @@ pub async fn connect(mb: &MailboxConfig, login: &Login) -> Result<MailSession, I
 /// The server's certificate, and whether a pin trusted it.
 type Peer = Option<(Presented, bool)>;
 
-async fn open(mb: &MailboxConfig, addr: &str) -> Result<(Client<ImapStream>, Peer), ImapError> {
-    let connect_err = |e: std::io::Error| ImapError::Connect {
-        addr: addr.to_string(),
-        reason: e.to_string(),
+async fn open(
+    mb: &MailboxConfig,
+    addr: &str,
+    greeting: Duration,
+) -> Result<(Client<ImapStream>, Peer), ImapError> {
+    let tcp = match timeout(CONNECT_TIMEOUT, TcpStream::connect((mb.host.as_str(), mb.port()))).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            return Err(ImapError::Connect {
+                addr: addr.to_string(),
+                reason: connect_hint(mb, &e),
+            });
+        }
+        Err(_) => {
+            return Err(ImapError::Connect {
+                addr: addr.to_string(),
+                reason: format!(
+                    "no answer within {}: a wrong host, or a firewall dropping the connection",
+                    humantime::format_duration(CONNECT_TIMEOUT)
+                ),
+            });
+        }
     };
-    let tcp = TcpStream::connect((mb.host.as_str(), mb.port()))
-        .await
-        .map_err(connect_err)?;
     let _ = tcp.set_nodelay(true);
+    let waited = |mb: &MailboxConfig| silent_hint(mb, greeting);
     match mb.tls {
         TlsMode::Tls => {
-            let (tls, peer) = start_tls(mb, addr, tcp).await?;
+            let (tls, peer) = timeout(CONNECT_TIMEOUT, start_tls(mb, addr, tcp))
+                .await
+                .map_err(|_| ImapError::Tls {
+                    addr: addr.to_string(),
+                    reason: format!(
+                        "no TLS handshake within {}",
+                        humantime::format_duration(CONNECT_TIMEOUT)
+                    ),
+                    presented: None,
+                })??;
             let mut client = Client::new(ImapStream::Tls(Box::new(tls)));
-            read_greeting(&mut client, addr).await?;
+            read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
             Ok((client, peer))
         }
         TlsMode::None => {
             let mut client = Client::new(ImapStream::Plain(tcp));
-            read_greeting(&mut client, addr).await?;
+            read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
             Ok((client, None))
         }
         TlsMode::Starttls => {
             let mut client = Client::new(tcp);
-            read_greeting(&mut client, addr).await?;
+            read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
             client
                 .run_command_and_check_ok("STARTTLS", None)
                 .await
@@ -123,11 +153,52 @@ async fn start_tls(
     Ok((stream, peer))
 }
 
-async fn read_greeting<T>(client: &mut Client<T>, addr: &str) -> Result<(), ImapError>
+/// What a failed TCP connect most likely means.
+fn connect_hint(mb: &MailboxConfig, e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+        format!(
+            "connection refused: nothing listens on port {} (IMAP is 993 with tls = \"tls\", 143 with \"starttls\")",
+            mb.port()
+        )
+    } else if text.contains("lookup") || text.contains("resolve") || text.contains("Name or service") {
+        format!("cannot resolve host {:?}: check host (DNS) ({text})", mb.host)
+    } else {
+        text
+    }
+}
+
+/// What a server that accepted the connection but never greeted most likely is.
+fn silent_hint(mb: &MailboxConfig, waited: Duration) -> String {
+    let waited = humantime::format_duration(waited);
+    match mb.tls {
+        TlsMode::Tls => format!(
+            "TLS was set up, but no IMAP greeting came within {waited}: is port {} an IMAP port?",
+            mb.port()
+        ),
+        _ => format!(
+            "connected, but no greeting came within {waited}: port {} may expect TLS at once (implicit TLS, usually 993): set tls = \"tls\" (or it is not an IMAP port)",
+            mb.port()
+        ),
+    }
+}
+
+async fn read_greeting<T>(
+    client: &mut Client<T>,
+    addr: &str,
+    within: Duration,
+    silent: &str,
+) -> Result<(), ImapError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
-    match client.read_response().await {
+    let Ok(greeting) = timeout(within, client.read_response()).await else {
+        return Err(ImapError::Connect {
+            addr: addr.to_string(),
+            reason: silent.to_string(),
+        });
+    };
+    match greeting {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(ImapError::Connect {
             addr: addr.to_string(),
@@ -135,7 +206,7 @@ where
         }),
         Err(e) => Err(ImapError::Connect {
             addr: addr.to_string(),
-            reason: format!("bad greeting: {e}"),
+            reason: format!("the server's greeting is not IMAP ({e}); with tls = \"none\" or \"starttls\" on a TLS port (993) that is what TLS looks like: set tls = \"tls\""),
         }),
     }
 }

@@ -12,6 +12,6 @@ pub mod tls;
 mod uidset;
 pub(crate) mod utf7;
 
-pub use connect::{Login, connect};
+pub use connect::{CHECK_GREETING, DAEMON_GREETING, Login, connect};
 pub use error::ImapError;
 pub use session::{IdleEnd, MailMeta, MailSession};
