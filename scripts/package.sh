@@ -26,9 +26,19 @@ for tool in dpkg-deb dpkg-shlibdeps; do
   fi
 done
 
-echo "== $(cargo deb --version): building the release binary and the package"
+echo "== building the release binary"
+cargo build --release --locked --bin thulium-mail-bridge
+echo "== the man page and shell completions, from the command line's own definition"
+bin=target/release/thulium-mail-bridge
+mkdir -p target/assets
+"$bin" generate man | gzip -9n > target/assets/thulium-mail-bridge.1.gz
+"$bin" generate bash > target/assets/thulium-mail-bridge.bash
+"$bin" generate zsh > target/assets/_thulium-mail-bridge
+"$bin" generate fish > target/assets/thulium-mail-bridge.fish
+
+echo "== $(cargo deb --version): the package"
 # cargo-deb prints the path of the .deb it wrote as its last line on stdout.
-deb=$(cargo deb --locked "$@" | tail -n 1)
+deb=$(cargo deb --locked --no-build "$@" | tail -n 1)
 if [[ ! -f $deb ]]; then
   echo "error: cargo deb did not report a .deb (got: $deb)" >&2
   exit 1

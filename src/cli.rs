@@ -38,6 +38,9 @@ pub enum Command {
     },
     /// Validate the config, log in to every mailbox, create target folders, call the API once.
     Check,
+    /// How the running daemon is doing, on one screen (from its [metrics] listener);
+    /// non-zero when a mailbox or the API is down.
+    Status,
     /// The ledger of handled mails (works while the daemon runs).
     Ledger {
         #[command(subcommand)]
@@ -49,6 +52,12 @@ pub enum Command {
         #[command(subcommand)]
         command: OAuth2Command,
     },
+    /// Writes the man page or a shell completion to stdout (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+    },
     /// Offline: what the bridge would do with this mail. No network, no state change.
     Explain {
         /// A raw RFC 5322 mail (.eml)
@@ -57,6 +66,37 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The man page or a shell completion, generated from this command line's definition.
+pub fn generate(what: Generated, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let name = "thulium-mail-bridge";
+    match what {
+        Generated::Man => clap_mangen::Man::new(command).render(out),
+        Generated::Bash => {
+            clap_complete::generate(clap_complete::Shell::Bash, &mut command, name, out);
+            Ok(())
+        }
+        Generated::Zsh => {
+            clap_complete::generate(clap_complete::Shell::Zsh, &mut command, name, out);
+            Ok(())
+        }
+        Generated::Fish => {
+            clap_complete::generate(clap_complete::Shell::Fish, &mut command, name, out);
+            Ok(())
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

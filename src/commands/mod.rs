@@ -6,6 +6,7 @@ pub(crate) mod check;
 pub mod explain;
 pub(crate) mod ledger_report;
 pub(crate) mod ledger_retry;
+pub(crate) mod status;
 
 use crate::cli::{Cli, Command, LedgerCommand, OAuth2Command};
 use crate::config::{Config, ConfigError, Invalid};
@@ -27,6 +28,14 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             with_config(&cli, |config| crate::daemon::once(config, dry_run))
         }
         Command::Check => with_config(&cli, check::run),
+        Command::Status => with_config(&cli, |config| status::run(&config)),
+        Command::Generate { what } => match crate::cli::generate(what, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
         Command::OAuth2 {
             command: OAuth2Command::Login { ref mailbox },
         } => with_config(&cli, |c| crate::oauth2::login(c, mailbox)),

@@ -3,6 +3,7 @@
 
 use super::pass;
 use super::tally::{Deferrals, PassReport};
+use super::waiting::Waiting;
 use crate::config::MailboxConfig;
 use crate::daemon::bridge::Bridge;
 use crate::imap::{self, IdleEnd, ImapError, Login, MailSession};
@@ -120,6 +121,8 @@ pub async fn run(
 ) {
     let mut life = Life::default();
     let mut deferrals = Deferrals::new();
+    let ledger = bridges.borrow().ledger().clone();
+    life.waiting.seed(ledger.pending_since(&mb.name).unwrap_or_default());
     while !stop.is_cancelled() {
         match serve(&mb, &bridges, &stop, &mut deferrals, &ready, &mut life).await {
             Ok(Ended::Shutdown) => return,
@@ -169,6 +172,7 @@ struct Life {
     connected_at: Option<Instant>,
     /// "No IDLE, polling" was said.
     told_no_idle: bool,
+    waiting: Waiting,
 }
 
 impl Life {
@@ -212,6 +216,7 @@ async fn serve(
     loop {
         let bridge = Arc::clone(&bridges.borrow());
         let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
+        life.waiting.update(&mb.name, deferrals);
         crate::ops::metrics::pass_succeeded(&mb.name);
         bridge
             .runtime

@@ -208,6 +208,20 @@ impl Ledger {
         })
     }
 
+    /// The pending mails of `mailbox`: UID and when each was first seen.
+    pub fn pending_since(&self, mailbox: &str) -> Result<Vec<(u32, std::time::SystemTime)>, LedgerError> {
+        let rows = self.read("listing pending mails", |conn| store::pending_since(conn, mailbox))?;
+        Ok(rows
+            .into_iter()
+            .map(|(uid, secs)| (uid, std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)))
+            .collect())
+    }
+
+    /// Mails that failed in the last `secs` seconds.
+    pub fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
+        self.read("counting failures", |conn| store::failed_since(conn, secs))
+    }
+
     pub fn stats(&self) -> Result<Stats, LedgerError> {
         self.read("counting entries", store::stats)
     }

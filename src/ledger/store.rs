@@ -314,6 +314,31 @@ pub fn posted_with_same_text(
     .map(|n| n.clamp(0, u32::MAX as i64) as u32)
 }
 
+/// UID and first-seen time of the mails of `mailbox` that are pending.
+pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(u32, u64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT uid, first_seen FROM mails WHERE state = 'pending' AND mailbox = ?1",
+    )?;
+    let rows = stmt.query_map(params![mailbox], |r| {
+        Ok((
+            r.get::<_, i64>(0)?.clamp(0, u32::MAX as i64) as u32,
+            r.get::<_, i64>(1)?.max(0) as u64,
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Mails that failed in the last `secs` seconds.
+pub fn failed_since(conn: &Connection, secs: u64) -> rusqlite::Result<u64> {
+    let since = unix_now().saturating_sub(secs) as i64;
+    conn.query_row(
+        "SELECT COUNT(*) FROM mails WHERE state = 'failed' AND updated >= ?1",
+        params![since],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.max(0) as u64)
+}
+
 pub fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
     let mut stmt = conn.prepare("SELECT state, COUNT(*), SUM(retry) FROM mails GROUP BY state")?;
     let mut stats = Stats::default();

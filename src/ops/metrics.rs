@@ -53,6 +53,14 @@ pub fn api_up(up: bool) {
     metrics::gauge!("thulium_bridge_api_up").set(if up { 1.0 } else { 0.0 });
 }
 
+/// Mails of a mailbox seen but not yet finished, and how long the oldest has waited.
+pub fn waiting(mailbox: &str, mails: usize, oldest: Duration) {
+    metrics::gauge!("thulium_bridge_waiting_mails", "mailbox" => mailbox.to_string())
+        .set(mails as f64);
+    metrics::gauge!("thulium_bridge_oldest_waiting_seconds", "mailbox" => mailbox.to_string())
+        .set(oldest.as_secs_f64());
+}
+
 /// After every pass that completed without trouble.
 pub fn pass_succeeded(mailbox: &str) {
     let now = SystemTime::now()
