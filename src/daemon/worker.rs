@@ -129,10 +129,15 @@ pub async fn run(
             Ok(Ended::TokenDue) => {
                 tracing::info!("OAuth2 token due for renewal; signing in again");
             }
-            // Exchange ends sessions after ~30 min, Gmail IDLE after ~10: routine, not trouble.
-            Err(e) if life.dropped_after_a_while(&e) => {
-                tracing::info!(error = %e, "the server ended a long-lived connection; reconnecting");
-                life.connected_at = None;
+            // Exchange ends sessions after ~30 min, Gmail IDLE after ~10: routine, not
+            // trouble. Said once in a while, not at every reconnect.
+            Ok(Ended::Dropped(e)) => {
+                if life.last_drop_said.is_none_or(|t| t.elapsed() >= DROPS_SAID_EVERY) {
+                    life.last_drop_said = Some(Instant::now());
+                    tracing::info!(error = %e, "the server ended the connection while idle (some servers do that on a schedule); reconnecting");
+                } else {
+                    tracing::debug!(error = %e, "the server ended the connection while idle; reconnecting");
+                }
             }
             Err(e) => {
                 let _ = ready.send(true);
@@ -145,7 +150,6 @@ pub async fn run(
                         | ImapError::NoSuchFolder { .. }
                 );
                 health.failed(&mb.name, e.kind(), fatal);
-                life.connected_at = None;
                 life.failures += 1;
                 let failures = life.failures;
                 let wait = reconnect_delay(failures);
@@ -159,28 +163,21 @@ pub async fn run(
     }
 }
 
-/// A connection that lived this long and then broke was ended by the server's own
-/// schedule, not by trouble.
-const LONG_LIVED: Duration = Duration::from_secs(60);
+/// A connection the server ends while idle is said at most this often.
+const DROPS_SAID_EVERY: Duration = Duration::from_secs(600);
 
 /// A mailbox loop's memory across connections.
 #[derive(Default)]
 struct Life {
     /// Failed connection attempts in a row.
     failures: u32,
-    /// When the current connection was opened.
-    connected_at: Option<Instant>,
+    /// When a routine disconnect was last said.
+    last_drop_said: Option<Instant>,
     /// "No IDLE, polling" was said.
     told_no_idle: bool,
     waiting: Waiting,
 }
 
-impl Life {
-    fn dropped_after_a_while(&self, e: &ImapError) -> bool {
-        matches!(e, ImapError::Connection { .. } | ImapError::Timeout { .. })
-            && self.connected_at.is_some_and(|t| t.elapsed() >= LONG_LIVED)
-    }
-}
 
 /// Why a healthy connection ended.
 enum Ended {
@@ -188,6 +185,8 @@ enum Ended {
     /// The OAuth2 token nears its expiry: sign in anew before the server drops the session
     /// (Exchange ends it with "BYE AccessTokenExpired").
     TokenDue,
+    /// The server ended the connection while we were idle.
+    Dropped(ImapError),
 }
 
 /// Connected life of a mailbox; returns Ok on shutdown or a due token.
@@ -202,7 +201,6 @@ async fn serve(
     let dry_run = bridges.borrow().dry_run;
     let mut session = open(mb, dry_run, imap::DAEMON_GREETING).await?;
     life.failures = 0;
-    life.connected_at = Some(Instant::now());
     bridges.borrow().runtime.health.connected(&mb.name);
     let _ = ready.send(true);
     tracing::info!(folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
@@ -247,9 +245,13 @@ async fn serve(
             wait = wait.min(due.saturating_duration_since(Instant::now()));
         }
         if mb.idle && session.has_idle() {
-            let (s, end) = session
-                .idle(wait.min(IDLE_REISSUE), stop.cancelled())
-                .await?;
+            let (s, end) = match session.idle(wait.min(IDLE_REISSUE), stop.cancelled()).await {
+                Ok(idled) => idled,
+                Err(e @ (ImapError::Connection { .. } | ImapError::Timeout { .. })) => {
+                    return Ok(Ended::Dropped(e));
+                }
+                Err(e) => return Err(e),
+            };
             session = s;
             if end == IdleEnd::Interrupted {
                 session.logout().await;
