@@ -65,7 +65,21 @@ pub enum Command {
         /// Print one JSON object instead of a summary.
         #[arg(long)]
         json: bool,
+        /// When the server received the mail (its IMAP INTERNALDATE), RFC 3339 or RFC 2822;
+        /// a Date header far from it is then replaced by it, as the daemon does.
+        #[arg(long, value_name = "DATE", value_parser = parse_received)]
+        received: Option<chrono::DateTime<chrono::FixedOffset>>,
+        /// The mailbox whose settings apply (its own address, trusted_authserv_id,
+        /// new_ticket) [default: the first in the config].
+        #[arg(long, value_name = "NAME")]
+        mailbox: Option<String>,
     },
+}
+
+fn parse_received(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .or_else(|_| chrono::DateTime::parse_from_rfc2822(s))
+        .map_err(|_| format!("{s:?} is neither RFC 3339 (2026-11-26T10:00:00+01:00) nor RFC 2822"))
 }
 
 /// What `generate` writes.

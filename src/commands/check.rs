@@ -24,8 +24,18 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             Ok(_) => report(true, format!("state: ledger in {} is writable", config.state.dir.display())),
             Err(e) => report(false, format!("state: {e}")),
         }
+        let verify = config.thulium.verify_sender;
         let checks = config.mailboxes.iter().map(|mb| async move {
             let mut lines = Vec::new();
+            if mb.trusted_authserv_id.is_empty() && verify != crate::config::VerifySender::Off {
+                lines.push((
+                    true,
+                    format!(
+                        "mailbox {}: warning: From is not authenticated (trusted_authserv_id is empty), so a forged From that names a ticket's customer passes verify_sender. Set trusted_authserv_id to the id the receiving server writes in Authentication-Results: Google Workspace \"mx.google.com\"; Microsoft 365 \"topmost\" (it writes no id; it replaces incoming headers); Postfix with OpenDMARC the AuthservID of opendmarc.conf (often the host name)",
+                        mb.name
+                    ),
+                ));
+            }
             // An OAuth2 mailbox gets two lines: the IdP's part and the IMAP server's.
             if let Some(o) = &mb.oauth2 {
                 let grant = o.grant.name();

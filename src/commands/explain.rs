@@ -1,5 +1,6 @@
 //! `explain`: the pure core with a printer on top.
 
+use crate::mail::date::SentSource;
 use crate::mail::decide::{Action, Decision, SkipKind};
 use serde_json::json;
 
@@ -27,6 +28,7 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
             None,
         ),
     };
+    let (sent_from, date_note) = sent_from(&d.sent_source);
     json!({
         "action": action,
         "ticket": ticket,
@@ -38,8 +40,24 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
         "from": d.from,
         "subject": d.subject,
         "sent": d.sent.map(|t| t.to_rfc3339()),
+        "sent_from": sent_from,
+        "date_note": date_note,
+        "authentication": {
+            "verdict": d.authentication.name(),
+            "detail": d.authentication.detail(),
+        },
+        "references": d.references,
         "content_sha256": d.id.content,
     })
+}
+
+/// `date_header`, `internal_date` or `unknown`, and why the Date header was not used.
+fn sent_from(source: &SentSource) -> (&'static str, Option<&str>) {
+    match source {
+        SentSource::DateHeader => ("date_header", None),
+        SentSource::InternalDate(why) => ("internal_date", Some(why.as_str())),
+        SentSource::Unknown => ("unknown", None),
+    }
 }
 
 /// A short human summary, then the exact body.
@@ -49,12 +67,22 @@ pub fn to_text(d: &Decision) -> String {
     line("message-id:", d.message_id.as_deref().unwrap_or("(none)"));
     line("from:", d.from.as_deref().unwrap_or("(none)"));
     line("subject:", &d.subject);
-    line(
-        "sent:",
-        &d.sent
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_else(|| "(unknown)".into()),
-    );
+    let sent = d
+        .sent
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "(unknown)".into());
+    match &d.sent_source {
+        SentSource::InternalDate(why) => {
+            line("sent:", &format!("{sent} (INTERNALDATE)"));
+            line("date note:", &format!("Date header not used: {why}"));
+        }
+        _ => line("sent:", &sent),
+    }
+    let auth = &d.authentication;
+    match auth.detail() {
+        "" => line("auth:", auth.name()),
+        detail => line("auth:", &format!("{}: {detail}", auth.name())),
+    }
     match &d.action {
         Action::Post {
             ticket,
@@ -95,5 +123,67 @@ fn skip_name(kind: SkipKind) -> &'static str {
         SkipKind::Unmatched => "unmatched",
         SkipKind::Ignored => "ignored",
         SkipKind::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::decide::{NoReferences, Rules, decide};
+    use chrono::DateTime;
+
+    const MAIL: &[u8] =
+        b"Authentication-Results: mx.example.com; dmarc=pass header.from=customer.example\r\n\
+From: Anna <anna@customer.example>\r\nSubject: Re: [#7] x\r\n\
+Date: Mon, 01 Jan 2035 10:00:00 +0100\r\nIn-Reply-To: <t@helpdesk.example>\r\n\r\nThanks\r\n";
+
+    fn explained() -> Decision {
+        let mut rules = Rules::defaults().expect("default rules");
+        rules.trusted_authserv_id = vec!["mx.example.com".into()];
+        let received = DateTime::parse_from_rfc3339("2025-03-04T10:00:00+01:00").ok();
+        decide(MAIL, &rules, &NoReferences, received)
+    }
+
+    #[test]
+    fn json_shows_the_verdict_the_date_source_and_the_thread() {
+        let v = to_json(&explained());
+        assert_eq!(v["action"], "post");
+        assert_eq!(v["authentication"]["verdict"], "pass");
+        assert_eq!(
+            v["authentication"]["detail"],
+            "dmarc=pass header.from=customer.example"
+        );
+        assert_eq!(v["sent_from"], "internal_date");
+        assert!(
+            v["date_note"]
+                .as_str()
+                .is_some_and(|n| n.contains("after the server received")),
+            "{v}"
+        );
+        assert_eq!(v["sent"], "2025-03-04T10:00:00+01:00");
+        assert_eq!(v["references"], json!(["<t@helpdesk.example>"]));
+    }
+
+    #[test]
+    fn text_shows_them_too() {
+        let text = to_text(&explained());
+        assert!(
+            text.contains("auth:       pass: dmarc=pass header.from=customer.example"),
+            "{text}"
+        );
+        assert!(
+            text.contains("date note:  Date header not used: the Date header"),
+            "{text}"
+        );
+        let plain = decide(
+            MAIL,
+            &Rules::defaults().expect("default rules"),
+            &NoReferences,
+            None,
+        );
+        let text = to_text(&plain);
+        assert!(text.contains("auth:       not_checked\n"), "{text}");
+        assert!(!text.contains("date note"), "{text}");
+        assert_eq!(to_json(&plain)["sent_from"], "date_header");
     }
 }

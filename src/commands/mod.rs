@@ -20,7 +20,12 @@ const EXIT_CONFIG: u8 = 2;
 /// Runs the command the user asked for; the exit code follows SPEC (0, 1, 2).
 pub fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Explain { ref file, json } => explain_file(&cli, file, json),
+        Command::Explain {
+            ref file,
+            json,
+            received,
+            ref mailbox,
+        } => explain_file(&cli, file, json, received, mailbox.as_deref()),
         Command::Run { dry_run } => with_config(&cli, |config| {
             crate::daemon::run(config, cli.config_path().0, dry_run)
         }),
@@ -96,26 +101,43 @@ fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn explain_file(cli: &Cli, file: &std::path::Path, json: bool) -> ExitCode {
+fn explain_file(
+    cli: &Cli,
+    file: &std::path::Path,
+    json: bool,
+    received: Option<chrono::DateTime<chrono::FixedOffset>>,
+    mailbox: Option<&str>,
+) -> ExitCode {
     let (path, explicit) = cli.config_path();
+    let config_error = |Invalid { key, message }| ConfigError {
+        file: path.display().to_string(),
+        key,
+        message,
+    };
     let rules = if explicit || path.exists() {
         Config::load(&path).and_then(|c| {
-            Rules::new(&c).map_err(|Invalid { key, message }| ConfigError {
-                file: path.display().to_string(),
-                key,
-                message,
-            })
+            let rules = Rules::new(&c).map_err(config_error)?;
+            match mailbox {
+                None => Ok(c
+                    .mailboxes
+                    .first()
+                    .map_or(rules.clone(), |mb| rules.for_mailbox(mb))),
+                Some(name) => match c.mailboxes.iter().find(|m| m.name == name) {
+                    Some(mb) => Ok(rules.for_mailbox(mb)),
+                    None => Err(ConfigError {
+                        file: path.display().to_string(),
+                        key: "--mailbox".into(),
+                        message: format!("no [[mailbox]] named {name:?} in the config"),
+                    }),
+                },
+            }
         })
     } else {
         eprintln!(
             "note: {} not found; explaining with the default rules",
             path.display()
         );
-        Rules::defaults().map_err(|Invalid { key, message }| ConfigError {
-            file: "(defaults)".into(),
-            key,
-            message,
-        })
+        Rules::defaults().map_err(config_error)
     };
     let rules = match rules {
         Ok(r) => r,
@@ -131,12 +153,7 @@ fn explain_file(cli: &Cli, file: &std::path::Path, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    // The file's mtime stands in for the IMAP INTERNALDATE, the fallback when Date is unusable.
-    let mtime = std::fs::metadata(file)
-        .and_then(|m| m.modified())
-        .ok()
-        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).fixed_offset());
-    let decision = decide::decide(&raw, &rules, &NoReferences, mtime);
+    let decision = decide::decide(&raw, &rules, &NoReferences, received);
     if json {
         println!("{}", explain::to_json(&decision));
     } else {

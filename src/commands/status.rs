@@ -20,7 +20,9 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
     let (metrics, health) = match (get(addr, "/metrics"), get(addr, "/healthz")) {
         (Ok((_, m)), Ok((code, h))) => (m, (code, h)),
         (Err(e), _) | (_, Err(e)) => {
-            println!("the daemon does not answer on {addr} ({e}): is it running? (systemctl status thulium-mail-bridge)");
+            println!(
+                "the daemon does not answer on {addr} ({e}): is it running? (systemctl status thulium-mail-bridge)"
+            );
             return Ok(false);
         }
     };
@@ -37,12 +39,21 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let ago = |t: f64| humantime::format_duration(Duration::from_secs((now - t).max(0.0) as u64)).to_string();
+    let ago = |t: f64| {
+        humantime::format_duration(Duration::from_secs((now - t).max(0.0) as u64)).to_string()
+    };
     let mut down = false;
     println!("thulium-mail-bridge on {addr}");
     let api_up = value("thulium_bridge_api_up", None).unwrap_or(1.0) >= 1.0;
     down |= !api_up;
-    println!("  API          {}", if api_up { "up" } else { "DOWN (failing for every request)" });
+    println!(
+        "  API          {}",
+        if api_up {
+            "up"
+        } else {
+            "DOWN (failing for every request)"
+        }
+    );
     let mailboxes: Vec<String> = samples
         .iter()
         .filter(|(n, _, _)| n == "thulium_bridge_mailbox_up")
@@ -51,11 +62,18 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
     for mb in &mailboxes {
         let up = value("thulium_bridge_mailbox_up", Some(("mailbox", mb))).unwrap_or(0.0) >= 1.0;
         down |= !up;
-        let last = value("thulium_bridge_last_success_timestamp_seconds", Some(("mailbox", mb)))
-            .map(|t| format!("last good pass {} ago", ago(t)))
-            .unwrap_or_else(|| "no good pass yet".into());
+        let last = value(
+            "thulium_bridge_last_success_timestamp_seconds",
+            Some(("mailbox", mb)),
+        )
+        .map(|t| format!("last good pass {} ago", ago(t)))
+        .unwrap_or_else(|| "no good pass yet".into());
         let waiting = value("thulium_bridge_waiting_mails", Some(("mailbox", mb))).unwrap_or(0.0);
-        let oldest = value("thulium_bridge_oldest_waiting_seconds", Some(("mailbox", mb))).unwrap_or(0.0);
+        let oldest = value(
+            "thulium_bridge_oldest_waiting_seconds",
+            Some(("mailbox", mb)),
+        )
+        .unwrap_or(0.0);
         let count = |outcome: &str| {
             samples
                 .iter()
@@ -71,7 +89,10 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
             "  mailbox {mb:<12} {}  {last}; {waiting} waiting{}; since start: {} posted, {} failed, {} unverified",
             if up { "up  " } else { "DOWN" },
             if waiting > 0.0 {
-                format!(" (oldest {})", humantime::format_duration(Duration::from_secs(oldest as u64)))
+                format!(
+                    " (oldest {})",
+                    humantime::format_duration(Duration::from_secs(oldest as u64))
+                )
             } else {
                 String::new()
             },
@@ -96,7 +117,10 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut answer = String::new();
     stream.take(16 << 20).read_to_string(&mut answer)?;
     let code = answer

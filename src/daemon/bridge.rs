@@ -47,6 +47,9 @@ impl Runtime {
 pub struct Bridge {
     pub config: Arc<Config>,
     pub rules: Rules,
+    /// The rules with each mailbox's own facts (its address, its trusted
+    /// Authentication-Results ids), by mailbox name.
+    mailbox_rules: std::collections::HashMap<String, Rules>,
     pub api: ThuliumClient,
     pub runtime: Arc<Runtime>,
     /// `thulium.concurrency`: POSTs in flight across all mailboxes and tickets.
@@ -73,7 +76,13 @@ impl Bridge {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("thulium.password was not resolved"))?;
         let api = ThuliumClient::new(&t.url, &t.user, password, t.timeout)?;
+        let mailbox_rules = config
+            .mailboxes
+            .iter()
+            .map(|mb| (mb.name.clone(), rules.for_mailbox(mb)))
+            .collect();
         Ok(Bridge {
+            mailbox_rules,
             api_slots: Semaphore::new(t.concurrency),
             read_slots: Semaphore::new(t.concurrency),
             rules,
@@ -83,6 +92,11 @@ impl Bridge {
             credentials_refused_until: Mutex::new(None),
             config,
         })
+    }
+
+    /// The rules for one mailbox (the general ones for a name the config lacks).
+    pub fn rules_for(&self, mailbox: &str) -> &Rules {
+        self.mailbox_rules.get(mailbox).unwrap_or(&self.rules)
     }
 
     pub fn ledger(&self) -> &Ledger {

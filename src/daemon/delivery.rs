@@ -17,6 +17,7 @@ pub use super::outcome::Outcome;
 use crate::config::VerifySender;
 use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, unix_now};
 use crate::mail::MailId;
+use crate::mail::authentication::AuthVerdict;
 use crate::mail::decide::CustomerResponse;
 use crate::thulium::read_back::{self, Sent};
 use crate::thulium::{ApiError, Backoff, Ticket};
@@ -45,6 +46,8 @@ pub struct Outgoing {
     pub sent: Option<DateTime<FixedOffset>>,
     /// Message-IDs of In-Reply-To and References (the thread it answers).
     pub references: Vec<String>,
+    /// The receiving server's verdict on the From domain.
+    pub authentication: AuthVerdict,
 }
 
 /// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
@@ -649,6 +652,20 @@ impl One<'_> {
     /// colleague replying in the thread).
     async fn verify_sender(&self) -> Result<(), Outcome> {
         let mail = self.mail;
+        // A forged From is no customer: only the receiving server's verdict counts.
+        if let AuthVerdict::Fail(why) = &mail.authentication {
+            let reason = format!(
+                "From {} is not authenticated by the receiving server: {why}",
+                mail.from.as_deref().unwrap_or("")
+            );
+            return match self.bridge.config.thulium.verify_sender {
+                VerifySender::Enforce => Err(Outcome::Unverified(reason)),
+                _ => {
+                    tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");
+                    Ok(())
+                }
+            };
+        }
         let owners = &self.bridge.runtime.owners;
         let owner = match owners.get(mail.ticket) {
             Some(owner) => owner,

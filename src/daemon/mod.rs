@@ -10,9 +10,9 @@ pub(crate) mod pass;
 pub(crate) mod poison;
 mod supervisor;
 pub(crate) mod tally;
-pub(crate) mod waiting;
 pub(crate) mod ticket_holds;
 pub(crate) mod ticket_owners;
+pub(crate) mod waiting;
 pub(crate) mod worker;
 
 pub(crate) use supervisor::runtime;

@@ -210,7 +210,8 @@ impl Pass<'_> {
                                 ticket,
                                 request,
                                 sent: decision.sent,
-                                references: Vec::new(),
+                                references: decision.references,
+                                authentication: decision.authentication,
                             });
                         }
                         Action::Skip { kind, reason } => tally.record(Handled {

@@ -6,7 +6,7 @@
 
 use super::bridge::Bridge;
 use crate::ledger::{Ledger, Location};
-use crate::mail::decide::{self, Action, Decision, SkipKind};
+use crate::mail::decide::{self, Decision, SkipKind};
 use chrono::{DateTime, FixedOffset};
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::FileExt;
@@ -122,7 +122,8 @@ pub async fn read(
     marker.mark(&place);
     let work = {
         let bridge = Arc::clone(bridge);
-        tokio::task::spawn_blocking(move || decide_guarded(&raw, &bridge, internal_date))
+        let mailbox = place.mailbox.clone();
+        tokio::task::spawn_blocking(move || decide_guarded(&raw, &bridge, &mailbox, internal_date))
     };
     let outcome = tokio::time::timeout(DECIDE_BUDGET, work).await;
     marker.clear();
@@ -147,35 +148,29 @@ pub async fn read(
 fn decide_guarded(
     raw: &[u8],
     bridge: &Bridge,
+    mailbox: &str,
     internal_date: Option<DateTime<FixedOffset>>,
 ) -> Decision {
-    let refs: &dyn decide::References = if bridge.rules.use_references {
+    let rules = bridge.rules_for(mailbox);
+    let refs: &dyn decide::References = if rules.use_references {
         bridge.ledger()
     } else {
         &decide::NoReferences
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decide::decide(raw, &bridge.rules, refs, internal_date)
+        decide::decide(raw, rules, refs, internal_date)
     }))
     .unwrap_or_else(|_| failed(internal_date))
 }
 
 fn failed(internal_date: Option<DateTime<FixedOffset>>) -> Decision {
-    Decision {
-        id: crate::mail::MailId {
-            message_id: None,
-            content: String::new(),
-            legacy: None,
-        },
+    let id = crate::mail::MailId {
         message_id: None,
-        from: None,
-        subject: String::new(),
-        sent: internal_date,
-        action: Action::Skip {
-            kind: SkipKind::Failed,
-            reason: "internal error while reading this mail (a bug: please report it)".into(),
-        },
-    }
+        content: String::new(),
+        legacy: None,
+    };
+    let reason = "internal error while reading this mail (a bug: please report it)".into();
+    Decision::unread(id, SkipKind::Failed, reason, internal_date)
 }
 
 #[cfg(test)]

@@ -122,7 +122,8 @@ pub async fn run(
     let mut life = Life::default();
     let mut deferrals = Deferrals::new();
     let ledger = bridges.borrow().ledger().clone();
-    life.waiting.seed(ledger.pending_since(&mb.name).unwrap_or_default());
+    life.waiting
+        .seed(ledger.pending_since(&mb.name).unwrap_or_default());
     while !stop.is_cancelled() {
         match serve(&mb, &bridges, &stop, &mut deferrals, &ready, &mut life).await {
             Ok(Ended::Shutdown) => return,
@@ -132,7 +133,10 @@ pub async fn run(
             // Exchange ends sessions after ~30 min, Gmail IDLE after ~10: routine, not
             // trouble. Said once in a while, not at every reconnect.
             Ok(Ended::Dropped(e)) => {
-                if life.last_drop_said.is_none_or(|t| t.elapsed() >= DROPS_SAID_EVERY) {
+                if life
+                    .last_drop_said
+                    .is_none_or(|t| t.elapsed() >= DROPS_SAID_EVERY)
+                {
                     life.last_drop_said = Some(Instant::now());
                     tracing::info!(error = %e, "the server ended the connection while idle (some servers do that on a schedule); reconnecting");
                 } else {
@@ -177,7 +181,6 @@ struct Life {
     told_no_idle: bool,
     waiting: Waiting,
 }
-
 
 /// Why a healthy connection ended.
 enum Ended {

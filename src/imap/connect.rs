@@ -64,7 +64,12 @@ async fn open(
     addr: &str,
     greeting: Duration,
 ) -> Result<(Client<ImapStream>, Peer), ImapError> {
-    let tcp = match timeout(CONNECT_TIMEOUT, TcpStream::connect((mb.host.as_str(), mb.port()))).await {
+    let tcp = match timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((mb.host.as_str(), mb.port())),
+    )
+    .await
+    {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => {
             return Err(ImapError::Connect {
@@ -161,8 +166,14 @@ fn connect_hint(mb: &MailboxConfig, e: &std::io::Error) -> String {
             "connection refused: nothing listens on port {} (IMAP is 993 with tls = \"tls\", 143 with \"starttls\")",
             mb.port()
         )
-    } else if text.contains("lookup") || text.contains("resolve") || text.contains("Name or service") {
-        format!("cannot resolve host {:?}: check host (DNS) ({text})", mb.host)
+    } else if text.contains("lookup")
+        || text.contains("resolve")
+        || text.contains("Name or service")
+    {
+        format!(
+            "cannot resolve host {:?}: check host (DNS) ({text})",
+            mb.host
+        )
     } else {
         text
     }
@@ -206,7 +217,9 @@ where
         }),
         Err(e) => Err(ImapError::Connect {
             addr: addr.to_string(),
-            reason: format!("the server's greeting is not IMAP ({e}); with tls = \"none\" or \"starttls\" on a TLS port (993) that is what TLS looks like: set tls = \"tls\""),
+            reason: format!(
+                "the server's greeting is not IMAP ({e}); with tls = \"none\" or \"starttls\" on a TLS port (993) that is what TLS looks like: set tls = \"tls\""
+            ),
         }),
     }
 }

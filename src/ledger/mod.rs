@@ -209,11 +209,21 @@ impl Ledger {
     }
 
     /// The pending mails of `mailbox`: UID and when each was first seen.
-    pub fn pending_since(&self, mailbox: &str) -> Result<Vec<(u32, std::time::SystemTime)>, LedgerError> {
-        let rows = self.read("listing pending mails", |conn| store::pending_since(conn, mailbox))?;
+    pub fn pending_since(
+        &self,
+        mailbox: &str,
+    ) -> Result<Vec<(u32, std::time::SystemTime)>, LedgerError> {
+        let rows = self.read("listing pending mails", |conn| {
+            store::pending_since(conn, mailbox)
+        })?;
         Ok(rows
             .into_iter()
-            .map(|(uid, secs)| (uid, std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)))
+            .map(|(uid, secs)| {
+                (
+                    uid,
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+                )
+            })
             .collect())
     }
 

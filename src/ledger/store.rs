@@ -316,9 +316,8 @@ pub fn posted_with_same_text(
 
 /// UID and first-seen time of the mails of `mailbox` that are pending.
 pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(u32, u64)>> {
-    let mut stmt = conn.prepare(
-        "SELECT uid, first_seen FROM mails WHERE state = 'pending' AND mailbox = ?1",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT uid, first_seen FROM mails WHERE state = 'pending' AND mailbox = ?1")?;
     let rows = stmt.query_map(params![mailbox], |r| {
         Ok((
             r.get::<_, i64>(0)?.clamp(0, u32::MAX as i64) as u32,

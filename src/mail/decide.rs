@@ -3,12 +3,14 @@
 //! Pure: no network, no clock, no disk. The daemon and `explain` both call
 //! [`decide`], so they can never disagree about a mail.
 
-use crate::config::{Config, ContentConfig, FiltersConfig, Invalid, MatchConfig};
+use crate::config::{Config, ContentConfig, FiltersConfig, Invalid, MailboxConfig, MatchConfig};
+use crate::mail::authentication::{self, AuthVerdict};
 use crate::mail::body::{self, BodyType};
 use crate::mail::classify::{self, SenderRules};
-use crate::mail::date;
+use crate::mail::date::{self, SentSource};
 use crate::mail::identity::MailId;
-use crate::mail::ticket::{SubjectMatch, TicketMatcher};
+use crate::mail::thread;
+use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -22,6 +24,10 @@ pub struct Rules {
     pub content: ContentConfig,
     pub timezone: chrono_tz::Tz,
     pub use_references: bool,
+    /// The helpdesk's own addresses, lower-cased: mail from them is a loop.
+    pub own_addresses: Vec<String>,
+    /// Authentication-Results ids whose verdict counts (empty: not checked).
+    pub trusted_authserv_id: Vec<String>,
 }
 
 impl Rules {
@@ -60,8 +66,37 @@ impl Rules {
             content: content.clone(),
             timezone,
             use_references: matching.use_references,
+            own_addresses: lower_case_list(&filters.own_addresses),
+            trusted_authserv_id: Vec::new(),
         })
     }
+
+    /// These rules as one mailbox applies them: its own address is the helpdesk's too,
+    /// and its receiving server's Authentication-Results ids are trusted.
+    pub fn for_mailbox(&self, mailbox: &MailboxConfig) -> Rules {
+        let mut rules = self.clone();
+        if let Some(own) = mailbox.own_address()
+            && !rules.own_addresses.contains(&own)
+        {
+            rules.own_addresses.push(own);
+        }
+        rules.trusted_authserv_id = mailbox
+            .trusted_authserv_id
+            .iter()
+            .map(|id| id.trim().to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
+        rules
+    }
+}
+
+/// Trimmed, lower-cased, without empty entries.
+fn lower_case_list(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| !a.is_empty())
+        .collect()
 }
 
 /// Message-IDs the bridge already posted, and to which ticket (backed by the ledger).
@@ -119,7 +154,40 @@ pub struct Decision {
     pub subject: String,
     /// When the mail was sent (Date header, else INTERNALDATE); orders posts per ticket.
     pub sent: Option<DateTime<FixedOffset>>,
+    /// Where `sent` came from, and why INTERNALDATE replaced the Date header.
+    pub sent_source: SentSource,
+    /// The receiving server's verdict on the From domain (`trusted_authserv_id`).
+    pub authentication: AuthVerdict,
+    /// Message-IDs this mail answers (`<id>`): In-Reply-To first, then References
+    /// newest first; for `verify_sender`'s thread check.
+    pub references: Vec<String>,
     pub action: Action,
+}
+
+impl Decision {
+    /// A skip decided without reading the mail (too big, unparseable, a panic while
+    /// reading it): only its identity and INTERNALDATE are known.
+    pub fn unread(
+        id: MailId,
+        kind: SkipKind,
+        reason: String,
+        internal_date: Option<DateTime<FixedOffset>>,
+    ) -> Decision {
+        Decision {
+            id,
+            message_id: None,
+            from: None,
+            subject: String::new(),
+            sent: internal_date,
+            sent_source: match internal_date {
+                Some(_) => SentSource::InternalDate("the mail was not read".into()),
+                None => SentSource::Unknown,
+            },
+            authentication: AuthVerdict::NotChecked,
+            references: Vec::new(),
+            action: Action::Skip { kind, reason },
+        }
+    }
 }
 
 /// Decides about one mail. `internal_date` is the IMAP INTERNALDATE, the fallback date.
@@ -134,18 +202,10 @@ pub fn decide(
         content: hex::encode(Sha256::digest(raw)),
         legacy: None,
     };
-    let skip = |id: MailId, kind, reason: String| Decision {
-        id,
-        message_id: None,
-        from: None,
-        subject: String::new(),
-        sent: internal_date,
-        action: Action::Skip { kind, reason },
-    };
+    let unread = |kind, reason: String| Decision::unread(id_of_raw(), kind, reason, internal_date);
     let max = rules.content.max_message_size.bytes();
     if raw.len() as u64 > max {
-        return skip(
-            id_of_raw(),
+        return unread(
             SkipKind::Failed,
             format!(
                 "mail is {} bytes, over max_message_size ({})",
@@ -156,14 +216,10 @@ pub fn decide(
     }
     let normalized = crate::mail::normalize_line_ends(raw);
     let Some(msg) = mail_parser::MessageParser::default().parse(normalized.as_ref()) else {
-        return skip(id_of_raw(), SkipKind::Failed, "not a parseable mail".into());
+        return unread(SkipKind::Failed, "not a parseable mail".into());
     };
     if msg.headers().is_empty() {
-        return skip(
-            id_of_raw(),
-            SkipKind::Failed,
-            "not a mail: no header found".into(),
-        );
+        return unread(SkipKind::Failed, "not a mail: no header found".into());
     }
 
     let message_id = msg
@@ -176,21 +232,36 @@ pub fn decide(
         .and_then(|a| a.first())
         .and_then(|a| a.address())
         .map(|a| a.trim().to_ascii_lowercase());
-    let subject = msg.subject().unwrap_or("").trim().to_string();
+    let full_subject = msg.subject().unwrap_or("").trim();
     let id = MailId::of(
         raw,
         message_id.as_deref(),
         from.as_deref().unwrap_or(""),
         msg.header_raw("Date").unwrap_or(""),
-        &subject,
+        full_subject,
     );
-    let sent = date::sent_at(&msg).or(internal_date);
+    // Logs and `explain` show at most what ticket matching reads.
+    let subject = full_subject
+        .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
+        .unwrap_or("")
+        .to_string();
+    let (sent, sent_source) = date::choose(date::sent_at(&msg), internal_date);
+    let from_domain = from
+        .as_deref()
+        .and_then(|a| a.rsplit_once('@'))
+        .map(|(_, d)| d);
+    let authentication =
+        authentication::authenticate(&msg, from_domain, &rules.trusted_authserv_id);
+    let references = thread::references(&msg);
     let decision = |action| Decision {
         id: id.clone(),
         message_id: message_id.clone(),
         from: from.clone(),
         subject: subject.clone(),
         sent,
+        sent_source: sent_source.clone(),
+        authentication: authentication.clone(),
+        references: references.clone(),
         action,
     };
     let skipped = |kind, reason: String| decision(Action::Skip { kind, reason });
@@ -203,6 +274,11 @@ pub fn decide(
     if rules.filters.skip_auto_replies
         && let Some(reason) = classify::auto_reply_reason(&msg)
     {
+        return skipped(SkipKind::Ignored, reason);
+    }
+    // After the bounce and auto-reply checks, whose reasons say more: whatever the
+    // filters, the helpdesk's own mail is never posted.
+    if let Some(reason) = classify::loop_reason(&msg, &rules.own_addresses) {
         return skipped(SkipKind::Ignored, reason);
     }
     match &from {
@@ -223,7 +299,7 @@ pub fn decide(
                 format!("subject names more than one ticket ({})", ids.join(", ")),
             );
         }
-        SubjectMatch::None => match references_ticket(&msg, rules, refs) {
+        SubjectMatch::None => match references_ticket(&references, rules, refs) {
             Some((id, via)) => (id, format!("references ({via})")),
             None => {
                 return skipped(
@@ -241,6 +317,12 @@ pub fn decide(
         );
     };
     let body = body::extract(&msg, &rules.content);
+    if body.text.trim().is_empty() {
+        return skipped(
+            SkipKind::Failed,
+            "nothing to post: the mail has no text and no attachments".into(),
+        );
+    }
     decision(Action::Post {
         ticket,
         matched_by,
@@ -254,18 +336,204 @@ pub fn decide(
 
 /// A posted mail this one answers (In-Reply-To first, then References, newest first).
 fn references_ticket(
-    msg: &mail_parser::Message<'_>,
+    references: &[String],
     rules: &Rules,
     refs: &dyn References,
 ) -> Option<(u64, String)> {
     if !rules.use_references {
         return None;
     }
-    let in_reply_to = msg.in_reply_to().as_text_list().unwrap_or_default();
-    let references = msg.references().as_text_list().unwrap_or_default();
-    let ids = in_reply_to.iter().chain(references.iter().rev());
-    ids.into_iter().find_map(|id| {
-        refs.ticket_for(&format!("<{}>", id.trim()))
-            .map(|t| (t, format!("<{}>", id.trim())))
-    })
+    references
+        .iter()
+        .find_map(|id| refs.ticket_for(id).map(|t| (t, id.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECEIVED: &str = "2025-03-04T10:15:30+01:00";
+
+    fn received() -> Option<DateTime<FixedOffset>> {
+        DateTime::parse_from_rfc3339(RECEIVED).ok()
+    }
+
+    fn mail(headers: &str, body: &str) -> Vec<u8> {
+        format!(
+            "From: Anna <anna@customer.example>\r\nSubject: Re: [#12] Invoice\r\n\
+             Date: Tue, 04 Mar 2025 10:15:00 +0100\r\n{headers}\r\n{body}"
+        )
+        .into_bytes()
+    }
+
+    fn rules() -> Rules {
+        Rules::defaults().expect("default rules")
+    }
+
+    fn skip(d: &Decision) -> Option<(SkipKind, &str)> {
+        match &d.action {
+            Action::Skip { kind, reason } => Some((*kind, reason.as_str())),
+            Action::Post { .. } => None,
+        }
+    }
+
+    fn mailbox(username: &str, trusted: &[&str]) -> MailboxConfig {
+        let toml = format!(
+            "name = \"support\"\nhost = \"imap.example.com\"\nusername = \"{username}\"\npassword = \"x\"\ntrusted_authserv_id = {trusted:?}\n"
+        );
+        match toml::from_str(&toml) {
+            Ok(m) => m,
+            Err(e) => panic!("test mailbox: {e}"),
+        }
+    }
+
+    #[test]
+    fn the_helpdesk_s_own_mail_is_a_loop() {
+        let mut r = rules();
+        r.own_addresses = vec!["anna@customer.example".into()];
+        let d = decide(&mail("", "Hi\r\n"), &r, &NoReferences, received());
+        assert_eq!(
+            skip(&d),
+            Some((
+                SkipKind::Ignored,
+                "mail loop: from the helpdesk's own address anna@customer.example"
+            ))
+        );
+        let d = decide(
+            &mail("X-Loop: helpdesk\r\n", "Hi\r\n"),
+            &rules(),
+            &NoReferences,
+            received(),
+        );
+        assert_eq!(
+            skip(&d),
+            Some((SkipKind::Ignored, "mail loop: X-Loop: helpdesk"))
+        );
+    }
+
+    #[test]
+    fn a_mailbox_adds_its_own_address_and_trusted_ids() {
+        let mut base = Rules::defaults().expect("default rules");
+        base.own_addresses = vec!["help@helpdesk.example".into()];
+        let r = base.for_mailbox(&mailbox(
+            "Support@Helpdesk.Example",
+            &["mx.example.com", " "],
+        ));
+        assert_eq!(
+            r.own_addresses,
+            ["help@helpdesk.example", "support@helpdesk.example"]
+        );
+        assert_eq!(r.trusted_authserv_id, ["mx.example.com"]);
+        // A login name that is not an address adds nothing; the base rules are unchanged.
+        let r = base.for_mailbox(&mailbox("support", &[]));
+        assert_eq!(r.own_addresses, ["help@helpdesk.example"]);
+        assert!(r.trusted_authserv_id.is_empty());
+        assert!(base.trusted_authserv_id.is_empty());
+    }
+
+    #[test]
+    fn the_verdict_and_the_thread_are_reported() {
+        let raw = mail(
+            "Authentication-Results: mx.example.com; dkim=pass header.d=customer.example\r\n\
+             In-Reply-To: <b@helpdesk.example>\r\nReferences: <a@helpdesk.example> <b@helpdesk.example>\r\n",
+            "Hi\r\n",
+        );
+        let d = decide(&raw, &rules(), &NoReferences, received());
+        assert_eq!(d.authentication, AuthVerdict::NotChecked);
+        assert_eq!(
+            d.references,
+            ["<b@helpdesk.example>", "<a@helpdesk.example>"]
+        );
+        let r = rules().for_mailbox(&mailbox("support@helpdesk.example", &["mx.example.com"]));
+        let d = decide(&raw, &r, &NoReferences, received());
+        assert_eq!(
+            d.authentication,
+            AuthVerdict::Pass("dkim=pass header.d=customer.example".into())
+        );
+        assert!(matches!(d.action, Action::Post { ticket: 12, .. }));
+        // The verdict is reported, never acted on here: `verify_sender` decides.
+        let forged = mail(
+            "Authentication-Results: mx.example.com; dkim=pass header.d=evil.example\r\n",
+            "Hi\r\n",
+        );
+        let d = decide(&forged, &r, &NoReferences, received());
+        assert!(matches!(d.authentication, AuthVerdict::Fail(_)));
+        assert!(matches!(d.action, Action::Post { .. }));
+    }
+
+    #[test]
+    fn references_find_a_ticket_in_their_one_spelling() {
+        struct Posted;
+        impl References for Posted {
+            fn ticket_for(&self, message_id: &str) -> Option<u64> {
+                (message_id == "<a@helpdesk.example>").then_some(77)
+            }
+        }
+        let raw = b"From: anna@customer.example\r\nSubject: Re: no tag\r\n\
+            Date: Tue, 04 Mar 2025 10:15:00 +0100\r\nReferences: a@helpdesk.example\r\n\r\nHi\r\n";
+        let d = decide(raw, &rules(), &Posted, received());
+        match d.action {
+            Action::Post {
+                ticket, matched_by, ..
+            } => {
+                assert_eq!(ticket, 77);
+                assert_eq!(matched_by, "references (<a@helpdesk.example>)");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_implausible_date_header_gives_way_to_internaldate() {
+        let raw = b"From: anna@customer.example\r\nSubject: Re: [#1] x\r\n\
+            Date: Sat, 01 Jan 2033 10:00:00 +0100\r\n\r\nHi\r\n";
+        let d = decide(raw, &rules(), &NoReferences, received());
+        assert_eq!(d.sent, received());
+        assert!(matches!(&d.sent_source, SentSource::InternalDate(why) if why.contains("after")));
+        match &d.action {
+            Action::Post { request, .. } => assert_eq!(request.date, "2025-03-04 10:15"),
+            other => panic!("{other:?}"),
+        }
+        // Without INTERNALDATE (explain), the Date header is used as it is.
+        let d = decide(raw, &rules(), &NoReferences, None);
+        assert_eq!(d.sent_source, SentSource::DateHeader);
+        assert_eq!(
+            d.sent.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2033-01-01T10:00:00+01:00")
+        );
+    }
+
+    #[test]
+    fn a_reply_of_attachments_posts_the_note_and_an_empty_one_fails() {
+        let raw = mail(
+            "Content-Type: multipart/mixed; boundary=m\r\n",
+            "--m\r\nContent-Type: text/plain\r\n\r\n\r\n\
+             --m\r\nContent-Type: application/pdf; name=scan.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--m--\r\n",
+        );
+        let d = decide(&raw, &rules(), &NoReferences, received());
+        match &d.action {
+            Action::Post { request, .. } => {
+                assert_eq!(request.body, "Attachments: scan.pdf (3 B)");
+                assert_eq!(request.body_type, BodyType::Plain);
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = decide(&mail("", " \r\n"), &rules(), &NoReferences, received());
+        assert_eq!(
+            skip(&d),
+            Some((
+                SkipKind::Failed,
+                "nothing to post: the mail has no text and no attachments"
+            ))
+        );
+    }
+
+    #[test]
+    fn unread_mails_carry_no_facts() {
+        let d = decide(b"", &rules(), &NoReferences, received());
+        assert_eq!(d.authentication, AuthVerdict::NotChecked);
+        assert!(d.references.is_empty());
+        assert!(matches!(d.sent_source, SentSource::InternalDate(_)));
+        assert!(matches!(skip(&d), Some((SkipKind::Failed, _))));
+    }
 }

@@ -1,12 +1,17 @@
 //! The pure part: reading a mail and deciding about it, with no I/O.
 
+pub mod authentication;
 pub mod body;
 pub mod classify;
 pub mod date;
 pub mod decide;
+#[cfg(test)]
+mod hostile;
 pub mod identity;
+pub mod thread;
 pub mod ticket;
 
+pub use authentication::AuthVerdict;
 pub use identity::MailId;
 
 /// Old Mac clients end lines with CR alone; mail-parser would read such a mail as one

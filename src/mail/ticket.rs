@@ -2,6 +2,10 @@
 
 use regex::Regex;
 
+/// Subject bytes searched for a ticket id: a real subject is far shorter, and one
+/// longer than this is a hostile one.
+pub(crate) const MAX_SUBJECT: usize = 16 << 10;
+
 /// The configured subject patterns, compiled; each has a named group `id`.
 #[derive(Debug, Clone)]
 pub struct TicketMatcher {
@@ -16,7 +20,8 @@ pub enum SubjectMatch {
         id: u64,
         pattern: usize,
     },
-    /// One subject names two different tickets: posting to either could be wrong.
+    /// One subject names two different tickets (the first two found): posting to
+    /// either could be wrong.
     Ambiguous(Vec<u64>),
     None,
 }
@@ -48,29 +53,31 @@ impl TicketMatcher {
     }
 
     /// The first pattern that matches decides; within it, two different ids are ambiguous.
+    ///
+    /// Only the first [`MAX_SUBJECT`] bytes are read and the search stops at the second
+    /// id, so a hostile subject (thousands of tags) costs no more than a long one.
     pub fn find(&self, subject: &str) -> SubjectMatch {
+        let subject = subject
+            .get(..subject.floor_char_boundary(MAX_SUBJECT))
+            .unwrap_or(subject);
         for (pattern, re) in self.patterns.iter().enumerate() {
-            let mut ids: Vec<u64> = Vec::new();
+            let mut first: Option<u64> = None;
             for caps in re.captures_iter(subject) {
                 let Some(id) = caps
                     .name("id")
                     .and_then(|m| m.as_str().trim().parse::<u64>().ok())
+                    .filter(|&id| id != 0)
                 else {
                     continue;
                 };
-                if id != 0 && !ids.contains(&id) {
-                    ids.push(id);
+                match first {
+                    None => first = Some(id),
+                    Some(f) if f != id => return SubjectMatch::Ambiguous(vec![f, id]),
+                    Some(_) => {}
                 }
             }
-            match ids.len() {
-                0 => continue,
-                1 => {
-                    return SubjectMatch::Ticket {
-                        id: ids[0],
-                        pattern,
-                    };
-                }
-                _ => return SubjectMatch::Ambiguous(ids),
+            if let Some(id) = first {
+                return SubjectMatch::Ticket { id, pattern };
             }
         }
         SubjectMatch::None
@@ -136,6 +143,25 @@ mod tests {
         assert_eq!(err.0, 0);
         assert!(err.1.contains("named group `id`"));
         assert!(TicketMatcher::new(&["(".into()]).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_tags_is_ambiguous_and_only_the_start_is_read() {
+        let tags: String = (1..=200_000).map(|i| format!("[#{i}] ")).collect();
+        assert_eq!(default().find(&tags), SubjectMatch::Ambiguous(vec![1, 2]));
+        let same = "[#7] ".repeat(200_000);
+        assert_eq!(
+            default().find(&same),
+            SubjectMatch::Ticket { id: 7, pattern: 0 }
+        );
+        let late = format!("{}[#8]", "x".repeat(MAX_SUBJECT));
+        assert_eq!(default().find(&late), SubjectMatch::None);
+        // The cut never splits a character.
+        let wide = format!("[#9] {}", "ż".repeat(MAX_SUBJECT));
+        assert_eq!(
+            default().find(&wide),
+            SubjectMatch::Ticket { id: 9, pattern: 0 }
+        );
     }
 
     proptest::proptest! {

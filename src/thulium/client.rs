@@ -3,6 +3,7 @@
 //! passes), per-request timeout, Basic auth. The password only ever lives in a
 //! sensitive header value.
 
+use super::new_ticket::{self, NewTicketRequest};
 use super::{ApiError, Ticket, classify, request_body};
 use crate::http_read::{ReadError, read_capped};
 use crate::mail::decide::CustomerResponse;
@@ -111,7 +112,9 @@ impl ThuliumClient {
             message: format!("cannot encode the request as JSON: {e}"),
         })?;
         let path = format!("tickets/{ticket}/customer_response");
-        let resp = self.send(Method::POST, &path, Some(body)).await?;
+        let resp = self
+            .send(Method::POST, &path, &[], Some(Payload::json(body)))
+            .await?;
         if resp.status().is_success() {
             // Posted. The body is drained only so the connection can be reused; a failure
             // reading it cannot undo the post.
@@ -124,7 +127,7 @@ impl ThuliumClient {
     /// `GET tickets/{id}`, read leniently (see [`Ticket`]).
     pub async fn get_ticket(&self, ticket: u64) -> Result<Ticket, ApiError> {
         let path = format!("tickets/{ticket}");
-        let resp = self.send(Method::GET, &path, None).await?;
+        let resp = self.send(Method::GET, &path, &[], None).await?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(rejection(resp).await);
@@ -142,7 +145,7 @@ impl ThuliumClient {
     /// the credentials were accepted; an HTML page means the URL is not the API root.
     pub async fn probe(&self) -> Result<(), ApiError> {
         let path = "tickets/0";
-        let resp = self.send(Method::GET, path, None).await?;
+        let resp = self.send(Method::GET, path, &[], None).await?;
         let status = resp.status().as_u16();
         let retry_after = retry_after_header(&resp);
         let body = self.read(resp, SMALL_CAP, path).await?;
@@ -173,25 +176,106 @@ impl ThuliumClient {
         })
     }
 
+    /// `POST tickets`; the new ticket's id.
+    pub async fn create_ticket(&self, req: &NewTicketRequest) -> Result<u64, ApiError> {
+        let body = serde_json::to_vec(req).map_err(|e| ApiError::Permanent {
+            status: 0,
+            message: format!("cannot encode the request as JSON: {e}"),
+        })?;
+        let resp = self
+            .send(Method::POST, "tickets", &[], Some(Payload::json(body)))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(rejection(resp).await);
+        }
+        // Created: an answer that cannot be read leaves the outcome unknown.
+        let unreadable = |reason: String| ApiError::Transient {
+            reason: format!("POST tickets: {reason}"),
+            retry_after: None,
+            sent: true,
+        };
+        let body = read_capped(resp, SMALL_CAP)
+            .await
+            .map_err(|e| unreadable(e.to_string()))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| unreadable(format!("answer is not JSON ({e})")))?;
+        new_ticket::created_ticket_id(&answer)
+            .ok_or_else(|| unreadable("answer has no ticket_id".into()))
+    }
+
+    /// `POST temporary_files?filename=`; the token for `attachments` (kept 24 hours).
+    pub async fn upload(&self, filename: &str, body: reqwest::Body) -> Result<String, ApiError> {
+        let query = [("filename", filename.to_string())];
+        let payload = Payload {
+            content_type: "application/octet-stream",
+            body,
+        };
+        let resp = self
+            .send(Method::POST, "temporary_files", &query, Some(payload))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(rejection(resp).await);
+        }
+        let body = self.read(resp, SMALL_CAP, "temporary_files").await?;
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string))
+            .ok_or_else(|| ApiError::Transient {
+                reason: "POST temporary_files answered no token".into(),
+                retry_after: None,
+                sent: true,
+            })
+    }
+
+    /// `GET tickets` created since `create_date_from` (`YYYY-MM-DD HH:MM`, the account's
+    /// zone), in one queue if given: the newest 100.
+    pub async fn find_tickets(
+        &self,
+        create_date_from: &str,
+        ticket_queue_id: Option<u64>,
+    ) -> Result<Vec<Ticket>, ApiError> {
+        let mut query = vec![
+            ("create_date_from", create_date_from.to_string()),
+            ("limit", "100".to_string()),
+        ];
+        if let Some(q) = ticket_queue_id {
+            query.push(("ticket_queue_id", q.to_string()));
+        }
+        let resp = self.send(Method::GET, "tickets", &query, None).await?;
+        if !resp.status().is_success() {
+            return Err(rejection(resp).await);
+        }
+        let body = self.read(resp, TICKET_CAP, "tickets").await?;
+        let answer = serde_json::from_slice(&body).map_err(|e| ApiError::Permanent {
+            status: 200,
+            message: format!("GET tickets answered something that is not JSON ({e})"),
+        })?;
+        Ok(new_ticket::ticket_list(&answer))
+    }
+
     /// Sends one request; transport failures become [`ApiError::Transient`].
     async fn send(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        query: &[(&str, String)],
+        payload: Option<Payload>,
     ) -> Result<Response, ApiError> {
-        let url = self.root.join(path).map_err(|e| ApiError::Transient {
+        let mut url = self.root.join(path).map_err(|e| ApiError::Transient {
             reason: format!("cannot build the URL for {path}: {e}"),
             retry_after: None,
             sent: false,
         })?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
         let mut req = self
             .http
             .request(method.clone(), url)
             .header(AUTHORIZATION, self.auth.clone())
             .header(ACCEPT, "application/json");
-        if let Some(body) = body {
-            req = req.header(CONTENT_TYPE, "application/json").body(body);
+        if let Some(p) = payload {
+            req = req.header(CONTENT_TYPE, p.content_type).body(p.body);
         }
         let started = Instant::now();
         let result = req.send().await;
@@ -228,6 +312,21 @@ impl ThuliumClient {
             reason,
             retry_after: None,
             sent,
+        }
+    }
+}
+
+/// A request body and its type.
+struct Payload {
+    content_type: &'static str,
+    body: reqwest::Body,
+}
+
+impl Payload {
+    fn json(bytes: Vec<u8>) -> Payload {
+        Payload {
+            content_type: "application/json",
+            body: bytes.into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod classify;
 mod client;
 mod error;
+pub mod new_ticket;
 pub mod read_back;
 mod request;
 mod retry;

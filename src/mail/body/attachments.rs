@@ -25,10 +25,11 @@ pub(super) fn list(
             continue;
         }
         let Some(part) = msg.part(id) else { continue };
-        if part
-            .content_id()
-            .is_some_and(|cid| shown_cids.contains(&super::markers::content_id(cid)))
-        {
+        let shown = |cid: &str| {
+            let id = super::markers::content_id(cid);
+            shown_cids.contains(&id) || shown_cids.contains(&id.to_ascii_lowercase())
+        };
+        if part.content_id().is_some_and(shown) {
             continue;
         }
         // An empty part without a name is MIME debris, not something the sender attached.
@@ -90,10 +91,11 @@ pub(super) fn human_size(bytes: u64) -> String {
     format!("{} {}", text.trim_end_matches(".0"), UNITS[unit])
 }
 
-/// A file name fit for one line of the note.
+/// A file name fit for one line of the note, without bidi controls.
 fn one_line(s: &str) -> String {
     let cleaned: String = s
         .chars()
+        .filter(|&c| !super::bidi::is_bidi_control(c))
         .map(|c| {
             if c.is_control() || super::markers::is_marker(c) {
                 ' '
@@ -146,6 +148,12 @@ mod tests {
             Some("Attachments: invoice .pdf (6 B)")
         );
         assert_eq!(note(&[]), None);
+    }
+
+    #[test]
+    fn names_lose_bidi_controls() {
+        assert_eq!(one_line("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(one_line("a\u{2066}b\u{2069}\u{200F}c\u{061C}"), "abc");
     }
 
     #[test]

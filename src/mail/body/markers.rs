@@ -45,7 +45,8 @@ pub(super) struct Marked {
     pub cids: HashSet<String>,
 }
 
-/// Marks `html`; `cid_names` maps a Content-ID to its attachment's file name.
+/// Marks `html`; `cid_names` maps a Content-ID, as written and lower-cased, to its
+/// attachment's file name.
 ///
 /// On a rewriter error the HTML is returned unmarked: the text detectors and
 /// the sanitizer still apply.
@@ -107,16 +108,14 @@ fn image(
     let text = match scheme.as_deref() {
         Some("cid") => {
             let id = content_id(src.get(4..).unwrap_or(""));
+            // `cid_names` also has every id lower-cased (see `body::cid_names`).
+            let lower = id.to_ascii_lowercase();
             let name = cid_names
                 .get(&id)
-                .or_else(|| {
-                    cid_names
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&id))
-                        .map(|(_, v)| v)
-                })
+                .or_else(|| cid_names.get(&lower))
                 .map(|n| label(n));
             cids.insert(id);
+            cids.insert(lower);
             Some(alt.or(name).unwrap_or_else(|| "image".to_string()))
         }
         Some("http" | "https") if remote == RemoteImages::Keep => return,

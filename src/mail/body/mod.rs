@@ -7,6 +7,7 @@
 //! closes the open tags. Every step is linear in the input, which is capped.
 
 mod attachments;
+mod bidi;
 mod choose;
 mod headers;
 mod html_lines;
@@ -20,6 +21,7 @@ mod sanitize;
 mod signature;
 #[cfg(test)]
 mod tests;
+mod text_runs;
 
 pub use choose::{Choice, choose};
 pub use html_lines::html_to_text;
@@ -52,9 +54,17 @@ fn input_cap(max_body: usize) -> usize {
 
 /// Chooses, cleans and bounds the body of `msg` per `[content]`.
 ///
-/// A mail with nothing to read (no text part, or only blank ones) gives an
-/// empty PLAIN body: the caller decides what to do with it.
+/// A mail with nothing to read (no text part, or only blank ones) gives its
+/// attachment note as a PLAIN body, whatever `attachment_note` says: the note is
+/// all the reply has to show. Without attachments either, the body is empty and
+/// the caller decides what to do with it.
 pub fn extract(msg: &Message<'_>, content: &ContentConfig) -> Body {
+    let mut body = extract_any(msg, content);
+    body.text = bidi::strip(body.text);
+    body
+}
+
+fn extract_any(msg: &Message<'_>, content: &ContentConfig) -> Body {
     let choice = choose(msg, content.prefer);
     if let Some(body) = extract_parts(msg, &choice, content) {
         return body;
@@ -68,8 +78,12 @@ pub fn extract(msg: &Message<'_>, content: &ContentConfig) -> Body {
             return body;
         }
     }
+    let max = usize::try_from(content.max_body_size.bytes()).unwrap_or(usize::MAX);
+    let note = attachments::note(&attachments::list(msg, &choice.parts, &HashSet::new()));
     Body {
-        text: String::new(),
+        text: note
+            .map(|n| limit::prefix(&n, max).to_string())
+            .unwrap_or_default(),
         body_type: BodyType::Plain,
     }
 }
@@ -143,7 +157,7 @@ fn text_source(msg: &Message<'_>, parts: &[u32]) -> String {
         .iter()
         .filter_map(|&id| recover::text(msg, msg.part(id)?))
         .collect();
-    texts.join("\n").replace("\r\n", "\n")
+    bidi::strip(texts.join("\n").replace("\r\n", "\n"))
 }
 
 /// The body parts as one HTML document; text parts are escaped into it.
@@ -162,18 +176,27 @@ fn html_source(msg: &Message<'_>, parts: &[u32]) -> String {
             out.push_str("</div>");
         }
     }
-    out
+    bidi::strip(out)
 }
 
-/// File names of parts by Content-ID, for `cid:` images.
+/// File names of parts by Content-ID, for `cid:` images: each id as written and
+/// lower-cased (a `cid:` URL may differ in case), so a lookup is one hash probe.
 fn cid_names(msg: &Message<'_>) -> HashMap<String, String> {
-    msg.parts
-        .iter()
-        .filter_map(|p| {
-            let name = p.attachment_name().filter(|n| !n.trim().is_empty())?;
-            Some((markers::content_id(p.content_id()?), name.to_string()))
-        })
-        .collect()
+    let mut names = HashMap::new();
+    for p in &msg.parts {
+        let (Some(name), Some(cid)) = (
+            p.attachment_name().filter(|n| !n.trim().is_empty()),
+            p.content_id(),
+        ) else {
+            continue;
+        };
+        let id = markers::content_id(cid);
+        names
+            .entry(id.to_ascii_lowercase())
+            .or_insert_with(|| name.to_string());
+        names.insert(id, name.to_string());
+    }
+    names
 }
 
 /// Plain text with quoted history and signature cut as configured.

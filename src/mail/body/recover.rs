@@ -9,6 +9,7 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// The decoded text of a text/* part of `msg`; `None` for other parts.
 pub(super) fn text<'a>(msg: &Message<'_>, part: &'a MessagePart<'_>) -> Option<Cow<'a, str>> {
@@ -42,9 +43,10 @@ pub(super) fn text<'a>(msg: &Message<'_>, part: &'a MessagePart<'_>) -> Option<C
     }))
 }
 
-/// `text` up to the first line that is a MIME boundary of `msg`.
+/// `text` up to the first line that is a MIME boundary of `msg` (one hash probe per
+/// line, however many boundaries a hostile mail declares).
 fn until_boundary<'a>(msg: &Message<'_>, text: &'a str) -> &'a str {
-    let boundaries: Vec<&str> = msg
+    let boundaries: HashSet<&str> = msg
         .parts
         .iter()
         .filter_map(|p| p.content_type()?.attribute("boundary"))
@@ -52,12 +54,11 @@ fn until_boundary<'a>(msg: &Message<'_>, text: &'a str) -> &'a str {
         .collect();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
-        let l = line.trim_end();
-        let is_boundary = l.strip_prefix("--").is_some_and(|rest| {
-            boundaries.iter().any(|b| {
-                rest.strip_prefix(b)
-                    .is_some_and(|r| r.is_empty() || r == "--")
-            })
+        let is_boundary = line.trim_end().strip_prefix("--").is_some_and(|rest| {
+            boundaries.contains(rest)
+                || rest
+                    .strip_suffix("--")
+                    .is_some_and(|b| boundaries.contains(b))
         });
         if is_boundary {
             return text.get(..offset).unwrap_or(text);

@@ -136,8 +136,10 @@ fn quote_cut(kinds: &[Kind]) -> Option<Vec<Range<usize>>> {
     let n = kinds.len();
     // A reply header followed by text (not quotes): the history is unquoted, cut to the end.
     let mut end = n;
-    for i in 0..n {
+    let mut i = 0;
+    while i < n {
         if kinds[i] != Kind::Split {
+            i += 1;
             continue;
         }
         let after = kinds[i..]
@@ -148,6 +150,8 @@ fn quote_cut(kinds: &[Kind]) -> Option<Vec<Range<usize>>> {
             end = i;
             break;
         }
+        // Every header line before `after` reaches the same quote: one scan for the run.
+        i = after;
     }
     let region = &kinds[..end];
     if interleaved(region) {
@@ -368,6 +372,15 @@ mod tests {
             "Hello\n-- \nsig"
         );
         assert_eq!(keep(t, &lines, &kept(&lines, false, true)).trim(), "Hello");
+    }
+
+    #[test]
+    fn a_run_of_reply_headers_above_a_quote_is_one_cut() {
+        let t = format!(
+            "Hello\n{}> quoted\n",
+            "-----Original Message-----\n".repeat(50_000)
+        );
+        assert_eq!(strip(&t), "Hello");
     }
 
     #[test]

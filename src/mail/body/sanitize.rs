@@ -6,6 +6,8 @@
 //! fragment. html5ever checks scope by walking the open-element stack, so
 //! absurdly deep nesting would be quadratic, and each element costs a DOM
 //! node: HTML that is too deep or has too many tags is flattened to text first.
+//! Long text runs are cut into short nodes (`text_runs`) and long attribute values
+//! dropped, as html5ever's serializer is quadratic in both.
 
 use super::html_lines::{html_lines, lines_to_text};
 use super::html_scan::{Markup, is_void, markup_at};
@@ -18,6 +20,8 @@ use std::sync::LazyLock;
 const MAX_DEPTH: usize = 400;
 /// More tags than any real mail has (a big newsletter has some 20 000).
 const MAX_TAGS: usize = 200_000;
+/// Longer attribute values are dropped (a long tracking link is some 2 KiB).
+const MAX_ATTRIBUTE: usize = 4 << 10;
 
 const TAGS: &[&str] = &[
     "a",
@@ -80,9 +84,32 @@ const TAGS: &[&str] = &[
 
 /// Elements removed with everything inside them (not just unwrapped).
 const DROP_WITH_CONTENT: &[&str] = &[
-    "script", "style", "title", "template", "noscript", "textarea", "select", "object", "embed",
-    "iframe", "frame", "frameset", "applet", "svg", "math", "audio", "video", "canvas", "button",
-    "input", "form", "xml",
+    "script",
+    "style",
+    "title",
+    "template",
+    "noscript",
+    "textarea",
+    "select",
+    "object",
+    "embed",
+    "iframe",
+    "frame",
+    "frameset",
+    "applet",
+    "svg",
+    "math",
+    "audio",
+    "video",
+    "canvas",
+    "button",
+    "input",
+    "form",
+    "xml",
+    "xmp",
+    "noembed",
+    "noframes",
+    "plaintext",
 ];
 
 /// CSS properties kept in `style`: none of them can load a URL.
@@ -136,6 +163,9 @@ fn builder(images: bool) -> Builder<'static> {
         .link_rel(Some("noopener noreferrer"))
         .strip_comments(true)
         .attribute_filter(|element, attribute, value| {
+            if value.len() > MAX_ATTRIBUTE || (attribute == "style" && !is_plain_style(value)) {
+                return None;
+            }
             // Images only ever load over the web; everything else was turned into text before.
             if element == "img" && attribute == "src" {
                 let v = value.trim_start().to_ascii_lowercase();
@@ -146,6 +176,31 @@ fn builder(images: bool) -> Builder<'static> {
             Some(value.into())
         });
     b
+}
+
+/// A style that can only set the allowed properties to plain values: no `url(`, no
+/// `expression` (old IE), no CSS escape or comment that could spell either, whatever
+/// ammonia's property filter would make of it.
+fn is_plain_style(value: &str) -> bool {
+    let v: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect();
+    !(v.contains('\\')
+        || v.contains("/*")
+        || [
+            "url(",
+            "expression",
+            "image(",
+            "image-set(",
+            "javascript:",
+            "@import",
+            "behavior",
+            "binding",
+        ]
+        .iter()
+        .any(|bad| v.contains(bad)))
 }
 
 static WITH_IMAGES: LazyLock<Builder<'static>> = LazyLock::new(|| builder(true));
@@ -160,11 +215,12 @@ pub(super) fn clean(html: &str, remote_images: RemoteImages) -> String {
     } else {
         html
     };
+    let html = super::text_runs::split(html);
     let b = match remote_images {
         RemoteImages::Keep => &*WITH_IMAGES,
         RemoteImages::Drop => &*WITHOUT_IMAGES,
     };
-    b.clean(html).to_string()
+    b.clean(&html).to_string()
 }
 
 /// Too many tags, or too deep: nesting is estimated by counting open tags that
@@ -383,9 +439,14 @@ pub(super) mod tests {
 <object data="x"></object><embed src="x"><table><tr><td colspan=2>cell</td></tr></table><img src="https://e.example/i.png" onerror="z()"></body></html>"#;
         let out = clean(dirty, RemoteImages::Keep);
         assert!(violations(&out).is_empty(), "{out}");
+        // A style with a url( in it goes whole.
+        assert!(out.contains(r#"<p>Hi <b>there</b></p>"#), "{out}");
         assert!(
-            out.contains(r#"<p style="color:red">Hi <b>there</b></p>"#),
-            "{out}"
+            clean(
+                r#"<p style="color:red;position:fixed">x</p>"#,
+                RemoteImages::Drop
+            )
+            .contains(r#"<p style="color:red">x</p>"#)
         );
         assert!(
             out.contains(r#"<a href="https://example.com/x" rel="noopener noreferrer">b</a>"#),
@@ -402,6 +463,64 @@ pub(super) mod tests {
         );
         let dropped = clean(dirty, RemoteImages::Drop);
         assert!(!dropped.contains("<img"), "{dropped}");
+    }
+
+    #[test]
+    fn styles_that_could_load_or_run_anything_go() {
+        for style in [
+            "color:red;background:url(https://t.example/x)",
+            "color: URL (x)",
+            "color:expression(alert(1))",
+            "font-family:Ex\\70ression",
+            "color:red\\;background:x",
+            "color:re/**/d",
+            "color:red;behavior:url(x.htc)",
+            "font-family:\"a\"; background-image:image-set(x 1x)",
+        ] {
+            let html = format!("<p style='{style}'>x</p>");
+            let out = clean(&html, RemoteImages::Keep);
+            assert_eq!(out, "<p>x</p>", "{style}");
+        }
+        assert_eq!(
+            clean(
+                "<p style=\"color: red; font-weight: bold\">x</p>",
+                RemoteImages::Drop
+            ),
+            "<p style=\"color:red;font-weight:bold\">x</p>"
+        );
+    }
+
+    #[test]
+    fn huge_attribute_values_are_dropped() {
+        let long = "a".repeat(MAX_ATTRIBUTE + 1);
+        let out = clean(
+            &format!(
+                "<a href=\"https://e.example/{long}\" title=\"{long}\">x</a><p title=\"short\">y</p>"
+            ),
+            RemoteImages::Drop,
+        );
+        assert_eq!(
+            out,
+            "<a rel=\"noopener noreferrer\">x</a><p title=\"short\">y</p>"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_ampersands_comes_out_whole() {
+        // Text runs are cut for the serializer; the output must not show it.
+        let html = format!("<p>{}</p>", "&amp;".repeat(100_000));
+        assert_eq!(clean(&html, RemoteImages::Drop), html);
+        let nbsp = format!("<p>{}x</p>", "&nbsp;".repeat(50_000));
+        assert_eq!(clean(&nbsp, RemoteImages::Drop), nbsp);
+    }
+
+    #[test]
+    fn obsolete_raw_text_elements_go_with_their_content() {
+        for tag in ["xmp", "noembed", "noframes"] {
+            let out = clean(&format!("a<{tag}><b>x</b></{tag}>b"), RemoteImages::Drop);
+            assert_eq!(out, "ab", "{tag}");
+        }
+        assert_eq!(clean("a<plaintext>b</p>c", RemoteImages::Drop), "a");
     }
 
     #[test]

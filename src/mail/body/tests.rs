@@ -216,8 +216,38 @@ fn html_only_mail_with_plain_preferred_becomes_text() {
 }
 
 #[test]
-fn no_body_is_empty_plain() {
-    let raw = "From: a@example.com\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\nAAAA\r\n";
+fn only_attachments_give_the_note_as_the_body() {
+    let raw = "From: a@example.com\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n";
+    let expected = Body {
+        text: "Attachments: a.pdf (3 B)".into(),
+        body_type: BodyType::Plain,
+    };
+    assert_eq!(extract_raw(raw, &ContentConfig::default()), expected);
+    // The note is all such a reply has, so it is the body even with the note turned off.
+    let off = ContentConfig {
+        attachment_note: false,
+        ..ContentConfig::default()
+    };
+    assert_eq!(extract_raw(raw, &off), expected);
+    // An empty text part beside the attachment is no body either.
+    let empty_text = concat!(
+        "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n",
+        "--m\r\nContent-Type: text/html\r\n\r\n<div><br></div>\r\n",
+        "--m\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; filename=\"scan\u{202e}gpj.exe\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n",
+        "--m--\r\n"
+    );
+    assert_eq!(
+        extract_raw(empty_text, &ContentConfig::default()),
+        Body {
+            text: "Attachments: scangpj.exe (3 B)".into(),
+            body_type: BodyType::Plain
+        }
+    );
+}
+
+#[test]
+fn nothing_at_all_is_an_empty_body() {
+    let raw = "From: a@example.com\r\nContent-Type: text/plain\r\n\r\n \r\n";
     assert_eq!(
         extract_raw(raw, &ContentConfig::default()),
         Body {
@@ -225,6 +255,46 @@ fn no_body_is_empty_plain() {
             body_type: BodyType::Plain
         }
     );
+}
+
+#[test]
+fn bidi_controls_are_stripped_from_bodies() {
+    let b = extract_raw(
+        &mail("text/plain", "Pay \u{202e}0001\u{202c} PLN\u{200f}\r\n"),
+        &ContentConfig::default(),
+    );
+    assert_eq!(b.text, "Pay 0001 PLN");
+    // Written as characters or as references, in text and in attributes.
+    let b = html("<p title=\"a\u{2067}b\">Pay &#x202E;0001&#8236; PLN&rlm;\u{2066}x\u{2069}</p>");
+    assert_eq!(b.text, "<p title=\"ab\">Pay 0001 PLNx</p>");
+}
+
+#[test]
+fn a_flood_of_ampersands_is_bounded_and_whole() {
+    let b = html(&"&amp;".repeat(400_000));
+    let max = ContentConfig::default().max_body_size.bytes() as usize;
+    assert!(b.text.len() <= max, "{}", b.text.len());
+    assert!(b.text.starts_with("&amp;&amp;"), "{}", &b.text[..40]);
+    assert!(!b.text.contains("<!--"));
+    assert!(
+        b.text.contains("message truncated"),
+        "{}",
+        &b.text[b.text.len() - 200..]
+    );
+    let b = html(&"& ".repeat(400_000));
+    assert!(b.text.len() <= max, "{}", b.text.len());
+}
+
+#[test]
+fn cid_images_match_whatever_the_case() {
+    let raw = concat!(
+        "From: a@example.com\r\nContent-Type: multipart/related; boundary=r\r\n\r\n",
+        "--r\r\nContent-Type: text/html\r\n\r\n<p>See <img src=\"cid:CHART@X\"></p>\r\n",
+        "--r\r\nContent-Type: image/png; name=chart.png\r\nContent-ID: <chart@x>\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n",
+        "--r--\r\n"
+    );
+    let b = extract_raw(raw, &ContentConfig::default());
+    assert_eq!(b.text, "<p>See [chart.png]</p>");
 }
 
 const WITH_IMAGES: &str = concat!(

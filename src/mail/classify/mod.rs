@@ -1,4 +1,5 @@
-//! Recognizing mail that must not be posted: auto-replies, bounces, refused senders.
+//! Recognizing mail that must not be posted: auto-replies, bounces, the helpdesk's own
+//! mail, refused senders.
 //!
 //! Each check answers a short, specific reason (for the log and `explain`), or
 //! `None` for mail a person wrote. All checks read only the top-level headers
@@ -8,8 +9,10 @@
 mod auto_reply;
 mod bounce;
 mod headers;
+mod loops;
 mod senders;
 
 pub use auto_reply::auto_reply_reason;
 pub use bounce::bounce_reason;
+pub use loops::loop_reason;
 pub use senders::SenderRules;

@@ -8,12 +8,15 @@
 //! IMAP INTERNALDATE, which is closer to the truth than any guess.
 
 mod lenient;
+mod plausible;
 mod zones;
 
 use chrono::{DateTime, Datelike, FixedOffset};
 use mail_parser::Message;
 
 pub use lenient::parse_date;
+pub use plausible::SentSource;
+pub(crate) use plausible::choose;
 
 /// The first year we accept: older dates are clock errors (or RFC examples).
 pub const MIN_YEAR: i32 = 1970;
