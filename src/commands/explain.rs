@@ -19,6 +19,23 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
             None,
             serde_json::to_value(request).ok(),
         ),
+        Action::NewTicket {
+            request,
+            attachments,
+        } => (
+            "new_ticket",
+            None,
+            None,
+            "posted",
+            None,
+            serde_json::to_value(request).ok().map(|mut r| {
+                r["attachments"] = attachments
+                    .iter()
+                    .map(|a| json!({"name": a.name, "size": a.size}))
+                    .collect();
+                r
+            }),
+        ),
         Action::Skip { kind, reason } => (
             "skip",
             None,
@@ -102,6 +119,33 @@ pub fn to_text(d: &Decision) -> String {
                     "PLAIN"
                 },
             );
+            line("body:", &format!("{} bytes", request.body.len()));
+            out.push_str("----\n");
+            out.push_str(&request.body);
+            if !request.body.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str("----\n");
+        }
+        Action::NewTicket {
+            request,
+            attachments,
+        } => {
+            line(
+                "action:",
+                &format!("new ticket in {} from {}", request.to, request.from),
+            );
+            line("subject:", &request.subject);
+            if !request.cc.is_empty() {
+                line("cc:", &request.cc.join(", "));
+            }
+            for a in attachments {
+                line(
+                    "attach:",
+                    &format!("{} ({})", a.name, crate::mail::body::human_size(a.size)),
+                );
+            }
+            line("body_type:", "HTML");
             line("body:", &format!("{} bytes", request.body.len()));
             out.push_str("----\n");
             out.push_str(&request.body);

@@ -3,13 +3,15 @@
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
-/// `move:<folder>`, `flag:<keyword>`, `seen` or `delete`.
+/// `move:<folder>`, `flag:<keyword>`, `seen` or `delete`; for `on_unmatched` also
+/// `new_ticket` (the mail becomes a ticket, then goes where `on_posted` says).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Disposition {
     Move(String),
     Flag(String),
     Seen,
     Delete,
+    NewTicket,
 }
 
 impl Disposition {
@@ -49,6 +51,7 @@ impl std::str::FromStr for Disposition {
             }
             None if s == "seen" => Ok(Disposition::Seen),
             None if s == "delete" => Ok(Disposition::Delete),
+            None if s == "new_ticket" => Ok(Disposition::NewTicket),
             _ => Err(expected()),
         }
     }
@@ -61,6 +64,7 @@ impl fmt::Display for Disposition {
             Disposition::Flag(keyword) => write!(f, "flag:{keyword}"),
             Disposition::Seen => f.write_str("seen"),
             Disposition::Delete => f.write_str("delete"),
+            Disposition::NewTicket => f.write_str("new_ticket"),
         }
     }
 }

@@ -167,6 +167,27 @@ pub struct MailboxConfig {
     /// `"topmost"` takes the topmost header whatever its id (Microsoft 365 writes none).
     #[serde(default)]
     pub trusted_authserv_id: Vec<String>,
+    /// With `on_unmatched = "new_ticket"`: how a mail without a ticket becomes one.
+    pub new_ticket: Option<NewTicketConfig>,
+}
+
+/// `[mailbox.new_ticket]`: a mail without a ticket number becomes a new ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicketConfig {
+    /// The helpdesk mailbox's address (it picks the queue when none is given).
+    pub to: String,
+    pub ticket_queue_id: Option<u64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub category_id: Option<u64>,
+    pub status_id: Option<u64>,
+    /// New tickets one sender address may open per hour; more go to `fallback`.
+    #[serde(default = "default_per_sender_per_hour")]
+    pub per_sender_per_hour: u32,
+    /// Where a mail goes that cannot become a ticket (over the sender limit, refused).
+    #[serde(default = "default_on_unmatched")]
+    pub fallback: Disposition,
 }
 
 impl MailboxConfig {
@@ -189,15 +210,25 @@ impl MailboxConfig {
         hex::encode(hash.finalize())
     }
 
-    /// Where each kind of mail goes.
-    pub fn dispositions(&self) -> [&Disposition; 5] {
-        [
+    /// Where each kind of mail can go (with new tickets, their fallback too).
+    pub fn dispositions(&self) -> Vec<&Disposition> {
+        let mut all = vec![
             &self.on_posted,
-            &self.on_unmatched,
+            &self.unmatched_disposition(),
             &self.on_ignored,
             &self.on_failed,
             &self.on_unverified,
-        ]
+        ];
+        all.dedup();
+        all
+    }
+
+    /// Where an unmatched mail goes that does not become a ticket.
+    pub fn unmatched_disposition(&self) -> &Disposition {
+        match (&self.on_unmatched, &self.new_ticket) {
+            (Disposition::NewTicket, Some(n)) => &n.fallback,
+            (d, _) => d,
+        }
     }
 
     /// The mailbox's own address (its `username`, when that is one): mail from it is
@@ -296,6 +327,10 @@ pub struct ContentConfig {
     pub attachment_note: bool,
     pub max_message_size: ByteSize,
     pub max_body_size: ByteSize,
+    /// A new ticket's attachment larger than this is named in the body, not attached.
+    pub max_attachment_size: ByteSize,
+    /// All attachments of one new ticket together at most.
+    pub max_attachments_total: ByteSize,
 }
 
 impl Default for ContentConfig {
@@ -308,6 +343,8 @@ impl Default for ContentConfig {
             attachment_note: true,
             max_message_size: ByteSize(25 << 20),
             max_body_size: ByteSize(512 << 10),
+            max_attachment_size: ByteSize(20 << 20),
+            max_attachments_total: ByteSize(40 << 20),
         }
     }
 }
@@ -432,6 +469,9 @@ fn default_on_failed() -> Disposition {
 }
 fn default_on_unverified() -> Disposition {
     Disposition::Move("Unverified".into())
+}
+fn default_per_sender_per_hour() -> u32 {
+    10
 }
 fn default_subject_patterns() -> Vec<String> {
     vec![DEFAULT_SUBJECT_PATTERN.to_string()]
@@ -595,6 +635,9 @@ impl Config {
                 ("on_failed", &m.on_failed),
                 ("on_unverified", &m.on_unverified),
             ] {
+                if *d == Disposition::NewTicket && key != "on_unmatched" {
+                    return Err(Invalid::new(at(key), "new_ticket is only for on_unmatched"));
+                }
                 if *d == Disposition::Delete && key != "on_posted" {
                     return Err(Invalid::new(
                         at(key),
@@ -610,6 +653,41 @@ impl Config {
                         ),
                     ));
                 }
+            }
+            match (&m.on_unmatched, &m.new_ticket) {
+                (Disposition::NewTicket, None) => {
+                    return Err(Invalid::new(
+                        at("new_ticket"),
+                        "on_unmatched = \"new_ticket\" needs a [mailbox.new_ticket] table with at least `to` (the helpdesk mailbox's address)",
+                    ));
+                }
+                (Disposition::NewTicket, Some(n)) => {
+                    if !n.to.contains('@') {
+                        return Err(Invalid::new(
+                            at("new_ticket.to"),
+                            format!("{:?} is not an address", n.to),
+                        ));
+                    }
+                    if matches!(n.fallback, Disposition::NewTicket | Disposition::Delete) {
+                        return Err(Invalid::new(
+                            at("new_ticket.fallback"),
+                            "must keep the mail: move:<folder>, flag:<keyword> or seen",
+                        ));
+                    }
+                    if n.fallback.target_folder() == Some(m.folder.as_str()) {
+                        return Err(Invalid::new(
+                            at("new_ticket.fallback"),
+                            "moving into the watched folder would handle the mail again",
+                        ));
+                    }
+                }
+                (_, Some(_)) => {
+                    return Err(Invalid::new(
+                        at("new_ticket"),
+                        "is used only with on_unmatched = \"new_ticket\"",
+                    ));
+                }
+                (_, None) => {}
             }
         }
 

@@ -168,6 +168,7 @@ impl Delivery {
                     text_hash: read_back::text_hash(&mail.request),
                     date: mail.request.date.clone(),
                     location: self.location(mail.uid),
+                    new_ticket_from: None,
                 })
                 .collect();
             match runtime.ledger.begin(attempts).await {
@@ -402,7 +403,7 @@ impl Tried {
     fn record(&self, mail: &Outgoing, location: Location) -> Finish {
         let id = mail.id.clone();
         match &self.outcome {
-            Outcome::Posted | Outcome::Duplicate => Finish::Posted {
+            Outcome::Posted | Outcome::Duplicate | Outcome::NewTicket { .. } => Finish::Posted {
                 id,
                 ticket: mail.ticket,
             },

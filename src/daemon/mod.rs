@@ -1,10 +1,12 @@
 //! The shell around the pure core: one supervisor, a worker per mailbox, its passes,
 //! and the delivery of replies to the API.
 
+pub(crate) mod attachment_stream;
 pub(crate) mod bridge;
 pub(crate) mod claims;
 pub(crate) mod defer_cause;
 pub(crate) mod delivery;
+pub(crate) mod new_tickets;
 pub(crate) mod outcome;
 pub(crate) mod pass;
 pub(crate) mod poison;

@@ -11,6 +11,8 @@ pub enum Outcome {
     Posted,
     /// Posted before (the ledger says so, or a copy was just posted): only disposed.
     Duplicate,
+    /// A mail without a ticket number became this new ticket.
+    NewTicket { ticket: u64 },
     /// No ticket number found.
     Unmatched(String),
     /// An auto-reply, a bounce, a refused sender.
@@ -38,6 +40,7 @@ impl Outcome {
         match self {
             Outcome::Posted => "posted",
             Outcome::Duplicate => "duplicate",
+            Outcome::NewTicket { .. } => "new_ticket",
             Outcome::Unmatched(_) => "unmatched",
             Outcome::Ignored(_) => "ignored",
             Outcome::Unverified(_) => "unverified",
@@ -50,6 +53,7 @@ impl Outcome {
         match self {
             Outcome::Posted => String::new(),
             Outcome::Duplicate => "already posted".into(),
+            Outcome::NewTicket { ticket } => format!("opened ticket {ticket}"),
             Outcome::Unmatched(r)
             | Outcome::Ignored(r)
             | Outcome::Unverified(r)
@@ -61,8 +65,8 @@ impl Outcome {
     /// Where the mail goes; `None` while it waits for a later pass.
     pub fn disposition<'m>(&self, mb: &'m MailboxConfig) -> Option<&'m Disposition> {
         match self {
-            Outcome::Posted | Outcome::Duplicate => Some(&mb.on_posted),
-            Outcome::Unmatched(_) => Some(&mb.on_unmatched),
+            Outcome::Posted | Outcome::Duplicate | Outcome::NewTicket { .. } => Some(&mb.on_posted),
+            Outcome::Unmatched(_) => Some(mb.unmatched_disposition()),
             Outcome::Ignored(_) => Some(&mb.on_ignored),
             Outcome::Unverified(_) => Some(&mb.on_unverified),
             Outcome::Failed(_) => Some(&mb.on_failed),

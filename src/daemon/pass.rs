@@ -9,6 +9,7 @@
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
 use super::delivery::{Delivery, Finished, Outgoing};
+use super::new_tickets::{self, NewTicketMail};
 use super::outcome::Outcome;
 use super::poison::{self, Read, Reading};
 use super::tally::{Deferrals, Handled, PassReport, Tally};
@@ -162,6 +163,7 @@ impl Pass<'_> {
                 // One byte more than allowed tells a mail that grew past its announced size.
                 let mails = self.session.fetch(&uids, max.bytes() + 1).await?;
                 let mut outgoing = Vec::new();
+                let mut new_tickets = Vec::new();
                 for mail in mails {
                     let place = Location {
                         uid: mail.uid,
@@ -175,8 +177,8 @@ impl Pass<'_> {
                         mail.internal_date,
                     )
                     .await;
-                    let decision = match read {
-                        Read::Decided(decision) => *decision,
+                    let (decision, raw) = match read {
+                        Read::Decided(decision, raw) => (*decision, raw),
                         Read::Poison {
                             reason,
                             quarantined,
@@ -214,6 +216,17 @@ impl Pass<'_> {
                                 authentication: decision.authentication,
                             });
                         }
+                        Action::NewTicket {
+                            request,
+                            attachments,
+                        } => new_tickets.push(NewTicketMail {
+                            uid: mail.uid,
+                            id: decision.id,
+                            request,
+                            attachments,
+                            authentication: decision.authentication,
+                            raw: Arc::new(raw),
+                        }),
                         Action::Skip { kind, reason } => tally.record(Handled {
                             uid: mail.uid,
                             message_id: decision.id.message_id.as_deref(),
@@ -224,9 +237,41 @@ impl Pass<'_> {
                     }
                 }
                 self.delivery.submit(outgoing).await;
+                for mail in new_tickets {
+                    self.open_ticket(mail, tally).await;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Opens a ticket from a mail (one at a time: they are few), claiming it first so a
+    /// copy in another mailbox waits for this one.
+    async fn open_ticket(&mut self, mail: NewTicketMail, tally: &mut Tally<'_>) {
+        let (uid, id) = (mail.uid, mail.id.clone());
+        let outcome = match self.bridge.runtime.claims.claim(&id) {
+            Ok(claim) => {
+                let outcome = new_tickets::open(self.bridge, &self.place, mail).await;
+                claim.release(&outcome);
+                outcome
+            }
+            Err(claimant) => super::claims::outcome_for_copy(claimant).await,
+        };
+        let retry_at = match &outcome {
+            Outcome::Deferred(cause) => Instant::now().checked_add(cause.wait()),
+            _ => None,
+        };
+        let ticket = match &outcome {
+            Outcome::NewTicket { ticket } => Some(*ticket),
+            _ => None,
+        };
+        tally.record(Handled {
+            uid,
+            message_id: id.message_id.as_deref(),
+            ticket,
+            outcome,
+            retry_at,
+        });
     }
 
     /// Waits for some mail to finish (or for shutdown), then records what finished.

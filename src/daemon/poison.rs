@@ -93,12 +93,10 @@ fn parse(text: &str, mailbox: &str) -> Option<Location> {
 
 /// What reading one mail came to.
 pub enum Read {
-    Decided(Box<Decision>),
+    /// The decision, and the raw mail back (a new ticket's attachments are read from it).
+    Decided(Box<Decision>, Vec<u8>),
     /// Quarantined, or out of time: the reason; `quarantined` when it will not be read again.
-    Poison {
-        reason: String,
-        quarantined: bool,
-    },
+    Poison { reason: String, quarantined: bool },
 }
 
 /// Decides about one mail within [`DECIDE_BUDGET`], on a blocking thread, unless it is
@@ -123,13 +121,16 @@ pub async fn read(
     let work = {
         let bridge = Arc::clone(bridge);
         let mailbox = place.mailbox.clone();
-        tokio::task::spawn_blocking(move || decide_guarded(&raw, &bridge, &mailbox, internal_date))
+        tokio::task::spawn_blocking(move || {
+            let decision = decide_guarded(&raw, &bridge, &mailbox, internal_date);
+            (decision, raw)
+        })
     };
     let outcome = tokio::time::timeout(DECIDE_BUDGET, work).await;
     marker.clear();
     match outcome {
-        Ok(Ok(decision)) => Read::Decided(Box::new(decision)),
-        Ok(Err(_)) => Read::Decided(Box::new(failed(internal_date))),
+        Ok(Ok((decision, raw))) => Read::Decided(Box::new(decision), raw),
+        Ok(Err(_)) => Read::Decided(Box::new(failed(internal_date)), Vec::new()),
         Err(_) => {
             let reason = format!(
                 "reading it took longer than {}",

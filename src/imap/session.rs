@@ -451,6 +451,8 @@ impl MailSession {
                     .await?;
             }
             Disposition::Delete => self.delete(set).await?,
+            // Not a place: a mail that became a ticket is disposed by on_posted.
+            Disposition::NewTicket => {}
         }
         Ok(())
     }

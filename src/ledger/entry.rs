@@ -86,11 +86,14 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     pub id: MailId,
+    /// The ticket replied to; 0 for a new ticket until it is created.
     pub ticket: u64,
     pub body_hash: String,
     pub text_hash: String,
     pub date: String,
     pub location: Location,
+    /// For a new ticket: its sender, for `per_sender_per_hour`.
+    pub new_ticket_from: Option<String>,
 }
 
 /// How a mail ended in a pass, for [`crate::ledger::Ledger::finish`].

@@ -227,6 +227,20 @@ impl Ledger {
             .collect())
     }
 
+    /// New tickets `sender` began in the last hour.
+    pub fn new_tickets_in_last_hour(&self, sender: &str) -> Result<u32, LedgerError> {
+        self.read("counting new tickets", |conn| {
+            store::new_tickets_from(conn, sender, 3600)
+        })
+    }
+
+    /// Whether a mail other than `id` is recorded as having opened `ticket`.
+    pub fn ticket_opened_by_another(&self, ticket: u64, id: &MailId) -> Result<bool, LedgerError> {
+        self.read("looking up a new ticket", |conn| {
+            store::ticket_opened_by_another(conn, ticket, id)
+        })
+    }
+
     /// Mails that failed in the last `secs` seconds.
     pub fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
         self.read("counting failures", |conn| store::failed_since(conn, secs))

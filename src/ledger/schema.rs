@@ -28,8 +28,11 @@ CREATE TABLE IF NOT EXISTS mails (
     uid             INTEGER NOT NULL,
     reason          TEXT,
     retry           INTEGER NOT NULL DEFAULT 0,
+    -- a new ticket's sender (NULL for a reply): per_sender_per_hour counts these
+    new_ticket_from TEXT,
     PRIMARY KEY (message_id, content)
 );
+CREATE INDEX IF NOT EXISTS mails_new_tickets ON mails (new_ticket_from, first_seen) WHERE new_ticket_from IS NOT NULL;
 CREATE INDEX IF NOT EXISTS mails_posted_by_ticket ON mails (ticket, text_hash) WHERE state = 'posted';
 CREATE INDEX IF NOT EXISTS mails_by_state ON mails (state);
 CREATE INDEX IF NOT EXISTS mails_by_legacy ON mails (legacy) WHERE legacy IS NOT NULL;

@@ -144,7 +144,7 @@ pub fn begin(conn: &Connection, a: &Attempt) -> rusqlite::Result<Begun> {
             .execute(params![message_id, content])?;
     }
     conn.prepare_cached(&format!(
-        "INSERT INTO mails ({COLUMNS}) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13, ?14, ?15, ?16, NULL, 0)"
+        "INSERT INTO mails ({COLUMNS}, new_ticket_from) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13, ?14, ?15, ?16, NULL, 0, ?17)"
     ))?
     .execute(params![
         key(&a.id),
@@ -163,6 +163,7 @@ pub fn begin(conn: &Connection, a: &Attempt) -> rusqlite::Result<Begun> {
         a.location.folder,
         a.location.uid_validity as i64,
         a.location.uid as i64,
+        a.new_ticket_from,
     ])?;
     let entry = Entry {
         id: a.id.clone(),
@@ -325,6 +326,31 @@ pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(
         ))
     })?;
     rows.collect()
+}
+
+/// New tickets `sender` began (posted or not) in the last `secs` seconds.
+pub fn new_tickets_from(conn: &Connection, sender: &str, secs: u64) -> rusqlite::Result<u32> {
+    let since = unix_now().saturating_sub(secs) as i64;
+    conn.query_row(
+        "SELECT COUNT(*) FROM mails WHERE new_ticket_from = ?1 AND first_seen >= ?2 AND state != 'failed'",
+        params![sender, since],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+}
+
+/// Whether a mail other than `id` is recorded as having opened `ticket`.
+pub fn ticket_opened_by_another(
+    conn: &Connection,
+    ticket: u64,
+    id: &MailId,
+) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM mails WHERE ticket = ?1 AND new_ticket_from IS NOT NULL \
+         AND state = 'posted' AND NOT (message_id = ?2 AND content = ?3))",
+        params![ticket as i64, key(id), id.content],
+        |r| r.get(0),
+    )
 }
 
 /// Mails that failed in the last `secs` seconds.

@@ -26,6 +26,7 @@ fn attempt(mail: &MailId, ticket: u64, uid: u32) -> Attempt {
         text_hash: format!("text-{ticket}"),
         date: "2026-01-05 10:00".into(),
         location: place(uid),
+        new_ticket_from: None,
     }
 }
 

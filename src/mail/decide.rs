@@ -3,14 +3,18 @@
 //! Pure: no network, no clock, no disk. The daemon and `explain` both call
 //! [`decide`], so they can never disagree about a mail.
 
-use crate::config::{Config, ContentConfig, FiltersConfig, Invalid, MailboxConfig, MatchConfig};
+use crate::config::{
+    Config, ContentConfig, Disposition, FiltersConfig, Invalid, MailboxConfig, MatchConfig,
+    NewTicketConfig,
+};
 use crate::mail::authentication::{self, AuthVerdict};
-use crate::mail::body::{self, BodyType};
+use crate::mail::body::{self, Attachment, BodyType};
 use crate::mail::classify::{self, SenderRules};
 use crate::mail::date::{self, SentSource};
 use crate::mail::identity::MailId;
 use crate::mail::thread;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
+use crate::thulium::new_ticket::NewTicketRequest;
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -28,6 +32,8 @@ pub struct Rules {
     pub own_addresses: Vec<String>,
     /// Authentication-Results ids whose verdict counts (empty: not checked).
     pub trusted_authserv_id: Vec<String>,
+    /// Set when the mailbox turns mails without a ticket into new tickets.
+    pub new_ticket: Option<NewTicketConfig>,
 }
 
 impl Rules {
@@ -68,6 +74,7 @@ impl Rules {
             use_references: matching.use_references,
             own_addresses: lower_case_list(&filters.own_addresses),
             trusted_authserv_id: Vec::new(),
+            new_ticket: None,
         })
     }
 
@@ -86,6 +93,10 @@ impl Rules {
             .map(|id| id.trim().to_string())
             .filter(|id| !id.is_empty())
             .collect();
+        rules.new_ticket = match mailbox.on_unmatched {
+            Disposition::NewTicket => mailbox.new_ticket.clone(),
+            _ => None,
+        };
         rules
     }
 }
@@ -136,6 +147,12 @@ pub enum Action {
         ticket: u64,
         matched_by: String,
         request: CustomerResponse,
+    },
+    /// No ticket number, and the mailbox opens tickets: `POST tickets` with the
+    /// `attachments` uploaded first (their tokens go into the request).
+    NewTicket {
+        request: NewTicketRequest,
+        attachments: Vec<Attachment>,
     },
     Skip {
         kind: SkipKind,
@@ -302,10 +319,15 @@ pub fn decide(
         SubjectMatch::None => match references_ticket(&references, rules, refs) {
             Some((id, via)) => (id, format!("references ({via})")),
             None => {
-                return skipped(
-                    SkipKind::Unmatched,
-                    "no ticket number in the subject".into(),
-                );
+                return match (&rules.new_ticket, &from) {
+                    (Some(settings), Some(from)) => {
+                        decision(new_ticket(&msg, rules, settings, from, &subject))
+                    }
+                    _ => skipped(
+                        SkipKind::Unmatched,
+                        "no ticket number in the subject".into(),
+                    ),
+                };
             }
         },
     };
@@ -332,6 +354,97 @@ pub fn decide(
             date: date::thulium_date(sent_at, rules.timezone),
         },
     })
+}
+
+/// A new ticket from a mail: its body cleaned like a reply's and sent as HTML; its
+/// attachments (not the images the body shows) attached within the size limits, the
+/// rest named in the body.
+fn new_ticket(
+    msg: &mail_parser::Message<'_>,
+    rules: &Rules,
+    settings: &NewTicketConfig,
+    from: &str,
+    subject: &str,
+) -> Action {
+    let mut content = rules.content.clone();
+    content.attachment_note = false;
+    let body = body::extract(msg, &content);
+    let mut html = match body.body_type {
+        BodyType::Html => body.text,
+        BodyType::Plain => body::plain_to_html(&body.text),
+    };
+    let (each, total) = (
+        content.max_attachment_size.bytes(),
+        content.max_attachments_total.bytes(),
+    );
+    let mut attached = Vec::new();
+    let mut left_out = Vec::new();
+    let mut sum = 0u64;
+    for a in body::attachments_besides_body(msg, &content) {
+        if a.size <= each && sum + a.size <= total {
+            sum += a.size;
+            attached.push(a);
+        } else {
+            left_out.push(a);
+        }
+    }
+    if !left_out.is_empty() {
+        let names: Vec<String> = left_out
+            .iter()
+            .map(|a| format!("{} ({})", escape_html(&a.name), body::human_size(a.size)))
+            .collect();
+        html.push_str(&format!(
+            "<p>Not attached, over the size limit ({} each, {} together): {}</p>",
+            content.max_attachment_size,
+            content.max_attachments_total,
+            names.join(", ")
+        ));
+    }
+    if html.trim().is_empty() && attached.is_empty() {
+        return Action::Skip {
+            kind: SkipKind::Failed,
+            reason: "nothing to open a ticket with: the mail has no text and no attachments".into(),
+        };
+    }
+    if html.trim().is_empty() {
+        html = "<p>(no text; see the attachments)</p>".into();
+    }
+    let cc = msg
+        .cc()
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| a.address())
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let subject = if subject.trim().is_empty() {
+        "(no subject)".to_string()
+    } else {
+        subject.to_string()
+    };
+    Action::NewTicket {
+        request: NewTicketRequest {
+            to: settings.to.clone(),
+            from: from.to_string(),
+            subject,
+            body: html,
+            body_type: BodyType::Html,
+            cc,
+            attachments: Vec::new(),
+            ticket_queue_id: settings.ticket_queue_id,
+            tags: settings.tags.clone(),
+            category_id: settings.category_id,
+            status_id: settings.status_id,
+        },
+        attachments: attached,
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A posted mail this one answers (In-Reply-To first, then References, newest first).
@@ -373,7 +486,7 @@ mod tests {
     fn skip(d: &Decision) -> Option<(SkipKind, &str)> {
         match &d.action {
             Action::Skip { kind, reason } => Some((*kind, reason.as_str())),
-            Action::Post { .. } => None,
+            Action::Post { .. } | Action::NewTicket { .. } => None,
         }
     }
 

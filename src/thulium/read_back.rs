@@ -47,12 +47,20 @@ pub fn matching_messages(ticket: &Ticket, sent: &Sent<'_>) -> u32 {
     u32::try_from(count).unwrap_or(u32::MAX)
 }
 
+/// Whether a stored body shows the same text as ours (any markup, any spacing).
+pub fn same_body(stored: &str, ours: &str, ours_type: BodyType) -> bool {
+    same_text(stored, &fingerprint(ours, ours_type))
+}
+
 /// Hex SHA-256 of the reply's visible text, recorded so that posted replies with the
 /// same text on a ticket can be counted.
 pub fn text_hash(req: &CustomerResponse) -> String {
-    hex::encode(Sha256::digest(
-        fingerprint(&req.body, req.body_type).as_bytes(),
-    ))
+    text_hash_of(&req.body, req.body_type)
+}
+
+/// [`text_hash`] of any body.
+pub fn text_hash_of(body: &str, body_type: BodyType) -> String {
+    hex::encode(Sha256::digest(fingerprint(body, body_type).as_bytes()))
 }
 
 /// Our body's visible text without white space. Our HTML comes from the sanitizer, so
@@ -160,6 +168,7 @@ mod tests {
         let ticket = Ticket {
             ticket_id: 1,
             from: None,
+            subject: None,
             messages,
         };
         let sent = Sent {

@@ -16,6 +16,8 @@ pub struct Ticket {
     /// The customer's e-mail address.
     #[serde(deserialize_with = "lenient_string")]
     pub from: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subject: Option<String>,
     #[serde(deserialize_with = "lenient_messages")]
     pub messages: Vec<TicketMessage>,
 }

@@ -6,10 +6,13 @@ use std::collections::HashSet;
 /// At most this many are named; the rest are counted.
 const MAX_LISTED: usize = 50;
 
-/// One attachment as the note shows it.
+/// One attachment as the note shows it (and a new ticket attaches it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Attachment {
+pub struct Attachment {
+    /// The MIME part (mail-parser's part id), to read its content from.
+    pub part: u32,
     pub name: String,
+    /// Decoded bytes.
     pub size: u64,
 }
 
@@ -48,6 +51,7 @@ pub(super) fn list(
                 .unwrap_or_else(|| "unnamed".to_string()),
         };
         out.push(Attachment {
+            part: id,
             name: one_line(&name),
             size: part.len() as u64,
         });
@@ -56,7 +60,7 @@ pub(super) fn list(
 }
 
 /// "Attachments: invoice.pdf (120 KiB), photo.jpg (2.1 MiB)", or `None` without any.
-pub(super) fn note(list: &[Attachment]) -> Option<String> {
+pub fn note(list: &[Attachment]) -> Option<String> {
     if list.is_empty() {
         return None;
     }
@@ -72,7 +76,7 @@ pub(super) fn note(list: &[Attachment]) -> Option<String> {
 }
 
 /// A size as people read it: 512 B, 8.5 KiB, 120 KiB, 2.1 MiB.
-pub(super) fn human_size(bytes: u64) -> String {
+pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -160,6 +164,7 @@ mod tests {
     fn long_lists_are_counted() {
         let many: Vec<Attachment> = (0..60)
             .map(|i| Attachment {
+                part: i,
                 name: format!("f{i}"),
                 size: 1,
             })

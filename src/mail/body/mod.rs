@@ -23,6 +23,7 @@ mod signature;
 mod tests;
 mod text_runs;
 
+pub use attachments::{Attachment, human_size};
 pub use choose::{Choice, choose};
 pub use html_lines::html_to_text;
 
@@ -130,6 +131,36 @@ fn extract_parts(msg: &Message<'_>, choice: &Choice, content: &ContentConfig) ->
             body_type: BodyType::Plain,
         },
     })
+}
+
+/// What a new ticket attaches: the attachments the body does not show (not its own
+/// parts, not the `cid:` images shown in it).
+pub fn attachments_besides_body(msg: &Message<'_>, content: &ContentConfig) -> Vec<Attachment> {
+    let choice = choose(msg, content.prefer);
+    let shown = if choice.body_type == BodyType::Html || !choice.parts.is_empty() {
+        let max = usize::try_from(content.max_body_size.bytes()).unwrap_or(usize::MAX);
+        let source = html_source(msg, &choice.parts);
+        let (source, _) = capped(&source, input_cap(max));
+        clean_html(source, &cid_names(msg), content).cids
+    } else {
+        HashSet::new()
+    };
+    attachments::list(msg, &choice.parts, &shown)
+}
+
+/// A plain-text body as HTML: escaped, blank lines as paragraphs, line breaks kept.
+pub fn plain_to_html(text: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .map(|p| p.trim_matches('\n'))
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| format!("<p>{}</p>", escape(p).replace('\n', "<br>")))
+        .collect()
 }
 
 /// The attachment note, when configured and there is anything to list.

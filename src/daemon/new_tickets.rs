@@ -1,0 +1,295 @@
+//! A mail without a ticket number becomes a new ticket (`on_unmatched = "new_ticket"`),
+//! exactly once: its intent is recorded before the uploads and the POST; when the
+//! outcome is unknown, `GET tickets` is read back (subject, customer and text must
+//! match) before creating again; the new ticket's id is recorded against the mail's
+//! Message-ID, so the customer's follow-ups go to it.
+
+use super::attachment_stream;
+use super::bridge::Bridge;
+use super::defer_cause::DeferCause;
+use super::outcome::Outcome;
+use crate::ledger::{Attempt, Begun, EntryState, Finish, Location};
+use crate::mail::MailId;
+use crate::mail::authentication::AuthVerdict;
+use crate::mail::body::{Attachment, BodyType};
+use crate::thulium::ApiError;
+use crate::thulium::new_ticket::NewTicketRequest;
+use crate::thulium::read_back;
+use chrono::TimeZone;
+use std::sync::Arc;
+
+/// A mail `decide` wants opened as a ticket.
+pub struct NewTicketMail {
+    pub uid: u32,
+    pub id: MailId,
+    pub request: NewTicketRequest,
+    pub attachments: Vec<Attachment>,
+    pub authentication: AuthVerdict,
+    /// The mail as fetched: the attachments are streamed from it.
+    pub raw: Arc<Vec<u8>>,
+}
+
+/// Opens the ticket (or finds it opened before); what became of the mail.
+pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Outcome {
+    let settings = match bridge.rules_for(&place.mailbox).new_ticket.clone() {
+        Some(s) => s,
+        None => return Outcome::Unmatched("no ticket number in the subject".into()),
+    };
+    if let AuthVerdict::Fail(why) = &mail.authentication {
+        return Outcome::Unmatched(format!(
+            "not opened as a ticket: From {} is not authenticated: {why}",
+            mail.request.from
+        ));
+    }
+    let ledger = bridge.ledger();
+    match ledger.new_tickets_in_last_hour(&mail.request.from) {
+        Ok(n) if n >= settings.per_sender_per_hour => {
+            return Outcome::Unmatched(format!(
+                "not opened as a ticket: {} opened {n} in the last hour (per_sender_per_hour = {})",
+                mail.request.from, settings.per_sender_per_hour
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return Outcome::Deferred(DeferCause::Ledger {
+                reason: e.to_string(),
+            });
+        }
+    }
+    if bridge.dry_run {
+        tracing::info!(uid = mail.uid, to = %mail.request.to, from = %mail.request.from,
+            subject = %mail.request.subject, attachments = mail.attachments.len(),
+            "dry run: would open a ticket");
+        return Outcome::NewTicket { ticket: 0 };
+    }
+    let attempt = Attempt {
+        id: mail.id.clone(),
+        ticket: 0,
+        body_hash: String::new(),
+        text_hash: read_back::text_hash_of(&mail.request.body, BodyType::Html),
+        date: String::new(),
+        location: Location {
+            uid: mail.uid,
+            ..place.clone()
+        },
+        new_ticket_from: Some(mail.request.from.clone()),
+    };
+    let begun = match ledger.begin(vec![attempt.clone()]).await {
+        Ok(mut b) if !b.is_empty() => b.remove(0),
+        Ok(_) => {
+            return Outcome::Deferred(DeferCause::Ledger {
+                reason: "no entry".into(),
+            });
+        }
+        Err(e) => {
+            return Outcome::Deferred(DeferCause::Ledger {
+                reason: e.to_string(),
+            });
+        }
+    };
+    let (outcome, unknown) = match begun.entry.state {
+        EntryState::Posted => (Outcome::Duplicate, false),
+        EntryState::Failed => (
+            Outcome::Unmatched(begun.entry.reason.clone().unwrap_or_default()),
+            false,
+        ),
+        EntryState::Pending => create(bridge, &mail, &begun, &settings.ticket_queue_id).await,
+    };
+    let record = match &outcome {
+        Outcome::NewTicket { ticket } => Some(Finish::Posted {
+            id: mail.id.clone(),
+            ticket: *ticket,
+        }),
+        Outcome::Unmatched(reason) if begun.entry.state == EntryState::Pending => {
+            Some(Finish::Failed {
+                id: mail.id.clone(),
+                reason: reason.clone(),
+                outcome_unknown: unknown,
+                location: attempt.location.clone(),
+            })
+        }
+        Outcome::Deferred(_) => Some(Finish::Deferred {
+            id: mail.id.clone(),
+            counted: false,
+            outcome_unknown: unknown,
+        }),
+        _ => None,
+    };
+    if let Some(record) = record
+        && let Err(e) = ledger.finish(vec![record]).await
+    {
+        tracing::error!("ledger write failed after opening a ticket: {e}");
+        return Outcome::Deferred(DeferCause::Ledger {
+            reason: e.to_string(),
+        });
+    }
+    outcome
+}
+
+/// Reads back if an earlier try may have created it, uploads, creates. The outcome and
+/// whether a create may now be out with its answer unknown.
+async fn create(
+    bridge: &Arc<Bridge>,
+    mail: &NewTicketMail,
+    begun: &Begun,
+    queue: &Option<u64>,
+) -> (Outcome, bool) {
+    let api = bridge.runtime.api();
+    if begun.outcome_unknown {
+        match find_created(bridge, mail, begun, *queue).await {
+            Ok(Some(ticket)) => {
+                api.works();
+                return (Outcome::NewTicket { ticket }, false);
+            }
+            Ok(None) => {}
+            Err(cause) => return (Outcome::Deferred(cause), true),
+        }
+    }
+    if let Some(pause) = bridge.credentials_paused() {
+        return (
+            Outcome::Deferred(DeferCause::ApiCredentials { status: 401, pause }),
+            false,
+        );
+    }
+    let mut request = mail.request.clone();
+    for a in &mail.attachments {
+        let Some(body) = attachment_stream::body(Arc::clone(&mail.raw), a.part) else {
+            continue;
+        };
+        let uploaded = {
+            let _slot = bridge.api_slots.acquire().await;
+            bridge.api.upload(&a.name, body).await
+        };
+        match uploaded {
+            Ok(token) => request.attachments.push(token),
+            Err(e) => return (trouble(bridge, e, "uploading an attachment"), false),
+        }
+    }
+    let created = {
+        let _slot = bridge.api_slots.acquire().await;
+        bridge.api.create_ticket(&request).await
+    };
+    match created {
+        Ok(ticket) => {
+            api.post_succeeded();
+            (Outcome::NewTicket { ticket }, false)
+        }
+        Err(e @ ApiError::Transient { sent, .. }) => (trouble(bridge, e, "POST tickets"), sent),
+        Err(e) => (trouble(bridge, e, "POST tickets"), false),
+    }
+}
+
+/// An API error as the mail's outcome: refused → the fallback, else wait.
+fn trouble(bridge: &Bridge, e: ApiError, what: &str) -> Outcome {
+    match e {
+        ApiError::Permanent { status, message } => Outcome::Unmatched(format!(
+            "not opened as a ticket: the API refused {what} (HTTP {status}): {message}"
+        )),
+        ApiError::Credentials { status, message } => {
+            tracing::error!(
+                status,
+                "the Thulium API refused our credentials ({message}); posting paused for every mailbox"
+            );
+            bridge
+                .runtime
+                .api()
+                .request_failed(&format!("HTTP {status}: {message}"), true);
+            bridge.credentials_refused();
+            Outcome::Deferred(DeferCause::ApiCredentials {
+                status,
+                pause: super::bridge::CREDENTIALS_PAUSE,
+            })
+        }
+        ApiError::Transient {
+            reason,
+            retry_after,
+            ..
+        } => {
+            bridge.runtime.api().request_failed(&reason, false);
+            Outcome::Deferred(DeferCause::ApiUnavailable {
+                reason: format!("{what}: {reason}"),
+                retry_after,
+            })
+        }
+    }
+}
+
+/// A ticket an earlier, unanswered try created: created since that try (in the queue),
+/// with our subject and customer, whose first customer message shows our text, and
+/// that no other mail of the ledger opened.
+async fn find_created(
+    bridge: &Arc<Bridge>,
+    mail: &NewTicketMail,
+    begun: &Begun,
+    queue: Option<u64>,
+) -> Result<Option<u64>, DeferCause> {
+    let failed = |e: ApiError| DeferCause::ReadBackFailed {
+        reason: e.to_string(),
+    };
+    let since = begun.entry.unknown_since.unwrap_or(begun.entry.first_seen);
+    let from = bridge
+        .rules
+        .timezone
+        .timestamp_opt(since.saturating_sub(120) as i64, 0)
+        .earliest()
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
+    let listed = {
+        let _slot = bridge.read_slots.acquire().await;
+        bridge
+            .api
+            .find_tickets(&from, queue)
+            .await
+            .map_err(failed)?
+    };
+    let same =
+        |a: Option<&str>, b: &str| a.is_some_and(|a| a.trim().eq_ignore_ascii_case(b.trim()));
+    for candidate in listed {
+        // The list may or may not carry `from` and `subject`; what it carries must match.
+        if candidate
+            .from
+            .as_deref()
+            .is_some_and(|f| !same(Some(f), &mail.request.from))
+            || candidate
+                .subject
+                .as_deref()
+                .is_some_and(|s| !same(Some(s), &mail.request.subject))
+        {
+            continue;
+        }
+        let ticket = {
+            let _slot = bridge.read_slots.acquire().await;
+            bridge
+                .api
+                .get_ticket(candidate.ticket_id)
+                .await
+                .map_err(failed)?
+        };
+        let first_mail = ticket.messages.iter().find(|m| {
+            m.r#type
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case("MAIL"))
+        });
+        let ours = same(ticket.from.as_deref(), &mail.request.from)
+            && same(ticket.subject.as_deref(), &mail.request.subject)
+            && first_mail
+                .and_then(|m| m.body.as_deref())
+                .is_some_and(|b| read_back::same_body(b, &mail.request.body, BodyType::Html));
+        if ours
+            && !bridge
+                .ledger()
+                .ticket_opened_by_another(ticket.ticket_id, &mail.id)
+                .map_err(|e| DeferCause::Ledger {
+                    reason: e.to_string(),
+                })?
+        {
+            tracing::info!(
+                ticket = ticket.ticket_id,
+                uid = mail.uid,
+                "an earlier try had opened the ticket; read back, not opened again"
+            );
+            return Ok(Some(ticket.ticket_id));
+        }
+    }
+    Ok(None)
+}
