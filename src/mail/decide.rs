@@ -649,4 +649,94 @@ mod tests {
         assert!(matches!(d.sent_source, SentSource::InternalDate(_)));
         assert!(matches!(skip(&d), Some((SkipKind::Failed, _))));
     }
+
+    fn ticketing(extra: &str) -> Rules {
+        let toml = format!(
+            "name = \"support\"\nhost = \"imap.example.com\"\nusername = \"support@acme.example\"\npassword = \"x\"\non_unmatched = \"new_ticket\"\n[new_ticket]\nto = \"help@acme.example\"\nticket_queue_id = 3\n{extra}"
+        );
+        let mb: MailboxConfig = match toml::from_str(&toml) {
+            Ok(m) => m,
+            Err(e) => panic!("test mailbox: {e}"),
+        };
+        rules().for_mailbox(&mb)
+    }
+
+    /// A first mail: HTML with an inline image, a PDF and a spreadsheet attached.
+    fn first_mail(pdf_size: usize) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+        format!(
+            "From: Anna <Anna@Customer.Example>\r\nTo: help@acme.example\r\nCc: Bob <bob@customer.example>\r\n\
+             Subject: Printer on fire\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <first@customer.example>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n\
+             --m\r\nContent-Type: multipart/related; boundary=r\r\n\r\n\
+             --r\r\nContent-Type: text/html\r\n\r\n<p>It burns <img src=\"cid:logo@x\" alt=\"logo\"></p>\r\n\
+             --r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--r--\r\n\
+             --m\r\nContent-Type: application/pdf; name=photo.pdf\r\nContent-Disposition: attachment; filename=photo.pdf\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+             --m\r\nContent-Type: application/vnd.ms-excel; name=list.xls\r\nContent-Disposition: attachment; filename=list.xls\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--m--\r\n",
+            b64(100),
+            b64(pdf_size),
+            b64(300)
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_mail_without_a_ticket_becomes_one_with_its_attachments_but_not_its_inline_image() {
+        let d = decide(&first_mail(2000), &ticketing(""), &NoReferences, None);
+        let Action::NewTicket {
+            request,
+            attachments,
+        } = &d.action
+        else {
+            panic!("{:?}", d.action);
+        };
+        assert_eq!(request.to, "help@acme.example");
+        assert_eq!(request.from, "anna@customer.example");
+        assert_eq!(request.cc, ["bob@customer.example"]);
+        assert_eq!(request.subject, "Printer on fire");
+        assert_eq!(request.ticket_queue_id, Some(3));
+        assert_eq!(request.body_type, BodyType::Html);
+        assert!(request.body.contains("It burns"), "{}", request.body);
+        let names: Vec<(&str, u64)> = attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.size))
+            .collect();
+        assert_eq!(names, [("photo.pdf", 2000), ("list.xls", 300)]);
+    }
+
+    #[test]
+    fn an_attachment_over_the_limit_is_named_in_the_body_instead() {
+        let rules = ticketing("");
+        let mut rules = rules;
+        rules.content.max_attachment_size = crate::config::ByteSize(1000);
+        let d = decide(&first_mail(2000), &rules, &NoReferences, None);
+        let Action::NewTicket {
+            request,
+            attachments,
+        } = &d.action
+        else {
+            panic!("{:?}", d.action);
+        };
+        assert_eq!(attachments.len(), 1, "only the spreadsheet");
+        assert!(
+            request.body.contains("Not attached") && request.body.contains("photo.pdf"),
+            "{}",
+            request.body
+        );
+    }
+
+    #[test]
+    fn a_plain_first_mail_is_sent_as_escaped_html_and_a_mailbox_without_tickets_skips_it() {
+        let raw = b"From: a@customer.example\r\nSubject: Hi <there>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n\r\nLine 1 & co\r\nLine 2\r\n\r\nNext\r\n";
+        let d = decide(raw, &ticketing(""), &NoReferences, None);
+        let Action::NewTicket { request, .. } = &d.action else {
+            panic!("{:?}", d.action);
+        };
+        assert_eq!(request.body, "<p>Line 1 &amp; co<br>Line 2</p><p>Next</p>");
+        let plain = decide(raw, &rules(), &NoReferences, None);
+        assert!(matches!(skip(&plain), Some((SkipKind::Unmatched, _))));
+    }
 }
