@@ -367,6 +367,14 @@ fn outcome(mail: &Mail, rules: &Rules) -> String {
             request.body.len(),
             request.body_type
         ),
+        Action::NewTicket {
+            request,
+            attachments,
+        } => format!(
+            "new ticket ({} B body, {} attachments)",
+            request.body.len(),
+            attachments.len()
+        ),
         Action::Skip { kind, reason } => {
             let reason: String = reason.chars().take(60).collect();
             format!("skip {kind:?}: {reason}")

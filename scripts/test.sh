@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need, then format, lint and every test.
+# The project's test command: installs what the tests need (Dovecot, systemd-analyze,
+# promtool, cargo-fuzz), then format, lint, every test, the benches once and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,31 @@ if ! command -v systemd-analyze >/dev/null 2>&1 || [[ ! -x /bin/kill ]]; then
   apt-get install -y -qq systemd procps >/dev/null
 fi
 
+# promtool (tests/monitoring.rs) from Debian's prometheus package, unpacked, not
+# installed: the package would also install and start a Prometheus server.
+promtool_root=/var/cache/thulium-mail-bridge-testbed/prometheus
+if ! command -v promtool >/dev/null 2>&1 && [[ ! -x $promtool_root/usr/bin/promtool ]]; then
+  echo "== unpacking Debian's prometheus package for promtool (tests/monitoring.rs)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  deb_dir=$(mktemp -d)
+  (cd "$deb_dir" && apt-get download -qq prometheus 2>/dev/null)
+  mkdir -p "$promtool_root"
+  dpkg -x "$deb_dir"/prometheus_*.deb "$promtool_root"
+  rm -rf "$deb_dir"
+fi
+
+started=$SECONDS
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+# fuzz/ is a workspace of its own (nightly, cargo-fuzz): formatted all the same.
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --workspace -- --nocapture
+cargo test --workspace --no-fail-fast -- --nocapture
+echo "== benches: built, and each run once untimed (cargo test --benches)"
+cargo test --workspace --benches
+echo "== fuzz targets: built with cargo-fuzz, a few seconds each (fuzz/smoke.sh)"
+bash fuzz/smoke.sh
+echo "== scripts/test.sh passed in $((SECONDS - started)) s"

@@ -12,7 +12,6 @@ use std::time::Duration;
 use support::*;
 use testbed::{Dovecot, DovecotOptions, FakeIdp, FakeThulium};
 
-const WAIT: Duration = Duration::from_secs(30);
 const APP: &str = "bridge-app";
 const APP_SECRET: &str = "app-Secret-42";
 const PUBLIC_APP: &str = "public-app";
@@ -153,19 +152,17 @@ fn mode(path: &Path) -> u32 {
         .unwrap_or(0)
 }
 
-/// Drops the user's IMAP connections, so the daemon must log in again.
-fn kick(dovecot: &Dovecot, user: &str) {
-    let status = Command::new("doveadm")
+/// Drops the user's IMAP connections, so the daemon must log in again; false
+/// when the user had none.
+fn kick(dovecot: &Dovecot, user: &str) -> bool {
+    Command::new("doveadm")
         .arg("-c")
         .arg(dovecot.dir().join("dovecot.conf"))
         .args(["kick", user])
         .output()
-        .expect("doveadm runs");
-    assert!(
-        status.status.success(),
-        "doveadm kick: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+        .expect("doveadm runs")
+        .status
+        .success()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -310,12 +307,18 @@ async fn check_reports_the_token_and_the_login_on_separate_lines() {
 async fn a_token_that_expires_during_run_is_replaced_before_the_next_login() {
     let o = OWorld::start().await;
     o.idp.grant_mailbox(APP, USER);
-    o.idp.set_token_lifetime(Duration::from_secs(2));
+    // The first token lives 6 s; its replacement an hour, so exactly one is needed.
+    o.idp.set_token_lifetime(Duration::from_secs(6));
     o.w.api.add_ticket(1, CUSTOMER);
     o.w.api.add_ticket(2, CUSTOMER);
     let config = o.config(&[], &o.client_credentials("support", USER));
     let log = o.path("run.log");
     let mut daemon = spawn_run(&config, &log);
+    testbed::wait_until("the first token", WAIT, || !o.idp.issued().is_empty())
+        .await
+        .expect("a token");
+    // Due for renewal only at 80 % of 6 s: well after this.
+    o.idp.set_token_lifetime(Duration::from_secs(3600));
 
     o.w.append(&reply(1, 1, "before expiry"));
     o.w.api
@@ -329,26 +332,45 @@ async fn a_token_that_expires_during_run_is_replaced_before_the_next_login() {
     .expect("token expiry");
     // IMAP sessions outlive their token (Dovecot, unlike Exchange Online,
     // never drops them): make the daemon log in again.
-    kick(&o.w.dovecot, USER);
+    let logins = o.w.dovecot.logins(USER);
+    let kicked = kick(&o.w.dovecot, USER);
     o.w.append(&reply(2, 2, "after expiry"));
     o.w.api
         .wait_posted(2, WAIT)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", read(&log)));
-    signal(&daemon, "TERM");
     assert!(
-        wait_exit(&mut daemon, WAIT)
-            .await
-            .is_some_and(|s| s.success())
+        kicked && o.w.dovecot.logins(USER) > logins,
+        "no session to kick ({kicked}) or no login after the kick:\n{}",
+        read(&log)
     );
+    terminate_ok(&mut daemon, &log).await;
 
     let log = read(&log);
+    // Exactly one replacement, fetched because the first was due, and used for every
+    // later login; no login ever presented an expired token.
     let issued = o.idp.issued();
-    assert!(issued.len() >= 2, "a new token was fetched: {issued:?}");
+    let seqs: Vec<u64> = issued.iter().map(|t| t.seq).collect();
+    assert_eq!(
+        issued.len(),
+        2,
+        "one token, then one replacement: {issued:?}"
+    );
+    assert_eq!(
+        (issued[0].lifetime_secs, issued[1].lifetime_secs),
+        (6, 3600),
+        "{issued:?}"
+    );
     let checks = o.idp.introspections();
     assert!(
         checks.iter().all(|i| i.active),
-        "no expired token was presented: {checks:?}\n{log}"
+        "an expired token was presented: {checks:?}\n{log}"
+    );
+    let presented: Vec<Option<u64>> = checks.iter().map(|i| i.token_seq).collect();
+    assert_eq!(presented.first(), Some(&Some(seqs[0])), "{checks:?}");
+    assert!(
+        presented.len() >= 2 && presented[1..].iter().all(|p| *p == Some(seqs[1])),
+        "every login after the first used the replacement: {checks:?}"
     );
     for bad in [
         "refused",
@@ -378,7 +400,7 @@ async fn a_token_the_server_refuses_is_replaced_once() {
 
     // The IdP revokes the (still young) cached token; the next login is refused once.
     o.idp.revoke_access_tokens();
-    kick(&o.w.dovecot, USER);
+    assert!(kick(&o.w.dovecot, USER), "the daemon had a session");
     o.w.append(&reply(2, 2, "second"));
     o.w.api
         .wait_posted(2, WAIT)
@@ -496,26 +518,22 @@ async fn idp_refusals_take_only_their_mailbox_down_loudly() {
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", read(&log)));
     assert_eq!(o.w.api.posted(1).len(), 1, "the password mailbox goes on");
-    let base = format!("http://127.0.0.1:{port}");
-    let mut health = (0, String::new());
-    let healthy = eventually(WAIT, || {
-        health = futures::executor::block_on(get(&format!("{base}/healthz")));
-        health.0 == 503 && health.1.contains("\"support\"") && health.1.contains("\"rt\"")
-    })
-    .await;
-    assert!(healthy, "{health:?}\n{}", read(&log));
-    let metrics = get(&format!("{base}/metrics")).await.1;
-    assert!(
-        metrics.contains("thulium_bridge_mailbox_up{mailbox=\"support\"} 0"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("thulium_bridge_mailbox_up{mailbox=\"rt\"} 0"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("thulium_bridge_mailbox_up{mailbox=\"sales\"} 1"),
-        "{metrics}"
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    if let Err(health) = probe_until(
+        WAIT,
+        || get(&healthz),
+        |(status, body)| *status == 503 && body.contains("\"support\"") && body.contains("\"rt\""),
+    )
+    .await
+    {
+        panic!("{health:?}\n{}", read(&log));
+    }
+    let m = metrics(port).await;
+    let up = |mailbox: &str| metric(&m, "thulium_bridge_mailbox_up", &[("mailbox", mailbox)]);
+    assert_eq!(
+        (up("support"), up("rt"), up("sales")),
+        (Some(0.0), Some(0.0), Some(1.0)),
+        "{m}"
     );
 
     let text = read(&log);

@@ -143,23 +143,58 @@ async fn the_same_mail_in_two_mailboxes_is_posted_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_mail_goes_to_failed_without_download() {
-    let w = World::start().await;
+    let w = World::start_with(testbed::DovecotOptions {
+        rawlog: true,
+        ..Default::default()
+    })
+    .await;
     w.api.add_ticket(9, CUSTOMER);
-    w.append(&reply(9, 1, &"x".repeat(3000)));
+    w.api.add_ticket(10, CUSTOMER);
+    // 200 KB over a 64 KiB limit, beside a small reply that is downloaded.
+    let big = reply(9, 1, &"x".repeat(200_000));
+    w.append(&big);
+    w.append(&reply(10, 2, "small enough"));
     let config = w.config_with(
         &[MailboxOpts::default()],
         "",
-        "[content]\nmax_message_size = 2048\n",
+        "[content]\nmax_message_size = \"64 KiB\"\n",
     );
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(w.api.total_posted(), 0);
-    assert_eq!(w.folder("Failed").len(), 1);
+    assert_eq!(w.api.posted(9).len(), 0);
+    assert_eq!(w.api.posted(10).len(), 1, "{}", text(&out));
+    assert_eq!(w.subjects("Failed"), ["Re: [TH#9] Order question"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not downloaded"),
         "{}",
         text(&out)
     );
+
+    // Dovecot's own account of the session: it sent one mail body, the small
+    // one, and far fewer bytes than the big mail has.
+    assert!(
+        eventually(WAIT, || w.dovecot.sessions(USER).len() == 1).await,
+        "no session end logged:\n{}",
+        w.dovecot.log()
+    );
+    let session = &w.dovecot.sessions(USER)[0];
+    println!("{session:?}");
+    assert_eq!(session.body_count, 1, "{session:?}");
+    assert!(session.body_bytes < 1_000, "{session:?}");
+    assert!(
+        session.bytes_out < big.len() as u64 / 10,
+        "Dovecot sent {} bytes for a {} byte mail: {session:?}",
+        session.bytes_out,
+        big.len()
+    );
+    // And the commands: the big mail (UID 1) was only asked for its size.
+    let commands = w.dovecot.imap_commands(USER).unwrap();
+    let body_fetches: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains("UID FETCH") && c.contains("BODY"))
+        .collect();
+    assert_eq!(body_fetches.len(), 1, "{commands:?}");
+    assert!(body_fetches[0].contains("UID FETCH 2 "), "{commands:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -405,4 +440,102 @@ async fn json_logs_are_one_object_per_line_with_the_mail_fields() {
     assert_eq!(mail["outcome"], "posted");
     assert_eq!(mail["message_id"], "<reply-6-1@customer.example>");
     assert!(mail["uid"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejections_go_to_failed_with_the_apis_own_message() {
+    let w = World::start().await;
+    let rejections = [
+        (31, 400, "Malformed request: body_type"),
+        (32, 409, "Ticket 32 is closed and takes no responses"),
+        (33, 422, "The date does not match the format Y-m-d H:i."),
+    ];
+    for (ticket, status, message) in rejections {
+        w.api.add_ticket(ticket, CUSTOMER);
+        w.api.fail_next_for(
+            ticket,
+            1,
+            Fault::Reject {
+                status,
+                message: message.into(),
+            },
+        );
+        w.append(&reply(ticket, 1, "rejected"));
+    }
+    w.api.add_ticket(34, CUSTOMER);
+    w.append(&reply(34, 1, "accepted"));
+    let out = once(&w.config(), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    for (ticket, status, message) in rejections {
+        let line = log
+            .lines()
+            .find(|l| l.contains("mail handled") && has_field(l, "ticket", &ticket.to_string()))
+            .unwrap_or_else(|| panic!("no event for ticket {ticket}:\n{log}"));
+        assert!(
+            line.contains("failed")
+                && line.contains(&format!("HTTP {status}"))
+                && line.contains(message),
+            "{line}"
+        );
+        let (_, shown) = ledger(
+            &w.config(),
+            &["show", &format!("reply-{ticket}-1@customer.example")],
+        )
+        .await;
+        assert!(
+            shown.contains("state:       failed") && shown.contains(message),
+            "{shown}"
+        );
+    }
+    assert_eq!(
+        w.subjects("Failed"),
+        [31, 32, 33].map(|t| format!("Re: [TH#{t}] Order question"))
+    );
+    assert_eq!(w.subjects("Processed"), ["Re: [TH#34] Order question"]);
+    // A rejection is final: one POST each, none repeated by a second pass.
+    let again = once(&w.config(), &[]).await;
+    assert!(again.status.success(), "{}", text(&again));
+    for (ticket, _, _) in rejections {
+        let tries = w
+            .api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.ticket == Some(ticket))
+            .count();
+        assert_eq!(tries, 1, "ticket {ticket}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_never_sees_more_requests_than_thulium_concurrency_and_reaches_it() {
+    let w = World::start().await;
+    w.dovecot.add_user("sales", "sales-pw").unwrap();
+    // 24 tickets, two replies each, spread over two mailboxes: far more work than slots.
+    for t in 1..=24 {
+        w.api.add_ticket(t, CUSTOMER);
+        for n in 0..2 {
+            let mail = reply(t, n, &format!("reply {n} to {t}"));
+            let user = if t % 2 == 0 { USER } else { "sales" };
+            w.dovecot.append(user, "INBOX", &mail, &[]).unwrap();
+        }
+    }
+    // Slow enough that every free slot is taken long before a request ends.
+    w.api.set_latency(std::time::Duration::from_millis(150));
+    let config = w.config_with(
+        &[
+            MailboxOpts::default(),
+            MailboxOpts::of_user("sales", "sales-pw"),
+        ],
+        "concurrency = 3",
+        "",
+    );
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.all_posted().len(), 48, "{}", text(&out));
+    assert_eq!(
+        w.api.max_posts_in_flight(),
+        3,
+        "POSTs in flight at once, over both mailboxes"
+    );
 }

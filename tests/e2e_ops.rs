@@ -4,11 +4,70 @@ mod support;
 
 use base64::Engine as _;
 use std::os::unix::net::UnixDatagram;
-use std::time::Duration;
 use support::*;
+use testbed::Fault;
 
 fn log_of(w: &World) -> String {
-    std::fs::read_to_string(w.dir.path().join("run.log")).unwrap_or_default()
+    w.log()
+}
+
+#[test]
+fn metric_reads_exactly_the_sample_asked_for() {
+    let text = "# HELP thulium_bridge_mails_total Mails handled\n\
+        # TYPE thulium_bridge_mails_total counter\n\
+        thulium_bridge_mails_total{mailbox=\"support\",outcome=\"posted\"} 20\n\
+        thulium_bridge_mails_total{outcome=\"failed\",mailbox=\"support\"} 3\n\
+        thulium_bridge_mails_total{mailbox=\"sup\\\"port\",outcome=\"posted\"} 7 1700000000000\n\
+        thulium_bridge_api_up 0\n\
+        thulium_bridge_api_request_duration_seconds_count 12\n\
+        thulium_bridge_api_request_duration_seconds_bucket{le=\"+Inf\"} 12\n";
+    let mails = |mailbox: &str, outcome: &str| {
+        metric(
+            text,
+            "thulium_bridge_mails_total",
+            &[("mailbox", mailbox), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(mails("support", "posted"), Some(20.0));
+    assert_ne!(mails("support", "posted"), Some(2.0));
+    assert_eq!(mails("support", "failed"), Some(3.0), "labels in any order");
+    assert_eq!(
+        mails("sup\"port", "posted"),
+        Some(7.0),
+        "escapes, a timestamp"
+    );
+    assert_eq!(mails("support", "ignored"), None);
+    assert_eq!(
+        metric(
+            text,
+            "thulium_bridge_mails_total",
+            &[("mailbox", "support")]
+        ),
+        None,
+        "the whole label set must match"
+    );
+    assert_eq!(metric(text, "thulium_bridge_api_up", &[]), Some(0.0));
+    assert_eq!(
+        metric(text, "thulium_bridge_api_request_duration_seconds", &[]),
+        None,
+        "a name is not a prefix"
+    );
+    assert_eq!(
+        metric(
+            text,
+            "thulium_bridge_api_request_duration_seconds_count",
+            &[]
+        ),
+        Some(12.0)
+    );
+    assert_eq!(
+        metric(
+            text,
+            "thulium_bridge_api_request_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        Some(12.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -16,9 +75,7 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping_in_order() {
     let w = World::start().await;
     let socket_path = w.dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
     let config = w.config();
     let log = std::fs::File::create(w.dir.path().join("run.log")).unwrap();
     let child = Daemon(
@@ -34,7 +91,7 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping_in_order() {
     );
     let recv = move |socket: &UnixDatagram| {
         let mut buf = [0u8; 4096];
-        let n = socket.recv(&mut buf).expect("a notification within 20 s");
+        let n = socket.recv(&mut buf).expect("a notification in time");
         String::from_utf8_lossy(&buf[..n]).to_string()
     };
     let socket = std::sync::Arc::new(socket);
@@ -76,9 +133,7 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping_in_order() {
     next_until("STOPPING=1").await;
     let mut child = child;
     assert_eq!(
-        wait_exit(&mut child, Duration::from_secs(20))
-            .await
-            .and_then(|s| s.code()),
+        wait_exit(&mut child, WAIT).await.and_then(|s| s.code()),
         Some(0),
         "{}",
         log_of(&w)
@@ -100,68 +155,104 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
         "",
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
-    let mut child = spawn_run(&config, &w.dir.path().join("run.log"));
+    let mut child = w.spawn_run(&config);
     let base = format!("http://127.0.0.1:{port}");
-    let mut metrics = String::new();
-    for _ in 0..200 {
-        metrics = get(&format!("{base}/metrics")).await.1;
-        if metrics.contains("outcome=\"ignored\"")
-            && metrics.contains("outcome=\"posted\"} 2")
-            && metrics.contains("thulium_bridge_last_success_timestamp_seconds")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mails = |m: &str, outcome: &str| {
+        metric(
+            m,
+            "thulium_bridge_mails_total",
+            &[("mailbox", "support"), ("outcome", outcome)],
+        )
+    };
+    // Every mail handled once the four mails have left INBOX (counted before disposal).
+    assert!(
+        eventually(WAIT, || w.folder("INBOX").is_empty()).await,
+        "{}",
+        w.log()
+    );
+    let m = probe_until(
+        WAIT,
+        || metrics(port),
+        |m| {
+            metric(
+                m,
+                "thulium_bridge_last_success_timestamp_seconds",
+                &[("mailbox", "support")],
+            )
+            .is_some()
+        },
+    )
+    .await
+    .unwrap_or_else(|m| panic!("no pass succeeded:\n{m}"));
+    println!("{m}");
+    assert_eq!(mails(&m, "posted"), Some(2.0), "{m}");
+    assert_eq!(mails(&m, "unmatched"), Some(1.0), "{m}");
+    assert_eq!(mails(&m, "ignored"), Some(1.0), "{m}");
+    for outcome in ["duplicate", "failed", "retried", "unverified"] {
+        assert_eq!(mails(&m, outcome).unwrap_or(0.0), 0.0, "{outcome}: {m}");
     }
-    println!("{metrics}");
-    for line in [
-        "thulium_bridge_mails_total{mailbox=\"support\",outcome=\"posted\"} 2",
-        "thulium_bridge_mails_total{mailbox=\"support\",outcome=\"unmatched\"} 1",
-        "thulium_bridge_mails_total{mailbox=\"support\",outcome=\"ignored\"} 1",
-        "thulium_bridge_api_requests_total{status=\"200\"} 2",
-        "thulium_bridge_mailbox_up{mailbox=\"support\"} 1",
-        "thulium_bridge_api_request_duration_seconds_count 2",
-        "thulium_bridge_last_success_timestamp_seconds{mailbox=\"support\"}",
-    ] {
-        assert!(metrics.contains(line), "missing {line}\n{metrics}");
-    }
+    // Every request the API answered, counted once: the two POSTs, and the ticket
+    // reads of verify_sender when it is on.
+    assert_eq!(posts(&w.api), 2);
+    assert_eq!(answered(&w, 200), w.api.requests().len(), "only 200s");
+    assert_eq!(
+        metric(
+            &m,
+            "thulium_bridge_api_requests_total",
+            &[("status", "200")]
+        ),
+        Some(answered(&w, 200) as f64),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "thulium_bridge_mailbox_up", &[("mailbox", "support")]),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "thulium_bridge_api_request_duration_seconds_count", &[]),
+        Some(w.api.requests().len() as f64),
+        "{m}"
+    );
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let last = metric(
+        &m,
+        "thulium_bridge_last_success_timestamp_seconds",
+        &[("mailbox", "support")],
+    )
+    .unwrap_or_default();
+    assert!(
+        (started - 3600.0..=started + 60.0).contains(&last),
+        "a Unix time of this run: {last} ({started})"
+    );
     let (status, body) = get(&format!("{base}/healthz")).await;
     assert_eq!(status, 200, "{body}");
 
     w.dovecot.stop().unwrap();
-    let mut last = (0, String::new());
-    for _ in 0..300 {
-        last = get(&format!("{base}/healthz")).await;
-        if last.0 == 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(last.0, 503, "{}\n{}", last.1, log_of(&w));
+    let healthz = format!("{base}/healthz");
+    let last = probe_until(WAIT, || get(&healthz), |(status, _)| *status == 503)
+        .await
+        .unwrap_or_else(|last| panic!("{last:?}\n{}", w.log()));
     assert!(
         last.1.contains("\"mailbox\":\"support\"") && last.1.contains("down_since"),
         "{}",
         last.1
     );
-    assert!(
-        get(&format!("{base}/metrics"))
-            .await
-            .1
-            .contains("thulium_bridge_mailbox_up{mailbox=\"support\"} 0")
+    let m = metrics(port).await;
+    assert_eq!(
+        metric(&m, "thulium_bridge_mailbox_up", &[("mailbox", "support")]),
+        Some(0.0),
+        "{m}"
     );
 
     w.dovecot.restart().unwrap();
-    let mut back = 0;
-    for _ in 0..600 {
-        back = get(&format!("{base}/healthz")).await.0;
-        if back == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(last) = probe_until(WAIT, || get(&healthz), |(status, _)| *status == 200).await {
+        panic!("{last:?}\n{}", w.log());
     }
-    assert_eq!(back, 200, "{}", log_of(&w));
-    signal(&child, "TERM");
-    wait_exit(&mut child, Duration::from_secs(20)).await;
+    terminate_ok(&mut child, &w.log_path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -173,39 +264,45 @@ async fn a_broken_mailbox_never_holds_up_a_good_one_and_no_secret_is_ever_logged
         password: "Wrong-Imap-Secret".into(),
         ..MailboxOpts::default()
     };
+    // Nothing listens on port 1.
     let unreachable = MailboxOpts {
         name: "unreachable".into(),
-        extra: "port = 1".into(),
+        port: Some(1),
         ..MailboxOpts::default()
     };
     let config = w.config_with(
-        &[bad, MailboxOpts::default()],
+        &[bad, MailboxOpts::default(), unreachable],
         "",
         "[log]\nlevel = \"trace\"\n",
     );
-    let text = std::fs::read_to_string(&config).unwrap()
-        + &w.mailbox_toml(&unreachable).replacen(
-            &format!("port = {}", w.dovecot.plain_port()),
-            "",
-            1,
-        );
-    std::fs::write(&config, text).unwrap();
-    let mut child = spawn_run(&config, &w.dir.path().join("run.log"));
+    let mut child = w.spawn_run(&config);
     w.append(&reply(8, 1, "through the good mailbox"));
     assert!(
-        eventually(Duration::from_secs(15), || w.api.posted(8).len() == 1).await,
+        eventually(WAIT, || w.api.posted(8).len() == 1).await,
         "{}",
-        log_of(&w)
+        w.log()
     );
-    signal(&child, "TERM");
-    wait_exit(&mut child, Duration::from_secs(20)).await;
-
-    let log = log_of(&w);
-    assert!(log.contains("login as support refused"), "{log}");
+    // Both broken mailboxes have failed at least once by now (their errors are logged).
+    let trouble = |log: &str, mailbox: &str, error: &str| {
+        log.lines().any(|l| {
+            l.contains("mailbox trouble; reconnecting")
+                && has_field(l, "mailbox", mailbox)
+                && l.contains(error)
+        })
+    };
     assert!(
-        log.contains("mailbox=unreachable") || log.contains("unreachable"),
-        "{log}"
+        eventually(WAIT, || {
+            let log = w.log();
+            trouble(&log, "broken", "login as support refused")
+                && trouble(&log, "unreachable", "cannot connect to 127.0.0.1:1")
+        })
+        .await,
+        "{}",
+        w.log()
     );
+    terminate_ok(&mut child, &w.log_path()).await;
+
+    let log = w.log();
     let basic = base64::engine::general_purpose::STANDARD.encode(format!(
         "{}:{}",
         w.api.user(),
@@ -227,4 +324,370 @@ async fn a_broken_mailbox_never_holds_up_a_good_one_and_no_secret_is_ever_logged
         log.contains("DEBUG") && log.contains("Thulium API answered"),
         "the log is really verbose:\n{log}"
     );
+}
+
+#[test]
+fn has_field_reads_plain_quoted_and_span_fields_whole() {
+    let line = "INFO mailbox{mailbox=support}:mail{uid=3 ticket=55}: mail handled ticket=\"7\" outcome=\"failed\"";
+    assert!(has_field(line, "mailbox", "support"));
+    assert!(has_field(line, "ticket", "55"));
+    assert!(has_field(line, "ticket", "7"));
+    assert!(has_field(line, "outcome", "failed"));
+    assert!(!has_field(line, "ticket", "5"));
+    assert!(!has_field(line, "mailbox", "sup"));
+    assert!(!has_field(line, "id", "3"), "uid=3 is not id=3");
+}
+
+/// Everything `socket` has received so far, without waiting.
+fn drain(socket: &UnixDatagram) -> Vec<String> {
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    socket.set_nonblocking(false).expect("blocking");
+    seen
+}
+
+fn is_ready(message: &str) -> bool {
+    message.lines().any(|l| l == "READY=1")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ready_comes_only_once_every_mailbox_was_opened_or_failed_once() {
+    let w = World::start().await;
+    w.dovecot.add_user("slow", "slow-pw").unwrap();
+    w.api.add_ticket(1, CUSTOMER);
+    w.append(&reply(1, 1, "the fast mailbox works"));
+    // The slow mailbox's server greets only when the test says so.
+    let proxy = testbed::HeldProxy::start(([127, 0, 0, 1], w.dovecot.plain_port()).into())
+        .await
+        .unwrap();
+    let slow = MailboxOpts {
+        port: Some(proxy.port()),
+        ..MailboxOpts::of_user("slow", "slow-pw")
+    };
+    let refused = MailboxOpts {
+        name: "refused".into(),
+        password: "Wrong-Password-1".into(),
+        ..MailboxOpts::default()
+    };
+    let port = free_port();
+    let config = w.config_with(
+        &[MailboxOpts::default(), slow, refused],
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let readyz = format!("http://127.0.0.1:{port}/readyz");
+    let socket_path = w.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let log = std::fs::File::create(w.log_path()).unwrap();
+    let mut child = Daemon(
+        bin()
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+
+    // The fast mailbox opened and finished a pass, the refused one failed, the slow
+    // one waits for its greeting: a READY sent too early has been sent by now.
+    let waited = eventually(WAIT, || {
+        let log = w.log();
+        w.folder("Processed").len() == 1
+            && log.contains("login as support refused")
+            && proxy.waiting() == 1
+    })
+    .await;
+    assert!(waited, "{}", w.log());
+    let early = drain(&socket);
+    assert!(
+        !early.iter().any(|m| is_ready(m)),
+        "READY before the slow mailbox was opened: {early:?}\n{}",
+        w.log()
+    );
+    assert_eq!(proxy.relayed(), 0);
+    let (status, body) = get(&readyz).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("starting: 1 of 3 mailboxes connected"),
+        "{body}"
+    );
+
+    proxy.release();
+    let socket = std::sync::Arc::new(socket);
+    let waiter = std::sync::Arc::clone(&socket);
+    let after = tokio::task::spawn_blocking(move || {
+        waiter.set_read_timeout(Some(WAIT)).expect("timeout");
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while let Ok(n) = waiter.recv(&mut buf) {
+            let m = String::from_utf8_lossy(&buf[..n]).to_string();
+            let ready = is_ready(&m);
+            seen.push(m);
+            if ready {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(
+        after.last().is_some_and(|m| is_ready(m)),
+        "no READY after the slow mailbox opened: {after:?}\n{}",
+        w.log()
+    );
+    assert!(proxy.relayed() >= 1);
+    assert!(
+        w.log()
+            .lines()
+            .any(|l| l.contains("watching") && has_field(l, "mailbox", "slow")),
+        "{}",
+        w.log()
+    );
+    // Started: /readyz now follows /healthz, which names the refused mailbox.
+    let (status, body) = get(&readyz).await;
+    assert!(
+        status == 503 && !body.contains("starting") && body.contains("refused"),
+        "{status} {body}"
+    );
+    terminate_ok(&mut child, &w.log_path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mails_total_counts_every_outcome_exactly() {
+    let w = World::start().await;
+    for t in [1, 2, 5, 7] {
+        w.api.add_ticket(t, CUSTOMER);
+    }
+    // posted
+    w.append(&reply(1, 0, "posted"));
+    // posted once, and its true copy: duplicate
+    let twice = reply(2, 0, "delivered twice");
+    w.append(&twice);
+    w.append(&twice);
+    // ticket 404 does not exist: failed (HTTP 404)
+    w.append(&reply(404, 0, "to no ticket"));
+    // rejected in the API's words: failed (HTTP 422)
+    w.append(&reply(7, 0, "rejected"));
+    w.api.fail_next_for(
+        7,
+        1,
+        Fault::Reject {
+            status: 422,
+            message: "The body field is invalid.".into(),
+        },
+    );
+    // throttled longer than a pass waits: retried once, then posted
+    w.append(&reply(5, 0, "throttled"));
+    w.api.fail_next_for(
+        5,
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 6,
+        },
+    );
+    w.append(b"From: a@b.example\r\nSubject: no tag\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <u@b>\r\n\r\nx\r\n");
+    w.append(b"From: a@b.example\r\nSubject: [#1] away\r\nAuto-Submitted: auto-replied\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <i@b>\r\n\r\nx\r\n");
+    let port = free_port();
+    let config = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut child = w.spawn_run(&config);
+    let all_disposed = eventually(WAIT, || {
+        w.folder("Processed").len() == 4
+            && w.folder("Failed").len() == 2
+            && w.folder("Unmatched").len() == 1
+            && w.folder("Ignored").len() == 1
+    })
+    .await;
+    assert!(all_disposed, "{}", w.log());
+    let m = metrics(port).await;
+    terminate_ok(&mut child, &w.log_path()).await;
+    println!("{m}");
+    let count = |outcome: &str| {
+        metric(
+            &m,
+            "thulium_bridge_mails_total",
+            &[("mailbox", "support"), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    let counted: Vec<(&str, f64)> = [
+        "posted",
+        "duplicate",
+        "failed",
+        "retried",
+        "unmatched",
+        "ignored",
+        "unverified",
+    ]
+    .into_iter()
+    .map(|o| (o, count(o)))
+    .collect();
+    assert_eq!(
+        counted,
+        [
+            ("posted", 3.0),
+            ("duplicate", 1.0),
+            ("failed", 2.0),
+            ("retried", 1.0),
+            ("unmatched", 1.0),
+            ("ignored", 1.0),
+            ("unverified", 0.0),
+        ],
+        "{m}\n{}",
+        w.log()
+    );
+    let requests = |status: u16| {
+        metric(
+            &m,
+            "thulium_bridge_api_requests_total",
+            &[("status", &status.to_string())],
+        )
+        .unwrap_or(0.0)
+    };
+    for status in [200, 404, 422, 429] {
+        assert_eq!(
+            requests(status),
+            answered(&w, status) as f64,
+            "HTTP {status}: {m}"
+        );
+    }
+    assert_eq!(w.api.all_posted().len(), 3);
+    let post_statuses = |status: u16| {
+        w.api
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.status == Some(status))
+            .count()
+    };
+    assert_eq!(
+        [200, 422, 429].map(post_statuses),
+        [3, 1, 1],
+        "{:?}",
+        w.api.requests()
+    );
+}
+
+/// Requests the fake API answered with `status`.
+fn answered(w: &World, status: u16) -> usize {
+    w.api
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(status))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_pauses_posting_for_every_mailbox_loudly() {
+    refused_api_credentials_pause_posting_for_every_mailbox(401, "Unauthorized").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_pauses_posting_for_every_mailbox_loudly() {
+    refused_api_credentials_pause_posting_for_every_mailbox(403, "Forbidden: no write access")
+        .await;
+}
+
+/// The API refuses our credentials with `status` and `message` for the first POST.
+async fn refused_api_credentials_pause_posting_for_every_mailbox(status: u16, message: &str) {
+    let w = World::start().await;
+    w.dovecot.add_user("sales", "sales-pw").unwrap();
+    for t in 1..=8 {
+        w.api.add_ticket(t, CUSTOMER);
+    }
+    w.api.fail_next(
+        1,
+        Fault::Reject {
+            status,
+            message: message.into(),
+        },
+    );
+    for t in 1..=3 {
+        w.append(&reply(t, 0, "to support"));
+    }
+    for t in 4..=5 {
+        w.dovecot
+            .append("sales", "INBOX", &reply(t, 0, "to sales"), &[])
+            .unwrap();
+    }
+    let port = free_port();
+    // One request at a time: the refused POST is the only one in flight, so any
+    // later POST was sent after the refusal. No ticket reads (verify_sender off): the
+    // POSTs alone take turns.
+    let config = w.config_with(
+        &[
+            MailboxOpts::default(),
+            MailboxOpts::of_user("sales", "sales-pw"),
+        ],
+        "concurrency = 1\nverify_sender = \"off\"",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut child = w.spawn_run(&config);
+    // Every mail of both mailboxes has been handled: left waiting (or, wrongly, posted).
+    let handled = |log: &str| log.matches("mail handled").count();
+    assert!(
+        eventually(WAIT, || handled(&w.log()) >= 5).await,
+        "{}",
+        w.log()
+    );
+    // Later mails to either mailbox wait too.
+    w.append(&reply(6, 0, "later, to support"));
+    w.dovecot
+        .append("sales", "INBOX", &reply(7, 0, "later, to sales"), &[])
+        .unwrap();
+    assert!(
+        eventually(WAIT, || handled(&w.log()) >= 7).await,
+        "{}",
+        w.log()
+    );
+    let m = metrics(port).await;
+    terminate_ok(&mut child, &w.log_path()).await;
+    let log = w.log();
+
+    let requests = w.api.requests();
+    let statuses: Vec<Option<u16>> = requests
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        [Some(status)],
+        "no POST after the refusal, from either mailbox:\n{log}"
+    );
+    assert!(w.api.all_posted().is_empty());
+    assert_eq!(w.folder("INBOX").len(), 4, "nothing given up or moved");
+    assert_eq!(w.dovecot.folder_mails("sales", "INBOX").unwrap().len(), 3);
+    let waiting = |mailbox: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("mail handled")
+                    && has_field(l, "mailbox", mailbox)
+                    && l.contains("retried")
+                    && l.contains(&format!("API credentials refused (HTTP {status})"))
+            })
+            .count()
+    };
+    assert_eq!((waiting("support"), waiting("sales")), (4, 3), "{log}");
+    // Loud: one error that says what to check, and the API shown down.
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("refused our credentials"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("posting paused for every mailbox") && errors[0].contains(message),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(metric(&m, "thulium_bridge_api_up", &[]), Some(0.0), "{m}");
 }

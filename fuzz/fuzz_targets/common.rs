@@ -71,11 +71,14 @@ pub fn internal_date() -> Option<DateTime<FixedOffset>> {
 
 /// What every decision must satisfy.
 pub fn check(d: &Decision) {
-    assert!(!d.key.is_empty());
+    // The ledger's identity: a SHA-256 of the body, in hex, always.
+    assert_eq!(d.id.content.len(), 64, "{:?}", d.id);
     match &d.action {
         Action::Post { request, .. } => {
             assert_eq!(request.date.len(), 16, "{:?}", request.date);
         }
         Action::Skip { reason, .. } => assert!(!reason.is_empty()),
+        // The targets' rules leave `on_unmatched` alone: no mail opens a ticket.
+        Action::NewTicket { .. } => panic!("a new ticket under rules that open none"),
     }
 }

@@ -44,6 +44,10 @@ pub struct DovecotOptions {
     /// Users still need [`Dovecot::add_user`] (the userdb); their password
     /// keeps working for PLAIN/LOGIN.
     pub oauth2_introspection_url: Option<String>,
+    /// Record every IMAP session's traffic (`rawlog_dir`), for
+    /// [`Dovecot::imap_commands`]. Off by default: a benchmark's FETCHes
+    /// would fill the disk.
+    pub rawlog: bool,
 }
 
 impl Default for DovecotOptions {
@@ -53,6 +57,7 @@ impl Default for DovecotOptions {
             idle_notify_interval: Duration::from_secs(1),
             extra_config: String::new(),
             oauth2_introspection_url: None,
+            rawlog: false,
         }
     }
 }
@@ -60,6 +65,79 @@ impl Default for DovecotOptions {
 /// An `extra_config` line for a server without IDLE (to test polling):
 /// Dovecot 2.3's own post-login capabilities minus `IDLE`.
 pub const NO_IDLE_CAPABILITY: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY";
+
+/// An `extra_config` line for a server without MOVE (RFC 6851), to test the
+/// `COPY` + `\Deleted` + `UID EXPUNGE` fallback: Dovecot 2.3's own post-login
+/// capabilities minus `MOVE` (UIDPLUS stays).
+pub const NO_MOVE_CAPABILITY: &str = "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY";
+
+/// What Dovecot logs when an IMAP session ends (`imap_logout_format`, written
+/// out in the config so that no distribution default can change it).
+const LOGOUT_FORMAT: &str = "in=%i out=%o deleted=%{deleted} expunged=%{expunged} trashed=%{trashed} hdr_count=%{fetch_hdr_count} hdr_bytes=%{fetch_hdr_bytes} body_count=%{fetch_body_count} body_bytes=%{fetch_body_bytes}";
+
+/// One ended IMAP session, from the line Dovecot logs when it ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionLog {
+    pub user: String,
+    /// Why it ended, e.g. `Logged out` or `Disconnected: Connection closed (...)`.
+    pub reason: String,
+    /// Bytes the client sent.
+    pub bytes_in: u64,
+    /// Bytes Dovecot sent.
+    pub bytes_out: u64,
+    /// Mails marked `\Deleted` and expunged in the session.
+    pub deleted: u64,
+    pub expunged: u64,
+    /// FETCHes of headers, and of bodies (`BODY[]`, `BODY.PEEK[]`, `RFC822`, ...).
+    pub hdr_count: u64,
+    pub hdr_bytes: u64,
+    pub body_count: u64,
+    pub body_bytes: u64,
+}
+
+impl SessionLog {
+    /// Parses one log line; `None` for any other line.
+    fn parse(line: &str) -> Option<SessionLog> {
+        let start = line.find("imap(")? + "imap(".len();
+        let user_len = line[start..].find(')')?;
+        let user = line[start..start + user_len].to_string();
+        let stats_at = line.find(" in=")?;
+        let head = &line[..stats_at];
+        let reason = head
+            .rfind("Info: ")
+            .map(|i| head[i + "Info: ".len()..].to_string())
+            .unwrap_or_default();
+        let mut s = SessionLog {
+            user,
+            reason,
+            ..SessionLog::default()
+        };
+        let mut seen = 0;
+        for pair in line[stats_at..].split_whitespace() {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<u64>() else {
+                continue;
+            };
+            let field = match key {
+                "in" => &mut s.bytes_in,
+                "out" => &mut s.bytes_out,
+                "deleted" => &mut s.deleted,
+                "expunged" => &mut s.expunged,
+                "hdr_count" => &mut s.hdr_count,
+                "hdr_bytes" => &mut s.hdr_bytes,
+                "body_count" => &mut s.body_count,
+                "body_bytes" => &mut s.body_bytes,
+                _ => continue,
+            };
+            *field = value;
+            seen += 1;
+        }
+        // Every counter of LOGOUT_FORMAT but `trashed`, or it is some other line.
+        (seen == 8).then_some(s)
+    }
+}
 
 /// Where the state of one instance lives.
 enum Home {
@@ -128,6 +206,9 @@ impl Dovecot {
             fs::create_dir_all(dir.join(sub))?;
         }
         mkdir_owned(&dir.join("mail"), owner)?;
+        if options.rawlog {
+            mkdir_owned(&dir.join("rawlog"), owner)?;
+        }
 
         let cert = TestCert::generate()?;
         fs::write(dir.join("ca.pem"), &cert.ca_pem)?;
@@ -262,6 +343,10 @@ impl Dovecot {
         }
         let home = self.dir().join("mail").join(name);
         mkdir_owned(&home, self.owner)?;
+        let rawlog = self.dir().join("rawlog");
+        if rawlog.is_dir() {
+            mkdir_owned(&rawlog.join(name), self.owner)?;
+        }
         self.maildir(name).create_folder("INBOX")?;
         let line = format!(
             "{name}:{{PLAIN.b64}}{}:{}:{}::{}::\n",
@@ -315,6 +400,58 @@ impl Dovecot {
     /// The log so far, for failure messages.
     pub fn log(&self) -> String {
         read_tail(&self.log_file())
+    }
+
+    /// The IMAP sessions of `user` that have ended so far, in the order they
+    /// ended, from the line Dovecot logs for each (`imap_logout_format`).
+    /// Dovecot writes that line a moment after the client saw the session end:
+    /// wait for the count you expect.
+    pub fn sessions(&self, user: &str) -> Vec<SessionLog> {
+        fs::read_to_string(self.log_file())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(SessionLog::parse)
+            .filter(|s| s.user == user)
+            .collect()
+    }
+
+    /// How many logins of `user` Dovecot accepted so far (any mechanism).
+    pub fn logins(&self, user: &str) -> usize {
+        let needle = format!("Login: user=<{user}>");
+        fs::read_to_string(self.log_file())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("imap-login") && l.contains(&needle))
+            .count()
+    }
+
+    /// Every command line `user`'s IMAP clients sent after logging in, session
+    /// by session in the order the sessions began, as `TAG COMMAND ...` (needs
+    /// [`DovecotOptions::rawlog`]; the login itself is not recorded). Literals
+    /// (APPEND data) are not split out: the bridge sends none.
+    pub fn imap_commands(&self, user: &str) -> Result<Vec<String>> {
+        let dir = self.dir().join("rawlog").join(user);
+        let mut files: Vec<PathBuf> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "in"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("read {}", dir.display())),
+        };
+        // Named `YYYYMMDD-HHMMSS-PID.in`: the name orders them by start.
+        files.sort();
+        let mut commands = Vec::new();
+        for file in files {
+            let bytes = fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            commands.extend(
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .map(|l| strip_timestamp(l.trim_end_matches('\r')).to_string())
+                    .filter(|l| !l.is_empty()),
+            );
+        }
+        Ok(commands)
     }
 
     /// The user's maildir (exists once the user was added).
@@ -372,6 +509,11 @@ fn render_config(dir: &Path, plain_port: u16, tls_port: u16, options: &DovecotOp
     let d = dir.display();
     let idle = options.idle_notify_interval.as_secs().max(1);
     let extra = &options.extra_config;
+    let rawlog = if options.rawlog {
+        format!("rawlog_dir = {d}/rawlog/%u\n")
+    } else {
+        String::new()
+    };
     let (mechanisms, oauth2_passdb, password_mechanisms) = match options.oauth2_introspection_url {
         // The oauth2 passdb answers only the token mechanisms, the password
         // one only the password mechanisms: neither sees the other's secrets.
@@ -392,7 +534,10 @@ instance_name = testbed-{plain_port}
 listen = 127.0.0.1
 protocols = imap
 log_path = {d}/dovecot.log
-default_login_user = dovenull
+# Session ends (with imap_logout_format's counters) are info lines.
+info_log_path = {d}/dovecot.log
+imap_logout_format = {LOGOUT_FORMAT}
+{rawlog}default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 1
 ssl = yes
@@ -472,6 +617,18 @@ fn greets(port: u16) -> bool {
         }
     }
     false
+}
+
+/// A rawlog line without the `SECONDS.MICROS ` Dovecot puts before it.
+fn strip_timestamp(line: &str) -> &str {
+    match line.split_once(' ') {
+        Some((stamp, rest))
+            if !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+        {
+            rest
+        }
+        _ => line,
+    }
 }
 
 /// The last 8 KiB of a file, for error messages.

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -185,6 +185,35 @@ struct Shared {
     /// Numbers stored responses in order of acceptance.
     stored_seq: AtomicU64,
     posted: watch::Sender<usize>,
+    /// Ticket requests being handled right now, and the most there ever were
+    /// at once (for `thulium.concurrency`): all of them, and the POSTs alone.
+    in_flight: Gauge,
+    posts_in_flight: Gauge,
+}
+
+/// A count of requests in flight and its high-water mark.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+/// Counts one request as in flight from its arrival until its answer is
+/// handed back (or the connection is dropped).
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a Gauge) -> InFlight<'a> {
+        let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+        gauge.max.fetch_max(now, Ordering::SeqCst);
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The fake API, serving until dropped.
@@ -219,6 +248,8 @@ impl FakeThulium {
             seq: AtomicU64::new(0),
             stored_seq: AtomicU64::new(0),
             posted: watch::Sender::new(0),
+            in_flight: Gauge::default(),
+            posts_in_flight: Gauge::default(),
         });
         let router = Router::new()
             .route("/api/tickets/{id}/customer_response", post(post_response))
@@ -290,6 +321,27 @@ impl FakeThulium {
                 self.total_posted()
             ),
         }
+    }
+
+    /// Ticket requests (POST `customer_response`, GET `tickets/{id}`) being
+    /// handled right now: arrived, not yet answered (latency included).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.now.load(Ordering::SeqCst)
+    }
+
+    /// The most ticket requests that were ever in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.in_flight.max.load(Ordering::SeqCst)
+    }
+
+    /// POSTs of customer responses being handled right now.
+    pub fn posts_in_flight(&self) -> usize {
+        self.shared.posts_in_flight.now.load(Ordering::SeqCst)
+    }
+
+    /// The most POSTs of customer responses that were ever in flight at once.
+    pub fn max_posts_in_flight(&self) -> usize {
+        self.shared.posts_in_flight.max.load(Ordering::SeqCst)
     }
 
     /// Every API request so far, in order of arrival.
@@ -611,6 +663,10 @@ async fn post_response(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let _in_flight = (
+        InFlight::enter(&shared.in_flight),
+        InFlight::enter(&shared.posts_in_flight),
+    );
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
     let ticket = ticket_id(&id);
     let fault = lock(&shared.faults).take(true, ticket);
@@ -658,6 +714,7 @@ async fn get_ticket(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let _in_flight = InFlight::enter(&shared.in_flight);
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
     let ticket = ticket_id(&id);
     let fault = lock(&shared.faults).take(false, ticket);
@@ -750,6 +807,10 @@ async fn delay(shared: &Shared, fault: Option<&Fault>) {
 fn early_fault(fault: Option<&Fault>) -> Option<Option<Response>> {
     match fault? {
         Fault::Status(code) => Some(Some(error(status(*code), "Injected fault"))),
+        Fault::Reject {
+            status: code,
+            message,
+        } => Some(Some(error(status(*code), message))),
         Fault::TooManyRequests { retry_after_secs } => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {

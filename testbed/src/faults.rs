@@ -13,6 +13,10 @@ use serde::Serialize;
 pub enum Fault {
     /// Answer this status with the error JSON, storing nothing.
     Status(u16),
+    /// Answer this status with the documented error JSON carrying `message`
+    /// (`{"request_id": ..., "errors": [{"message": ..., "code": status}]}`),
+    /// storing nothing: a rejection in the API's own words.
+    Reject { status: u16, message: String },
     /// 429 with `Retry-After: secs`, storing nothing.
     TooManyRequests { retry_after_secs: u64 },
     /// Reset the TCP connection (RST) without answering, storing nothing.

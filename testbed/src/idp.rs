@@ -39,6 +39,8 @@ pub const GOOGLE_MAIL_SCOPE: &str = "https://mail.google.com/";
 struct Client {
     /// `None` for a public client (device flow without a secret).
     secret: Option<String>,
+    /// More secrets it accepts, as during a rotation (Entra ID allows several).
+    other_secrets: Vec<String>,
     /// The mailbox its app-only (client_credentials) tokens may open, as
     /// Exchange's `Add-MailboxPermission` grants it.
     mailbox: Option<String>,
@@ -117,6 +119,9 @@ pub struct TokenRequest {
     pub status: u16,
     /// The OAuth2 `error` answered, if any.
     pub error: Option<String>,
+    /// The client secret presented (form or HTTP Basic), if any: tells which of
+    /// an app's secrets a client used.
+    pub client_secret: Option<String>,
 }
 
 struct Shared {
@@ -206,6 +211,7 @@ impl FakeIdp {
             client_id.to_string(),
             Client {
                 secret: secret.map(str::to_string),
+                other_secrets: Vec::new(),
                 mailbox: None,
             },
         );
@@ -224,6 +230,15 @@ impl FakeIdp {
         s.secrets.push(secret.to_string());
         if let Some(c) = s.clients.get_mut(client_id) {
             c.secret = Some(secret.to_string());
+        }
+    }
+
+    /// Makes the app accept `secret` too, beside its current one (a rotation's overlap).
+    pub fn add_client_secret(&self, client_id: &str, secret: &str) {
+        let mut s = self.lock();
+        s.secrets.push(secret.to_string());
+        if let Some(c) = s.clients.get_mut(client_id) {
+            c.other_secrets.push(secret.to_string());
         }
     }
 
@@ -492,7 +507,7 @@ impl IdpState {
         })?;
         match (&client.secret, secret) {
             (None, _) => {}
-            (Some(want), Some(got)) if *want == got => {}
+            (Some(want), Some(got)) if *want == got || client.other_secrets.contains(&got) => {}
             (Some(_), Some(_)) => {
                 return Err(OAuthError::invalid_client(
                     "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
@@ -563,8 +578,17 @@ async fn token(
         "token",
         grant_type,
         form.get("scope").cloned(),
+        presented_secret(&form, &headers),
         result,
     )
+}
+
+/// The client secret in HTTP Basic, else in the form.
+fn presented_secret(form: &HashMap<String, String>, headers: &HeaderMap) -> Option<String> {
+    match basic_credentials(headers) {
+        Some((_, secret)) => Some(secret),
+        None => form.get("client_secret").cloned(),
+    }
 }
 
 /// Records the call and renders the answer.
@@ -573,6 +597,7 @@ fn answer(
     endpoint: &str,
     grant_type: String,
     scope: Option<String>,
+    client_secret: Option<String>,
     result: Result<Value, OAuthError>,
 ) -> Response {
     let (status, error, response) = match result {
@@ -598,6 +623,7 @@ fn answer(
             scope,
             status: status.as_u16(),
             error,
+            client_secret,
         })
     });
     response
@@ -780,6 +806,7 @@ async fn device_authorization(
         "devicecode",
         "device".into(),
         form.get("scope").cloned(),
+        presented_secret(&form, &headers),
         result,
     )
 }

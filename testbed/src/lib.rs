@@ -31,6 +31,7 @@ mod dovecot;
 mod fake_thulium;
 mod faults;
 pub mod fixtures;
+mod held_proxy;
 mod idp;
 mod maildir;
 mod process;
@@ -39,12 +40,13 @@ mod wait;
 
 pub use cert::TestCert;
 pub use contract::{AccountTimezone, BodyStorage, CreatedAt};
-pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY};
+pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY, SessionLog};
 pub use fake_thulium::{
     BODY_STORAGE_ENV, CREATED_AT_ENV, FakeThulium, FakeThuliumConfig, RecordedRequest,
     StoredResponse,
 };
 pub use faults::Fault;
+pub use held_proxy::HeldProxy;
 pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
 pub use maildir::{Maildir, MaildirMail, Owner};
 pub use wait::{wait_until, wait_until_blocking};

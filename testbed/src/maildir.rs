@@ -185,10 +185,28 @@ impl Maildir {
 
     /// Delivers one mail into `folder` (created if missing): into `new/`
     /// without flags, else into `cur/` with a `:2,` suffix. Returns the file name.
+    ///
+    /// Its INTERNALDATE (the file's mtime, for Dovecot's maildir) is the mail's
+    /// `Date` header when that reads as RFC 5322, as if delivered the moment it
+    /// was sent, else now: a fixed Date in a test then never drifts a month away
+    /// from INTERNALDATE as the calendar moves on.
     pub fn append(&self, folder: &str, raw: &[u8], flags: &[&str]) -> Result<String> {
         self.create_folder(folder)?;
         let letters = self.flag_letters(folder, flags)?;
-        self.write_mail(&self.folder_dir(folder), raw, &letters)
+        self.write_mail(&self.folder_dir(folder), raw, &letters, sent_at(raw))
+    }
+
+    /// [`append`](Self::append) with this INTERNALDATE, whatever the mail says.
+    pub fn append_received(
+        &self,
+        folder: &str,
+        raw: &[u8],
+        flags: &[&str],
+        received: SystemTime,
+    ) -> Result<String> {
+        self.create_folder(folder)?;
+        let letters = self.flag_letters(folder, flags)?;
+        self.write_mail(&self.folder_dir(folder), raw, &letters, Some(received))
     }
 
     /// Delivers many mails with the same flags; returns how many were written.
@@ -202,7 +220,8 @@ impl Maildir {
         let dir = self.folder_dir(folder);
         let mut count = 0;
         for raw in mails {
-            self.write_mail(&dir, raw.as_ref(), &letters)?;
+            let raw = raw.as_ref();
+            self.write_mail(&dir, raw, &letters, sent_at(raw))?;
             count += 1;
         }
         Ok(count)
@@ -249,8 +268,15 @@ impl Maildir {
         Ok(mails)
     }
 
-    /// Writes into tmp/ and renames, so Dovecot never sees half a mail.
-    fn write_mail(&self, dir: &Path, raw: &[u8], letters: &str) -> Result<String> {
+    /// Writes into tmp/ and renames, so Dovecot never sees half a mail;
+    /// `received` becomes the file's mtime (Dovecot's INTERNALDATE).
+    fn write_mail(
+        &self,
+        dir: &Path,
+        raw: &[u8],
+        letters: &str,
+        received: Option<SystemTime>,
+    ) -> Result<String> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -269,6 +295,10 @@ impl Maildir {
             let mut file =
                 fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
             file.write_all(raw)?;
+            if let Some(received) = received {
+                file.set_modified(received)
+                    .with_context(|| format!("set the mtime of {}", tmp.display()))?;
+            }
         }
         chown_to(&tmp, self.owner)?;
         let (sub, name) = if letters.is_empty() {
@@ -401,4 +431,18 @@ pub(crate) fn mkdir_owned(dir: &Path, owner: Owner) -> Result<()> {
 pub(crate) fn chown_to(path: &Path, owner: Owner) -> Result<()> {
     chown(path, Some(owner.uid), Some(owner.gid))
         .with_context(|| format!("chown {}", path.display()))
+}
+
+/// The instant in the mail's first `Date` header (RFC 5322 form), if it reads.
+fn sent_at(raw: &[u8]) -> Option<SystemTime> {
+    let date = MaildirMail {
+        uid: None,
+        file_name: String::new(),
+        flags: Vec::new(),
+        raw: raw.to_vec(),
+    }
+    .header("Date")?;
+    let at = chrono::DateTime::parse_from_rfc2822(date.trim()).ok()?;
+    let secs = u64::try_from(at.timestamp()).ok()?;
+    UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
 }

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use support::{Imap, server_name, tls_connector};
-use testbed::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY};
+use testbed::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY};
 use tokio::net::TcpStream;
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
 
 fn mail(subject: &str) -> Vec<u8> {
     format!(
@@ -216,5 +216,149 @@ async fn idle_can_be_switched_off() -> Result<()> {
     let caps = format!("{caps:?} {:?}", imap.command("CAPABILITY").await?);
     assert!(!caps.contains("IDLE"), "{caps}");
     assert!(caps.contains("MOVE"), "{caps}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn move_can_be_switched_off_and_uidplus_stays() -> Result<()> {
+    let dovecot = Dovecot::start_with(DovecotOptions {
+        extra_config: NO_MOVE_CAPABILITY.into(),
+        ..DovecotOptions::default()
+    })?;
+    dovecot.add_user("support", "secret")?;
+    let mut imap = plain(&dovecot).await?;
+    let caps = imap.command("LOGIN support secret").await?;
+    let caps = format!("{caps:?} {:?}", imap.command("CAPABILITY").await?);
+    assert!(!caps.contains("MOVE"), "{caps}");
+    assert!(caps.contains("UIDPLUS") && caps.contains("IDLE"), "{caps}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ended_sessions_are_logged_with_what_was_fetched_and_rawlog_has_the_commands() -> Result<()>
+{
+    let dovecot = Dovecot::start_with(DovecotOptions {
+        rawlog: true,
+        ..DovecotOptions::default()
+    })?;
+    dovecot.add_user("support", "secret")?;
+    let big = format!(
+        "Subject: big\r\nMessage-ID: <big@example.com>\r\n\r\n{}\r\n",
+        "x".repeat(100_000)
+    );
+    dovecot.append("support", "INBOX", big.as_bytes(), &[])?;
+
+    // Sizes only: Dovecot sends far less than the mail.
+    let mut imap = plain(&dovecot).await?;
+    imap.command("LOGIN support secret").await?;
+    imap.command("SELECT INBOX").await?;
+    imap.command("UID FETCH 1 (UID RFC822.SIZE)").await?;
+    imap.command("LOGOUT").await?;
+    testbed::wait_until("the first session's log line", WAIT, || {
+        dovecot.sessions("support").len() == 1
+    })
+    .await?;
+    assert_eq!(dovecot.logins("support"), 1);
+    assert_eq!(dovecot.logins("nobody"), 0);
+    let sizes = &dovecot.sessions("support")[0];
+    assert!(sizes.reason.ends_with("Logged out"), "{sizes:?}");
+    assert_eq!((sizes.body_count, sizes.body_bytes), (0, 0), "{sizes:?}");
+    assert!(sizes.bytes_out < 10_000, "{sizes:?}");
+
+    // The whole mail: counted, and the bytes show.
+    let mut imap = plain(&dovecot).await?;
+    imap.command("LOGIN support secret").await?;
+    imap.command("SELECT INBOX").await?;
+    imap.command("UID FETCH 1 (BODY.PEEK[])").await?;
+    imap.command("UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+        .await?;
+    imap.command("UID EXPUNGE 1").await?;
+    drop(imap);
+    testbed::wait_until("the second session's log line", WAIT, || {
+        dovecot.sessions("support").len() == 2
+    })
+    .await?;
+    let body = &dovecot.sessions("support")[1];
+    assert!(body.reason.contains("Connection closed"), "{body:?}");
+    assert_eq!(body.body_count, 1, "{body:?}");
+    assert!(
+        body.body_bytes > 100_000 && body.bytes_out > 100_000,
+        "{body:?}"
+    );
+    assert_eq!(body.expunged, 1, "{body:?}");
+    assert!(dovecot.sessions("nobody").is_empty());
+
+    let commands = dovecot.imap_commands("support")?;
+    let tail: Vec<&str> = commands
+        .iter()
+        .map(|c| c.split_once(' ').map_or(c.as_str(), |(_, rest)| rest))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "SELECT INBOX",
+            "UID FETCH 1 (UID RFC822.SIZE)",
+            "LOGOUT",
+            "SELECT INBOX",
+            "UID FETCH 1 (BODY.PEEK[])",
+            "UID STORE 1 +FLAGS.SILENT (\\Deleted)",
+            "UID EXPUNGE 1",
+        ],
+        "{commands:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_proxy_greets_only_once_released() -> Result<()> {
+    let dovecot = Dovecot::start()?;
+    dovecot.add_user("support", "secret")?;
+    let proxy = testbed::HeldProxy::start(([127, 0, 0, 1], dovecot.plain_port()).into()).await?;
+    let connect = async {
+        let stream = TcpStream::connect(("127.0.0.1", proxy.port())).await?;
+        let mut imap = Imap::greeted(stream).await?;
+        imap.command("LOGIN support secret").await?;
+        anyhow::Ok(proxy.relayed())
+    };
+    let release = async {
+        testbed::wait_until("a held connection", WAIT, || proxy.waiting() == 1).await?;
+        assert_eq!(proxy.relayed(), 0, "nothing relayed before the release");
+        proxy.release();
+        anyhow::Ok(())
+    };
+    let (relayed, released) = tokio::join!(connect, release);
+    released?;
+    assert_eq!(relayed?, 1);
+    assert_eq!(proxy.waiting(), 0);
+    // Released for good: the next connection goes straight through.
+    let mut imap = Imap::greeted(TcpStream::connect(("127.0.0.1", proxy.port())).await?).await?;
+    imap.command("LOGIN support secret").await?;
+    assert_eq!(proxy.relayed(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn internaldate_is_the_date_header_or_what_the_test_says() -> Result<()> {
+    let dovecot = Dovecot::start()?;
+    dovecot.add_user("support", "secret")?;
+    // mail() is dated Mon, 4 Mar 2024 10:00:00 +0100.
+    dovecot.append("support", "INBOX", &mail("dated"), &[])?;
+    dovecot.append("support", "INBOX", b"Subject: undated\r\n\r\nHi\r\n", &[])?;
+    let received = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    dovecot
+        .maildir("support")
+        .append_received("INBOX", &mail("told"), &[], received)?;
+    let mut imap = plain(&dovecot).await?;
+    imap.command("LOGIN support secret").await?;
+    imap.command("SELECT INBOX").await?;
+    let fetch = imap.command("UID FETCH 1:3 (UID INTERNALDATE)").await?;
+    let text = fetch.concat();
+    assert!(
+        text.contains("\"04-Mar-2024 09:00:00 +0000\"")
+            || text.contains("\"04-Mar-2024 10:00:00 +0100\""),
+        "{text}"
+    );
+    assert!(text.contains("\"14-Nov-2023 22:13:20 +0000\""), "{text}");
+    assert!(!text.contains("1970"), "{text}");
     Ok(())
 }

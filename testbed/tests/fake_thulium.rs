@@ -301,7 +301,7 @@ async fn auto_tickets_and_waiting_for_posts() -> Result<()> {
             }
         })
     };
-    api.wait_posted(50, Duration::from_secs(20)).await?;
+    api.wait_posted(50, Duration::from_secs(30)).await?;
     poster.await?;
     assert_eq!(api.posted(49).len(), 1);
     assert_eq!(api.all_posted().len(), 50);
@@ -317,5 +317,66 @@ async fn testbed_endpoint_lists_requests() -> Result<()> {
     let listed: Value = client().get(url).send().await?.json().await?;
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     assert_eq!(listed[0]["path"], "/api/tickets/1/customer_response");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reject_fault_answers_in_the_apis_own_words() -> Result<()> {
+    let api = FakeThulium::start().await?;
+    api.add_ticket(7, "customer@example.com");
+    for (status, message) in [
+        (400, "Malformed request"),
+        (409, "Ticket 7 is closed"),
+        (422, "The date does not match the format Y-m-d H:i."),
+    ] {
+        api.fail_next_for(
+            7,
+            1,
+            Fault::Reject {
+                status,
+                message: message.into(),
+            },
+        );
+        let response = post(&api, 7, json!({"body": "x"})).await?;
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(error_message(response).await?, message);
+    }
+    assert!(api.posted(7).is_empty(), "a rejection stores nothing");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_in_flight_are_counted_with_their_latency() -> Result<()> {
+    let api = FakeThulium::start().await?;
+    for t in 1..=3 {
+        api.add_ticket(t, "customer@example.com");
+    }
+    assert_eq!((api.in_flight(), api.max_in_flight()), (0, 0));
+    api.set_latency(Duration::from_millis(500));
+    let slow = async {
+        let (a, b) = tokio::join!(
+            post(&api, 1, json!({"body": "a"})),
+            post(&api, 2, json!({"body": "b"}))
+        );
+        anyhow::Ok((a?.status(), b?.status()))
+    };
+    let watch = testbed::wait_until("two requests in flight", Duration::from_secs(30), || {
+        api.in_flight() == 2
+    });
+    let (statuses, seen) = tokio::join!(slow, watch);
+    seen?;
+    assert_eq!(statuses?, (StatusCode::OK, StatusCode::OK));
+    assert_eq!((api.in_flight(), api.max_in_flight()), (0, 2));
+    assert_eq!((api.posts_in_flight(), api.max_posts_in_flight()), (0, 2));
+    api.set_latency(Duration::ZERO);
+    post(&api, 3, json!({"body": "c"})).await?;
+    let get = client()
+        .get(format!("{}/tickets/3", api.url()))
+        .basic_auth(api.user(), Some(api.password()))
+        .send()
+        .await?;
+    assert_eq!(get.status(), StatusCode::OK);
+    assert_eq!((api.in_flight(), api.max_in_flight()), (0, 2));
+    assert_eq!(api.max_posts_in_flight(), 2);
     Ok(())
 }

@@ -108,7 +108,7 @@ async fn expired_tokens_are_inactive() -> Result<()> {
     })?;
     dovecot.add_user("support", "pw")?;
     let token = idp.issue_access_token("support");
-    testbed::wait_until("token expiry", Duration::from_secs(5), || {
+    testbed::wait_until("token expiry", Duration::from_secs(30), || {
         idp.issued().iter().all(|t| t.expired)
     })
     .await?;
@@ -207,5 +207,45 @@ async fn device_flow_goes_pending_slow_down_then_approved() -> Result<()> {
     let (status, b) = form(&idp.token_url(), &poll).await?;
     assert_eq!(status, 200, "{b}");
     assert!(b["refresh_token"].is_string());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_secret_works_during_a_rotation_and_requests_say_which_was_used() -> Result<()> {
+    let idp = FakeIdp::start().await?;
+    idp.add_client("app", Some("old-Secret-1"));
+    idp.grant_mailbox("app", "support");
+    let ask = |secret: &'static str| {
+        let url = idp.token_url();
+        async move {
+            form(
+                &url,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "app"),
+                    ("client_secret", secret),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(ask("new-Secret-2").await?.0, 401, "not yet accepted");
+    idp.add_client_secret("app", "new-Secret-2");
+    assert_eq!(ask("new-Secret-2").await?.0, 200);
+    assert_eq!(ask("old-Secret-1").await?.0, 200, "the old one still works");
+    let used: Vec<(Option<String>, u16)> = idp
+        .requests()
+        .into_iter()
+        .map(|r| (r.client_secret, r.status))
+        .collect();
+    assert_eq!(
+        used,
+        [
+            (Some("new-Secret-2".to_string()), 401),
+            (Some("new-Secret-2".to_string()), 200),
+            (Some("old-Secret-1".to_string()), 200),
+        ]
+    );
+    assert!(idp.secrets().contains(&"new-Secret-2".to_string()));
     Ok(())
 }

@@ -3,18 +3,24 @@
 
 use std::path::{Path, PathBuf};
 
-/// The corpus folder, or None (with one line saying the tests were not run) when absent.
-pub fn dir() -> Option<PathBuf> {
+/// The corpus folder. Missing, it fails the test that asked: a conformance test
+/// that passes without its corpus proves nothing.
+pub fn dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        println!(
-            "corpus not found at {}: conformance tests not run",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.join("INDEX.tsv").is_file(),
+        "the real-world corpus is missing: {} (with its INDEX.tsv) must sit beside the \
+         checkout as ../shared/corpus; the conformance tests need it",
+        dir.display()
+    );
+    dir
+}
+
+/// A file of the corpus, which must exist (a renamed or lost sample fails the test).
+pub fn file(relative: &str) -> PathBuf {
+    let path = dir().join(relative);
+    assert!(path.is_file(), "corpus file missing: {}", path.display());
+    path
 }
 
 /// A mail as `decide` reads it (CR-only line ends become LF).

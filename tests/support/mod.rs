@@ -3,13 +3,18 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
-use testbed::{Dovecot, FakeThulium, MaildirMail};
+use testbed::{Dovecot, DovecotOptions, FakeThulium, MaildirMail};
 
 pub const USER: &str = "support";
 pub const PASSWORD: &str = "imap-Secret-7";
 pub const CUSTOMER: &str = "anna@customer.example";
+
+/// How long a test waits for something that should happen: a hang guard for a
+/// loaded two-core CI machine, never a performance assertion. When things work,
+/// waits end as soon as their condition holds.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// One test's world.
 pub struct World {
@@ -25,6 +30,8 @@ pub struct MailboxOpts {
     pub user: String,
     pub password: String,
     pub tls: &'static str,
+    /// Another port than Dovecot's (a proxy in front of it, a closed one).
+    pub port: Option<u16>,
     pub extra: String,
 }
 
@@ -35,14 +42,32 @@ impl Default for MailboxOpts {
             user: USER.into(),
             password: PASSWORD.into(),
             tls: "none",
+            port: None,
             extra: String::new(),
+        }
+    }
+}
+
+impl MailboxOpts {
+    /// The mailbox of Dovecot user `name` (added with `password`), named after it.
+    pub fn of_user(name: &str, password: &str) -> MailboxOpts {
+        MailboxOpts {
+            name: name.into(),
+            user: name.into(),
+            password: password.into(),
+            ..MailboxOpts::default()
         }
     }
 }
 
 impl World {
     pub async fn start() -> World {
-        let dovecot = Dovecot::start().expect("dovecot starts");
+        World::start_with(DovecotOptions::default()).await
+    }
+
+    /// A world whose Dovecot runs with `options` (no IDLE, no MOVE, rawlog, ...).
+    pub async fn start_with(options: DovecotOptions) -> World {
+        let dovecot = Dovecot::start_with(options).expect("dovecot starts");
         dovecot.add_user(USER, PASSWORD).expect("user added");
         let api = FakeThulium::start().await.expect("fake API starts");
         World {
@@ -54,9 +79,10 @@ impl World {
 
     /// A `[[mailbox]]` table for `opts`.
     pub fn mailbox_toml(&self, opts: &MailboxOpts) -> String {
-        let port = match opts.tls {
-            "tls" => self.dovecot.tls_port(),
-            _ => self.dovecot.plain_port(),
+        let port = match (opts.port, opts.tls) {
+            (Some(port), _) => port,
+            (None, "tls") => self.dovecot.tls_port(),
+            (None, _) => self.dovecot.plain_port(),
         };
         let ca = if opts.tls == "none" {
             String::new()
@@ -75,14 +101,20 @@ impl World {
     }
 
     /// Writes a config: `thulium_extra` goes into `[thulium]`, `sections` at the end.
+    /// The API timeout is 2 s unless `thulium_extra` sets one.
     pub fn config_with(
         &self,
         mailboxes: &[MailboxOpts],
         thulium_extra: &str,
         sections: &str,
     ) -> PathBuf {
+        let timeout = if thulium_extra.contains("timeout") {
+            ""
+        } else {
+            "timeout = \"2s\"\n"
+        };
         let mut text = format!(
-            "[thulium]\nurl = {:?}\nuser = {:?}\npassword = {:?}\ntimeout = \"2s\"\ntimezone = \"Europe/Warsaw\"\n{}\n",
+            "[thulium]\nurl = {:?}\nuser = {:?}\npassword = {:?}\n{timeout}timezone = \"Europe/Warsaw\"\n{}\n",
             self.api.url(),
             self.api.user(),
             self.api.password(),
@@ -103,6 +135,21 @@ impl World {
 
     pub fn config(&self) -> PathBuf {
         self.config_with(&[MailboxOpts::default()], "", "")
+    }
+
+    /// Where [`spawn_run`] is usually pointed, and what [`World::log`] reads.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("run.log")
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        read(&self.log_path())
+    }
+
+    /// `run` with this world's log file.
+    pub fn spawn_run(&self, config: &Path) -> Daemon {
+        spawn_run(config, &self.log_path())
     }
 
     pub fn append(&self, raw: &[u8]) {
@@ -209,7 +256,9 @@ pub fn signal(child: &Child, sig: &str) {
 }
 
 /// Waits for a child's exit with a deadline (polling, not sleeping blindly).
-pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
+/// `None` when it is still running: assert on the result.
+#[must_use = "assert that the process exited, and how"]
+pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
     let end = std::time::Instant::now() + deadline;
     while std::time::Instant::now() < end {
         if let Ok(Some(status)) = child.try_wait() {
@@ -218,6 +267,32 @@ pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<std::pro
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
+}
+
+/// SIGTERM, then the exit status; fails the test (with `log`) when the process has
+/// not exited within [`WAIT`].
+pub async fn terminate(child: &mut Child, log: &Path) -> ExitStatus {
+    signal(child, "TERM");
+    match wait_exit(child, WAIT).await {
+        Some(status) => status,
+        None => panic!("still running {WAIT:?} after SIGTERM; log:\n{}", read(log)),
+    }
+}
+
+/// SIGTERM, and the process must exit 0 (the log in the failure message).
+pub async fn terminate_ok(child: &mut Child, log: &Path) {
+    let status = terminate(child, log).await;
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after SIGTERM; log:\n{}",
+        read(log)
+    );
+}
+
+/// A file's text, empty when it cannot be read (logs that do not exist yet).
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// Polls `cond` until it holds or `deadline` passes.
@@ -232,6 +307,45 @@ pub async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> b
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Calls the async `probe` until `done` holds for what it returned, or `deadline`
+/// passes: `Ok(last value)`, or `Err(last value)` to show in the failure message.
+pub async fn probe_until<T, F, Fut>(
+    deadline: Duration,
+    mut probe: F,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        let value = probe().await;
+        if done(&value) {
+            return Ok(value);
+        }
+        if std::time::Instant::now() >= end {
+            return Err(value);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether a text log line carries `key=value`, as a plain or a quoted value, as an
+/// event field or a span field (`mail{ticket=5}`): `ticket=5` is not `ticket=55`.
+pub fn has_field(line: &str, key: &str, value: &str) -> bool {
+    [format!("{key}={value}"), format!("{key}={value:?}")]
+        .iter()
+        .any(|pair| {
+            line.match_indices(pair.as_str()).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + pair.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                    && after.is_none_or(|c| matches!(c, ' ' | '}' | ',' | ':'))
+            })
+        })
 }
 
 /// A customer reply to `ticket`.
@@ -255,6 +369,90 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
+}
+
+/// `ledger <args>` against `config`: (success, stdout).
+pub async fn ledger(config: &Path, args: &[&str]) -> (bool, String) {
+    let mut c = bin();
+    c.arg("--config").arg(config).arg("ledger").args(args);
+    let out = output(c).await;
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// POSTs the fake API received so far, answered or not.
+pub fn posts(api: &FakeThulium) -> usize {
+    api.requests().iter().filter(|r| r.method == "POST").count()
+}
+
+/// The value of the sample `name{labels}` in Prometheus text format: the label
+/// set must be exactly `labels` (in any order); `None` when there is no such
+/// sample. `name{a="x"} 20` is not `name{a="x"} 2`, and `name_count` is not `name`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    want.sort();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(parse_sample)
+        .find(|(n, l, _)| n == name && *l == want)
+        .map(|(_, _, v)| v)
+}
+
+/// A sample's labels, sorted.
+type Labels = Vec<(String, String)>;
+
+/// `name{k="v",...} value [timestamp]` as (name, sorted labels, value).
+fn parse_sample(line: &str) -> Option<(String, Labels, f64)> {
+    let line = line.trim();
+    let name_end = line
+        .find(|c: char| c == '{' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let name = &line[..name_end];
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices();
+        let mut key = String::new();
+        let end = loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => break i,
+                ',' | ' ' => {}
+                '=' => {
+                    if chars.next()?.1 != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                other => value.push(other),
+                            },
+                            other => value.push(other),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                c => key.push(c),
+            }
+        };
+        rest = &inner[end + 1..];
+    }
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    labels.sort();
+    Some((name.to_string(), labels, value))
+}
+
+/// `/metrics` of a daemon listening on `port` (empty when nothing answered).
+pub async fn metrics(port: u16) -> String {
+    get(&format!("http://127.0.0.1:{port}/metrics")).await.1
 }
 
 /// Status and body of a GET (status 0 when nothing answered).
