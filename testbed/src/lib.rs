@@ -27,18 +27,29 @@
 mod cert;
 mod conn;
 mod contract;
+mod courier;
+mod cyrus;
 mod dovecot;
 mod fake_thulium;
 mod faults;
 pub mod fixtures;
+mod headers;
 mod idp;
+mod imap_client;
+mod imap_store;
 mod maildir;
+mod ports;
 mod process;
 mod render;
+mod server_process;
+mod unpacked;
+mod utf7;
 mod wait;
 
 pub use cert::TestCert;
 pub use contract::{AccountTimezone, BodyStorage, CreatedAt};
+pub use courier::Courier;
+pub use cyrus::Cyrus;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY};
 pub use fake_thulium::{
     BODY_STORAGE_ENV, CREATED_AT_ENV, FakeThulium, FakeThuliumConfig, RecordedRequest,
@@ -46,12 +57,17 @@ pub use fake_thulium::{
 };
 pub use faults::Fault;
 pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
+pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};
 pub use maildir::{Maildir, MaildirMail, Owner};
+pub use unpacked::{DEFAULT_IMAP_SERVERS_DIR, IMAP_SERVERS_DIR_ENV};
+pub use utf7::{decode_mutf7, encode_mutf7};
 pub use wait::{wait_until, wait_until_blocking};
 
 /// Tests share both through `Arc` and move them across tasks.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Dovecot>();
+    send_sync::<Cyrus>();
+    send_sync::<Courier>();
     send_sync::<FakeThulium>();
 };
