@@ -45,6 +45,8 @@ const USERDBPW: &str = "/usr/sbin/userdbpw";
 /// authlib's compiled-in config directory: an (empty) mount point.
 const ETC_COURIER: &str = "/etc/courier";
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// A start failed because another process took one of our ports meanwhile.
+const PORT_TAKEN: &str = "a port was taken meanwhile";
 
 /// Mounts this instance's files over authlib's fixed paths, then runs
 /// authdaemond and one couriertcpd per listener until one of them exits.
@@ -86,8 +88,21 @@ pub struct Courier {
 }
 
 impl Courier {
-    /// Starts Courier (authdaemond, a plain+STARTTLS and a TLS listener).
+    /// Starts Courier (authdaemond, a plain+STARTTLS and a TLS listener);
+    /// retries with new ports if one was taken meanwhile.
     pub fn start() -> Result<Courier> {
+        let mut last_error = None;
+        for _ in 0..3 {
+            match Courier::try_start() {
+                Ok(courier) => return Ok(courier),
+                Err(e) if format!("{e:#}").contains(PORT_TAKEN) => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("courier did not start")))
+    }
+
+    fn try_start() -> Result<Courier> {
         let root = unpacked(
             "Courier IMAP",
             "courier",
@@ -153,7 +168,13 @@ impl Courier {
         // One gam_server per instance, dying with it.
         .env("GAM_CLIENT_ID", format!("testbed-courier-{plain_port}"));
         let process = ServerProcess::spawn("courier", cmd, &dir.join("courier.log"))?;
-        process.wait_ready(plain_port, "* OK", &[tls_port])?;
+        if let Err(e) = process.wait_ready(plain_port, "* OK", &[tls_port]) {
+            process.kill(Duration::ZERO);
+            if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {
+                bail!("{PORT_TAKEN}: {e:#}");
+            }
+            return Err(e);
+        }
         Ok(Courier {
             process,
             store: ImapStore::new(plain_port),

@@ -43,6 +43,8 @@ const REALM: &str = "testbed-cyrus";
 /// The admin who creates users' mailboxes.
 const ADMIN: &str = "cyrusadmin";
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// A start failed because another process took one of our ports meanwhile.
+const PORT_TAKEN: &str = "a port was taken meanwhile";
 
 /// A running Cyrus. Dropping it kills it and removes its temp dir.
 pub struct Cyrus {
@@ -65,7 +67,7 @@ impl Cyrus {
         for _ in 0..3 {
             match Cyrus::try_start() {
                 Ok(cyrus) => return Ok(cyrus),
-                Err(e) if format!("{e:#}").contains("did not answer") => last_error = Some(e),
+                Err(e) if format!("{e:#}").contains(PORT_TAKEN) => last_error = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -142,7 +144,13 @@ impl Cyrus {
             .env("LD_LIBRARY_PATH", root.join(LIB))
             .current_dir(dir);
         let process = ServerProcess::spawn("cyrus master", cmd, &dir.join("master.out"))?;
-        process.wait_ready(plain_port, "* OK", &[tls_port])?;
+        if let Err(e) = process.wait_ready(plain_port, "* OK", &[tls_port]) {
+            process.kill(Duration::ZERO);
+            if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {
+                bail!("{PORT_TAKEN}: {e:#}");
+            }
+            return Err(e);
+        }
         Ok(Cyrus {
             process,
             store: ImapStore::new(plain_port),
