@@ -97,11 +97,18 @@ for pkg in "${CYRUS_DEBS[@]}" "${COURIER_DEBS[@]}" "${RUNTIME_PKGS[@]}"; do
   fi
 done
 
-echo "== installing runtime dependencies (no IMAP server among them)"
-if ! apt-get install -y -qq --no-install-recommends "${RUNTIME_PKGS[@]}" >/dev/null; then
-  apt_update
-  apt-get install -y -qq --no-install-recommends "${RUNTIME_PKGS[@]}" >/dev/null \
-    || die "apt-get install ${RUNTIME_PKGS[*]} failed"
+# Only what is missing: naming an installed library would upgrade it.
+missing=()
+for pkg in "${RUNTIME_PKGS[@]}"; do
+  all_installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "== installing runtime dependencies (no IMAP server among them): ${missing[*]}"
+  if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    apt_update
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || die "apt-get install ${missing[*]} failed"
+  fi
 fi
 
 # Cyrus drops root for this user; Debian's cyrus-common adds it the same way.

@@ -167,7 +167,12 @@ impl Courier {
         .env("TLS_PORT", tls_port.to_string())
         // One gam_server per instance, dying with it.
         .env("GAM_CLIENT_ID", format!("testbed-courier-{plain_port}"));
-        let process = ServerProcess::spawn("courier", cmd, &dir.join("courier.log"))?;
+        let process = ServerProcess::spawn(
+            "courier",
+            cmd,
+            &dir.join("courier.log"),
+            &[plain_port, tls_port],
+        )?;
         if let Err(e) = process.wait_ready(plain_port, "* OK", &[tls_port]) {
             process.kill(Duration::ZERO);
             if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {

@@ -143,7 +143,12 @@ impl Cyrus {
             .arg(dir.join("conf/master.pid"))
             .env("LD_LIBRARY_PATH", root.join(LIB))
             .current_dir(dir);
-        let process = ServerProcess::spawn("cyrus master", cmd, &dir.join("master.out"))?;
+        let process = ServerProcess::spawn(
+            "cyrus master",
+            cmd,
+            &dir.join("master.out"),
+            &[plain_port, tls_port],
+        )?;
         if let Err(e) = process.wait_ready(plain_port, "* OK", &[tls_port]) {
             process.kill(Duration::ZERO);
             if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {

@@ -1,6 +1,14 @@
 //! Test bed for thulium-mail-bridge: a real Dovecot and a fake Thulium API,
 //! both on loopback ports, for integration tests, the demo and the benchmark.
 //!
+//! Other real IMAP servers, configured as Debian ships them: [`Cyrus`] and
+//! [`Courier`] (personal namespace `INBOX.` with `.`, so `Processed` is
+//! `INBOX.Processed`; unpacked by `scripts/imap-servers.sh`, since they
+//! conflict with dovecot-imapd). They are seeded and read over IMAP
+//! ([`ImapClient`]), with folder names in UTF-8 (modified UTF-7 on the wire).
+//! [`CapabilityProxy`] stands in front of a Dovecot for what Exchange Online
+//! and Gmail lack (no MOVE, UIDPLUS, IDLE or kept keywords; dropped sessions).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use testbed::{Dovecot, FakeThulium, Fault};

@@ -27,16 +27,27 @@ trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 143' TERM INT HUP
 wait "$child"
 "#;
 
+/// How long a stop waits for the killed processes to let go of the ports.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A server's process tree; killed (whole process group) on drop.
 pub(crate) struct ServerProcess {
     name: &'static str,
     child: Mutex<Option<Child>>,
     output: PathBuf,
+    /// Its listening ports: a stop returns once they are free again.
+    ports: Vec<u16>,
 }
 
 impl ServerProcess {
-    /// Spawns `cmd` tied to this process, its stdout and stderr in `output`.
-    pub(crate) fn spawn(name: &'static str, mut cmd: Command, output: &Path) -> Result<Self> {
+    /// Spawns `cmd` tied to this process, its stdout and stderr in `output`;
+    /// it is to listen on `ports`.
+    pub(crate) fn spawn(
+        name: &'static str,
+        mut cmd: Command,
+        output: &Path,
+        ports: &[u16],
+    ) -> Result<Self> {
         let file =
             fs::File::create(output).with_context(|| format!("create {}", output.display()))?;
         cmd.stdin(Stdio::null())
@@ -47,6 +58,7 @@ impl ServerProcess {
             name,
             child: Mutex::new(Some(child)),
             output: output.to_path_buf(),
+            ports: ports.to_vec(),
         })
     }
 
@@ -105,11 +117,17 @@ impl ServerProcess {
         self.exit_status().is_none()
     }
 
-    /// SIGTERM, up to `grace` to exit, then SIGKILL to the whole group.
+    /// SIGTERM, up to `grace` to exit, then SIGKILL to the whole group;
+    /// returns once the ports are released (killed processes close their
+    /// sockets a moment after the signal), or after a few seconds.
     pub(crate) fn kill(&self, grace: Duration) {
         let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut child) = child {
             process::stop(&mut child, grace);
+            let deadline = Instant::now() + RELEASE_TIMEOUT;
+            while !self.ports.iter().all(|p| ports::port_free(*p)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 }

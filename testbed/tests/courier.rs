@@ -201,3 +201,45 @@ fn drop_stops_the_server() -> Result<()> {
     assert!(!dir.exists());
     Ok(())
 }
+
+/// The bridge's four dispositions as plain IMAP: move (Courier has no MOVE:
+/// COPY, `\Deleted` and UID EXPUNGE), a keyword, `\Seen`, delete.
+#[test]
+fn dispositions_work_over_imap() -> Result<()> {
+    let courier = Courier::start()?;
+    courier.add_user("support", "secret")?;
+    for n in 1..=4 {
+        courier.append("support", "INBOX", &mail(&format!("[#{n}] reply")), &[])?;
+    }
+    courier.create_folder("support", "INBOX.Obsłużone.2026")?;
+    let mut imap = ImapClient::login_to(courier.host(), courier.plain_port(), "support", "secret")?;
+    let capability = imap.command_ok("CAPABILITY")?.lines().join(" ");
+    for word in [" UIDPLUS ", " IDLE "] {
+        assert!(capability.contains(word), "{word} in {capability}");
+    }
+    assert!(!capability.contains("MOVE"), "{capability}");
+    imap.select("INBOX")?;
+    let refused = imap.command("UID MOVE 1 \"INBOX.Obs&AUI-u&AXw-one.2026\"")?;
+    assert_eq!(
+        (refused.status, refused.text.as_str()),
+        (Status::No, "Error in IMAP command received by server.")
+    );
+    imap.command_ok("UID COPY 1 \"INBOX.Obs&AUI-u&AXw-one.2026\"")?;
+    imap.command_ok("UID STORE 1 +FLAGS.SILENT (\\Deleted)")?;
+    imap.command_ok("UID EXPUNGE 1")?;
+    imap.command_ok("UID STORE 2 +FLAGS (thulium-done)")?;
+    imap.command_ok("UID STORE 3 +FLAGS (\\Seen)")?;
+    imap.command_ok("UID STORE 4 +FLAGS (\\Deleted)")?;
+    imap.command_ok("UID EXPUNGE 4")?;
+    imap.logout()?;
+
+    let inbox = courier.folder_mails("support", "INBOX")?;
+    let uids: Vec<u32> = inbox.iter().map(|m| m.uid).collect();
+    assert_eq!(uids, [2, 3]);
+    assert_eq!(inbox[0].flags, ["thulium-done"]);
+    assert_eq!(inbox[1].flags, ["\\Seen"]);
+    let moved = courier.folder_mails("support", "INBOX.Obsłużone.2026")?;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].subject().as_deref(), Some("[#1] reply"));
+    Ok(())
+}
