@@ -11,6 +11,9 @@ if ! command -v dovecot >/dev/null 2>&1; then
   apt-get install -y -qq dovecot-imapd >/dev/null
 fi
 
+echo "== unpacking Cyrus and Courier (testbed's other real IMAP servers)"
+scripts/imap-servers.sh
+
 if ! command -v systemd-analyze >/dev/null 2>&1 || [[ ! -x /bin/kill ]]; then
   echo "== installing systemd and procps (tests/systemd_unit.rs runs systemd-analyze)"
   export DEBIAN_FRONTEND=noninteractive

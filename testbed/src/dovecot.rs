@@ -6,8 +6,7 @@
 //! `spawn_blocking`, so that the code under test keeps running meanwhile.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +20,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::cert::TestCert;
 use crate::maildir::{Maildir, MaildirMail, Owner, mkdir_owned};
+use crate::ports;
 use crate::process;
 
 /// How long a start may take before we call it failed.
@@ -216,7 +216,7 @@ impl Dovecot {
         fs::write(dir.join("key.pem"), &cert.key_pem)?;
         fs::set_permissions(dir.join("key.pem"), fs::Permissions::from_mode(0o600))?;
 
-        let (plain_port, tls_port) = (free_port()?, free_port()?);
+        let (plain_port, tls_port) = (ports::free_port()?, ports::free_port()?);
         if let Some(url) = &options.oauth2_introspection_url {
             fs::write(dir.join("oauth2.conf.ext"), render_oauth2_config(url))?;
         }
@@ -267,11 +267,13 @@ impl Dovecot {
             if let Some(status) = self.child_exit_status() {
                 bail!(
                     "dovecot exited at start ({status}):\n{}\n{}",
-                    read_tail(&self.dir().join("dovecot.stderr")),
+                    process::read_tail(&self.dir().join("dovecot.stderr")),
                     self.log()
                 );
             }
-            if greets(self.plain_port) && TcpStream::connect(self.tls_addr()).is_ok() {
+            if ports::greets(self.plain_port, "* OK [CAPABILITY")
+                && TcpStream::connect(self.tls_addr()).is_ok()
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -316,7 +318,7 @@ impl Dovecot {
         self.stop()?;
         let deadline = Instant::now() + START_TIMEOUT;
         // Leftover login processes may still hold the listeners for a moment.
-        while !(port_free(self.plain_port) && port_free(self.tls_port)) {
+        while !(ports::port_free(self.plain_port) && ports::port_free(self.tls_port)) {
             if Instant::now() > deadline {
                 bail!("ports {} / {} stay busy", self.plain_port, self.tls_port);
             }
@@ -399,7 +401,7 @@ impl Dovecot {
 
     /// The log so far, for failure messages.
     pub fn log(&self) -> String {
-        read_tail(&self.log_file())
+        process::read_tail(&self.log_file())
     }
 
     /// The IMAP sessions of `user` that have ended so far, in the order they
@@ -584,41 +586,6 @@ fn render_oauth2_config(introspection_url: &str) -> String {
     )
 }
 
-/// A port nobody listens on right now (the OS picks it).
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn port_free(port: u16) -> bool {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
-}
-
-/// Whether `port` answers with Dovecot's real greeting.
-fn greets(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
-        return false;
-    };
-    if stream
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .is_err()
-    {
-        return false;
-    }
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    for _ in 0..3 {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return false,
-            Ok(_) if line.starts_with("* OK [CAPABILITY") => return true,
-            Ok(_) => {}
-        }
-    }
-    false
-}
-
 /// A rawlog line without the `SECONDS.MICROS ` Dovecot puts before it.
 fn strip_timestamp(line: &str) -> &str {
     match line.split_once(' ') {
@@ -631,15 +598,3 @@ fn strip_timestamp(line: &str) -> &str {
     }
 }
 
-/// The last 8 KiB of a file, for error messages.
-fn read_tail(path: &Path) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = fs::File::open(path) {
-        let _ = file.read_to_string(&mut text);
-    }
-    let start = text.len().saturating_sub(8192);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
-    text[start..].to_string()
-}

@@ -1,6 +1,14 @@
 //! Test bed for thulium-mail-bridge: a real Dovecot and a fake Thulium API,
 //! both on loopback ports, for integration tests, the demo and the benchmark.
 //!
+//! Other real IMAP servers, configured as Debian ships them: [`Cyrus`] and
+//! [`Courier`] (personal namespace `INBOX.` with `.`, so `Processed` is
+//! `INBOX.Processed`; unpacked by `scripts/imap-servers.sh`, since they
+//! conflict with dovecot-imapd). They are seeded and read over IMAP
+//! ([`ImapClient`]), with folder names in UTF-8 (modified UTF-7 on the wire).
+//! [`CapabilityProxy`] stands in front of a Dovecot for what Exchange Online
+//! and Gmail lack (no MOVE, UIDPLUS, IDLE or kept keywords; dropped sessions).
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use testbed::{Dovecot, FakeThulium, Fault};
@@ -27,19 +35,31 @@
 mod cert;
 mod conn;
 mod contract;
+mod courier;
+mod cyrus;
 mod dovecot;
 mod fake_thulium;
 mod faults;
 pub mod fixtures;
+mod headers;
 mod held_proxy;
 mod idp;
+mod imap_client;
+mod imap_store;
 mod maildir;
+mod ports;
 mod process;
+mod proxy;
 mod render;
+mod server_process;
+mod unpacked;
+mod utf7;
 mod wait;
 
 pub use cert::TestCert;
 pub use contract::{AccountTimezone, BodyStorage, CreatedAt};
+pub use courier::Courier;
+pub use cyrus::Cyrus;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY, SessionLog};
 pub use fake_thulium::{
     BODY_STORAGE_ENV, CREATED_AT_ENV, FakeThulium, FakeThuliumConfig, RecordedRequest,
@@ -48,12 +68,18 @@ pub use fake_thulium::{
 pub use faults::Fault;
 pub use held_proxy::HeldProxy;
 pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
+pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};
 pub use maildir::{Maildir, MaildirMail, Owner};
+pub use proxy::{CapabilityProxy, ProxyOptions};
+pub use unpacked::{DEFAULT_IMAP_SERVERS_DIR, IMAP_SERVERS_DIR_ENV};
+pub use utf7::{decode_mutf7, encode_mutf7};
 pub use wait::{wait_until, wait_until_blocking};
 
 /// Tests share both through `Arc` and move them across tasks.
 const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Dovecot>();
+    send_sync::<Cyrus>();
+    send_sync::<Courier>();
     send_sync::<FakeThulium>();
 };

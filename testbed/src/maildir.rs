@@ -36,16 +36,22 @@ pub struct Owner {
 impl Owner {
     /// The `dovecot` user from /etc/passwd: Dovecot's mail processes run as it.
     pub fn dovecot() -> Result<Owner> {
+        Owner::system_user("dovecot")
+            .context("no `dovecot` user in /etc/passwd (is dovecot-imapd installed?)")
+    }
+
+    /// A user's uid and primary gid from /etc/passwd.
+    pub fn system_user(name: &str) -> Result<Owner> {
         let passwd = fs::read_to_string("/etc/passwd").context("read /etc/passwd")?;
         for line in passwd.lines() {
             let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() >= 4 && fields[0] == "dovecot" {
-                let uid = fields[2].parse().context("dovecot uid")?;
-                let gid = fields[3].parse().context("dovecot gid")?;
+            if fields.len() >= 4 && fields[0] == name {
+                let uid = fields[2].parse().with_context(|| format!("{name} uid"))?;
+                let gid = fields[3].parse().with_context(|| format!("{name} gid"))?;
                 return Ok(Owner { uid, gid });
             }
         }
-        bail!("no `dovecot` user in /etc/passwd (is dovecot-imapd installed?)")
+        bail!("no `{name}` user in /etc/passwd")
     }
 }
 
@@ -70,32 +76,7 @@ impl MaildirMail {
 
     /// The value of the first header `name` (unfolded, not MIME-decoded).
     pub fn header(&self, name: &str) -> Option<String> {
-        let text = String::from_utf8_lossy(&self.raw);
-        let head = text
-            .split("\r\n\r\n")
-            .next()
-            .unwrap_or_default()
-            .split("\n\n")
-            .next()
-            .unwrap_or_default();
-        let mut value: Option<String> = None;
-        for line in head.lines() {
-            let line = line.trim_end_matches('\r');
-            if let Some(v) = value.as_mut() {
-                if line.starts_with([' ', '\t']) {
-                    v.push(' ');
-                    v.push_str(line.trim());
-                    continue;
-                }
-                break;
-            }
-            if let Some((key, rest)) = line.split_once(':')
-                && key.trim().eq_ignore_ascii_case(name)
-            {
-                value = Some(rest.trim().to_string());
-            }
-        }
-        value
+        crate::headers::header_value(&self.raw, name)
     }
 
     /// The `Subject` header, raw.

@@ -6,8 +6,10 @@
 //! that lives as long as the process. Each child leads its own process group,
 //! so stopping it also reaches the workers it forked.
 
-use std::io;
+use std::fs;
+use std::io::{self, Read};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
@@ -88,4 +90,17 @@ pub fn stop(child: &mut Child, grace: Duration) {
     signal_group(pid, libc::SIGKILL);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The last 8 KiB of a (log) file, for error messages; empty if unreadable.
+pub fn read_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let start = text.len().saturating_sub(8192);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
 }
