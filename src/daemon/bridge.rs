@@ -58,9 +58,9 @@ pub struct Bridge {
     /// tickets needs one read per ticket, which must not halve the posting rate.
     pub read_slots: Semaphore,
     pub dry_run: bool,
-    /// Set while the API refuses our credentials: nobody posts until it has passed.
-    /// Not carried over a reload: a new password is tried at once.
-    credentials_refused_until: Mutex<Option<Instant>>,
+    /// Set while the API refuses our credentials (with the status it answered): nobody
+    /// posts until it has passed. Not carried over a reload: a new password is tried at once.
+    credentials_refused_until: Mutex<Option<(u16, Instant)>>,
 }
 
 impl Bridge {
@@ -103,32 +103,29 @@ impl Bridge {
         &self.runtime.ledger
     }
 
-    /// The remaining pause while the API refuses our credentials.
-    pub fn credentials_paused(&self) -> Option<Duration> {
+    /// While the API refuses our credentials: the status it answered, and the pause left.
+    pub fn credentials_paused(&self) -> Option<(u16, Duration)> {
         let mut until = self
             .credentials_refused_until
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        match *until {
-            Some(t) => {
-                let left = t.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    *until = None;
-                    None
-                } else {
-                    Some(left)
-                }
-            }
-            None => None,
+        let (status, t) = (*until)?;
+        let left = t.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            *until = None;
+            return None;
         }
+        Some((status, left))
     }
 
-    /// Pauses posting for every mailbox after the API refused our credentials.
-    pub fn credentials_refused(&self) {
+    /// Pauses posting for every mailbox after the API refused our credentials with `status`.
+    pub fn credentials_refused(&self, status: u16) {
         let mut until = self
             .credentials_refused_until
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *until = Instant::now().checked_add(CREDENTIALS_PAUSE);
+        *until = Instant::now()
+            .checked_add(CREDENTIALS_PAUSE)
+            .map(|t| (status, t));
     }
 }

@@ -69,7 +69,7 @@ impl fmt::Display for DeferCause {
             DeferCause::ApiCredentials { status, pause } => write!(
                 f,
                 "API credentials refused (HTTP {status}); posting paused for {}",
-                humantime::format_duration(*pause)
+                humantime::format_duration(Duration::from_secs(pause.as_secs().max(1)))
             ),
             DeferCause::ReadBackFailed { reason } => write!(
                 f,

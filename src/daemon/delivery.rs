@@ -460,8 +460,8 @@ impl One<'_> {
             if self.stop.is_cancelled() {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
-            if let Some(pause) = self.bridge.credentials_paused() {
-                let cause = DeferCause::ApiCredentials { status: 401, pause };
+            if let Some((status, pause)) = self.bridge.credentials_paused() {
+                let cause = DeferCause::ApiCredentials { status, pause };
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
             if unknown {
@@ -480,16 +480,31 @@ impl One<'_> {
             }
             tries += 1;
             first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
-            let result = {
-                let _slot = self.bridge.api_slots.acquire().await;
-                if self.stop.is_cancelled() {
-                    return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
+            let slot = self.bridge.api_slots.acquire().await;
+            if self.stop.is_cancelled() {
+                return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
+            }
+            // Replies that waited for a slot while another was refused must not go out.
+            if let Some((status, pause)) = self.bridge.credentials_paused() {
+                let cause = DeferCause::ApiCredentials { status, pause };
+                return not_posted(Outcome::Deferred(cause), unknown);
+            }
+            let result = self
+                .bridge
+                .api
+                .post_customer_response(self.mail.ticket, &self.mail.request)
+                .await;
+            // The pause is set before the slot is given up.
+            let refused = match &result {
+                Err(ApiError::Credentials { status, message }) => {
+                    Some(self.credentials_refused(*status, message))
                 }
-                self.bridge
-                    .api
-                    .post_customer_response(self.mail.ticket, &self.mail.request)
-                    .await
+                _ => None,
             };
+            drop(slot);
+            if let Some(outcome) = refused {
+                return not_posted(outcome, unknown);
+            }
             match result {
                 Ok(()) => {
                     api.post_succeeded();
@@ -568,7 +583,7 @@ impl One<'_> {
             .runtime
             .api()
             .request_failed(&format!("HTTP {status}: {message}"), true);
-        self.bridge.credentials_refused();
+        self.bridge.credentials_refused(status);
         Outcome::Deferred(DeferCause::ApiCredentials {
             status,
             pause: crate::daemon::bridge::CREDENTIALS_PAUSE,

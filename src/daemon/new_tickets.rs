@@ -145,9 +145,9 @@ async fn create(
             Err(cause) => return (Outcome::Deferred(cause), true),
         }
     }
-    if let Some(pause) = bridge.credentials_paused() {
+    if let Some((status, pause)) = bridge.credentials_paused() {
         return (
-            Outcome::Deferred(DeferCause::ApiCredentials { status: 401, pause }),
+            Outcome::Deferred(DeferCause::ApiCredentials { status, pause }),
             false,
         );
     }
@@ -194,7 +194,7 @@ fn trouble(bridge: &Bridge, e: ApiError, what: &str) -> Outcome {
                 .runtime
                 .api()
                 .request_failed(&format!("HTTP {status}: {message}"), true);
-            bridge.credentials_refused();
+            bridge.credentials_refused(status);
             Outcome::Deferred(DeferCause::ApiCredentials {
                 status,
                 pause: super::bridge::CREDENTIALS_PAUSE,

@@ -216,6 +216,7 @@ async fn serve(
     }
     loop {
         let bridge = Arc::clone(&bridges.borrow());
+        session.take_new_mail();
         let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
         life.waiting.update(&mb.name, deferrals);
         crate::ops::metrics::pass_succeeded(&mb.name);
@@ -230,6 +231,10 @@ async fn serve(
         if stop.is_cancelled() {
             session.logout().await;
             return Ok(Ended::Shutdown);
+        }
+        // Mail that arrived during the pass was announced in an answer: another pass now.
+        if session.take_new_mail() {
+            continue;
         }
         let mut wait = mb.poll_interval;
         if let Some(at) = report.retry_at {

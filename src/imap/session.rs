@@ -31,6 +31,8 @@ pub struct MailSession {
     selected: Option<FolderState>,
     /// The server's certificate, and whether a pin trusted it (TLS only).
     pub peer: Option<(Presented, bool)>,
+    /// The server announced new mail (EXISTS/RECENT) in the answer to a command.
+    new_mail: bool,
 }
 
 /// A mail's UID and size, known before downloading it.
@@ -179,6 +181,7 @@ impl MailSession {
             namespace,
             selected: None,
             peer,
+            new_mail: false,
             session,
         };
         s.drain();
@@ -225,9 +228,24 @@ impl MailSession {
         None
     }
 
-    /// Unsolicited responses go to a bounded channel that drops when full; keep it empty.
+    /// Unsolicited responses go to a bounded channel that drops when full; keep it empty,
+    /// remembering whether new mail was announced (a server tells it with the next
+    /// command's answer, and IDLE does not repeat it).
     fn drain(&mut self) {
-        while self.session.unsolicited_responses.try_recv().is_ok() {}
+        while let Ok(r) = self.session.unsolicited_responses.try_recv() {
+            if matches!(
+                r,
+                async_imap::types::UnsolicitedResponse::Exists(_)
+                    | async_imap::types::UnsolicitedResponse::Recent(_)
+            ) {
+                self.new_mail = true;
+            }
+        }
+    }
+
+    /// Whether new mail was announced since the last call.
+    pub fn take_new_mail(&mut self) -> bool {
+        std::mem::take(&mut self.new_mail)
     }
 
     /// UIDVALIDITY of the selected folder: a UID means the same mail only under it.
@@ -494,6 +512,7 @@ impl MailSession {
             namespace,
             selected,
             peer,
+            new_mail,
         } = self;
         let mut handle = session.idle();
         bounded("IDLE", COMMAND_TIMEOUT, handle.init()).await?;
@@ -520,6 +539,7 @@ impl MailSession {
             namespace,
             selected,
             peer,
+            new_mail,
         };
         s.drain();
         Ok((s, end))

@@ -597,4 +597,3 @@ fn strip_timestamp(line: &str) -> &str {
         _ => line,
     }
 }
-
