@@ -40,6 +40,8 @@ pub struct ProxyOptions {
     /// as on Exchange Online) and refuse with `NO [CANNOT]` a `STORE` or
     /// `UID STORE` that sets or replaces flags with a keyword.
     pub no_keywords: bool,
+    /// Leave `RFC822.SIZE` out of FETCH answers, as a broken server might.
+    pub hide_size: bool,
     /// Close the connection this long after a successful LOGIN/AUTHENTICATE.
     pub drop_after_login: Option<Duration>,
     /// Close the connection this long after the server accepted IDLE.
@@ -54,6 +56,7 @@ impl ProxyOptions {
             hide_uidplus: true,
             hide_idle: true,
             no_keywords: true,
+            hide_size: false,
             drop_after_login: None,
             drop_after_idle: None,
         }
@@ -540,7 +543,26 @@ fn filter_response(response: &[u8], hidden: &[&str], options: &ProxyOptions) -> 
             text = map_code(&text, code, |_| None);
         }
     }
+    if options.hide_size && text.starts_with("* ") && text.contains(" FETCH (") {
+        text = without_size(&text);
+    }
     text.into_bytes()
+}
+
+/// The FETCH answer without its `RFC822.SIZE n` item.
+fn without_size(text: &str) -> String {
+    let Some(start) = text.find("RFC822.SIZE ") else {
+        return text.to_string();
+    };
+    let digits = text[start + "RFC822.SIZE ".len()..]
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(0);
+    let end = start + "RFC822.SIZE ".len() + digits;
+    let (before, after) = (&text[..start], &text[end..]);
+    match after.strip_prefix(' ') {
+        Some(after) => format!("{before}{after}"),
+        None => format!("{}{after}", before.strip_suffix(' ').unwrap_or(before)),
+    }
 }
 
 fn without_words(list: &str, hidden: &[&str]) -> String {
@@ -613,6 +635,18 @@ mod tests {
         assert_eq!(
             filter("* 1 FETCH (FLAGS (kw))\r\n"),
             "* 1 FETCH (FLAGS (kw))\r\n"
+        );
+    }
+
+    #[test]
+    fn leaves_the_size_out_where_told() {
+        assert_eq!(
+            without_size("* 1 FETCH (UID 5 RFC822.SIZE 1234)\r\n"),
+            "* 1 FETCH (UID 5)\r\n"
+        );
+        assert_eq!(
+            without_size("* 1 FETCH (RFC822.SIZE 1234 UID 5)\r\n"),
+            "* 1 FETCH (UID 5)\r\n"
         );
     }
 
