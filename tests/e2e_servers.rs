@@ -7,52 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::*;
-use testbed::{CapabilityProxy, Courier, Cyrus, FakeThulium, ImapMail, ProxyOptions};
-
-/// What a test needs of a real server.
-trait Server {
-    fn add_user(&self, name: &str, password: &str) -> anyhow::Result<()>;
-    fn plain_port(&self) -> u16;
-    fn append(
-        &self,
-        user: &str,
-        folder: &str,
-        raw: &[u8],
-        flags: &[&str],
-    ) -> anyhow::Result<Option<u32>>;
-    fn folder_mails(&self, user: &str, folder: &str) -> anyhow::Result<Vec<ImapMail>>;
-    fn list_folders(&self, user: &str) -> anyhow::Result<Vec<String>>;
-}
-
-macro_rules! server {
-    ($t:ty) => {
-        impl Server for $t {
-            fn add_user(&self, name: &str, password: &str) -> anyhow::Result<()> {
-                <$t>::add_user(self, name, password)
-            }
-            fn plain_port(&self) -> u16 {
-                <$t>::plain_port(self)
-            }
-            fn append(
-                &self,
-                user: &str,
-                folder: &str,
-                raw: &[u8],
-                flags: &[&str],
-            ) -> anyhow::Result<Option<u32>> {
-                <$t>::append(self, user, folder, raw, flags)
-            }
-            fn folder_mails(&self, user: &str, folder: &str) -> anyhow::Result<Vec<ImapMail>> {
-                <$t>::folder_mails(self, user, folder)
-            }
-            fn list_folders(&self, user: &str) -> anyhow::Result<Vec<String>> {
-                <$t>::list_folders(self, user)
-            }
-        }
-    };
-}
-server!(Cyrus);
-server!(Courier);
+use testbed::{CapabilityProxy, Courier, Cyrus, FakeThulium, ImapServer, ProxyOptions};
 
 /// A config for one mailbox on 127.0.0.1:`port` with `extra` lines in its table.
 fn config(dir: &Path, api: &FakeThulium, mailboxes: &[(&str, &str, u16, &str)]) -> PathBuf {
@@ -88,7 +43,7 @@ fn no_ticket() -> Vec<u8> {
 
 /// Post, then each disposition (move into a Polish folder under `INBOX.`, flag, seen,
 /// delete), each mail handled once.
-async fn four_dispositions(server: &dyn Server) {
+async fn four_dispositions(server: &dyn ImapServer) {
     server.add_user(USER, PASSWORD).expect("user");
     let api = FakeThulium::start().await.expect("fake API");
     for t in 1..=4 {
@@ -197,7 +152,7 @@ async fn four_dispositions(server: &dyn Server) {
 }
 
 /// Under `run` with a poll interval of 10 minutes, only IDLE can bring a new mail in.
-async fn idle_arrival(server: &dyn Server) {
+async fn idle_arrival(server: &dyn ImapServer) {
     server.add_user(USER, PASSWORD).expect("user");
     let api = FakeThulium::start().await.expect("fake API");
     api.add_ticket(7, CUSTOMER);

@@ -29,8 +29,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::cert::TestCert;
-use crate::imap_client::{ImapMail, ListEntry};
-use crate::imap_store::ImapStore;
+use crate::imap_store::{ImapServer, ImapStore};
 use crate::maildir::{Maildir, Owner, mkdir_owned};
 use crate::ports;
 use crate::server_process::ServerProcess;
@@ -191,9 +190,38 @@ impl Courier {
         })
     }
 
+    /// The user's maildir root: `INBOX.Name` is the directory `.Name` below
+    /// it; Courier keeps keywords in `courierimapkeywords/` and UIDs in
+    /// `courierimapuiddb`, so read mail with [`folder_mails`](Self::folder_mails).
+    pub fn maildir_path(&self, user: &str) -> PathBuf {
+        self.dir().join("mail").join(user).join("Maildir")
+    }
+
+    fn maildir(&self, user: &str) -> Maildir {
+        Maildir::new(self.maildir_path(user), self.owner)
+    }
+
+    /// authdaemond's and the listeners' log lines (logins, logouts, errors).
+    pub fn log(&self) -> String {
+        self.process.output()
+    }
+
+    /// Whether authdaemond and both listeners still run.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    /// Stops gracefully (SIGTERM, then SIGKILL).
+    pub fn stop(&self) -> Result<()> {
+        self.process.kill(STOP_GRACE);
+        Ok(())
+    }
+}
+
+impl ImapServer for Courier {
     /// Adds a user (or sets a new password) with an empty maildir; the
     /// password is crypted by `userdbpw -md5`, as `userdb` users do.
-    pub fn add_user(&self, name: &str, password: &str) -> Result<()> {
+    fn add_user(&self, name: &str, password: &str) -> Result<()> {
         if name.is_empty()
             || !name
                 .chars()
@@ -222,97 +250,20 @@ impl Courier {
         Ok(())
     }
 
-    /// The user's maildir root: `INBOX.Name` is the directory `.Name` below
-    /// it; Courier keeps keywords in `courierimapkeywords/` and UIDs in
-    /// `courierimapuiddb`, so read mail with [`folder_mails`](Self::folder_mails).
-    pub fn maildir_path(&self, user: &str) -> PathBuf {
-        self.dir().join("mail").join(user).join("Maildir")
-    }
-
-    fn maildir(&self, user: &str) -> Maildir {
-        Maildir::new(self.maildir_path(user), self.owner)
-    }
-
-    /// The host to connect to.
-    pub fn host(&self) -> &'static str {
-        "127.0.0.1"
-    }
-
-    /// Port of the plain listener (which also offers STARTTLS).
-    pub fn plain_port(&self) -> u16 {
+    fn plain_port(&self) -> u16 {
         self.plain_port
     }
 
-    /// Port of the implicit-TLS listener.
-    pub fn tls_port(&self) -> u16 {
+    fn tls_port(&self) -> u16 {
         self.tls_port
     }
 
-    /// PEM file of the CA that signed the server certificate (`ca_file`).
-    pub fn ca_file(&self) -> PathBuf {
-        self.dir().join("ca.pem")
-    }
-
-    /// The instance's directory (etc, run, mail).
-    pub fn dir(&self) -> &Path {
+    fn dir(&self) -> &Path {
         self.home.path()
     }
 
-    /// authdaemond's and the listeners' log lines (logins, logouts, errors).
-    pub fn log(&self) -> String {
-        self.process.output()
-    }
-
-    /// Whether authdaemond and both listeners still run.
-    pub fn is_running(&self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Stops gracefully (SIGTERM, then SIGKILL).
-    pub fn stop(&self) -> Result<()> {
-        self.process.kill(STOP_GRACE);
-        Ok(())
-    }
-
-    /// Creates `folder` (UTF-8 full name, e.g. `INBOX.Obsłużone`) if missing.
-    pub fn create_folder(&self, user: &str, folder: &str) -> Result<()> {
-        self.store.create_folder(user, folder)
-    }
-
-    /// APPENDs one mail with `flags` (creating the folder); its UID.
-    pub fn append(
-        &self,
-        user: &str,
-        folder: &str,
-        raw: &[u8],
-        flags: &[&str],
-    ) -> Result<Option<u32>> {
-        self.store.append(user, folder, raw, flags)
-    }
-
-    /// The mails of `folder` by UID, with flags and keywords.
-    pub fn folder_mails(&self, user: &str, folder: &str) -> Result<Vec<ImapMail>> {
-        self.store.folder_mails(user, folder)
-    }
-
-    /// The user's folders decoded to UTF-8 (`INBOX`, `INBOX.Obsłużone`).
-    pub fn list_folders(&self, user: &str) -> Result<Vec<String>> {
-        Ok(self.store.list(user)?.into_iter().map(|e| e.name).collect())
-    }
-
-    /// The user's folders as sent (`INBOX.Obs&AUI-u&AXw-one`).
-    pub fn list_folders_raw(&self, user: &str) -> Result<Vec<String>> {
-        Ok(self
-            .store
-            .list(user)?
-            .into_iter()
-            .map(|e| e.raw_name)
-            .collect())
-    }
-
-    /// The full LIST answers (attributes and separator too).
-    pub fn list(&self, user: &str) -> Result<Vec<ListEntry>> {
-        self.store.list(user)
+    fn store(&self) -> &ImapStore {
+        &self.store
     }
 }
 

@@ -15,7 +15,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, chown};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,8 +24,8 @@ use anyhow::{Context, Result, bail};
 use rand::distr::{Alphanumeric, SampleString};
 
 use crate::cert::TestCert;
-use crate::imap_client::{ImapClient, ImapMail, ListEntry, Status};
-use crate::imap_store::ImapStore;
+use crate::imap_client::{ImapClient, Status};
+use crate::imap_store::{ImapServer, ImapStore};
 use crate::maildir::{Owner, mkdir_owned};
 use crate::ports;
 use crate::server_process::{SUPERVISOR, ServerProcess};
@@ -168,9 +168,27 @@ impl Cyrus {
         })
     }
 
+    /// What the master printed (Cyrus itself logs to syslog only).
+    pub fn log(&self) -> String {
+        self.process.output()
+    }
+
+    /// Whether the master still runs.
+    pub fn is_running(&self) -> bool {
+        self.process.is_running()
+    }
+
+    /// Stops gracefully (SIGTERM, then SIGKILL).
+    pub fn stop(&self) -> Result<()> {
+        self.process.kill(STOP_GRACE);
+        Ok(())
+    }
+}
+
+impl ImapServer for Cyrus {
     /// Adds a user (or sets a new password) and creates its INBOX
     /// (`user.NAME`, as the admin).
-    pub fn add_user(&self, name: &str, password: &str) -> Result<()> {
+    fn add_user(&self, name: &str, password: &str) -> Result<()> {
         if name.is_empty()
             || name == ADMIN
             || !name
@@ -200,86 +218,20 @@ impl Cyrus {
         Ok(())
     }
 
-    /// The host to connect to.
-    pub fn host(&self) -> &'static str {
-        "127.0.0.1"
-    }
-
-    /// Port of the plain listener (which also offers STARTTLS).
-    pub fn plain_port(&self) -> u16 {
+    fn plain_port(&self) -> u16 {
         self.plain_port
     }
 
-    /// Port of the implicit-TLS listener.
-    pub fn tls_port(&self) -> u16 {
+    fn tls_port(&self) -> u16 {
         self.tls_port
     }
 
-    /// PEM file of the CA that signed the server certificate (`ca_file`).
-    pub fn ca_file(&self) -> PathBuf {
-        self.dir().join("ca.pem")
-    }
-
-    /// The instance's directory (config, sasldb2, spool).
-    pub fn dir(&self) -> &Path {
+    fn dir(&self) -> &Path {
         self.home.path()
     }
 
-    /// What the master printed (Cyrus itself logs to syslog only).
-    pub fn log(&self) -> String {
-        self.process.output()
-    }
-
-    /// Whether the master still runs.
-    pub fn is_running(&self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Stops gracefully (SIGTERM, then SIGKILL).
-    pub fn stop(&self) -> Result<()> {
-        self.process.kill(STOP_GRACE);
-        Ok(())
-    }
-
-    /// Creates `folder` (UTF-8 full name, e.g. `INBOX.Obsłużone`) if missing.
-    pub fn create_folder(&self, user: &str, folder: &str) -> Result<()> {
-        self.store.create_folder(user, folder)
-    }
-
-    /// APPENDs one mail with `flags` (creating the folder); its UID.
-    pub fn append(
-        &self,
-        user: &str,
-        folder: &str,
-        raw: &[u8],
-        flags: &[&str],
-    ) -> Result<Option<u32>> {
-        self.store.append(user, folder, raw, flags)
-    }
-
-    /// The mails of `folder` by UID, with flags and keywords.
-    pub fn folder_mails(&self, user: &str, folder: &str) -> Result<Vec<ImapMail>> {
-        self.store.folder_mails(user, folder)
-    }
-
-    /// The user's folders decoded to UTF-8 (`INBOX`, `INBOX.Obsłużone`).
-    pub fn list_folders(&self, user: &str) -> Result<Vec<String>> {
-        Ok(self.store.list(user)?.into_iter().map(|e| e.name).collect())
-    }
-
-    /// The user's folders as sent (`INBOX.Obs&AUI-u&AXw-one`).
-    pub fn list_folders_raw(&self, user: &str) -> Result<Vec<String>> {
-        Ok(self
-            .store
-            .list(user)?
-            .into_iter()
-            .map(|e| e.raw_name)
-            .collect())
-    }
-
-    /// The full LIST answers (attributes and separator too).
-    pub fn list(&self, user: &str) -> Result<Vec<ListEntry>> {
-        self.store.list(user)
+    fn store(&self) -> &ImapStore {
+        &self.store
     }
 }
 

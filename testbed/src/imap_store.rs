@@ -3,27 +3,97 @@
 //! spool and databases; Courier's keyword and UID files).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Result, anyhow, bail};
 
 use crate::imap_client::{ImapClient, ImapMail, ListEntry, Status};
 
+/// Cyrus and Courier as the tests see them: a real server in a temp dir, its users
+/// added by the harness, its mail seeded and read over its own IMAP.
+pub trait ImapServer {
+    /// Adds a user (or sets a new password) with an empty INBOX.
+    fn add_user(&self, name: &str, password: &str) -> Result<()>;
+
+    /// Port of the plain listener (which also offers STARTTLS).
+    fn plain_port(&self) -> u16;
+
+    /// Port of the implicit-TLS listener.
+    fn tls_port(&self) -> u16;
+
+    /// The instance's directory.
+    fn dir(&self) -> &Path;
+
+    /// Where the harness logs in as each user.
+    fn store(&self) -> &ImapStore;
+
+    /// The host to connect to.
+    fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// PEM file of the CA that signed the server certificate (`ca_file`).
+    fn ca_file(&self) -> PathBuf {
+        self.dir().join("ca.pem")
+    }
+
+    /// Creates `folder` (UTF-8 full name, e.g. `INBOX.Obsłużone`) if missing.
+    fn create_folder(&self, user: &str, folder: &str) -> Result<()> {
+        self.store().create_folder(user, folder)
+    }
+
+    /// APPENDs one mail with `flags` (creating the folder); its UID.
+    fn append(&self, user: &str, folder: &str, raw: &[u8], flags: &[&str]) -> Result<Option<u32>> {
+        self.store().append(user, folder, raw, flags)
+    }
+
+    /// The mails of `folder` by UID, with flags and keywords.
+    fn folder_mails(&self, user: &str, folder: &str) -> Result<Vec<ImapMail>> {
+        self.store().folder_mails(user, folder)
+    }
+
+    /// The user's folders decoded to UTF-8 (`INBOX`, `INBOX.Obsłużone`).
+    fn list_folders(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self
+            .store()
+            .list(user)?
+            .into_iter()
+            .map(|e| e.name)
+            .collect())
+    }
+
+    /// The user's folders as sent (`INBOX.Obs&AUI-u&AXw-one`).
+    fn list_folders_raw(&self, user: &str) -> Result<Vec<String>> {
+        Ok(self
+            .store()
+            .list(user)?
+            .into_iter()
+            .map(|e| e.raw_name)
+            .collect())
+    }
+
+    /// The full LIST answers (attributes and separator too).
+    fn list(&self, user: &str) -> Result<Vec<ListEntry>> {
+        self.store().list(user)
+    }
+}
+
 /// Where to log in, and each user's password (the harness added them).
-pub(crate) struct ImapStore {
+pub struct ImapStore {
     port: u16,
     passwords: Mutex<HashMap<String, String>>,
 }
 
 impl ImapStore {
-    pub(crate) fn new(port: u16) -> ImapStore {
+    pub fn new(port: u16) -> ImapStore {
         ImapStore {
             port,
             passwords: Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn set_password(&self, user: &str, password: &str) {
+    pub fn set_password(&self, user: &str, password: &str) {
         self.passwords
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -31,7 +101,7 @@ impl ImapStore {
     }
 
     /// A session logged in as `user`.
-    pub(crate) fn login(&self, user: &str) -> Result<ImapClient> {
+    pub fn login(&self, user: &str) -> Result<ImapClient> {
         let password = self
             .passwords
             .lock()
@@ -43,14 +113,14 @@ impl ImapStore {
     }
 
     /// Creates `folder` (UTF-8, the server's full name) unless it exists.
-    pub(crate) fn create_folder(&self, user: &str, folder: &str) -> Result<()> {
+    pub fn create_folder(&self, user: &str, folder: &str) -> Result<()> {
         let mut imap = self.login(user)?;
         ensure_folder(&mut imap, folder)?;
         imap.logout()
     }
 
     /// Appends one mail with `flags` (creating the folder); its UID if told.
-    pub(crate) fn append(
+    pub fn append(
         &self,
         user: &str,
         folder: &str,
@@ -65,7 +135,7 @@ impl ImapStore {
     }
 
     /// The mails of `folder` by UID, read without setting `\Seen`.
-    pub(crate) fn folder_mails(&self, user: &str, folder: &str) -> Result<Vec<ImapMail>> {
+    pub fn folder_mails(&self, user: &str, folder: &str) -> Result<Vec<ImapMail>> {
         let mut imap = self.login(user)?;
         let select = imap.select(folder)?;
         let empty = select
@@ -78,7 +148,7 @@ impl ImapStore {
     }
 
     /// The user's folders as LIST shows them, in the server's order.
-    pub(crate) fn list(&self, user: &str) -> Result<Vec<ListEntry>> {
+    pub fn list(&self, user: &str) -> Result<Vec<ListEntry>> {
         let mut imap = self.login(user)?;
         let entries = imap.list()?;
         imap.logout()?;

@@ -69,6 +69,7 @@ pub use faults::Fault;
 pub use held_proxy::HeldProxy;
 pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
 pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};
+pub use imap_store::ImapServer;
 pub use maildir::{Maildir, MaildirMail, Owner};
 pub use proxy::{CapabilityProxy, ProxyOptions};
 pub use unpacked::{DEFAULT_IMAP_SERVERS_DIR, IMAP_SERVERS_DIR_ENV};

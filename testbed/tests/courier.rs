@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use support::{Imap, server_name, tls_connector};
-use testbed::{Courier, ImapClient, Status};
+use testbed::{Courier, ImapClient, ImapServer, Status};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(20);

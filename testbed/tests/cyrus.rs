@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use support::{Imap, server_name, tls_connector};
-use testbed::{Cyrus, ImapClient, Status};
+use testbed::{Cyrus, ImapClient, ImapServer, Status};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(20);
