@@ -691,3 +691,86 @@ async fn refused_api_credentials_pause_posting_for_every_mailbox(status: u16, me
     );
     assert_eq!(metric(&m, "thulium_bridge_api_up", &[]), Some(0.0), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_each_mailbox_and_fails_while_one_is_down() {
+    let w = World::start().await;
+    w.api.add_ticket(3, CUSTOMER);
+    w.append(&reply(3, 1, "counted"));
+    let status = |config: &std::path::Path| {
+        let mut c = bin();
+        c.arg("--config").arg(config).arg("status");
+        output(c)
+    };
+    let out = status(&w.config()).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("[metrics]\n    listen = \"127.0.0.1:9898\""),
+        "{}",
+        text(&out)
+    );
+
+    let port = free_port();
+    let broken = MailboxOpts {
+        name: "broken".into(),
+        password: "Wrong-Imap-Secret".into(),
+        ..MailboxOpts::default()
+    };
+    let config = w.config_with(
+        &[MailboxOpts::default(), broken],
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut child = w.spawn_run(&config);
+    assert!(
+        eventually(WAIT, || w.api.posted(3).len() == 1).await,
+        "{}",
+        w.log()
+    );
+    let out = probe_until(
+        WAIT,
+        || status(&config),
+        |o| text(o).contains("last good pass") && text(o).contains("login refused"),
+    )
+    .await
+    .unwrap_or_else(|o| panic!("{}", text(&o)));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{said}");
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let line = |name: &str| {
+        said.lines()
+            .find(|l| l.trim_start().starts_with(&format!("mailbox {name} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("support").contains(" up ")
+            && line("support").contains("1 posted, 0 new tickets, 0 failed"),
+        "{said}"
+    );
+    assert!(line("broken").contains("DOWN (login refused)"), "{said}");
+    assert!(!said.contains("Wrong-Imap-Secret") && !said.contains(PASSWORD));
+    terminate_ok(&mut child, &w.log_path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_does_not_wait_for_a_server_that_never_greets() {
+    let w = World::start().await;
+    // Accepts and never says a word: the greeting timeout is far longer than the wait below.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let config = w.config_with(
+        &[MailboxOpts {
+            port: Some(silent_port),
+            ..MailboxOpts::default()
+        }],
+        "",
+        "",
+    );
+    let mut child = w.spawn_run(&config);
+    let accepted = tokio::task::spawn_blocking(move || silent.accept().map(|(s, _)| s));
+    let _connection = accepted.await.expect("join").expect("the daemon connects");
+    signal(&child, "TERM");
+    let exit = wait_exit(&mut child, std::time::Duration::from_secs(10)).await;
+    assert!(exit.is_some_and(|s| s.success()), "{exit:?}\n{}", w.log());
+}

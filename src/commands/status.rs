@@ -27,6 +27,7 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
         }
     };
     let samples = parse(&metrics);
+    let problems = down_problems(&health.1);
     let value = |name: &str, label: Option<(&str, &str)>| -> Option<f64> {
         samples
             .iter()
@@ -68,7 +69,8 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
         )
         .map(|t| format!("last good pass {} ago", ago(t)))
         .unwrap_or_else(|| "no good pass yet".into());
-        let waiting = value("thulium_bridge_waiting_mails", Some(("mailbox", mb))).unwrap_or(0.0);
+        let waiting =
+            value("thulium_bridge_waiting_mails", Some(("mailbox", mb))).unwrap_or(0.0) as u64;
         let oldest = value(
             "thulium_bridge_oldest_waiting_seconds",
             Some(("mailbox", mb)),
@@ -83,12 +85,16 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
                         && l.get("outcome").map(String::as_str) == Some(outcome)
                 })
                 .map(|(_, _, v)| *v)
-                .sum::<f64>()
+                .sum::<f64>() as u64
         };
+        let problem = problems
+            .get(mb.as_str())
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
         println!(
-            "  mailbox {mb:<12} {}  {last}; {waiting} waiting{}; since start: {} posted, {} failed, {} unverified",
+            "  mailbox {mb:<12} {}{problem}  {last}; {waiting} waiting{}; since start: {} posted, {} new tickets, {} failed, {} unverified",
             if up { "up  " } else { "DOWN" },
-            if waiting > 0.0 {
+            if waiting > 0 {
                 format!(
                     " (oldest {})",
                     humantime::format_duration(Duration::from_secs(oldest as u64))
@@ -97,6 +103,7 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
                 String::new()
             },
             count("posted"),
+            count("new_ticket"),
             count("failed"),
             count("unverified"),
         );
@@ -111,6 +118,22 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
     let (code, body) = health;
     println!("  health       {code} {}", body.trim());
     Ok(!down && code == 200)
+}
+
+/// What `/healthz` says of each mailbox that is down: its kind of problem.
+fn down_problems(health: &str) -> BTreeMap<String, String> {
+    let body: serde_json::Value = serde_json::from_str(health).unwrap_or_default();
+    body["down"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d["mailbox"].as_str()?.to_string(),
+                d["problem"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 /// A plain HTTP/1.1 GET to the daemon's own listener: status and body.

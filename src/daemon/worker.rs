@@ -202,7 +202,11 @@ async fn serve(
     life: &mut Life,
 ) -> Result<Ended, ImapError> {
     let dry_run = bridges.borrow().dry_run;
-    let mut session = open(mb, dry_run, imap::DAEMON_GREETING).await?;
+    // Nothing is in hand while connecting: a stop need not wait for a slow login.
+    let mut session = tokio::select! {
+        opened = open(mb, dry_run, imap::DAEMON_GREETING) => opened?,
+        _ = stop.cancelled() => return Ok(Ended::Shutdown),
+    };
     life.failures = 0;
     bridges.borrow().runtime.health.connected(&mb.name);
     let _ = ready.send(true);
