@@ -4,23 +4,9 @@
 #[allow(dead_code)] // shared with the other test files
 mod support;
 
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
-use support::{Imap, server_name, tls_connector};
+use support::mail;
 use testbed::{Courier, ImapClient, ImapServer, Status};
-use tokio::net::TcpStream;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn mail(subject: &str) -> Vec<u8> {
-    format!(
-        "From: Customer <customer@example.com>\r\nTo: support@example.com\r\n\
-         Subject: {subject}\r\nMessage-ID: <{subject}@example.com>\r\n\
-         Date: Mon, 4 Mar 2024 10:00:00 +0100\r\n\r\nHello.\r\n"
-    )
-    .into_bytes()
-}
 
 #[test]
 fn namespace_folders_and_mail_round_trip() -> Result<()> {
@@ -106,87 +92,6 @@ fn namespace_folders_and_mail_round_trip() -> Result<()> {
             .folder_mails("support", "INBOX.Processed")?
             .is_empty()
     );
-    Ok(())
-}
-
-#[test]
-fn passwords_are_checked_for_login_and_authenticate_plain() -> Result<()> {
-    let courier = Courier::start()?;
-    courier.add_user("support", "right")?;
-    assert!(
-        ImapClient::login_to(courier.host(), courier.plain_port(), "support", "wrong").is_err()
-    );
-    let mut imap = ImapClient::connect(courier.host(), courier.plain_port())?;
-    // base64("\0support\0right")
-    imap.command_ok("AUTHENTICATE PLAIN AHN1cHBvcnQAcmlnaHQ=")?;
-    imap.logout()?;
-    // A new password replaces the old one.
-    courier.add_user("support", "new")?;
-    ImapClient::login_to(courier.host(), courier.plain_port(), "support", "new")?.logout()?;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn starttls_and_implicit_tls() -> Result<()> {
-    let courier = Courier::start()?;
-    courier.add_user("support", "secret")?;
-    let connector = tls_connector(&courier.ca_file())?;
-
-    let stream = TcpStream::connect((courier.host(), courier.plain_port())).await?;
-    let mut imap = Imap::greeted(stream).await?;
-    let capability = imap.command("CAPABILITY").await?;
-    assert!(capability.concat().contains("STARTTLS"), "{capability:?}");
-    imap.command("STARTTLS").await?;
-    let tls = connector
-        .connect(server_name("localhost"), imap.into_inner())
-        .await?;
-    let mut imap = Imap::resumed(tls);
-    imap.command("LOGIN support secret").await?;
-    imap.command("LOGOUT").await?;
-
-    let stream = TcpStream::connect((courier.host(), courier.tls_port())).await?;
-    let tls = connector.connect(server_name("127.0.0.1"), stream).await?;
-    let mut imap = Imap::greeted(tls).await?;
-    imap.command("LOGIN support secret").await?;
-    imap.command("LOGOUT").await?;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn idle_announces_an_appended_mail() -> Result<()> {
-    let courier = std::sync::Arc::new(Courier::start()?);
-    courier.add_user("support", "secret")?;
-    let stream = TcpStream::connect((courier.host(), courier.plain_port())).await?;
-    let mut imap = Imap::greeted(stream).await?;
-    imap.command("LOGIN support secret").await?;
-    imap.command("SELECT INBOX").await?;
-    imap.send("t99 IDLE\r\n").await?;
-    let line = imap.read_line(WAIT).await?;
-    assert!(line.starts_with('+'), "{line}");
-
-    let started = Instant::now();
-    let seeder = courier.clone();
-    tokio::task::spawn_blocking(move || seeder.append("support", "INBOX", &mail("[#7] new"), &[]))
-        .await??;
-    loop {
-        let line = imap.read_line(WAIT).await?;
-        if line.starts_with("* 1 EXISTS") {
-            break;
-        }
-    }
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    imap.send("DONE\r\n").await?;
-    loop {
-        let line = imap.read_line(WAIT).await?;
-        if line.starts_with("t99 ") {
-            assert!(line.starts_with("t99 OK"), "{line}");
-            break;
-        }
-    }
     Ok(())
 }
 

@@ -113,3 +113,13 @@ pub fn tls_connector(ca_file: &Path) -> Result<TlsConnector> {
 pub fn server_name(name: &str) -> ServerName<'static> {
     ServerName::try_from(name.to_string()).expect("valid server name")
 }
+
+/// A plain customer mail with `subject`.
+pub fn mail(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Customer <customer@example.com>\r\nTo: support@example.com\r\n\
+         Subject: {subject}\r\nMessage-ID: <{subject}@example.com>\r\n\
+         Date: Mon, 4 Mar 2024 10:00:00 +0100\r\n\r\nHello.\r\n"
+    )
+    .into_bytes()
+}
