@@ -95,22 +95,16 @@ pub enum Generated {
 pub fn generate(what: Generated, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     use clap::CommandFactory;
     let mut command = Cli::command();
-    let name = "thulium-mail-bridge";
-    match what {
-        Generated::Man => clap_mangen::Man::new(command).render(out),
-        Generated::Bash => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut command, name, out);
-            Ok(())
-        }
-        Generated::Zsh => {
-            clap_complete::generate(clap_complete::Shell::Zsh, &mut command, name, out);
-            Ok(())
-        }
-        Generated::Fish => {
-            clap_complete::generate(clap_complete::Shell::Fish, &mut command, name, out);
-            Ok(())
-        }
-    }
+    let shell = match what {
+        Generated::Man => return clap_mangen::Man::new(command).render(out),
+        Generated::Bash => clap_complete::Shell::Bash,
+        Generated::Zsh => clap_complete::Shell::Zsh,
+        Generated::Fish => clap_complete::Shell::Fish,
+    };
+    // clap_complete panics on a failed write (a closed pipe): it writes to memory here.
+    let mut text = Vec::new();
+    clap_complete::generate(shell, &mut command, "thulium-mail-bridge", &mut text);
+    out.write_all(&text)
 }
 
 #[derive(Debug, Subcommand)]
