@@ -51,6 +51,7 @@ mod ports;
 mod process;
 mod proxy;
 mod render;
+mod self_signed;
 mod server_process;
 mod unpacked;
 mod utf7;
@@ -71,6 +72,7 @@ pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenReque
 pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};
 pub use maildir::{Maildir, MaildirMail, Owner};
 pub use proxy::{CapabilityProxy, ProxyOptions};
+pub use self_signed::MadeBy;
 pub use unpacked::{DEFAULT_IMAP_SERVERS_DIR, IMAP_SERVERS_DIR_ENV};
 pub use utf7::{decode_mutf7, encode_mutf7};
 pub use wait::{wait_until, wait_until_blocking};
