@@ -4,7 +4,7 @@ use super::certificate::Presented;
 use super::error::ImapError;
 use super::session::MailSession;
 use super::stream::ImapStream;
-use super::tls;
+use super::{tls, tls_failure};
 use crate::config::{MailboxConfig, TlsMode};
 use async_imap::Client;
 use secrecy::{ExposeSecret, SecretString};
@@ -90,16 +90,18 @@ async fn open(
     let _ = tcp.set_nodelay(true);
     let waited = |mb: &MailboxConfig| silent_hint(mb, greeting);
     match mb.tls {
+        // A TLS server answers a ClientHello at once, as an IMAP server greets: the
+        // handshake gets the greeting's budget (3 s in `check`).
         TlsMode::Tls => {
-            let (tls, peer) = timeout(CONNECT_TIMEOUT, start_tls(mb, addr, tcp))
+            let (tls, peer) = timeout(greeting, start_tls(mb, addr, tcp))
                 .await
-                .map_err(|_| ImapError::Tls {
+                .map_err(|_| ImapError::Connect {
                     addr: addr.to_string(),
                     reason: format!(
-                        "no TLS handshake within {}",
-                        humantime::format_duration(CONNECT_TIMEOUT)
+                        "connected, but no answer to the TLS handshake came within {}: port {} speaks neither TLS nor IMAP (IMAP over TLS is usually 993, STARTTLS 143), or something in between holds the connection",
+                        humantime::format_duration(greeting),
+                        mb.port()
                     ),
-                    presented: None,
                 })??;
             let mut client = Client::new(ImapStream::Tls(Box::new(tls)));
             read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
@@ -113,15 +115,24 @@ async fn open(
         TlsMode::Starttls => {
             let mut client = Client::new(tcp);
             read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
-            client
-                .run_command_and_check_ok("STARTTLS", None)
-                .await
-                .map_err(|e| ImapError::Tls {
-                    addr: addr.to_string(),
-                    reason: format!("server refused STARTTLS: {e}"),
-                    presented: None,
-                })?;
-            let (tls, peer) = start_tls(mb, addr, client.into_inner()).await?;
+            let upgrade = async {
+                client
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .map_err(|e| ImapError::Tls {
+                        addr: addr.to_string(),
+                        reason: format!("server refused STARTTLS: {e}"),
+                        presented: None,
+                    })?;
+                start_tls(mb, addr, client.into_inner()).await
+            };
+            let (tls, peer) =
+                timeout(CONNECT_TIMEOUT, upgrade)
+                    .await
+                    .map_err(|_| ImapError::Timeout {
+                        command: "STARTTLS".into(),
+                        after: CONNECT_TIMEOUT,
+                    })??;
             Ok((Client::new(ImapStream::Tls(Box::new(tls))), peer))
         }
     }
@@ -144,17 +155,21 @@ async fn start_tls(
     let stream = TlsConnector::from(Arc::clone(&trust.config))
         .connect(name, tcp)
         .await
-        .map_err(|e| tls_err(e.to_string(), trust.presented()))?;
+        .map_err(|e| {
+            let presented = trust.presented();
+            let trusted = tls_failure::Trusted {
+                host: &mb.host,
+                port: mb.port(),
+                ca_file: mb.ca_file.as_deref(),
+                pin: mb.tls_fingerprint,
+            };
+            tls_err(
+                tls_failure::explain(&e, presented.as_ref(), &trusted),
+                presented,
+            )
+        })?;
+    // An expired pin is said by the caller: once by `check`, once per mailbox by the daemon.
     let peer = trust.presented().map(|p| (p, trust.was_pinned()));
-    if let Some((p, true)) = &peer
-        && p.is_expired()
-    {
-        tracing::warn!(
-            addr,
-            "the pinned certificate expired ({}); it is still trusted, as pinned — renew it on the server",
-            p.not_after
-        );
-    }
     Ok((stream, peer))
 }
 

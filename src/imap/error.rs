@@ -11,9 +11,9 @@ pub enum ImapError {
     /// DNS, TCP or the server's greeting: the server is down or unreachable.
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
-    /// The TLS handshake failed (certificate, name, protocol); `presented` is the
-    /// server's certificate when it got that far.
-    #[error("TLS with {addr} failed: {reason}{}", tls_hint(presented.as_deref(), reason))]
+    /// The TLS handshake failed (certificate, name, protocol); `reason` says why and what
+    /// to change, `presented` is the server's certificate when it got that far.
+    #[error("TLS with {addr} failed: {reason}")]
     Tls {
         addr: String,
         reason: String,
@@ -55,22 +55,6 @@ pub enum ImapError {
         #[source]
         source: async_imap::error::Error,
     },
-}
-
-/// What to do about a TLS failure: for a certificate, what the server presented and the
-/// config line that trusts exactly it; for anything else, the likely cause.
-fn tls_hint(presented: Option<&Presented>, reason: &str) -> String {
-    match presented {
-        Some(p) if reason.contains("certificate") => format!(
-            ". The server presented: {p}. To trust exactly this certificate, set in this [[mailbox]]: tls_fingerprint = \"{}\" (or ca_file = the PEM of the CA that signed it)",
-            p.fingerprint
-        ),
-        Some(_) => String::new(),
-        None if reason.contains("InvalidContentType") || reason.contains("corrupt message") => {
-            "; the server did not answer in TLS: is this a STARTTLS or plain port? (tls = \"starttls\" on 143)".into()
-        }
-        None => String::new(),
-    }
 }
 
 impl ImapError {
