@@ -1,7 +1,7 @@
 //! Connecting and logging in: implicit TLS, STARTTLS or plain, each bounded in time.
 
 use super::certificate::Presented;
-use super::error::ImapError;
+use super::error::{ImapError, server_reply};
 use super::session::MailSession;
 use super::stream::ImapStream;
 use super::{tls, tls_failure};
@@ -42,7 +42,7 @@ pub async fn connect(
 ) -> Result<MailSession, ImapError> {
     let addr = format!("{}:{}", mb.host, mb.port());
     let (client, peer) = open(mb, &addr, greeting).await?;
-    let session = timeout(CONNECT_TIMEOUT, authenticate(client, &mb.username, login))
+    let session = timeout(CONNECT_TIMEOUT, authenticate(client, mb, login))
         .await
         .map_err(|_| ImapError::Timeout {
             command: "LOGIN".into(),
@@ -239,22 +239,45 @@ where
     }
 }
 
+/// Logs in; a refusal is the server's words, and for a password what to check.
 async fn authenticate(
     client: Client<ImapStream>,
-    user: &str,
+    mb: &MailboxConfig,
     login: &Login,
 ) -> Result<async_imap::Session<ImapStream>, String> {
+    let user = mb.username.as_str();
     match login {
-        Login::Password(password) => client
-            .login(user, password.expose_secret())
-            .await
-            .map_err(|(e, _)| e.to_string()),
+        Login::Password(password) => {
+            client
+                .login(user, password.expose_secret())
+                .await
+                .map_err(|(e, _)| {
+                    format!(
+                        "{}; check username and password{}",
+                        server_reply(&e),
+                        password_hint(&mb.host)
+                    )
+                })
+        }
         Login::OAuth2 { token, mechanism } => {
             let (name, auth) = super::sasl::oauth2(user, token, *mechanism);
             client
                 .authenticate(name, auth)
                 .await
-                .map_err(|(e, _)| e.to_string())
+                .map_err(|(e, _)| server_reply(&e))
         }
+    }
+}
+
+/// Microsoft 365 and Google turned off password logins to IMAP: there, the fix is
+/// OAuth2, not another password.
+fn password_hint(host: &str) -> &'static str {
+    let host = host.to_ascii_lowercase();
+    if host.ends_with("office365.com") || host.ends_with("outlook.com") {
+        " (Microsoft 365 takes no IMAP passwords: use [mailbox.oauth2] with grant = \"client_credentials\")"
+    } else if host == "imap.gmail.com" || host == "imap.googlemail.com" {
+        " (Google Workspace takes no IMAP passwords: use [mailbox.oauth2] with grant = \"jwt_bearer\" or an app password)"
+    } else {
+        ""
     }
 }

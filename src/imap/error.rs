@@ -87,16 +87,32 @@ impl ImapError {
     }
 }
 
-/// async-imap writes a NO/BAD as `code: Some(..), info: Some("text")`: keep the
-/// server's text (and the code when there is one), as the server said them.
+/// The server's own words in a failed command or login: NO/BAD as the server said it,
+/// anything else (a broken connection) as async-imap describes it.
+pub(super) fn server_reply(err: &async_imap::error::Error) -> String {
+    match err {
+        async_imap::error::Error::No(response) | async_imap::error::Error::Bad(response) => {
+            server_words(response)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// async-imap writes a NO/BAD as `code: Some(..), info: Some("text")` (command
+/// answers) or `outcome: Outcome { code: .., information: Some("text") }` (SELECT and
+/// friends): keep the server's text (and the code when there is one), as it said them.
 fn server_words(response: &str) -> String {
-    let info = response
-        .split_once("info: Some(\"")
+    let info = ["info: Some(\"", "information: Some(\""]
+        .iter()
+        .find_map(|key| response.split_once(key))
         .and_then(|(_, rest)| rest.rsplit_once("\")"))
         .map(|(text, _)| text.replace("\\\"", "\""));
     let code = response
-        .strip_prefix("code: Some(")
-        .and_then(|rest| rest.split_once("), info:"))
+        .split_once("code: Some(")
+        .and_then(|(_, rest)| {
+            rest.split_once("), info:")
+                .or_else(|| rest.split_once("), information:"))
+        })
         .map(|(code, _)| code);
     match (code, info) {
         (Some(code), Some(info)) => format!("[{code}] {info}"),
@@ -118,6 +134,16 @@ mod tests {
         assert_eq!(
             server_words(r#"code: Some(TryCreate), info: Some("no such \"box\"")"#),
             r#"[TryCreate] no such "box""#
+        );
+        assert_eq!(
+            server_words(
+                r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Support (0.024 + 0.001 + 0.023 secs).") }"#
+            ),
+            "Mailbox doesn't exist: Support (0.024 + 0.001 + 0.023 secs)."
+        );
+        assert_eq!(
+            server_words(r#"outcome: Outcome { code: Some(Alert), information: Some("x") }"#),
+            "[Alert] x"
         );
         assert_eq!(server_words("odd"), "odd");
     }
