@@ -121,7 +121,8 @@ fn suggested_pin(out: &str) -> String {
 }
 
 /// Posts one reply over a mailbox config: check passes, `once` posts and moves it.
-async fn check_and_post(w: &World, config: &Path, ticket: u64) -> Output {
+/// Returns check's output and once's.
+async fn check_and_post(w: &World, config: &Path, ticket: u64) -> (Output, Output) {
     let out = check(config).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     w.api.add_ticket(ticket, CUSTOMER);
@@ -130,7 +131,7 @@ async fn check_and_post(w: &World, config: &Path, ticket: u64) -> Output {
     assert_eq!(posted.status.code(), Some(0), "{}", text(&posted));
     assert_eq!(w.api.posted(ticket).len(), 1, "{}", text(&posted));
     assert_eq!(w.folder("INBOX").len(), 0, "the reply was disposed");
-    out
+    (out, posted)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,17 +142,20 @@ async fn a_self_signed_ca_true_cn_only_certificate_in_ca_file_works_over_tls_and
     let trust = format!("ca_file = {ca:?}");
 
     // Implicit TLS (the 993 kind), with the host name the CN gives.
-    let out = check_and_post(&w, &config(&w, "tls", "localhost", &trust), 100).await;
+    let (out, _) = check_and_post(&w, &config(&w, "tls", "localhost", &trust), 100).await;
     let shown = stdout(&out);
     assert!(
         shown.contains("ok   mailbox support: logged in to localhost:")
             && shown.contains("(certificate pinned)"),
         "{shown}"
     );
-    println!("check of a self-signed ({made_by:?}) certificate in ca_file, tls:\n{shown}");
+    println!(
+        "check of a self-signed ({made_by:?}) certificate in ca_file, tls:\n{}",
+        all(&out)
+    );
 
     // STARTTLS on the plain port, by its address: a pin needs no name.
-    let out = check_and_post(&w, &config(&w, "starttls", "127.0.0.1", &trust), 101).await;
+    let (out, _) = check_and_post(&w, &config(&w, "starttls", "127.0.0.1", &trust), 101).await;
     assert!(
         stdout(&out).contains("(certificate pinned)"),
         "{}",
@@ -181,7 +185,8 @@ async fn tls_fingerprint_pins_the_leaf_without_ca_file_in_every_spelling() {
     for (i, spelling) in spellings.iter().enumerate() {
         let trust = format!("tls_fingerprint = {spelling:?}");
         let tls = if i % 2 == 0 { "tls" } else { "starttls" };
-        let out = check_and_post(&w, &config(&w, tls, "127.0.0.1", &trust), 200 + i as u64).await;
+        let (out, _) =
+            check_and_post(&w, &config(&w, tls, "127.0.0.1", &trust), 200 + i as u64).await;
         assert!(
             stdout(&out).contains("(certificate pinned)"),
             "{spelling}: {}",
@@ -244,7 +249,14 @@ async fn an_expired_pinned_certificate_is_a_warning_in_check_not_a_failure() {
     let pin = format!("tls_fingerprint = {:?}", fingerprint_of(&cert.cert_pem));
     let in_ca_file = format!("ca_file = {:?}", pem_file(&w, "server.pem", &cert.cert_pem));
     for (ticket, trust) in [(300, pin), (301, in_ca_file)] {
-        let out = check_and_post(&w, &config(&w, "tls", "localhost", &trust), ticket).await;
+        let (out, posted) =
+            check_and_post(&w, &config(&w, "tls", "localhost", &trust), ticket).await;
+        let log = all(&posted);
+        assert_eq!(
+            log.matches("the pinned certificate expired on").count(),
+            1,
+            "{trust}: the daemon says it once too:\n{log}"
+        );
         let shown = all(&out);
         assert_eq!(
             shown.matches("expired").count(),
@@ -265,7 +277,7 @@ async fn a_ca_signed_certificate_works_through_the_ca_and_a_wrong_host_name_is_n
     // The testbed CA's leaf for localhost and 127.0.0.1.
     let w = World::start().await;
     let trust = format!("ca_file = {:?}", w.dovecot.ca_file());
-    let out = check_and_post(&w, &config(&w, "tls", "127.0.0.1", &trust), 400).await;
+    let (out, _) = check_and_post(&w, &config(&w, "tls", "127.0.0.1", &trust), 400).await;
     let shown = stdout(&out);
     assert!(
         shown.contains("ok   mailbox support: logged in") && !shown.contains("pinned"),
