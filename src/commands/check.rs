@@ -79,16 +79,8 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                             state.exists
                         ),
                     ));
-                    if let Some((p, true)) = peer
-                        && p.is_expired()
-                    {
-                        lines.push((
-                            true,
-                            format!(
-                                "mailbox {}: warning: the pinned certificate expired on {}; it is still trusted because it is pinned, but renew it on the server",
-                                mb.name, p.not_after
-                            ),
-                        ));
+                    if let Some(warning) = peer.and_then(|(p, pinned)| pinned.then(|| p.expired_pin_warning()).flatten()) {
+                        lines.push((true, format!("mailbox {}: warning: {warning}", mb.name)));
                     }
                 }
                 Err(e) => lines.push((false, format!("mailbox {}: {e}", mb.name))),

@@ -30,9 +30,16 @@ impl fmt::Debug for Fingerprint {
 impl std::str::FromStr for Fingerprint {
     type Err = String;
 
-    /// `sha256:AB:CD:…` or `AB:CD:…` or `abcd…`, any case, colons optional.
+    /// `sha256:AB:CD:…` or `AB:CD:…` or `abcd…`, any case, colons optional; openssl's
+    /// whole line (`sha256 Fingerprint=AB:…`) too, as admins paste it.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
+        let s = match s.split_once('=') {
+            Some((label, rest)) if label.trim().eq_ignore_ascii_case("sha256 fingerprint") => {
+                rest.trim()
+            }
+            _ => s,
+        };
         let hex_part = match s.split_once(':') {
             Some((algo, rest)) if algo.eq_ignore_ascii_case("sha256") => rest,
             _ => s,
@@ -70,6 +77,8 @@ mod tests {
             vec!["ab"; 32].join(""),
             format!("SHA256:{}", vec!["AB"; 32].join("")),
             vec!["AB"; 32].join(":"),
+            format!("sha256 Fingerprint={}", vec!["AB"; 32].join(":")),
+            format!("SHA256 Fingerprint={}", vec!["AB"; 32].join(":")),
         ] {
             assert_eq!(text.parse::<Fingerprint>(), Ok(f), "{text}");
         }

@@ -6,11 +6,18 @@ use std::path::{Path, PathBuf};
 /// Why a secret file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
-    /// `%d`/`${CREDENTIALS_DIRECTORY}` outside a unit with `LoadCredential=`.
+    /// `%d`/`${CREDENTIALS_DIRECTORY}` outside the unit: systemd sets the directory
+    /// only for the service, so an admin's `check` needs it said where the files are.
     #[error(
-        "{path} refers to the credentials directory, but $CREDENTIALS_DIRECTORY is not set (is LoadCredential= in the unit?)"
+        "{path} refers to systemd's credentials directory, but $CREDENTIALS_DIRECTORY is set only inside the service (LoadCredential=). To check with the unit's credentials, run as root with it pointing at the files LoadCredential= loads (the shipped unit loads them from /etc/thulium-mail-bridge, each named as its credential): sudo env CREDENTIALS_DIRECTORY=/etc/thulium-mail-bridge thulium-mail-bridge --config <this file> check"
     )]
     NoCredentialsDirectory { path: PathBuf },
+    /// The credentials directory is there but lacks this file: the unit has no
+    /// `LoadCredential=` line for it.
+    #[error(
+        "{path}: no credential {name:?} in $CREDENTIALS_DIRECTORY; add LoadCredential={name}:/etc/thulium-mail-bridge/{name} to the unit (systemctl edit thulium-mail-bridge) and restart it"
+    )]
+    NoCredential { path: PathBuf, name: String },
     #[error("cannot read {path}: {source}")]
     Unreadable {
         path: PathBuf,
@@ -51,11 +58,26 @@ pub fn expand_credentials_dir(path: &Path) -> Result<PathBuf, SecretFileError> {
 
 /// Reads a secret file; surrounding whitespace (the usual trailing newline) is dropped.
 pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
-    let path = expand_credentials_dir(path)?;
-    let text = match std::fs::read_to_string(&path) {
+    let expanded = expand_credentials_dir(path)?;
+    let text = match std::fs::read_to_string(&expanded) {
         Ok(text) => text,
-        Err(source) => return Err(SecretFileError::Unreadable { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && expanded != path => {
+            return Err(SecretFileError::NoCredential {
+                name: expanded
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                path: expanded,
+            });
+        }
+        Err(source) => {
+            return Err(SecretFileError::Unreadable {
+                path: expanded,
+                source,
+            });
+        }
     };
+    let path = expanded;
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(SecretFileError::Empty { path });

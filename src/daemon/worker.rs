@@ -105,10 +105,21 @@ pub async fn open(
 /// One pass for `once`: open, pass, log out.
 pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport, ImapError> {
     let mut session = open(mb, bridge.dry_run, imap::DAEMON_GREETING).await?;
+    if let Some(warning) = expired_pin(&session) {
+        tracing::warn!("{warning}");
+    }
     let never = CancellationToken::new();
     let report = pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
     session.logout().await;
     Ok(report)
+}
+
+/// The warning for a pinned certificate that expired, if this session's is one.
+fn expired_pin(session: &MailSession) -> Option<String> {
+    match &session.peer {
+        Some((presented, true)) => presented.expired_pin_warning(),
+        _ => None,
+    }
 }
 
 /// The daemon's loop for one mailbox, until `stop` is cancelled. `bridges` carries the
@@ -179,6 +190,8 @@ struct Life {
     last_drop_said: Option<Instant>,
     /// "No IDLE, polling" was said.
     told_no_idle: bool,
+    /// "The pinned certificate expired" was said.
+    told_expired_pin: bool,
     waiting: Waiting,
 }
 
@@ -211,6 +224,12 @@ async fn serve(
     bridges.borrow().runtime.health.connected(&mb.name);
     let _ = ready.send(true);
     tracing::info!(folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
+    if !life.told_expired_pin
+        && let Some(warning) = expired_pin(&session)
+    {
+        life.told_expired_pin = true;
+        tracing::warn!("{warning}");
+    }
     if mb.idle && !session.has_idle() && !life.told_no_idle {
         life.told_no_idle = true;
         tracing::info!(

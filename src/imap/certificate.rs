@@ -63,6 +63,22 @@ impl Presented {
         }
     }
 
+    /// Its own issuer: what `openssl req -x509` makes (no CA vouches for it).
+    pub fn is_self_signed(&self) -> bool {
+        !self.subject.is_empty() && self.subject == self.issuer
+    }
+
+    /// The warning for a pinned certificate past its end: a pin skips validity, so it
+    /// still works, but the admin should know before someone "fixes" the pin.
+    pub fn expired_pin_warning(&self) -> Option<String> {
+        self.is_expired().then(|| {
+            format!(
+                "the pinned certificate expired on {}; it is still trusted because it is pinned, but renew it on the server",
+                self.not_after
+            )
+        })
+    }
+
     pub fn is_expired(&self) -> bool {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1,10 +1,10 @@
 //! Connecting and logging in: implicit TLS, STARTTLS or plain, each bounded in time.
 
 use super::certificate::Presented;
-use super::error::ImapError;
+use super::error::{ImapError, server_reply};
 use super::session::MailSession;
 use super::stream::ImapStream;
-use super::tls;
+use super::{tls, tls_failure};
 use crate::config::{MailboxConfig, TlsMode};
 use async_imap::Client;
 use secrecy::{ExposeSecret, SecretString};
@@ -42,7 +42,7 @@ pub async fn connect(
 ) -> Result<MailSession, ImapError> {
     let addr = format!("{}:{}", mb.host, mb.port());
     let (client, peer) = open(mb, &addr, greeting).await?;
-    let session = timeout(CONNECT_TIMEOUT, authenticate(client, &mb.username, login))
+    let session = timeout(CONNECT_TIMEOUT, authenticate(client, mb, login))
         .await
         .map_err(|_| ImapError::Timeout {
             command: "LOGIN".into(),
@@ -90,16 +90,18 @@ async fn open(
     let _ = tcp.set_nodelay(true);
     let waited = |mb: &MailboxConfig| silent_hint(mb, greeting);
     match mb.tls {
+        // A TLS server answers a ClientHello at once, as an IMAP server greets: the
+        // handshake gets the greeting's budget (3 s in `check`).
         TlsMode::Tls => {
-            let (tls, peer) = timeout(CONNECT_TIMEOUT, start_tls(mb, addr, tcp))
+            let (tls, peer) = timeout(greeting, start_tls(mb, addr, tcp))
                 .await
-                .map_err(|_| ImapError::Tls {
+                .map_err(|_| ImapError::Connect {
                     addr: addr.to_string(),
                     reason: format!(
-                        "no TLS handshake within {}",
-                        humantime::format_duration(CONNECT_TIMEOUT)
+                        "connected, but no answer to the TLS handshake came within {}: port {} speaks neither TLS nor IMAP (IMAP over TLS is usually 993, STARTTLS 143), or something in between holds the connection",
+                        humantime::format_duration(greeting),
+                        mb.port()
                     ),
-                    presented: None,
                 })??;
             let mut client = Client::new(ImapStream::Tls(Box::new(tls)));
             read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
@@ -113,15 +115,24 @@ async fn open(
         TlsMode::Starttls => {
             let mut client = Client::new(tcp);
             read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
-            client
-                .run_command_and_check_ok("STARTTLS", None)
-                .await
-                .map_err(|e| ImapError::Tls {
-                    addr: addr.to_string(),
-                    reason: format!("server refused STARTTLS: {e}"),
-                    presented: None,
-                })?;
-            let (tls, peer) = start_tls(mb, addr, client.into_inner()).await?;
+            let upgrade = async {
+                client
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .map_err(|e| ImapError::Tls {
+                        addr: addr.to_string(),
+                        reason: format!("server refused STARTTLS: {e}"),
+                        presented: None,
+                    })?;
+                start_tls(mb, addr, client.into_inner()).await
+            };
+            let (tls, peer) =
+                timeout(CONNECT_TIMEOUT, upgrade)
+                    .await
+                    .map_err(|_| ImapError::Timeout {
+                        command: "STARTTLS".into(),
+                        after: CONNECT_TIMEOUT,
+                    })??;
             Ok((Client::new(ImapStream::Tls(Box::new(tls))), peer))
         }
     }
@@ -144,17 +155,21 @@ async fn start_tls(
     let stream = TlsConnector::from(Arc::clone(&trust.config))
         .connect(name, tcp)
         .await
-        .map_err(|e| tls_err(e.to_string(), trust.presented()))?;
+        .map_err(|e| {
+            let presented = trust.presented();
+            let trusted = tls_failure::Trusted {
+                host: &mb.host,
+                port: mb.port(),
+                ca_file: mb.ca_file.as_deref(),
+                pin: mb.tls_fingerprint,
+            };
+            tls_err(
+                tls_failure::explain(&e, presented.as_ref(), &trusted),
+                presented,
+            )
+        })?;
+    // An expired pin is said by the caller: once by `check`, once per mailbox by the daemon.
     let peer = trust.presented().map(|p| (p, trust.was_pinned()));
-    if let Some((p, true)) = &peer
-        && p.is_expired()
-    {
-        tracing::warn!(
-            addr,
-            "the pinned certificate expired ({}); it is still trusted, as pinned — renew it on the server",
-            p.not_after
-        );
-    }
     Ok((stream, peer))
 }
 
@@ -224,22 +239,45 @@ where
     }
 }
 
+/// Logs in; a refusal is the server's words, and for a password what to check.
 async fn authenticate(
     client: Client<ImapStream>,
-    user: &str,
+    mb: &MailboxConfig,
     login: &Login,
 ) -> Result<async_imap::Session<ImapStream>, String> {
+    let user = mb.username.as_str();
     match login {
-        Login::Password(password) => client
-            .login(user, password.expose_secret())
-            .await
-            .map_err(|(e, _)| e.to_string()),
+        Login::Password(password) => {
+            client
+                .login(user, password.expose_secret())
+                .await
+                .map_err(|(e, _)| {
+                    format!(
+                        "{}; check username and password{}",
+                        server_reply(&e),
+                        password_hint(&mb.host)
+                    )
+                })
+        }
         Login::OAuth2 { token, mechanism } => {
             let (name, auth) = super::sasl::oauth2(user, token, *mechanism);
             client
                 .authenticate(name, auth)
                 .await
-                .map_err(|(e, _)| e.to_string())
+                .map_err(|(e, _)| server_reply(&e))
         }
+    }
+}
+
+/// Microsoft 365 and Google turned off password logins to IMAP: there, the fix is
+/// OAuth2, not another password.
+fn password_hint(host: &str) -> &'static str {
+    let host = host.to_ascii_lowercase();
+    if host.ends_with("office365.com") || host.ends_with("outlook.com") {
+        " (Microsoft 365 takes no IMAP passwords: use [mailbox.oauth2] with grant = \"client_credentials\")"
+    } else if host == "imap.gmail.com" || host == "imap.googlemail.com" {
+        " (Google Workspace takes no IMAP passwords: use [mailbox.oauth2] with grant = \"jwt_bearer\" or an app password)"
+    } else {
+        ""
     }
 }

@@ -11,9 +11,9 @@ pub enum ImapError {
     /// DNS, TCP or the server's greeting: the server is down or unreachable.
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
-    /// The TLS handshake failed (certificate, name, protocol); `presented` is the
-    /// server's certificate when it got that far.
-    #[error("TLS with {addr} failed: {reason}{}", tls_hint(presented.as_deref(), reason))]
+    /// The TLS handshake failed (certificate, name, protocol); `reason` says why and what
+    /// to change, `presented` is the server's certificate when it got that far.
+    #[error("TLS with {addr} failed: {reason}")]
     Tls {
         addr: String,
         reason: String,
@@ -57,22 +57,6 @@ pub enum ImapError {
     },
 }
 
-/// What to do about a TLS failure: for a certificate, what the server presented and the
-/// config line that trusts exactly it; for anything else, the likely cause.
-fn tls_hint(presented: Option<&Presented>, reason: &str) -> String {
-    match presented {
-        Some(p) if reason.contains("certificate") => format!(
-            ". The server presented: {p}. To trust exactly this certificate, set in this [[mailbox]]: tls_fingerprint = \"{}\" (or ca_file = the PEM of the CA that signed it)",
-            p.fingerprint
-        ),
-        Some(_) => String::new(),
-        None if reason.contains("InvalidContentType") || reason.contains("corrupt message") => {
-            "; the server did not answer in TLS: is this a STARTTLS or plain port? (tls = \"starttls\" on 143)".into()
-        }
-        None => String::new(),
-    }
-}
-
 impl ImapError {
     /// The kind of trouble, for `/healthz` (which must not echo user names).
     pub fn kind(&self) -> &'static str {
@@ -103,16 +87,32 @@ impl ImapError {
     }
 }
 
-/// async-imap writes a NO/BAD as `code: Some(..), info: Some("text")`: keep the
-/// server's text (and the code when there is one), as the server said them.
+/// The server's own words in a failed command or login: NO/BAD as the server said it,
+/// anything else (a broken connection) as async-imap describes it.
+pub(super) fn server_reply(err: &async_imap::error::Error) -> String {
+    match err {
+        async_imap::error::Error::No(response) | async_imap::error::Error::Bad(response) => {
+            server_words(response)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// async-imap writes a NO/BAD as `code: Some(..), info: Some("text")` (command
+/// answers) or `outcome: Outcome { code: .., information: Some("text") }` (SELECT and
+/// friends): keep the server's text (and the code when there is one), as it said them.
 fn server_words(response: &str) -> String {
-    let info = response
-        .split_once("info: Some(\"")
+    let info = ["info: Some(\"", "information: Some(\""]
+        .iter()
+        .find_map(|key| response.split_once(key))
         .and_then(|(_, rest)| rest.rsplit_once("\")"))
         .map(|(text, _)| text.replace("\\\"", "\""));
     let code = response
-        .strip_prefix("code: Some(")
-        .and_then(|rest| rest.split_once("), info:"))
+        .split_once("code: Some(")
+        .and_then(|(_, rest)| {
+            rest.split_once("), info:")
+                .or_else(|| rest.split_once("), information:"))
+        })
         .map(|(code, _)| code);
     match (code, info) {
         (Some(code), Some(info)) => format!("[{code}] {info}"),
@@ -134,6 +134,16 @@ mod tests {
         assert_eq!(
             server_words(r#"code: Some(TryCreate), info: Some("no such \"box\"")"#),
             r#"[TryCreate] no such "box""#
+        );
+        assert_eq!(
+            server_words(
+                r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Support (0.024 + 0.001 + 0.023 secs).") }"#
+            ),
+            "Mailbox doesn't exist: Support (0.024 + 0.001 + 0.023 secs)."
+        );
+        assert_eq!(
+            server_words(r#"outcome: Outcome { code: Some(Alert), information: Some("x") }"#),
+            "[Alert] x"
         );
         assert_eq!(server_words("odd"), "odd");
     }

@@ -9,6 +9,7 @@ mod sasl;
 mod session;
 mod stream;
 pub mod tls;
+mod tls_failure;
 mod uidset;
 pub(crate) mod utf7;
 

@@ -1,7 +1,8 @@
 //! Talking to an IdP's token endpoint: a form POST, and its answer classified
 //! into a token, a refusal (RFC 6749 5.2) or a transient failure.
 
-use super::error::{TokenError, hint, one_line};
+use super::error::{TokenError, one_line};
+use super::hint::hint;
 use super::token::TokenResponse;
 use serde::Deserialize;
 use std::time::Duration;

@@ -68,45 +68,6 @@ impl TokenError {
     }
 }
 
-/// What to do about an IdP's `error`, per grant; the description refines it
-/// where the providers' codes say more (AADSTS numbers).
-pub(crate) fn hint(grant: &'static str, error: &str, description: &str, mailbox: &str) -> String {
-    let login_again =
-        format!("run `thulium-mail-bridge oauth2 login --mailbox {mailbox}` to sign in again");
-    if description.contains("AADSTS7000222") {
-        return "the client secret has expired: create a new one in the app registration (Certificates & secrets) and put it in client_secret_file".into();
-    }
-    if description.contains("AADSTS65001")
-        || error == "consent_required"
-        || error == "interaction_required"
-    {
-        return "consent is missing: an administrator must grant admin consent for the app's permissions (Microsoft 365: API permissions > Grant admin consent)".into();
-    }
-    match (error, grant) {
-        ("invalid_client", "jwt_bearer") => {
-            "the service account or its key is unknown: check service_account_key_file (a deleted or disabled key needs a new one)".into()
-        }
-        ("invalid_client", _) => {
-            "check client_id and the client secret (client_secret_file): it may be wrong or expired; create a new one in the app registration".into()
-        }
-        ("invalid_grant", "refresh_token") => {
-            format!("the refresh token was revoked or has expired; {login_again}")
-        }
-        ("invalid_grant", "jwt_bearer") => {
-            "the assertion was refused: check that the mailbox user exists, the service account key is current and this host's clock is right".into()
-        }
-        ("unauthorized_client", "jwt_bearer") => {
-            "the service account may not act for this user: in the Google Admin console add its client ID under domain-wide delegation with the scope https://mail.google.com/".into()
-        }
-        ("unauthorized_client", _) => {
-            "the app may not use this grant: check the app registration (for client_credentials an application permission such as IMAP.AccessAsApp, with admin consent)".into()
-        }
-        ("invalid_scope", _) => "the scope was refused: check `scope` in [mailbox.oauth2]".into(),
-        ("unsupported_grant_type", _) => "the identity provider does not offer this grant: check `grant` and token_url".into(),
-        _ => "check [mailbox.oauth2] (token_url, client_id, secrets) against the identity provider".into(),
-    }
-}
-
 /// Whitespace collapsed: Microsoft's descriptions carry trace ids on extra lines.
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -115,38 +76,6 @@ pub(crate) fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hints_name_the_fix() {
-        assert!(
-            hint("refresh_token", "invalid_grant", "", "support")
-                .contains("oauth2 login --mailbox support")
-        );
-        assert!(
-            hint(
-                "client_credentials",
-                "invalid_client",
-                "AADSTS7000222: expired",
-                "s"
-            )
-            .contains("expired")
-        );
-        assert!(
-            hint(
-                "client_credentials",
-                "invalid_grant",
-                "AADSTS65001: no consent",
-                "s"
-            )
-            .contains("admin consent")
-        );
-        assert!(
-            hint("jwt_bearer", "unauthorized_client", "", "s").contains("domain-wide delegation")
-        );
-        assert!(
-            hint("client_credentials", "invalid_client", "", "s").contains("client_secret_file")
-        );
-    }
 
     #[test]
     fn detail_carries_error_description_and_hint() {

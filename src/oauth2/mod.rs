@@ -10,6 +10,7 @@ mod command;
 mod device;
 mod endpoint;
 mod error;
+mod hint;
 mod jwt;
 mod jwt_bearer;
 mod refresh_token;

@@ -22,6 +22,11 @@ pub struct TestCert {
 impl TestCert {
     /// Makes a CA and a server certificate valid for `127.0.0.1` and `localhost`.
     pub fn generate() -> Result<TestCert> {
+        TestCert::generate_for(&["localhost", "127.0.0.1"])
+    }
+
+    /// Makes a CA and a server certificate valid for `names` only (its CN is the first).
+    pub fn generate_for(names: &[&str]) -> Result<TestCert> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("CA params")?;
         ca_params
             .distinguished_name
@@ -32,11 +37,12 @@ impl TestCert {
         let ca = CertifiedIssuer::self_signed(ca_params, ca_key).context("CA cert")?;
 
         let mut leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .context("leaf params")?;
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
+        leaf_params.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("localhost"),
+        );
         let leaf_key = KeyPair::generate().context("leaf key")?;
         let leaf = leaf_params.signed_by(&leaf_key, &ca).context("leaf cert")?;
 

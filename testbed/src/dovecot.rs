@@ -48,6 +48,9 @@ pub struct DovecotOptions {
     /// [`Dovecot::imap_commands`]. Off by default: a benchmark's FETCHes
     /// would fill the disk.
     pub rawlog: bool,
+    /// The certificate and key to serve (e.g. [`TestCert::like_the_guides`]) instead
+    /// of a fresh testbed-CA-signed one; its `ca_pem` becomes [`Dovecot::ca_file`].
+    pub certificate: Option<TestCert>,
 }
 
 impl Default for DovecotOptions {
@@ -58,6 +61,7 @@ impl Default for DovecotOptions {
             extra_config: String::new(),
             oauth2_introspection_url: None,
             rawlog: false,
+            certificate: None,
         }
     }
 }
@@ -210,7 +214,10 @@ impl Dovecot {
             mkdir_owned(&dir.join("rawlog"), owner)?;
         }
 
-        let cert = TestCert::generate()?;
+        let cert = match &options.certificate {
+            Some(cert) => cert.clone(),
+            None => TestCert::generate()?,
+        };
         fs::write(dir.join("ca.pem"), &cert.ca_pem)?;
         fs::write(dir.join("cert.pem"), &cert.cert_pem)?;
         fs::write(dir.join("key.pem"), &cert.key_pem)?;
@@ -384,7 +391,8 @@ impl Dovecot {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.tls_port))
     }
 
-    /// PEM file of the CA that signed the server certificate (`ca_file`).
+    /// PEM file of the CA that signed the server certificate (`ca_file`); with
+    /// [`DovecotOptions::certificate`], that certificate's `ca_pem`.
     pub fn ca_file(&self) -> &Path {
         &self.ca_file
     }
