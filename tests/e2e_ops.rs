@@ -730,7 +730,12 @@ async fn status_shows_each_mailbox_and_fails_while_one_is_down() {
     let out = probe_until(
         WAIT,
         || status(&config),
-        |o| text(o).contains("last good pass") && text(o).contains("login refused"),
+        // /metrics and /healthz are read one after the other: wait for both to agree.
+        |o| {
+            let said = String::from_utf8_lossy(&o.stdout);
+            said.contains("mailbox support      up    last good pass")
+                && said.contains("mailbox broken       DOWN (login refused)")
+        },
     )
     .await
     .unwrap_or_else(|o| panic!("{}", text(&o)));
