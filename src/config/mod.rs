@@ -7,6 +7,7 @@ mod disposition;
 mod fingerprint;
 mod secret;
 mod size;
+mod validate;
 
 pub use disposition::Disposition;
 pub use fingerprint::Fingerprint;
@@ -54,15 +55,6 @@ impl Invalid {
     /// The same problem under a longer key path (`prefix.key`).
     pub fn within(self, prefix: &str) -> Invalid {
         Invalid::new(format!("{prefix}.{}", self.key), self.message)
-    }
-}
-
-/// The message for a secret that could not be resolved; `missing` says what is required.
-fn secret_problem(key: &str, e: SecretError, missing: &str) -> Invalid {
-    match e {
-        SecretError::Missing => Invalid::new(key, missing),
-        SecretError::Both => Invalid::new(key, format!("set only one of {key} and {key}_file")),
-        SecretError::File(e) => Invalid::new(format!("{key}_file"), e.to_string()),
     }
 }
 
@@ -515,210 +507,6 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&mut self) -> Result<(), Invalid> {
-        let t = &mut self.thulium;
-        let url = reqwest::Url::parse(&t.url)
-            .map_err(|e| Invalid::new("thulium.url", format!("not a URL ({e}): {:?}", t.url)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(Invalid::new(
-                "thulium.url",
-                "must start with https:// (or http://)",
-            ));
-        }
-        insecure_url(&url, t.allow_insecure).map_err(|m| {
-            Invalid::new(
-                "thulium.url",
-                format!("{m}, or set [thulium] allow_insecure = true"),
-            )
-        })?;
-        if t.user.trim().is_empty() {
-            return Err(Invalid::new("thulium.user", "must not be empty"));
-        }
-        let password =
-            secret::resolve(t.password.as_ref(), t.password_file.as_deref()).map_err(|e| {
-                secret_problem(
-                    "password",
-                    e,
-                    "one of password or password_file is required",
-                )
-                .within("thulium")
-            })?;
-        t.password = Some(password);
-        t.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-            Invalid::new(
-                "thulium.timezone",
-                format!(
-                    "unknown IANA time zone {:?} (e.g. \"Europe/Warsaw\")",
-                    t.timezone
-                ),
-            )
-        })?;
-        if t.timeout.is_zero() {
-            return Err(Invalid::new("thulium.timeout", "must be longer than 0s"));
-        }
-        if !(1..=256).contains(&t.concurrency) {
-            return Err(Invalid::new(
-                "thulium.concurrency",
-                format!("must be between 1 and 256, got {}", t.concurrency),
-            ));
-        }
-
-        let mut names = std::collections::HashSet::new();
-        for (i, m) in self.mailboxes.iter_mut().enumerate() {
-            let at = |key: &str| format!("mailbox[{i}].{key}");
-            if m.name.trim().is_empty() {
-                return Err(Invalid::new(at("name"), "must not be empty"));
-            }
-            if !names.insert(m.name.clone()) {
-                return Err(Invalid::new(
-                    at("name"),
-                    format!(
-                        "{:?} is used by another mailbox; names must be unique",
-                        m.name
-                    ),
-                ));
-            }
-            if m.host.trim().is_empty() {
-                return Err(Invalid::new(at("host"), "must not be empty"));
-            }
-            if m.tls == TlsMode::None && !m.allow_insecure && !is_loopback_host(&m.host) {
-                return Err(Invalid::new(
-                    at("tls"),
-                    format!(
-                        "\"none\" sends the password in clear text to {}; use tls or starttls, or set allow_insecure = true",
-                        m.host
-                    ),
-                ));
-            }
-            if m.username.trim().is_empty() {
-                return Err(Invalid::new(at("username"), "must not be empty"));
-            }
-            match &m.oauth2 {
-                Some(o) => {
-                    if m.password.is_some() || m.password_file.is_some() {
-                        return Err(Invalid::new(
-                            at("oauth2"),
-                            "set either a password or [mailbox.oauth2], not both",
-                        ));
-                    }
-                    validate_oauth2(o, m.allow_insecure)
-                        .map_err(|e| e.within(&format!("mailbox[{i}].oauth2")))?;
-                }
-                None => {
-                    let password = secret::resolve(m.password.as_ref(), m.password_file.as_deref())
-                        .map_err(|e| {
-                            let missing =
-                                "one of password, password_file or [mailbox.oauth2] is required";
-                            secret_problem("password", e, missing).within(&format!("mailbox[{i}]"))
-                        })?;
-                    m.password = Some(password);
-                }
-            }
-            if let Some(ca) = &m.ca_file
-                && !ca.is_file()
-            {
-                return Err(Invalid::new(
-                    at("ca_file"),
-                    format!("{} does not exist", ca.display()),
-                ));
-            }
-            if m.folder.trim().is_empty() {
-                return Err(Invalid::new(at("folder"), "must not be empty"));
-            }
-            if m.poll_interval < Duration::from_secs(1) {
-                return Err(Invalid::new(at("poll_interval"), "must be at least 1s"));
-            }
-            for (key, d) in [
-                ("on_posted", &m.on_posted),
-                ("on_unmatched", &m.on_unmatched),
-                ("on_ignored", &m.on_ignored),
-                ("on_failed", &m.on_failed),
-                ("on_unverified", &m.on_unverified),
-            ] {
-                if *d == Disposition::NewTicket && key != "on_unmatched" {
-                    return Err(Invalid::new(at(key), "new_ticket is only for on_unmatched"));
-                }
-                if *d == Disposition::Delete && key != "on_posted" {
-                    return Err(Invalid::new(
-                        at(key),
-                        "delete is only for on_posted: this mail was never posted, so deleting it would lose it; use move:<folder>, flag:<keyword> or seen",
-                    ));
-                }
-                if d.target_folder() == Some(m.folder.as_str()) {
-                    return Err(Invalid::new(
-                        at(key),
-                        format!(
-                            "moving into {:?}, the watched folder, would handle the mail again",
-                            m.folder
-                        ),
-                    ));
-                }
-            }
-            match (&m.on_unmatched, &m.new_ticket) {
-                (Disposition::NewTicket, None) => {
-                    return Err(Invalid::new(
-                        at("new_ticket"),
-                        "on_unmatched = \"new_ticket\" needs a [mailbox.new_ticket] table with at least `to` (the helpdesk mailbox's address)",
-                    ));
-                }
-                (Disposition::NewTicket, Some(n)) => {
-                    if !n.to.contains('@') {
-                        return Err(Invalid::new(
-                            at("new_ticket.to"),
-                            format!("{:?} is not an address", n.to),
-                        ));
-                    }
-                    if matches!(n.fallback, Disposition::NewTicket | Disposition::Delete) {
-                        return Err(Invalid::new(
-                            at("new_ticket.fallback"),
-                            "must keep the mail: move:<folder>, flag:<keyword> or seen",
-                        ));
-                    }
-                    if n.fallback.target_folder() == Some(m.folder.as_str()) {
-                        return Err(Invalid::new(
-                            at("new_ticket.fallback"),
-                            "moving into the watched folder would handle the mail again",
-                        ));
-                    }
-                }
-                (_, Some(_)) => {
-                    return Err(Invalid::new(
-                        at("new_ticket"),
-                        "is used only with on_unmatched = \"new_ticket\"",
-                    ));
-                }
-                (_, None) => {}
-            }
-        }
-
-        crate::mail::ticket::TicketMatcher::new(&self.matching.subject_patterns)
-            .map_err(|(i, msg)| Invalid::new(format!("match.subject_patterns[{i}]"), msg))?;
-        crate::mail::classify::SenderRules::new(&self.filters)
-            .map_err(|(key, msg)| Invalid::new(format!("filters.{key}"), msg))?;
-        if self.content.max_body_size.bytes() < 1024 {
-            return Err(Invalid::new(
-                "content.max_body_size",
-                "must be at least 1 KiB",
-            ));
-        }
-        if self.content.max_message_size.bytes() < 1024 {
-            return Err(Invalid::new(
-                "content.max_message_size",
-                "must be at least 1 KiB",
-            ));
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
-            Invalid::new(
-                "log.level",
-                format!("{e} (use error, warn, info, debug or trace)"),
-            )
-        })?;
-        if self.delivery.max_attempts == 0 {
-            return Err(Invalid::new("delivery.max_attempts", "must be at least 1"));
-        }
-        Ok(())
-    }
-
     /// The zone of the Thulium account (validated at load).
     pub fn timezone(&self) -> chrono_tz::Tz {
         self.thulium
@@ -747,77 +535,6 @@ impl Config {
     }
 }
 
-/// `http://` is for loopback only, unless the admin says otherwise.
-fn insecure_url(url: &reqwest::Url, allowed: bool) -> Result<(), String> {
-    let loopback = url.host_str().is_some_and(is_loopback_host);
-    if url.scheme() == "https" || loopback || allowed {
-        return Ok(());
-    }
-    Err(format!(
-        "{}://{} would send secrets in clear text; use https://",
-        url.scheme(),
-        url.host_str().unwrap_or("")
-    ))
-}
-
-fn validate_oauth2(o: &OAuth2Config, allow_insecure: bool) -> Result<(), Invalid> {
-    let need = |present: bool, key: &str| {
-        if present {
-            Ok(())
-        } else {
-            Err(Invalid::new(
-                key.to_string(),
-                format!("is required for grant = {:?}", o.grant.name()),
-            ))
-        }
-    };
-    match o.grant {
-        OAuth2Grant::ClientCredentials | OAuth2Grant::RefreshToken | OAuth2Grant::JwtBearer => {
-            need(o.token_url.is_some(), "token_url")?;
-            if let Some(u) = &o.token_url {
-                let url = reqwest::Url::parse(u)
-                    .map_err(|e| Invalid::new("token_url", format!("not a URL: {e}")))?;
-                insecure_url(&url, allow_insecure).map_err(|m| {
-                    Invalid::new(
-                        "token_url",
-                        format!("{m}, or set allow_insecure = true on this mailbox"),
-                    )
-                })?;
-            }
-        }
-        OAuth2Grant::Command => {}
-    }
-    if let Some(u) = &o.device_authorization_url {
-        let url = reqwest::Url::parse(u)
-            .map_err(|e| Invalid::new("device_authorization_url", format!("not a URL: {e}")))?;
-        insecure_url(&url, allow_insecure).map_err(|m| {
-            Invalid::new(
-                "device_authorization_url",
-                format!("{m}, or set allow_insecure = true on this mailbox"),
-            )
-        })?;
-    }
-    match o.grant {
-        OAuth2Grant::ClientCredentials => {
-            need(o.client_id.is_some(), "client_id")?;
-            need(
-                o.client_secret.is_some() || o.client_secret_file.is_some(),
-                "client_secret_file",
-            )?;
-        }
-        OAuth2Grant::RefreshToken => {
-            need(o.client_id.is_some(), "client_id")?;
-            need(o.refresh_token_file.is_some(), "refresh_token_file")?;
-        }
-        OAuth2Grant::JwtBearer => need(
-            o.service_account_key_file.is_some(),
-            "service_account_key_file",
-        )?,
-        OAuth2Grant::Command => need(!o.command.is_empty(), "command")?,
-    }
-    Ok(())
-}
-
 impl OAuth2Grant {
     /// The config spelling, for messages.
     pub fn name(self) -> &'static str {
@@ -828,15 +545,6 @@ impl OAuth2Grant {
             OAuth2Grant::Command => "command",
         }
     }
-}
-
-/// `none` TLS is only allowed where the password cannot leave the machine.
-fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn one_line(s: &str) -> String {
