@@ -26,27 +26,11 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
             return Ok(false);
         }
     };
-    let samples = parse(&metrics);
+    let samples = Samples(parse(&metrics));
     let problems = down_problems(&health.1);
-    let value = |name: &str, label: Option<(&str, &str)>| -> Option<f64> {
-        samples
-            .iter()
-            .filter(|(n, labels, _)| {
-                n == name && label.is_none_or(|(k, v)| labels.get(k).is_some_and(|l| l == v))
-            })
-            .map(|(_, _, v)| *v)
-            .reduce(|a, b| a + b)
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
-    let ago = |t: f64| {
-        humantime::format_duration(Duration::from_secs((now - t).max(0.0) as u64)).to_string()
-    };
-    let mut down = false;
     println!("thulium-mail-bridge on {addr}");
-    let api_up = value("thulium_bridge_api_up", None).unwrap_or(1.0) >= 1.0;
-    down |= !api_up;
+    let api_up = samples.value("thulium_bridge_api_up", None).unwrap_or(1.0) >= 1.0;
+    let mut down = !api_up;
     println!(
         "  API          {}",
         if api_up {
@@ -56,57 +40,15 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
         }
     );
     let mailboxes: Vec<String> = samples
+        .0
         .iter()
         .filter(|(n, _, _)| n == "thulium_bridge_mailbox_up")
         .filter_map(|(_, l, _)| l.get("mailbox").cloned())
         .collect();
     for mb in &mailboxes {
-        let up = value("thulium_bridge_mailbox_up", Some(("mailbox", mb))).unwrap_or(0.0) >= 1.0;
+        let (line, up) = mailbox_line(&samples, mb, problems.get(mb.as_str()));
         down |= !up;
-        let last = value(
-            "thulium_bridge_last_success_timestamp_seconds",
-            Some(("mailbox", mb)),
-        )
-        .map(|t| format!("last good pass {} ago", ago(t)))
-        .unwrap_or_else(|| "no good pass yet".into());
-        let waiting =
-            value("thulium_bridge_waiting_mails", Some(("mailbox", mb))).unwrap_or(0.0) as u64;
-        let oldest = value(
-            "thulium_bridge_oldest_waiting_seconds",
-            Some(("mailbox", mb)),
-        )
-        .unwrap_or(0.0);
-        let count = |outcome: &str| {
-            samples
-                .iter()
-                .filter(|(n, l, _)| {
-                    n == "thulium_bridge_mails_total"
-                        && l.get("mailbox") == Some(mb)
-                        && l.get("outcome").map(String::as_str) == Some(outcome)
-                })
-                .map(|(_, _, v)| *v)
-                .sum::<f64>() as u64
-        };
-        let problem = problems
-            .get(mb.as_str())
-            .map(|p| format!(" ({p})"))
-            .unwrap_or_default();
-        println!(
-            "  mailbox {mb:<12} {}{problem}  {last}; {waiting} waiting{}; since start: {} posted, {} new tickets, {} failed, {} unverified",
-            if up { "up  " } else { "DOWN" },
-            if waiting > 0 {
-                format!(
-                    " (oldest {})",
-                    humantime::format_duration(Duration::from_secs(oldest as u64))
-                )
-            } else {
-                String::new()
-            },
-            count("posted"),
-            count("new_ticket"),
-            count("failed"),
-            count("unverified"),
-        );
+        println!("{line}");
     }
     if mailboxes.is_empty() {
         println!("  no mailbox has reported yet (starting?)");
@@ -118,6 +60,76 @@ pub fn run(config: &Config) -> anyhow::Result<bool> {
     let (code, body) = health;
     println!("  health       {code} {}", body.trim());
     Ok(!down && code == 200)
+}
+
+/// The samples of one `/metrics` answer.
+struct Samples(Vec<Sample>);
+
+impl Samples {
+    /// The sum of `name`'s samples (with `label`, when given).
+    fn value(&self, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+        self.0
+            .iter()
+            .filter(|(n, labels, _)| {
+                n == name && label.is_none_or(|(k, v)| labels.get(k).is_some_and(|l| l == v))
+            })
+            .map(|(_, _, v)| *v)
+            .reduce(|a, b| a + b)
+    }
+
+    /// How many mails of `mailbox` had `outcome` since start.
+    fn count(&self, mailbox: &str, outcome: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|(n, l, _)| {
+                n == "thulium_bridge_mails_total"
+                    && l.get("mailbox").map(String::as_str) == Some(mailbox)
+                    && l.get("outcome").map(String::as_str) == Some(outcome)
+            })
+            .map(|(_, _, v)| *v)
+            .sum::<f64>() as u64
+    }
+}
+
+/// One mailbox's line, and whether it is up.
+fn mailbox_line(samples: &Samples, mb: &str, problem: Option<&String>) -> (String, bool) {
+    let of = Some(("mailbox", mb));
+    let up = samples
+        .value("thulium_bridge_mailbox_up", of)
+        .unwrap_or(0.0)
+        >= 1.0;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let ago = |t: f64| humantime::format_duration(Duration::from_secs((now - t).max(0.0) as u64));
+    let last = samples
+        .value("thulium_bridge_last_success_timestamp_seconds", of)
+        .map(|t| format!("last good pass {} ago", ago(t)))
+        .unwrap_or_else(|| "no good pass yet".into());
+    let waiting = samples
+        .value("thulium_bridge_waiting_mails", of)
+        .unwrap_or(0.0) as u64;
+    let oldest = samples
+        .value("thulium_bridge_oldest_waiting_seconds", of)
+        .unwrap_or(0.0);
+    let oldest = if waiting > 0 {
+        format!(
+            " (oldest {})",
+            humantime::format_duration(Duration::from_secs(oldest as u64))
+        )
+    } else {
+        String::new()
+    };
+    let line = format!(
+        "  mailbox {mb:<12} {}{}  {last}; {waiting} waiting{oldest}; since start: {} posted, {} new tickets, {} failed, {} unverified",
+        if up { "up  " } else { "DOWN" },
+        problem.map(|p| format!(" ({p})")).unwrap_or_default(),
+        samples.count(mb, "posted"),
+        samples.count(mb, "new_ticket"),
+        samples.count(mb, "failed"),
+        samples.count(mb, "unverified"),
+    );
+    (line, up)
 }
 
 /// What `/healthz` says of each mailbox that is down: its kind of problem.
