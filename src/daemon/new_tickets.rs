@@ -8,7 +8,7 @@ use super::attachment_stream;
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
 use super::outcome::Outcome;
-use crate::ledger::{Attempt, Begun, EntryState, Finish, Location};
+use crate::ledger::{Attempt, Begun, EntryState, Finish, Ledger, LedgerError, Location, unix_now};
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
 use crate::mail::body::{Attachment, BodyType};
@@ -17,6 +17,10 @@ use crate::thulium::new_ticket::NewTicketRequest;
 use crate::thulium::read_back;
 use chrono::TimeZone;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a pending mail counts as being handled, for a follow-up that answers it.
+const IN_FLIGHT_FOR: Duration = Duration::from_secs(3600);
 
 /// A mail `decide` wants opened as a ticket.
 pub struct NewTicketMail {
@@ -25,6 +29,8 @@ pub struct NewTicketMail {
     pub request: NewTicketRequest,
     pub attachments: Vec<Attachment>,
     pub authentication: AuthVerdict,
+    /// Message-IDs it answers (In-Reply-To, References).
+    pub references: Vec<String>,
     /// The mail as fetched: the attachments are streamed from it.
     pub raw: Arc<Vec<u8>>,
 }
@@ -42,7 +48,16 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         ));
     }
     let ledger = bridge.ledger();
-    match ledger.new_tickets_in_last_hour(&mail.request.from) {
+    match answered_in_flight(ledger, &mail.references, &mail.id) {
+        Ok(Some(cause)) => return Outcome::Deferred(cause),
+        Ok(None) => {}
+        Err(e) => {
+            return Outcome::Deferred(DeferCause::Ledger {
+                reason: e.to_string(),
+            });
+        }
+    }
+    match ledger.new_tickets_in_last_hour(&mail.request.from, &mail.id) {
         Ok(n) if n >= settings.per_sender_per_hour => {
             return Outcome::Unmatched(format!(
                 "not opened as a ticket: {} opened {n} in the last hour (per_sender_per_hour = {})",
@@ -124,6 +139,35 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         });
     }
     outcome
+}
+
+/// A mail this one answers that was not finished when this one was decided: posted since
+/// (this pass opened it as a ticket) or still pending (recently). Then this one is a reply,
+/// not a ticket of its own, and waits to be decided again.
+fn answered_in_flight(
+    ledger: &Ledger,
+    references: &[String],
+    own: &MailId,
+) -> Result<Option<DeferCause>, LedgerError> {
+    let recent = unix_now().saturating_sub(IN_FLIGHT_FOR.as_secs());
+    for message_id in references {
+        for entry in ledger.entries(message_id)? {
+            if entry.id == *own {
+                continue;
+            }
+            let finished = match entry.state {
+                EntryState::Posted => true,
+                // A pending entry untouched for long belongs to a mail nobody handles any more.
+                EntryState::Pending if entry.updated >= recent => false,
+                _ => continue,
+            };
+            return Ok(Some(DeferCause::AnsweredMailInFlight {
+                message_id: message_id.clone(),
+                finished,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads back if an earlier try may have created it, uploads, creates. The outcome and
