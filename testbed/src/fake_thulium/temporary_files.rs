@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{FakeThulium, InFlight, Shared, arrive, lock, now_ms, post_with_fault};
+use super::{BODY_LIMIT, FakeThulium, InFlight, Shared, arrive, lock, now_ms, post_with_fault};
 use crate::conn::ConnHandle;
 use crate::contract::{error, invalid, unauthorized};
 use crate::faults::Endpoint;
@@ -37,6 +37,9 @@ pub struct UploadedFile {
     pub bytes: Bytes,
     /// The request's `Content-Type` (the page's PHP sample sends `application/octet-stream`).
     pub content_type: Option<String>,
+    /// When the request's head arrived: the body (the file) was sent from then on.
+    pub started_unix_ms: u64,
+    /// When it was stored, the body read whole.
     pub at_unix_ms: u64,
 }
 
@@ -66,7 +69,13 @@ impl Uploads {
         }
     }
 
-    fn store(&mut self, filename: String, bytes: Bytes, content_type: Option<String>) -> String {
+    fn store(
+        &mut self,
+        filename: String,
+        bytes: Bytes,
+        content_type: Option<String>,
+        started_unix_ms: u64,
+    ) -> String {
         let token = loop {
             // 23 hex digits, like the page's example token.
             let t = format!(
@@ -88,6 +97,7 @@ impl Uploads {
                 filename,
                 bytes,
                 content_type,
+                started_unix_ms,
                 at_unix_ms: now_ms(),
             },
         );
@@ -127,14 +137,16 @@ impl FakeThulium {
 }
 
 /// `POST temporary_files?filename=`: 422 without a filename, else stored and answered.
+/// The body is read here, not by an extractor, so the upload's start is known.
 pub(super) async fn upload(
     State(shared): State<Arc<Shared>>,
     conn: Option<axum::Extension<ConnHandle>>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let started = now_ms();
     let _in_flight = InFlight::enter(&shared.in_flight);
     let (request, fault) = arrive(
         &shared,
@@ -145,6 +157,15 @@ pub(super) async fn upload(
         None,
     )
     .await;
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("cannot read the file: {e}"),
+            );
+        }
+    };
     let filename = query.ok().and_then(|Query(pairs)| {
         pairs
             .into_iter()
@@ -164,7 +185,7 @@ pub(super) async fn upload(
             return error(status, &message);
         };
         let size = body.len();
-        let token = lock(&shared.uploads).store(filename.clone(), body, content_type);
+        let token = lock(&shared.uploads).store(filename.clone(), body, content_type, started);
         (
             StatusCode::OK,
             axum::Json(json!({"filename": filename, "token": token, "size": size})),
@@ -181,7 +202,7 @@ mod tests {
     #[test]
     fn tokens_are_known_until_they_expire() {
         let mut uploads = Uploads::default();
-        let token = uploads.store("a.txt".into(), Bytes::from_static(b"abc"), None);
+        let token = uploads.store("a.txt".into(), Bytes::from_static(b"abc"), None, now_ms());
         assert_eq!(token.len(), 23);
         assert_eq!(uploads.check(&token, 60_000), Ok(()));
         assert_eq!(uploads.check(&token, 0), Err(TokenProblem::Expired));
