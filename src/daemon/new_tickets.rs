@@ -198,6 +198,9 @@ async fn create(
     let mut request = mail.request.clone();
     for a in &mail.attachments {
         let Some(body) = attachment_stream::body(Arc::clone(&mail.raw), a.part) else {
+            // Not expected (decide found the part in the same bytes); said, not hidden.
+            tracing::warn!(uid = mail.uid, attachment = %a.name,
+                "an attachment could not be read back from the mail; the ticket opens without it");
             continue;
         };
         let uploaded = {
