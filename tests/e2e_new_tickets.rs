@@ -306,6 +306,58 @@ async fn a_lost_answer_to_an_upload_uploads_again_and_opens_one_ticket() {
     assert_eq!(w.folder("Processed").len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_refusals_leave_the_mail_for_the_next_pass_and_open_one_ticket() {
+    let w = World::start().await;
+    let scan = binary(10_000, 17);
+    w.append(&plain_mail(CUSTOMER, 6, "Scan, second try", Some(&scan)));
+    w.api
+        .fail_next_on(Endpoint::TemporaryFiles, 1, Fault::Status(503));
+    w.api.fail_next_on(
+        Endpoint::CreateTicket,
+        1,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    );
+    let config = config(&w, "");
+    let mut passes = 0;
+    while !w.folder("INBOX").is_empty() && passes < 5 {
+        let out = once(&config, &[]).await;
+        assert!(
+            w.folder("Unmatched").is_empty(),
+            "a transient refusal is not a refusal:\n{}",
+            text(&out)
+        );
+        passes += 1;
+    }
+    assert_eq!(passes, 3, "503 on the upload, 429 on the create, then done");
+    assert_eq!(w.api.total_created(), 1);
+    let t = &w.api.created_tickets()[0];
+    let files = w.api.ticket_files(t.ticket);
+    assert_eq!(files.len(), 1);
+    assert!(files[0].bytes == scan);
+    assert_eq!(w.api.pending_faults(), 0);
+    assert_eq!(w.folder("Processed").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_uploads_and_opens_nothing() {
+    let w = World::start().await;
+    w.append(&plain_mail(
+        CUSTOMER,
+        7,
+        "Just looking",
+        Some(&binary(1_000, 1)),
+    ));
+    let out = once(&config(&w, ""), &["--dry-run"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(w.api.requests().is_empty(), "{:?}", w.api.requests());
+    assert_eq!(w.folder("INBOX").len(), 1);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(log.contains("dry run: would open a ticket"), "{log}");
+}
+
 /// kill -9 while `POST tickets` is at the API: before it was handled (the create never
 /// happened) or after (it happened, the answer never came). Either way, one ticket.
 async fn kill_during_create(fault: Fault, created_before_restart: usize) {
@@ -317,14 +369,15 @@ async fn kill_during_create(fault: Fault, created_before_restart: usize) {
     let log = w.log_path();
 
     let mut child = w.spawn_run(&config);
-    // The upload is stored, then POST tickets is in the API's hands.
+    // The create has taken its fault (it arrived after the upload), and was handled or not.
     let at_the_api = eventually(WAIT, || {
-        w.api.uploads().len() == 1 && w.api.in_flight() == 1
+        w.api.pending_faults() == 0 && w.api.total_created() == created_before_restart
     })
     .await;
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
     assert!(at_the_api, "never reached the create:\n{}", w.log());
+    assert_eq!(w.api.uploads().len(), 1);
     // Let the API finish (or drop) what it had in hand, so the restart sees a settled state.
     assert!(eventually(WAIT, || w.api.in_flight() == 0).await);
     assert_eq!(w.api.total_created(), created_before_restart);
