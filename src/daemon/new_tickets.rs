@@ -205,7 +205,7 @@ async fn create(
         };
         let uploaded = {
             let _slot = bridge.api_slots.acquire().await;
-            bridge.api.upload(&a.name, body).await
+            bridge.api.upload(&upload_name(&a.name), body).await
         };
         match uploaded {
             Ok(token) => request.attachments.push(token),
@@ -223,6 +223,20 @@ async fn create(
         }
         Err(e @ ApiError::Transient { sent, .. }) => (trouble(bridge, e, "POST tickets"), sent),
         Err(e) => (trouble(bridge, e, "POST tickets"), false),
+    }
+}
+
+/// The name a file is stored under: no path separators, so a made-up name (`unnamed
+/// application/pdf`) or a hostile one (`../../x`) never reads as a path at the helpdesk.
+fn upload_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    if safe.trim().trim_matches('.').is_empty() {
+        "attachment".into()
+    } else {
+        safe
     }
 }
 
@@ -339,4 +353,26 @@ async fn find_created(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upload_name;
+
+    #[test]
+    fn upload_names_are_never_paths() {
+        assert_eq!(upload_name("faktura.pdf"), "faktura.pdf");
+        assert_eq!(
+            upload_name("zam\u{f3}wienie 17.csv"),
+            "zam\u{f3}wienie 17.csv"
+        );
+        assert_eq!(
+            upload_name("unnamed application/pdf"),
+            "unnamed application_pdf"
+        );
+        assert_eq!(upload_name("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(upload_name("C:\\x.txt"), "C:_x.txt");
+        assert_eq!(upload_name(".."), "attachment");
+        assert_eq!(upload_name(" "), "attachment");
+    }
 }
