@@ -5,7 +5,8 @@
 # targets with their verdicts, and one JSON line per scenario. Exits 1 when a check
 # (exactly once, per-ticket order, every mail disposed, the ledger) fails.
 #
-#   scripts/bench.sh                            # all scenarios (a, b, c, d), ~2 minutes
+#   scripts/bench.sh                            # all scenarios (a, b, c, d, e), ~2 minutes
+#   scripts/bench.sh --scenario e               # memory of a new ticket with a 20 MiB attachment
 #   scripts/bench.sh --scenario a --scenario d  # some of them
 #   scripts/bench.sh --smoke                    # N = 200 and 5 mails in IDLE, seconds
 #

@@ -1,6 +1,7 @@
 //! A small run of the end-to-end benchmark (`scripts/bench.sh --smoke`), so it cannot
-//! rot: 200 replies through `once` and 5 through `run` in IDLE, each checked by the
-//! driver itself (posted exactly once, per-ticket order, disposed, the ledger agreeing).
+//! rot: 200 replies through `once`, 5 through `run` in IDLE and one new ticket with a
+//! 64 KiB attachment, each checked by the driver itself (posted exactly once, per-ticket
+//! order, disposed, the ledger agreeing; the file arriving unchanged).
 //! Figures are printed, never asserted: performance is the benchmark's business.
 
 use std::path::Path;
@@ -66,4 +67,16 @@ fn the_benchmark_driver_posts_every_mail_exactly_once() {
     assert_eq!(idle["posted"].as_u64(), Some(6), "{idle}");
     assert_eq!(idle["ok"], true, "{idle}");
     assert!(idle["p50_ms"].as_f64().is_some(), "{idle}");
+    let upload = scenario("smoke-upload");
+    assert_eq!(upload["posted"].as_u64(), Some(1), "{upload}");
+    assert_eq!(upload["ok"], true, "{upload}");
+    assert_eq!(
+        upload["attachment_bytes"].as_u64(),
+        Some(64 << 10),
+        "{upload}"
+    );
+    assert!(
+        upload["peak_rss_mib"].as_f64().is_some_and(|v| v > 0.0),
+        "{upload}"
+    );
 }

@@ -31,6 +31,9 @@ pub enum DeferCause {
     Stopping,
     /// Reading the mail ran out of time once (twice and it is quarantined).
     SlowToRead { reason: String },
+    /// A mail this one answers is still being handled (a follow-up that came with the
+    /// mail opening a ticket): decided again once that one is finished.
+    AnsweredMailInFlight { message_id: String, finished: bool },
 }
 
 impl DeferCause {
@@ -53,6 +56,14 @@ impl DeferCause {
             DeferCause::CopyInFlight => COPY_RETRY,
             DeferCause::EarlierReplyWaiting { .. } | DeferCause::Stopping => Duration::ZERO,
             DeferCause::SlowToRead { .. } => Duration::from_secs(60),
+            // Finished: the next pass finds its ticket; else give it a moment.
+            DeferCause::AnsweredMailInFlight { finished, .. } => {
+                if *finished {
+                    Duration::ZERO
+                } else {
+                    COPY_RETRY
+                }
+            }
         }
     }
 
@@ -82,6 +93,10 @@ impl fmt::Display for DeferCause {
             DeferCause::Ledger { reason } => write!(f, "ledger: {reason}"),
             DeferCause::Stopping => f.write_str("stopping before it was posted"),
             DeferCause::SlowToRead { reason } => write!(f, "{reason}; tried once more later"),
+            DeferCause::AnsweredMailInFlight { message_id, .. } => write!(
+                f,
+                "it answers {message_id}, which is still being handled; decided again after it"
+            ),
         }
     }
 }

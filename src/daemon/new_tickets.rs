@@ -8,7 +8,7 @@ use super::attachment_stream;
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
 use super::outcome::Outcome;
-use crate::ledger::{Attempt, Begun, EntryState, Finish, Location};
+use crate::ledger::{Attempt, Begun, EntryState, Finish, Ledger, LedgerError, Location, unix_now};
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
 use crate::mail::body::{Attachment, BodyType};
@@ -17,6 +17,10 @@ use crate::thulium::new_ticket::NewTicketRequest;
 use crate::thulium::read_back;
 use chrono::TimeZone;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a pending mail counts as being handled, for a follow-up that answers it.
+const IN_FLIGHT_FOR: Duration = Duration::from_secs(3600);
 
 /// A mail `decide` wants opened as a ticket.
 pub struct NewTicketMail {
@@ -25,6 +29,8 @@ pub struct NewTicketMail {
     pub request: NewTicketRequest,
     pub attachments: Vec<Attachment>,
     pub authentication: AuthVerdict,
+    /// Message-IDs it answers (In-Reply-To, References).
+    pub references: Vec<String>,
     /// The mail as fetched: the attachments are streamed from it.
     pub raw: Arc<Vec<u8>>,
 }
@@ -42,7 +48,16 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         ));
     }
     let ledger = bridge.ledger();
-    match ledger.new_tickets_in_last_hour(&mail.request.from) {
+    match answered_in_flight(ledger, &mail.references, &mail.id) {
+        Ok(Some(cause)) => return Outcome::Deferred(cause),
+        Ok(None) => {}
+        Err(e) => {
+            return Outcome::Deferred(DeferCause::Ledger {
+                reason: e.to_string(),
+            });
+        }
+    }
+    match ledger.new_tickets_in_last_hour(&mail.request.from, &mail.id) {
         Ok(n) if n >= settings.per_sender_per_hour => {
             return Outcome::Unmatched(format!(
                 "not opened as a ticket: {} opened {n} in the last hour (per_sender_per_hour = {})",
@@ -126,6 +141,35 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
     outcome
 }
 
+/// A mail this one answers that was not finished when this one was decided: posted since
+/// (this pass opened it as a ticket) or still pending (recently). Then this one is a reply,
+/// not a ticket of its own, and waits to be decided again.
+fn answered_in_flight(
+    ledger: &Ledger,
+    references: &[String],
+    own: &MailId,
+) -> Result<Option<DeferCause>, LedgerError> {
+    let recent = unix_now().saturating_sub(IN_FLIGHT_FOR.as_secs());
+    for message_id in references {
+        for entry in ledger.entries(message_id)? {
+            if entry.id == *own {
+                continue;
+            }
+            let finished = match entry.state {
+                EntryState::Posted => true,
+                // A pending entry untouched for long belongs to a mail nobody handles any more.
+                EntryState::Pending if entry.updated >= recent => false,
+                _ => continue,
+            };
+            return Ok(Some(DeferCause::AnsweredMailInFlight {
+                message_id: message_id.clone(),
+                finished,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// Reads back if an earlier try may have created it, uploads, creates. The outcome and
 /// whether a create may now be out with its answer unknown.
 async fn create(
@@ -154,11 +198,14 @@ async fn create(
     let mut request = mail.request.clone();
     for a in &mail.attachments {
         let Some(body) = attachment_stream::body(Arc::clone(&mail.raw), a.part) else {
+            // Not expected (decide found the part in the same bytes); said, not hidden.
+            tracing::warn!(uid = mail.uid, attachment = %a.name,
+                "an attachment could not be read back from the mail; the ticket opens without it");
             continue;
         };
         let uploaded = {
             let _slot = bridge.api_slots.acquire().await;
-            bridge.api.upload(&a.name, body).await
+            bridge.api.upload(&upload_name(&a.name), body).await
         };
         match uploaded {
             Ok(token) => request.attachments.push(token),
@@ -176,6 +223,20 @@ async fn create(
         }
         Err(e @ ApiError::Transient { sent, .. }) => (trouble(bridge, e, "POST tickets"), sent),
         Err(e) => (trouble(bridge, e, "POST tickets"), false),
+    }
+}
+
+/// The name a file is stored under: no path separators, so a made-up name (`unnamed
+/// application/pdf`) or a hostile one (`../../x`) never reads as a path at the helpdesk.
+fn upload_name(name: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\\' { '_' } else { c })
+        .collect();
+    if safe.trim().trim_matches('.').is_empty() {
+        "attachment".into()
+    } else {
+        safe
     }
 }
 
@@ -292,4 +353,26 @@ async fn find_created(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upload_name;
+
+    #[test]
+    fn upload_names_are_never_paths() {
+        assert_eq!(upload_name("faktura.pdf"), "faktura.pdf");
+        assert_eq!(
+            upload_name("zam\u{f3}wienie 17.csv"),
+            "zam\u{f3}wienie 17.csv"
+        );
+        assert_eq!(
+            upload_name("unnamed application/pdf"),
+            "unnamed application_pdf"
+        );
+        assert_eq!(upload_name("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(upload_name("C:\\x.txt"), "C:_x.txt");
+        assert_eq!(upload_name(".."), "attachment");
+        assert_eq!(upload_name(" "), "attachment");
+    }
 }

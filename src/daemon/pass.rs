@@ -225,6 +225,7 @@ impl Pass<'_> {
                             request,
                             attachments,
                             authentication: decision.authentication,
+                            references: decision.references,
                             raw: Arc::new(raw),
                         }),
                         Action::Skip { kind, reason } => tally.record(Handled {

@@ -227,10 +227,14 @@ impl Ledger {
             .collect())
     }
 
-    /// New tickets `sender` began in the last hour.
-    pub fn new_tickets_in_last_hour(&self, sender: &str) -> Result<u32, LedgerError> {
+    /// New tickets `sender` began in the last hour with mails other than `except`.
+    pub fn new_tickets_in_last_hour(
+        &self,
+        sender: &str,
+        except: &MailId,
+    ) -> Result<u32, LedgerError> {
         self.read("counting new tickets", |conn| {
-            store::new_tickets_from(conn, sender, 3600)
+            store::new_tickets_from(conn, sender, 3600, except)
         })
     }
 

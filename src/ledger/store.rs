@@ -328,12 +328,19 @@ pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(
     rows.collect()
 }
 
-/// New tickets `sender` began (posted or not) in the last `secs` seconds.
-pub fn new_tickets_from(conn: &Connection, sender: &str, secs: u64) -> rusqlite::Result<u32> {
+/// New tickets `sender` began (posted or not) in the last `secs` seconds with mails other
+/// than `except`: a mail retried (or re-seen after a crash) is not another ticket.
+pub fn new_tickets_from(
+    conn: &Connection,
+    sender: &str,
+    secs: u64,
+    except: &MailId,
+) -> rusqlite::Result<u32> {
     let since = unix_now().saturating_sub(secs) as i64;
     conn.query_row(
-        "SELECT COUNT(*) FROM mails WHERE new_ticket_from = ?1 AND first_seen >= ?2 AND state != 'failed'",
-        params![sender, since],
+        "SELECT COUNT(*) FROM mails WHERE new_ticket_from = ?1 AND first_seen >= ?2 AND state != 'failed' \
+         AND NOT (message_id = ?3 AND content = ?4)",
+        params![sender, since, key(except), except.content],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n.clamp(0, u32::MAX as i64) as u32)

@@ -356,3 +356,45 @@ fn a_ledger_from_0_1_is_migrated_kept_as_a_backup_and_nothing_is_posted_again() 
     let again = Ledger::open(dir.path()).unwrap();
     assert_eq!(again.stats().unwrap().posted, 2);
 }
+
+#[test]
+fn a_senders_new_tickets_are_counted_without_the_mail_asking() {
+    let (_dir, ledger) = fresh();
+    let opening = |m: &MailId, uid| Attempt {
+        ticket: 0,
+        new_ticket_from: Some("anna@x".into()),
+        ..attempt(m, 0, uid)
+    };
+    let (first, second, third) = (
+        id(Some("n1@x"), "one"),
+        id(Some("n2@x"), "two"),
+        id(Some("n3@x"), "three"),
+    );
+    begin(&ledger, opening(&first, 1));
+    // Retried or re-seen, a mail does not count against itself.
+    assert_eq!(
+        ledger.new_tickets_in_last_hour("anna@x", &first).unwrap(),
+        0
+    );
+    assert_eq!(
+        ledger.new_tickets_in_last_hour("anna@x", &third).unwrap(),
+        1
+    );
+    begin(&ledger, opening(&second, 2));
+    finish(
+        &ledger,
+        Finish::Posted {
+            id: second.clone(),
+            ticket: 1232,
+        },
+    );
+    assert_eq!(
+        ledger.new_tickets_in_last_hour("anna@x", &third).unwrap(),
+        2
+    );
+    assert_eq!(
+        ledger.new_tickets_in_last_hour("anna@x", &second).unwrap(),
+        1
+    );
+    assert_eq!(ledger.new_tickets_in_last_hour("bob@x", &third).unwrap(), 0);
+}

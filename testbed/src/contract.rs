@@ -58,7 +58,7 @@ pub(crate) fn validate(raw: &Bytes) -> Result<Payload, Rejection> {
 }
 
 /// `YYYY-MM-DD HH:MM` with a real calendar date.
-fn valid_date(s: &str) -> bool {
+pub(crate) fn valid_date(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() != 16 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' {
         return false;
@@ -109,7 +109,7 @@ pub(crate) fn unauthorized() -> Response {
     r
 }
 
-fn invalid(message: &str) -> Rejection {
+pub(crate) fn invalid(message: &str) -> Rejection {
     (StatusCode::UNPROCESSABLE_ENTITY, message.to_string())
 }
 

@@ -4,6 +4,14 @@
 //! [`BodyStorage`]) so clients can be tested under every reading.
 //!
 //! Faults that drop the connection go through `conn.rs` (our accept loop).
+//! New tickets, their attachments and the ticket list live in the child modules.
+
+mod new_tickets;
+mod temporary_files;
+mod ticket_list;
+
+pub use new_tickets::CreatedTicket;
+pub use temporary_files::{TOKEN_LIFETIME, UploadedFile};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -15,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,7 +39,8 @@ use crate::conn::{ConnHandle, accept_loop};
 use crate::contract::{
     AccountTimezone, BodyStorage, CreatedAt, error, status, unauthorized, validate,
 };
-use crate::faults::{Fault, FaultPlan};
+use crate::faults::{Endpoint, Fault, FaultPlan, Scope};
+use temporary_files::Uploads;
 
 /// Settings of a [`FakeThulium`].
 #[derive(Clone, Debug)]
@@ -133,8 +142,11 @@ pub struct RecordedRequest {
     /// Whether the Basic credentials were right.
     pub auth_ok: bool,
     /// The JSON body (a JSON string when the body was not JSON; `None` when
-    /// empty or not recorded).
+    /// empty or not recorded, and always for `temporary_files`, whose bytes
+    /// are in [`FakeThulium::uploads`]).
     pub body: Option<Value>,
+    /// The query string as sent, if any (`GET tickets` filters, `filename=`).
+    pub query: Option<String>,
     pub at_unix_ms: u64,
     /// The status answered; `None` when the connection was dropped instead.
     pub status: Option<u16>,
@@ -146,11 +158,26 @@ struct Ticket {
     from: String,
     customer_id: u64,
     subject: String,
-    /// `message_id` of the opening MAIL; the REPLY and COMMENT follow it.
+    /// `message_id` of the opening MAIL; a seeded ticket's REPLY and COMMENT follow it.
     first_message_id: u64,
     /// When the opening MAIL came in.
     opened_ms: u64,
+    /// How the ticket began.
+    opening: Opening,
     responses: Vec<Posted>,
+}
+
+/// How a ticket began, which decides its opening messages and its status.
+enum Opening {
+    /// [`FakeThulium::add_ticket`]: the customer's first mail, an agent's REPLY
+    /// asking a question, and a COMMENT; waiting for the customer.
+    Seeded,
+    /// `POST tickets`: the customer's mail as the request gave it, nothing else yet.
+    Created {
+        ticket: Box<CreatedTicket>,
+        /// The body as the helpdesk keeps it ([`BodyStorage`]).
+        stored_body: String,
+    },
 }
 
 /// A stored response and how the helpdesk keeps it.
@@ -169,6 +196,11 @@ const COMMENT_AFTER_MS: u64 = 13 * 60_000;
 /// Opening messages are this old when the ticket is made, so they precede posts.
 const OPENED_AGO_MS: u64 = 60 * 60_000;
 const AGENT: &str = "anowak";
+/// The queue of seeded tickets, and of created ones that name none.
+const DEFAULT_QUEUE: u64 = 1;
+const DEFAULT_QUEUE_NAME: &str = "helpdesk@example.com";
+/// The largest request body accepted (an upload); axum's default is 2 MB.
+const BODY_LIMIT: usize = 64 << 20;
 
 struct Shared {
     config: FakeThuliumConfig,
@@ -185,6 +217,16 @@ struct Shared {
     /// Numbers stored responses in order of acceptance.
     stored_seq: AtomicU64,
     posted: watch::Sender<usize>,
+    /// Files stored by `temporary_files`, by token.
+    uploads: Mutex<Uploads>,
+    /// How long a token stays valid (the documentation says 24 hours).
+    token_lifetime_ms: AtomicU64,
+    /// The next id `POST tickets` tries (the documentation's example answers 1232).
+    next_ticket_id: AtomicU64,
+    /// Customer ids by address, for created tickets: one customer per address.
+    customers: Mutex<HashMap<String, u64>>,
+    /// Tickets created by `POST tickets` so far.
+    created: watch::Sender<usize>,
     /// Ticket requests being handled right now, and the most there ever were
     /// at once (for `thulium.concurrency`): all of them, and the POSTs alone.
     in_flight: Gauge,
@@ -248,14 +290,25 @@ impl FakeThulium {
             seq: AtomicU64::new(0),
             stored_seq: AtomicU64::new(0),
             posted: watch::Sender::new(0),
+            uploads: Mutex::default(),
+            token_lifetime_ms: AtomicU64::new(TOKEN_LIFETIME.as_millis() as u64),
+            next_ticket_id: AtomicU64::new(1232),
+            customers: Mutex::default(),
+            created: watch::Sender::new(0),
             in_flight: Gauge::default(),
             posts_in_flight: Gauge::default(),
         });
         let router = Router::new()
             .route("/api/tickets/{id}/customer_response", post(post_response))
             .route("/api/tickets/{id}", get(get_ticket))
+            .route(
+                "/api/tickets",
+                post(new_tickets::create_ticket).get(ticket_list::list_tickets),
+            )
+            .route("/api/temporary_files", post(temporary_files::upload))
             .route("/_testbed/requests", get(list_requests))
             .fallback(fallback)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(shared.clone());
         let server = tokio::spawn(accept_loop(listener, router));
         Ok(FakeThulium {
@@ -352,14 +405,20 @@ impl FakeThulium {
     }
 
     /// Queues `count` faults for the next matching requests (POSTs, or GETs
-    /// for [`Fault::GetFails`]).
+    /// for [`Fault::GetFails`]), whatever the endpoint.
     pub fn fail_next(&self, count: usize, fault: Fault) {
-        lock(&self.shared.faults).push(None, count, fault);
+        lock(&self.shared.faults).push(Scope::Any, count, fault);
     }
 
     /// Like [`fail_next`](Self::fail_next), for requests to one ticket only.
     pub fn fail_next_for(&self, ticket: u64, count: usize, fault: Fault) {
-        lock(&self.shared.faults).push(Some(ticket), count, fault);
+        lock(&self.shared.faults).push(Scope::Ticket(ticket), count, fault);
+    }
+
+    /// Like [`fail_next`](Self::fail_next), for requests to one endpoint only
+    /// (e.g. the `POST tickets` after the uploads).
+    pub fn fail_next_on(&self, endpoint: Endpoint, count: usize, fault: Fault) {
+        lock(&self.shared.faults).push(Scope::Endpoint(endpoint), count, fault);
     }
 
     /// Injects `fault` into every `k`-th POST (0 turns the rule off).
@@ -418,44 +477,115 @@ impl Drop for FakeThulium {
 }
 
 impl Ticket {
-    /// The documented `GET tickets/{id}` answer (see `fixtures/get_ticket.json`).
-    fn view<'a>(&'a self, id: u64, tz: &AccountTimezone) -> TicketView<'a> {
+    /// The documented `GET tickets/{id}` answer (see `fixtures/get_ticket.json`);
+    /// without `messages` for the list ([`ticket_list`]).
+    fn view<'a>(&'a self, id: u64, tz: &AccountTimezone, with_messages: bool) -> TicketView<'a> {
         let opened = self.opened_ms;
-        let last_ms = self
-            .responses
-            .last()
-            .map_or(opened + COMMENT_AFTER_MS, |p| p.response.at_unix_ms);
+        let messages = with_messages.then(|| self.messages(tz));
+        let created_at = tz.format_minutes(opened);
+        let updated_at = tz.format_minutes(self.updated_ms());
+        match &self.opening {
+            Opening::Seeded => TicketView {
+                ticket_id: id,
+                from: &self.from,
+                ticket_queue_name: DEFAULT_QUEUE_NAME,
+                ticket_queue_id: DEFAULT_QUEUE,
+                subject: &self.subject,
+                status_id: "2".into(),
+                substatus_id: "3",
+                customer_id: self.customer_id,
+                full_status_name: "Otwarte - Oczekuje na klienta",
+                category_id: "1".into(),
+                user_login: AGENT,
+                created_at,
+                updated_at,
+                // Not closed; the documentation writes absent text as "".
+                closed_at: "",
+                close_time: "",
+                first_agent_responded_at: tz.format_minutes(opened + REPLY_AFTER_MS),
+                first_agent_response_time: "00:12:00",
+                messages,
+            },
+            Opening::Created { ticket, .. } => TicketView {
+                ticket_id: id,
+                from: &self.from,
+                ticket_queue_name: &ticket.to,
+                ticket_queue_id: self.queue_id(),
+                subject: &self.subject,
+                status_id: ticket
+                    .status_id
+                    .map_or("1".into(), |s| s.to_string().into()),
+                substatus_id: "",
+                customer_id: self.customer_id,
+                full_status_name: "Nowe",
+                category_id: ticket
+                    .category_id
+                    .map_or("".into(), |c| c.to_string().into()),
+                user_login: "",
+                created_at,
+                updated_at,
+                closed_at: "",
+                close_time: "",
+                // No agent has answered yet.
+                first_agent_responded_at: String::new(),
+                first_agent_response_time: "",
+                messages,
+            },
+        }
+    }
+
+    /// The opening messages, then the customer responses posted since.
+    fn messages<'a>(&'a self, tz: &AccountTimezone) -> Vec<MessageView<'a>> {
+        let opened = self.opened_ms;
         let mut messages = Vec::with_capacity(3 + self.responses.len());
-        messages.push(MessageView {
-            message_id: self.first_message_id,
-            user_login: "",
-            kind: "MAIL",
-            body: Cow::Borrowed(FIRST_MAIL),
-            comment: "",
-            system_comment: "",
-            created_at: Cow::Owned(tz.format_minutes(opened)),
-            attachments: [],
-        });
-        messages.push(MessageView {
-            message_id: self.first_message_id + 1,
-            user_login: AGENT,
-            kind: "REPLY",
-            body: Cow::Borrowed(AGENT_REPLY),
-            comment: "",
-            system_comment: "Changed status from [Nowe] to [Oczekuje na klienta]",
-            created_at: Cow::Owned(tz.format_minutes(opened + REPLY_AFTER_MS)),
-            attachments: [],
-        });
-        messages.push(MessageView {
-            message_id: self.first_message_id + 2,
-            user_login: AGENT,
-            kind: "COMMENT",
-            body: Cow::Borrowed(""),
-            comment: "Asked for the order number; waiting for the customer.",
-            system_comment: "",
-            created_at: Cow::Owned(tz.format_minutes(opened + COMMENT_AFTER_MS)),
-            attachments: [],
-        });
+        match &self.opening {
+            Opening::Seeded => {
+                messages.push(MessageView {
+                    message_id: self.first_message_id,
+                    user_login: "",
+                    kind: "MAIL",
+                    body: Cow::Borrowed(FIRST_MAIL),
+                    comment: "",
+                    system_comment: "",
+                    created_at: Cow::Owned(tz.format_minutes(opened)),
+                    attachments: &[],
+                });
+                messages.push(MessageView {
+                    message_id: self.first_message_id + 1,
+                    user_login: AGENT,
+                    kind: "REPLY",
+                    body: Cow::Borrowed(AGENT_REPLY),
+                    comment: "",
+                    system_comment: "Changed status from [Nowe] to [Oczekuje na klienta]",
+                    created_at: Cow::Owned(tz.format_minutes(opened + REPLY_AFTER_MS)),
+                    attachments: &[],
+                });
+                messages.push(MessageView {
+                    message_id: self.first_message_id + 2,
+                    user_login: AGENT,
+                    kind: "COMMENT",
+                    body: Cow::Borrowed(""),
+                    comment: "Asked for the order number; waiting for the customer.",
+                    system_comment: "",
+                    created_at: Cow::Owned(tz.format_minutes(opened + COMMENT_AFTER_MS)),
+                    attachments: &[],
+                });
+            }
+            // A message's attachments are tokens (strings), as in the page's message 435.
+            Opening::Created {
+                ticket,
+                stored_body,
+            } => messages.push(MessageView {
+                message_id: self.first_message_id,
+                user_login: "",
+                kind: "MAIL",
+                body: Cow::Borrowed(stored_body),
+                comment: "",
+                system_comment: "",
+                created_at: Cow::Owned(tz.format_minutes(opened)),
+                attachments: &ticket.attachments,
+            }),
+        }
         for p in &self.responses {
             let r = &p.response;
             let created_at = match (&r.date, p.created_is_sent_date) {
@@ -470,29 +600,25 @@ impl Ticket {
                 comment: "",
                 system_comment: "",
                 created_at,
-                attachments: [],
+                attachments: &[],
             });
         }
-        TicketView {
-            ticket_id: id,
-            from: &self.from,
-            ticket_queue_name: "helpdesk@example.com",
-            ticket_queue_id: 1,
-            subject: &self.subject,
-            status_id: "2",
-            substatus_id: "3",
-            customer_id: self.customer_id,
-            full_status_name: "Otwarte - Oczekuje na klienta",
-            category_id: "1",
-            user_login: AGENT,
-            created_at: tz.format_minutes(opened),
-            updated_at: tz.format_minutes(last_ms),
-            // Not closed; the documentation writes absent text as "".
-            closed_at: "",
-            close_time: "",
-            first_agent_responded_at: tz.format_minutes(opened + REPLY_AFTER_MS),
-            first_agent_response_time: "00:12:00",
-            messages,
+        messages
+    }
+
+    /// When the ticket last changed: its last message.
+    fn updated_ms(&self) -> u64 {
+        match (self.responses.last(), &self.opening) {
+            (Some(p), _) => p.response.at_unix_ms,
+            (None, Opening::Seeded) => self.opened_ms + COMMENT_AFTER_MS,
+            (None, Opening::Created { .. }) => self.opened_ms,
+        }
+    }
+
+    fn queue_id(&self) -> u64 {
+        match &self.opening {
+            Opening::Created { ticket, .. } => ticket.ticket_queue_id.unwrap_or(DEFAULT_QUEUE),
+            Opening::Seeded => DEFAULT_QUEUE,
         }
     }
 }
@@ -509,14 +635,14 @@ const AGENT_REPLY: &str = "<p>Hello,</p><p>thank you for your message. Could you
 struct TicketView<'a> {
     ticket_id: u64,
     from: &'a str,
-    ticket_queue_name: &'static str,
+    ticket_queue_name: &'a str,
     ticket_queue_id: u64,
     subject: &'a str,
-    status_id: &'static str,
+    status_id: Cow<'a, str>,
     substatus_id: &'static str,
     customer_id: u64,
     full_status_name: &'static str,
-    category_id: &'static str,
+    category_id: Cow<'a, str>,
     user_login: &'static str,
     created_at: String,
     updated_at: String,
@@ -524,7 +650,9 @@ struct TicketView<'a> {
     close_time: &'static str,
     first_agent_responded_at: String,
     first_agent_response_time: &'static str,
-    messages: Vec<MessageView<'a>>,
+    /// Left out of `GET tickets` list entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<MessageView<'a>>>,
 }
 
 #[derive(Serialize)]
@@ -537,7 +665,7 @@ struct MessageView<'a> {
     comment: &'static str,
     system_comment: &'static str,
     created_at: Cow<'a, str>,
-    attachments: [&'static str; 0],
+    attachments: &'a [String],
 }
 
 impl Shared {
@@ -562,6 +690,7 @@ impl Shared {
             subject: format!("Ticket {id}"),
             first_message_id: self.message_ids.fetch_add(3, Ordering::Relaxed),
             opened_ms: now_ms().saturating_sub(OPENED_AGO_MS),
+            opening: Opening::Seeded,
             responses: Vec::new(),
         }
     }
@@ -655,40 +784,51 @@ fn ticket_id(raw: &str) -> Option<u64> {
     raw.parse().ok()
 }
 
-async fn post_response(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    conn: Option<axum::Extension<ConnHandle>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let _in_flight = (
-        InFlight::enter(&shared.in_flight),
-        InFlight::enter(&shared.posts_in_flight),
-    );
+/// A request's arrival: numbered, its fault picked (and its latency served), its
+/// credentials checked; recorded later with what was answered.
+async fn arrive(
+    shared: &Shared,
+    endpoint: Endpoint,
+    ticket: Option<u64>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Option<Value>,
+) -> (RecordedRequest, Option<Fault>) {
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
-    let ticket = ticket_id(&id);
-    let fault = lock(&shared.faults).take(true, ticket);
-    delay(&shared, fault.as_ref()).await;
-    let auth_ok = shared.auth_ok(&headers);
-    let mut request = RecordedRequest {
+    let fault = lock(&shared.faults).take(endpoint, ticket);
+    delay(shared, fault.as_ref()).await;
+    let method = if endpoint.is_post() { "POST" } else { "GET" };
+    let request = RecordedRequest {
         seq,
-        method: "POST".into(),
+        method: method.into(),
         path: uri.path().to_string(),
         ticket,
-        auth_ok,
-        body: body_json(&body),
+        auth_ok: shared.auth_ok(headers),
+        body,
+        query: uri.query().map(str::to_string),
         at_unix_ms: now_ms(),
         status: None,
         fault: fault.clone(),
     };
+    (request, fault)
+}
+
+/// A POST under its fault: early faults answer (or reset) without `handle` running;
+/// `AcceptThenDrop` runs it and resets, so the client cannot know it went through;
+/// `AcceptThenDelay` runs it and answers late.
+async fn post_with_fault(
+    shared: &Shared,
+    mut request: RecordedRequest,
+    fault: Option<Fault>,
+    conn: Option<axum::Extension<ConnHandle>>,
+    handle: impl FnOnce(bool) -> Response,
+) -> Response {
     if let Some(early) = early_fault(fault.as_ref()) {
         request.status = early.as_ref().map(|r| r.status().as_u16());
         shared.record(request);
         return answer_or_reset(early, conn).await;
     }
-    let response = shared.handle_post(auth_ok, ticket, &body);
+    let response = handle(request.auth_ok);
     match fault {
         Some(Fault::AcceptThenDrop) => {
             shared.record(request);
@@ -708,6 +848,34 @@ async fn post_response(
     }
 }
 
+async fn post_response(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    conn: Option<axum::Extension<ConnHandle>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let _in_flight = (
+        InFlight::enter(&shared.in_flight),
+        InFlight::enter(&shared.posts_in_flight),
+    );
+    let ticket = ticket_id(&id);
+    let (request, fault) = arrive(
+        &shared,
+        Endpoint::CustomerResponse,
+        ticket,
+        &uri,
+        &headers,
+        body_json(&body),
+    )
+    .await;
+    post_with_fault(&shared, request, fault, conn, |auth_ok| {
+        shared.handle_post(auth_ok, ticket, &body)
+    })
+    .await
+}
+
 async fn get_ticket(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -715,38 +883,19 @@ async fn get_ticket(
     headers: HeaderMap,
 ) -> Response {
     let _in_flight = InFlight::enter(&shared.in_flight);
-    let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
     let ticket = ticket_id(&id);
-    let fault = lock(&shared.faults).take(false, ticket);
-    delay(&shared, fault.as_ref()).await;
-    let auth_ok = shared.auth_ok(&headers);
-    let mut request = RecordedRequest {
-        seq,
-        method: "GET".into(),
-        path: uri.path().to_string(),
-        ticket,
-        auth_ok,
-        body: None,
-        at_unix_ms: now_ms(),
-        status: None,
-        fault: fault.clone(),
-    };
+    let (mut request, fault) =
+        arrive(&shared, Endpoint::GetTicket, ticket, &uri, &headers, None).await;
     let response = match &fault {
         Some(Fault::GetFails(code)) => error(status(*code), "Injected fault"),
-        _ if !auth_ok => unauthorized(),
+        _ if !request.auth_ok => unauthorized(),
         _ => {
             let tz = shared.config.account_timezone;
-            let json = ticket
-                .and_then(|id| shared.with_ticket(id, |t| serde_json::to_vec(&t.view(id, &tz))));
+            let json = ticket.and_then(|id| {
+                shared.with_ticket(id, |t| serde_json::to_vec(&t.view(id, &tz, true)))
+            });
             match json {
-                Some(Ok(bytes)) => (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )],
-                    bytes,
-                )
-                    .into_response(),
+                Some(Ok(bytes)) => json_response(StatusCode::OK, bytes),
                 Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
                 None => error(StatusCode::NOT_FOUND, "Ticket not found"),
             }
@@ -755,6 +904,19 @@ async fn get_ticket(
     request.status = Some(response.status().as_u16());
     shared.record(request);
     response
+}
+
+/// A JSON answer from bytes already serialized.
+fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 /// Any other path: 401 without credentials, else 404, both as error JSON.
@@ -777,6 +939,7 @@ async fn fallback(
         ticket: None,
         auth_ok,
         body: None,
+        query: uri.query().map(str::to_string),
         at_unix_ms: now_ms(),
         status: Some(response.status().as_u16()),
         fault: None,

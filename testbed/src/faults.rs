@@ -40,11 +40,46 @@ impl Fault {
     }
 }
 
+/// The API's endpoints, so a fault can be aimed at one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Endpoint {
+    /// `POST tickets/{id}/customer_response`.
+    CustomerResponse,
+    /// `GET tickets/{id}`.
+    GetTicket,
+    /// `POST tickets`.
+    CreateTicket,
+    /// `POST temporary_files?filename=`.
+    TemporaryFiles,
+    /// `GET tickets` (the list).
+    ListTickets,
+}
+
+impl Endpoint {
+    pub fn is_post(self) -> bool {
+        matches!(
+            self,
+            Endpoint::CustomerResponse | Endpoint::CreateTicket | Endpoint::TemporaryFiles
+        )
+    }
+}
+
+/// Which requests a queued fault may hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Any request of the fault's method.
+    Any,
+    /// Requests to this ticket (`tickets/{id}`…).
+    Ticket(u64),
+    /// Requests to this endpoint.
+    Endpoint(Endpoint),
+}
+
 /// Queued one-shot faults and the "every k-th POST" rule.
 #[derive(Debug, Default)]
 pub(crate) struct FaultPlan {
-    /// One-shot faults, in order; `Some(ticket)` limits one to that ticket.
-    queue: VecDeque<(Option<u64>, Fault)>,
+    /// One-shot faults, in order, each with the requests it may hit.
+    queue: VecDeque<(Scope, Fault)>,
     /// Fail every k-th POST with the fault.
     every: Option<(u64, Fault)>,
     /// POSTs seen so far (for `every`).
@@ -52,9 +87,9 @@ pub(crate) struct FaultPlan {
 }
 
 impl FaultPlan {
-    pub(crate) fn push(&mut self, ticket: Option<u64>, count: usize, fault: Fault) {
+    pub(crate) fn push(&mut self, scope: Scope, count: usize, fault: Fault) {
         for _ in 0..count {
-            self.queue.push_back((ticket, fault.clone()));
+            self.queue.push_back((scope, fault.clone()));
         }
     }
 
@@ -71,13 +106,19 @@ impl FaultPlan {
         self.queue.len()
     }
 
-    /// The fault for a request to `ticket` (`None` for other paths), if any.
-    pub(crate) fn take(&mut self, is_post: bool, ticket: Option<u64>) -> Option<Fault> {
+    /// The fault for a request to `endpoint` (about `ticket`, when its path names one), if any.
+    pub(crate) fn take(&mut self, endpoint: Endpoint, ticket: Option<u64>) -> Option<Fault> {
+        let is_post = endpoint.is_post();
         if is_post {
             self.posts += 1;
         }
-        let matches = |(t, f): &(Option<u64>, Fault)| {
-            f.is_for_get() != is_post && (t.is_none() || *t == ticket)
+        let matches = |(scope, f): &(Scope, Fault)| {
+            f.is_for_get() != is_post
+                && match scope {
+                    Scope::Any => true,
+                    Scope::Ticket(t) => ticket == Some(*t),
+                    Scope::Endpoint(e) => *e == endpoint,
+                }
         };
         if let Some(i) = self.queue.iter().position(matches) {
             return self.queue.remove(i).map(|(_, f)| f);
@@ -93,23 +134,52 @@ impl FaultPlan {
 mod tests {
     use super::*;
 
+    const POST: Endpoint = Endpoint::CustomerResponse;
+    const GET: Endpoint = Endpoint::GetTicket;
+
     #[test]
     fn queue_is_per_method_and_ticket() {
         let mut plan = FaultPlan::default();
-        plan.push(Some(7), 1, Fault::Status(500));
-        plan.push(None, 1, Fault::GetFails(503));
-        assert_eq!(plan.take(true, Some(1)), None);
-        assert_eq!(plan.take(false, Some(1)), Some(Fault::GetFails(503)));
-        assert_eq!(plan.take(true, Some(7)), Some(Fault::Status(500)));
-        assert_eq!(plan.take(true, Some(7)), None);
+        plan.push(Scope::Ticket(7), 1, Fault::Status(500));
+        plan.push(Scope::Any, 1, Fault::GetFails(503));
+        assert_eq!(plan.take(POST, Some(1)), None);
+        assert_eq!(plan.take(GET, Some(1)), Some(Fault::GetFails(503)));
+        assert_eq!(plan.take(POST, Some(7)), Some(Fault::Status(500)));
+        assert_eq!(plan.take(POST, Some(7)), None);
+    }
+
+    #[test]
+    fn queue_is_per_endpoint() {
+        let mut plan = FaultPlan::default();
+        plan.push(
+            Scope::Endpoint(Endpoint::CreateTicket),
+            1,
+            Fault::AcceptThenDrop,
+        );
+        plan.push(
+            Scope::Endpoint(Endpoint::ListTickets),
+            1,
+            Fault::GetFails(500),
+        );
+        assert_eq!(plan.take(Endpoint::TemporaryFiles, None), None);
+        assert_eq!(plan.take(GET, Some(3)), None);
+        assert_eq!(
+            plan.take(Endpoint::CreateTicket, None),
+            Some(Fault::AcceptThenDrop)
+        );
+        assert_eq!(
+            plan.take(Endpoint::ListTickets, None),
+            Some(Fault::GetFails(500))
+        );
+        assert_eq!(plan.pending(), 0);
     }
 
     #[test]
     fn every_kth_post() {
         let mut plan = FaultPlan::default();
         plan.set_every(3, Fault::Reset);
-        let hits: Vec<bool> = (0..6).map(|_| plan.take(true, Some(1)).is_some()).collect();
+        let hits: Vec<bool> = (0..6).map(|_| plan.take(POST, Some(1)).is_some()).collect();
         assert_eq!(hits, [false, false, true, false, false, true]);
-        assert_eq!(plan.take(false, Some(1)), None);
+        assert_eq!(plan.take(GET, Some(1)), None);
     }
 }

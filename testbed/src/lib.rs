@@ -63,10 +63,10 @@ pub use courier::Courier;
 pub use cyrus::Cyrus;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY, SessionLog};
 pub use fake_thulium::{
-    BODY_STORAGE_ENV, CREATED_AT_ENV, FakeThulium, FakeThuliumConfig, RecordedRequest,
-    StoredResponse,
+    BODY_STORAGE_ENV, CREATED_AT_ENV, CreatedTicket, FakeThulium, FakeThuliumConfig,
+    RecordedRequest, StoredResponse, TOKEN_LIFETIME, UploadedFile,
 };
-pub use faults::Fault;
+pub use faults::{Endpoint, Fault};
 pub use held_proxy::HeldProxy;
 pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenRequest};
 pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};

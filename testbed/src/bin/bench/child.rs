@@ -72,6 +72,11 @@ impl Bridge {
         Ok(Bridge { helper, out, pid })
     }
 
+    /// The bridge's own pid (for `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// Asks the bridge to stop (SIGTERM: it finishes the mail in hand and exits 0).
     pub fn terminate(&self) {
         signal(self.pid, libc::SIGTERM);

@@ -8,6 +8,9 @@
 //! the targets with their verdicts, and one JSON line per scenario. Exits 1 when a
 //! check failed (a missed target is reported, not an error).
 //!
+//! Scenario `e` opens one new ticket from a mail with a 20 MiB attachment and reports
+//! the bridge's memory while uploading it (`e-small`, 64 KiB, is its baseline).
+//!
 //! `--work DIR` keeps each scenario's config, ledger and bridge log in `DIR/<scenario>`;
 //! `BENCH_DEBUG=1` prints, for the IDLE scenario, every mail's arrival, the bridge's
 //! wake-up, Dovecot's announcement in the mirror mailbox and the post;
@@ -17,6 +20,7 @@ mod ceiling;
 mod child;
 mod cpu;
 mod mails;
+mod new_ticket;
 mod scenario;
 mod warm;
 
@@ -37,8 +41,9 @@ struct Cli {
     /// Where configs, ledgers and logs go (default: a temp dir, removed at the end).
     #[arg(long)]
     work: Option<PathBuf>,
-    /// Scenarios to run: a, b, c, d (repeatable; default all).
-    #[arg(long = "scenario", value_parser = ["a", "b", "c", "d"])]
+    /// Scenarios to run: a, b, c, d, e (repeatable; default all). `e` also runs its
+    /// baseline `e-small`.
+    #[arg(long = "scenario", value_parser = ["a", "b", "c", "d", "e"])]
     scenarios: Vec<String>,
     /// A small, fast run of the same code (N = 200, and 5 mails in IDLE): for the tests.
     #[arg(long)]
@@ -162,6 +167,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         concurrency,
         idle_gap: None,
         ceiling_for: Duration::from_secs(2),
+        attachment: None,
     };
     let idle = |name: &str, n: usize, gap_ms: u64| Params {
         name: name.into(),
@@ -171,6 +177,17 @@ fn plan(cli: &Cli) -> Vec<Params> {
         concurrency: cli.concurrency,
         idle_gap: Some(Duration::from_millis(gap_ms)),
         ceiling_for: Duration::from_secs(2),
+        attachment: None,
+    };
+    let upload = |name: &str, bytes: usize| Params {
+        name: name.into(),
+        n: 1,
+        tickets: 1,
+        latency_ms: 0,
+        concurrency: cli.concurrency,
+        idle_gap: None,
+        ceiling_for: Duration::ZERO,
+        attachment: Some(bytes),
     };
     if cli.smoke {
         let quick = |mut p: Params| {
@@ -180,6 +197,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         return vec![
             quick(once("smoke", 200, 40, 0, cli.concurrency)),
             quick(idle("smoke-idle", 5, 50)),
+            upload("smoke-upload", 64 << 10),
         ];
     }
     let wanted = |s: &str| cli.scenarios.is_empty() || cli.scenarios.iter().any(|w| w == s);
@@ -195,6 +213,10 @@ fn plan(cli: &Cli) -> Vec<Params> {
     }
     if wanted("d") {
         plan.push(idle("d", 50, 200));
+    }
+    if wanted("e") {
+        plan.push(upload("e-small", 64 << 10));
+        plan.push(upload("e", 20 << 20));
     }
     plan
 }
@@ -266,6 +288,28 @@ fn print_table(outcomes: &[Outcome]) {
          post (ms); EXISTS: arrival to Dovecot's announcement of a copy in an untouched mailbox (a second IDLE \
          connection); wake: the bridge's IDLE waking up to the post (its own share); load: 1-min load average at the start."
     );
+    for o in outcomes {
+        if let Some(m) = &o.memory {
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            println!(
+                "{}: a {:.2} MiB attachment ({:.1} MiB mail) as a new ticket: peak RSS {:.1} MiB; \
+                 before the upload (fetch, decide) peak {:.1} MiB, then {:.1} MiB resident; \
+                 during the upload ({:.2} s) {} ({} samples of /proc/<pid>/status).",
+                o.params.name,
+                m.attachment_bytes as f64 / 1048576.0,
+                m.mail_bytes as f64 / 1048576.0,
+                o.usage.peak_rss_mib(),
+                mib(m.hwm_before_upload_kib),
+                mib(m.rss_before_upload_kib),
+                m.upload.as_secs_f64(),
+                m.rss_during_upload_kib
+                    .map_or("not sampled (quicker than 2 ms)".into(), |k| {
+                        format!("at most {:.1} MiB resident", mib(k))
+                    }),
+                m.samples,
+            );
+        }
+    }
     println!(
         "Not timed: seeding and Dovecot's indexing of the seeded mails ({}).",
         outcomes
@@ -352,7 +396,24 @@ fn print_targets(outcomes: &[Outcome]) {
             max <= 1000.0 && d.failures.is_empty(),
         ));
     }
+    if let Some(e) = get("e") {
+        let baseline = get("e-small").map_or(String::new(), |b| {
+            format!(" (64 KiB baseline: {:.1} MiB)", b.usage.peak_rss_mib())
+        });
+        rows.push((
+            "(e) peak RSS, a 20 MiB attachment as a new ticket".into(),
+            format!(
+                "{:.1} MiB{baseline}, checks {}",
+                e.usage.peak_rss_mib(),
+                verdict_checks(e)
+            ),
+            e.failures.is_empty(),
+        ));
+    }
     for o in outcomes {
+        if o.params.attachment.is_some() {
+            continue;
+        }
         // What the scenario's target asks of the API: 2000/s, or 90% of concurrency/latency.
         let needed = match o.params.latency_ms {
             0 => 2000.0,
@@ -453,6 +514,15 @@ fn json_line(o: &Outcome) -> String {
     if let (Some(p50), Some(max)) = (o.wake_to_post(0.5), o.wake_to_post(1.0)) {
         v["wake_to_post_p50_ms"] = json!(p50);
         v["wake_to_post_max_ms"] = json!(max);
+    }
+    if let Some(m) = &o.memory {
+        let mib = |kib: u64| round(kib as f64 / 1024.0, 1);
+        v["attachment_bytes"] = json!(m.attachment_bytes);
+        v["mail_bytes"] = json!(m.mail_bytes);
+        v["upload_s"] = json!(round(m.upload.as_secs_f64(), 3));
+        v["rss_during_upload_mib"] = json!(m.rss_during_upload_kib.map(mib));
+        v["peak_before_upload_mib"] = json!(mib(m.hwm_before_upload_kib));
+        v["rss_before_upload_mib"] = json!(mib(m.rss_before_upload_kib));
     }
     if !o.failures.is_empty() {
         v["failures"] = json!(o.failures);

@@ -11,7 +11,8 @@ use anyhow::Result;
 use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
-use crate::{ceiling, cpu, mails, warm};
+use crate::new_ticket::UploadMemory;
+use crate::{ceiling, cpu, mails, new_ticket, warm};
 
 const USER: &str = "support";
 /// A second mailbox that receives a copy of every IDLE-scenario mail and that nobody
@@ -35,6 +36,9 @@ pub struct Params {
     pub idle_gap: Option<Duration>,
     /// How long the fake API's ceiling is measured.
     pub ceiling_for: Duration,
+    /// `Some(bytes)`: one mail without a ticket number, with an attachment this large,
+    /// becomes a new ticket ([`crate::new_ticket`]) instead of `n` replies.
+    pub attachment: Option<usize>,
 }
 
 /// What a scenario measured and whether its checks held.
@@ -60,6 +64,8 @@ pub struct Outcome {
     pub api_ceiling_rps: f64,
     /// Broken checks; empty when all held.
     pub failures: Vec<String>,
+    /// Memory around a new ticket's upload (new-ticket scenarios only).
+    pub memory: Option<UploadMemory>,
 }
 
 impl Outcome {
@@ -97,6 +103,9 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 }
 
 pub async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Result<Outcome> {
+    if params.attachment.is_some() {
+        return new_ticket::run(&params, bridge_bin, work).await;
+    }
     let dir = work.join(&params.name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
@@ -189,6 +198,7 @@ async fn run_once(
         load1: 0.0,
         api_ceiling_rps: 0.0,
         failures,
+        memory: None,
     })
 }
 
@@ -293,6 +303,7 @@ async fn run_idle(
         load1: 0.0,
         api_ceiling_rps: 0.0,
         failures,
+        memory: None,
     })
 }
 
@@ -424,7 +435,7 @@ fn count_mails(folder: &Path) -> usize {
 }
 
 /// `ledger stats` must agree: every mail posted, none pending or failed.
-async fn check_ledger(bin: &Path, config: &Path, expected: usize, failures: &mut Vec<String>) {
+pub async fn check_ledger(bin: &Path, config: &Path, expected: usize, failures: &mut Vec<String>) {
     let mut cmd = std::process::Command::new(bin);
     cmd.arg("--config")
         .arg(config)
@@ -478,7 +489,7 @@ fn unix_ms(stamp: &str) -> Option<u64> {
     u64::try_from(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms).ok()
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
