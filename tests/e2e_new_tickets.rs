@@ -638,3 +638,51 @@ async fn an_expired_token_sends_the_mail_to_the_fallback_whole() {
     assert!(again.status.success());
     assert_eq!(w.api.uploads().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_refused_while_replies_pass_gives_up_into_the_fallback_but_an_outage_does_not() {
+    let w = World::start().await;
+    w.api.add_ticket(1, CUSTOMER);
+    w.append(&plain_mail(
+        CUSTOMER,
+        8,
+        "A ticket the API will not open",
+        None,
+    ));
+    let config = w.config_with(
+        &[new_ticket_mailbox("")],
+        "",
+        "[delivery]\nmax_attempts = 2\n",
+    );
+
+    // Everything fails: nobody's failure is the mail's own, so nothing counts.
+    w.api.fail_next(1000, Fault::Status(503));
+    for n in 1..=4 {
+        w.append(&reply(1, n, "during the outage"));
+        let out = once(&config, &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    }
+    assert_eq!(w.folder("Unmatched").len(), 0, "an outage gives nothing up");
+    assert!(w.api.posted(1).is_empty());
+
+    // The API works for replies but keeps refusing the create: those failures count.
+    w.api.clear_faults();
+    w.api
+        .fail_next_on(Endpoint::CreateTicket, 1000, Fault::Status(503));
+    let mut passes: u32 = 0;
+    while w.folder("Unmatched").is_empty() && passes < 8 {
+        passes += 1;
+        w.append(&reply(1, 10 + passes, "while the API works"));
+        once(&config, &[]).await;
+    }
+    assert_eq!(w.api.total_created(), 0);
+    assert_eq!(w.subjects("Unmatched"), ["A ticket the API will not open"]);
+    assert_eq!(w.api.posted(1).len(), 4 + passes as usize);
+    println!("given up after {passes} passes");
+    let out = ledger(&config, &["show", "<mail-8@customer.example>"]).await;
+    assert!(
+        out.1.contains("gave up after 2 failed attempts"),
+        "{}",
+        out.1
+    );
+}

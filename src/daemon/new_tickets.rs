@@ -8,7 +8,9 @@ use super::attachment_stream;
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
 use super::outcome::Outcome;
-use crate::ledger::{Attempt, Begun, EntryState, Finish, Ledger, LedgerError, Location, unix_now};
+use crate::ledger::{
+    Attempt, Begun, EntryState, Finish, Ledger, LedgerError, Location, unix_now, unix_now_ms,
+};
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
 use crate::mail::body::{Attachment, BodyType};
@@ -102,13 +104,20 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
             });
         }
     };
+    let mut counted_attempt = false;
     let (outcome, unknown) = match begun.entry.state {
         EntryState::Posted => (Outcome::Duplicate, false),
         EntryState::Failed => (
             Outcome::Unmatched(begun.entry.reason.clone().unwrap_or_default()),
             false,
         ),
-        EntryState::Pending => create(bridge, &mail, &begun, &settings.ticket_queue_id).await,
+        EntryState::Pending => {
+            let tried_ms = unix_now_ms();
+            let (outcome, unknown) = create(bridge, &mail, &begun, &settings.ticket_queue_id).await;
+            let (outcome, counted) = within_limits(bridge, &begun, tried_ms, outcome);
+            counted_attempt = counted;
+            (outcome, unknown)
+        }
     };
     let record = match &outcome {
         Outcome::NewTicket { ticket } => Some(Finish::Posted {
@@ -125,7 +134,7 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         }
         Outcome::Deferred(_) => Some(Finish::Deferred {
             id: mail.id.clone(),
-            counted: false,
+            counted: counted_attempt,
             outcome_unknown: unknown,
         }),
         _ => None,
@@ -139,6 +148,38 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         });
     }
     outcome
+}
+
+/// The rule for replies holds for new tickets too: an API failure counts as an attempt
+/// only when another POST was accepted since this mail's previous try (the API works,
+/// this mail does not); after `max_attempts` such tries, or `max_age` after first seen,
+/// the mail goes to the fallback instead of waiting again. Whether it counted.
+fn within_limits(
+    bridge: &Bridge,
+    begun: &Begun,
+    tried_ms: u64,
+    outcome: Outcome,
+) -> (Outcome, bool) {
+    let Outcome::Deferred(
+        cause @ (DeferCause::ApiUnavailable { .. } | DeferCause::ReadBackFailed { .. }),
+    ) = outcome
+    else {
+        return (outcome, false);
+    };
+    let since = begun.previous_attempt_ms.unwrap_or(tried_ms);
+    let counted = matches!(cause, DeferCause::ApiUnavailable { .. })
+        && bridge.runtime.api().post_succeeded_after(since);
+    let limits = &bridge.config.delivery;
+    let attempts = begun.entry.attempts + u32::from(counted);
+    let age = begun.entry.age();
+    if attempts >= limits.max_attempts || age >= limits.max_age {
+        let outcome = Outcome::Unmatched(format!(
+            "not opened as a ticket: gave up after {attempts} failed attempts over {} (last: {cause})",
+            humantime::format_duration(Duration::from_secs(age.as_secs()))
+        ));
+        return (outcome, counted);
+    }
+    (Outcome::Deferred(cause), counted)
 }
 
 /// A mail this one answers that was not finished when this one was decided: posted since
@@ -205,7 +246,7 @@ async fn create(
         };
         let uploaded = {
             let _slot = bridge.api_slots.acquire().await;
-            bridge.api.upload(&upload_name(&a.name), body).await
+            bridge.api.upload(&upload_name(&a.name), body, a.size).await
         };
         match uploaded {
             Ok(token) => request.attachments.push(token),

@@ -204,11 +204,19 @@ impl ThuliumClient {
     }
 
     /// `POST temporary_files?filename=`; the token for `attachments` (kept 24 hours).
-    pub async fn upload(&self, filename: &str, body: reqwest::Body) -> Result<String, ApiError> {
+    /// `size` (decoded bytes) lengthens `thulium.timeout` for the transfer: a 20 MiB
+    /// file must not time out on every try over a slow link.
+    pub async fn upload(
+        &self,
+        filename: &str,
+        body: reqwest::Body,
+        size: u64,
+    ) -> Result<String, ApiError> {
         let query = [("filename", filename.to_string())];
         let payload = Payload {
             content_type: "application/octet-stream",
             body,
+            timeout: Some(self.timeout + Duration::from_secs(size / UPLOAD_FLOOR_BYTES_PER_S)),
         };
         let resp = self
             .send(Method::POST, "temporary_files", &query, Some(payload))
@@ -276,6 +284,9 @@ impl ThuliumClient {
             .header(ACCEPT, "application/json");
         if let Some(p) = payload {
             req = req.header(CONTENT_TYPE, p.content_type).body(p.body);
+            if let Some(t) = p.timeout {
+                req = req.timeout(t);
+            }
         }
         let started = Instant::now();
         let result = req.send().await;
@@ -320,13 +331,19 @@ impl ThuliumClient {
 struct Payload {
     content_type: &'static str,
     body: reqwest::Body,
+    /// In place of `thulium.timeout`.
+    timeout: Option<Duration>,
 }
+
+/// The slowest upload rate allowed for (1 Mbit/s): 20 MiB get 160 s beyond the timeout.
+const UPLOAD_FLOOR_BYTES_PER_S: u64 = 128 << 10;
 
 impl Payload {
     fn json(bytes: Vec<u8>) -> Payload {
         Payload {
             content_type: "application/json",
             body: bytes.into(),
+            timeout: None,
         }
     }
 }

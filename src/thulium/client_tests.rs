@@ -202,6 +202,24 @@ async fn no_answer_within_the_timeout_is_transient_and_maybe_sent() {
 }
 
 #[tokio::test]
+async fn an_upload_gets_time_for_its_size_beyond_the_timeout() {
+    let api = fake().await;
+    let c = client(&api.url(), &api, api.password(), Duration::from_millis(300));
+    let file = vec![7u8; 1000];
+    // 1 MiB announced: 8 s more than the 300 ms timeout, so 1 s of latency is fine.
+    api.fail_next(1, Fault::Latency(Duration::from_secs(1)));
+    let token = c.upload("scan.bin", file.clone().into(), 1 << 20).await;
+    assert!(token.is_ok(), "{token:?}");
+    // A small file gets no more than the timeout.
+    api.fail_next(1, Fault::Latency(Duration::from_secs(1)));
+    let token = c.upload("scan.bin", file.into(), 1000).await;
+    assert!(
+        matches!(token, Err(ApiError::Transient { sent: true, .. })),
+        "{token:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_closed_port_is_transient_and_not_sent() {
     let api = fake().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
