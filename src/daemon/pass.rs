@@ -160,6 +160,8 @@ impl Pass<'_> {
                     self.dispose(tally).await?;
                 }
                 let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
+                // Held until the batch is decided: big mails in many mailboxes take turns.
+                let reading = self.reading_permit(batch).await;
                 // One byte more than allowed tells a mail that grew past its announced size.
                 let mails = self.session.fetch(&uids, max.bytes() + 1).await?;
                 let mut outgoing = Vec::new();
@@ -237,6 +239,7 @@ impl Pass<'_> {
                         }),
                     }
                 }
+                drop(reading);
                 self.delivery.submit(outgoing).await;
                 for mail in new_tickets {
                     self.open_ticket(mail, tally).await;
@@ -244,6 +247,19 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The share of the process-wide reading budget a batch needs (all of it at most).
+    async fn reading_permit(
+        &self,
+        batch: &[MailMeta],
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let bytes: u64 = batch.iter().map(|m| u64::from(m.size.unwrap_or(0))).sum();
+        let kib = (bytes.div_ceil(1024) as u32).clamp(1, super::bridge::READING_BUDGET_KIB);
+        Arc::clone(&self.bridge.runtime.reading)
+            .acquire_many_owned(kib)
+            .await
+            .ok()
     }
 
     /// Opens a ticket from a mail (one at a time: they are few), claiming it first so a
