@@ -686,3 +686,55 @@ async fn a_create_refused_while_replies_pass_gives_up_into_the_fallback_but_an_o
         out.1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_shows_the_ticket_a_mailbox_would_open_with_its_attachments() {
+    let w = World::start().await;
+    let sales = MailboxOpts {
+        name: "sales".into(),
+        ..new_ticket_mailbox("")
+    };
+    let config = w.config_with(&[MailboxOpts::default(), sales], "", "");
+    let scan = binary(3_000, 5);
+    let eml = w.dir.path().join("new.eml");
+    std::fs::write(
+        &eml,
+        plain_mail(CUSTOMER, 9, "Printer jams again", Some(&scan)),
+    )
+    .expect("eml");
+    let explain = |args: &[&str]| {
+        let mut c = bin();
+        c.arg("--config")
+            .arg(&config)
+            .arg("explain")
+            .arg(&eml)
+            .args(args);
+        output(c)
+    };
+
+    let out = explain(&["--mailbox", "sales", "--json"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["action"], "new_ticket", "{json}");
+    assert_eq!(json["request"]["to"], HELPDESK);
+    assert_eq!(json["request"]["from"], CUSTOMER);
+    assert_eq!(json["request"]["subject"], "Printer jams again");
+    assert_eq!(
+        json["request"]["attachments"],
+        serde_json::json!([{"name": "scan-9.bin", "size": 3000}])
+    );
+
+    // The first mailbox by default: no new tickets there.
+    let out = explain(&["--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (json["action"].as_str(), json["disposition"].as_str()),
+        (Some("skip"), Some("unmatched")),
+        "{json}"
+    );
+
+    let out = explain(&["--mailbox", "nope"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nope"), "{}", text(&out));
+    assert!(w.api.requests().is_empty(), "explain is offline");
+}
