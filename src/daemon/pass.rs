@@ -14,7 +14,7 @@ use super::outcome::Outcome;
 use super::poison::{self, Read, Reading};
 use super::tally::{Deferrals, Handled, PassReport, Tally};
 use crate::config::{Disposition, MailboxConfig};
-use crate::imap::{ImapError, MailMeta, MailSession};
+use crate::imap::{ImapError, MailMeta, MailSession, RawMail};
 use crate::ledger::Location;
 use crate::mail::decide::Action;
 use std::sync::Arc;
@@ -164,81 +164,7 @@ impl Pass<'_> {
                 let reading = self.reading_permit(batch).await;
                 // One byte more than allowed tells a mail that grew past its announced size.
                 let mails = self.session.fetch(&uids, max.bytes() + 1).await?;
-                let mut outgoing = Vec::new();
-                let mut new_tickets = Vec::new();
-                for mail in mails {
-                    let place = Location {
-                        uid: mail.uid,
-                        ..self.place.clone()
-                    };
-                    let read = poison::read(
-                        self.bridge,
-                        &self.reading,
-                        place,
-                        mail.raw,
-                        mail.internal_date,
-                    )
-                    .await;
-                    let (decision, raw) = match read {
-                        Read::Decided(decision, raw) => (*decision, raw),
-                        Read::Poison {
-                            reason,
-                            quarantined,
-                        } => {
-                            let outcome = if quarantined {
-                                Outcome::Failed(reason)
-                            } else {
-                                Outcome::Deferred(DeferCause::SlowToRead { reason })
-                            };
-                            tally.record(Handled {
-                                uid: mail.uid,
-                                message_id: None,
-                                ticket: None,
-                                outcome,
-                                retry_at: Some(Instant::now() + poison::DECIDE_BUDGET * 6),
-                            });
-                            continue;
-                        }
-                    };
-                    match decision.action {
-                        Action::Post {
-                            ticket,
-                            request,
-                            matched_by,
-                        } => {
-                            tracing::debug!(uid = mail.uid, ticket, %matched_by, "ticket found");
-                            outgoing.push(Outgoing {
-                                uid: mail.uid,
-                                id: decision.id,
-                                from: decision.from,
-                                ticket,
-                                request,
-                                sent: decision.sent,
-                                references: decision.references,
-                                authentication: decision.authentication,
-                            });
-                        }
-                        Action::NewTicket {
-                            request,
-                            attachments,
-                        } => new_tickets.push(NewTicketMail {
-                            uid: mail.uid,
-                            id: decision.id,
-                            request,
-                            attachments,
-                            authentication: decision.authentication,
-                            references: decision.references,
-                            raw: Arc::new(raw),
-                        }),
-                        Action::Skip { kind, reason } => tally.record(Handled {
-                            uid: mail.uid,
-                            message_id: decision.id.message_id.as_deref(),
-                            ticket: None,
-                            outcome: Outcome::skipped(kind, reason),
-                            retry_at: None,
-                        }),
-                    }
-                }
+                let (outgoing, new_tickets) = self.sort(mails, tally).await;
                 drop(reading);
                 self.delivery.submit(outgoing).await;
                 for mail in new_tickets {
@@ -247,6 +173,91 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Reads and decides each fetched mail: replies to post, mails to open as tickets;
+    /// skipped and unreadable mails go straight to the tally.
+    async fn sort(
+        &self,
+        mails: Vec<RawMail>,
+        tally: &mut Tally<'_>,
+    ) -> (Vec<Outgoing>, Vec<NewTicketMail>) {
+        let mut outgoing = Vec::new();
+        let mut new_tickets = Vec::new();
+        for mail in mails {
+            let place = Location {
+                uid: mail.uid,
+                ..self.place.clone()
+            };
+            let read = poison::read(
+                self.bridge,
+                &self.reading,
+                place,
+                mail.raw,
+                mail.internal_date,
+            )
+            .await;
+            let (decision, raw) = match read {
+                Read::Decided(decision, raw) => (*decision, raw),
+                Read::Poison {
+                    reason,
+                    quarantined,
+                } => {
+                    let outcome = if quarantined {
+                        Outcome::Failed(reason)
+                    } else {
+                        Outcome::Deferred(DeferCause::SlowToRead { reason })
+                    };
+                    tally.record(Handled {
+                        uid: mail.uid,
+                        message_id: None,
+                        ticket: None,
+                        outcome,
+                        retry_at: Some(Instant::now() + poison::DECIDE_BUDGET * 6),
+                    });
+                    continue;
+                }
+            };
+            match decision.action {
+                Action::Post {
+                    ticket,
+                    request,
+                    matched_by,
+                } => {
+                    tracing::debug!(uid = mail.uid, ticket, %matched_by, "ticket found");
+                    outgoing.push(Outgoing {
+                        uid: mail.uid,
+                        id: decision.id,
+                        from: decision.from,
+                        ticket,
+                        request,
+                        sent: decision.sent,
+                        references: decision.references,
+                        authentication: decision.authentication,
+                    });
+                }
+                Action::NewTicket {
+                    request,
+                    attachments,
+                } => new_tickets.push(NewTicketMail {
+                    uid: mail.uid,
+                    id: decision.id,
+                    request,
+                    attachments,
+                    authentication: decision.authentication,
+                    references: decision.references,
+                    raw: Arc::new(raw),
+                }),
+                Action::Skip { kind, reason } => tally.record(Handled {
+                    uid: mail.uid,
+                    message_id: decision.id.message_id.as_deref(),
+                    ticket: None,
+                    outcome: Outcome::skipped(kind, reason),
+                    retry_at: None,
+                }),
+            }
+        }
+        (outgoing, new_tickets)
     }
 
     /// The share of the process-wide reading budget a batch needs (all of it at most).

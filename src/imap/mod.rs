@@ -15,4 +15,4 @@ pub(crate) mod utf7;
 
 pub use connect::{CHECK_GREETING, DAEMON_GREETING, Login, connect};
 pub use error::ImapError;
-pub use session::{IdleEnd, MailMeta, MailSession};
+pub use session::{IdleEnd, MailMeta, MailSession, RawMail};
