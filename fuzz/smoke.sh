@@ -11,7 +11,7 @@
 # plenty for a smoke run. Real runs use the default (fuzz/README.md).
 #
 # Installs cargo-fuzz (from crates.io) when it is missing. Needs the nightly
-# toolchain (libFuzzer and the sanitizers do); says so clearly when it is absent.
+# toolchain, or the stable one with RUSTC_BOOTSTRAP=1 where there is no nightly.
 # Seeds each target from a small fixed sample: the demo mails plus every 40th raw
 # mail of ../shared/corpus up to 64 KB (about 30 files), in a temp dir, so that
 # fuzz/corpus (a long run's corpus) is neither needed nor touched.
@@ -21,9 +21,15 @@ cd "$here"
 seconds=${FUZZ_SECONDS:-5}
 read -r -a flags <<<"${FUZZ_FLAGS:---dev -s none}"
 
-if ! rustup run nightly rustc --version >/dev/null 2>&1; then
-  echo "fuzz/smoke.sh: the nightly toolchain is missing (rustup toolchain install nightly); cargo-fuzz needs it" >&2
-  exit 1
+# cargo-fuzz passes -Z flags: nightly when the machine has it, else the one stable
+# toolchain told to accept them (RUSTC_BOOTSTRAP=1), as a machine may have no other.
+toolchain=${FUZZ_TOOLCHAIN:-nightly}
+if ! rustup run "$toolchain" rustc --version >/dev/null 2>&1; then
+  toolchain=stable
+fi
+if [[ $toolchain != nightly ]]; then
+  echo "fuzz/smoke.sh: no nightly toolchain; using $toolchain with RUSTC_BOOTSTRAP=1"
+  export RUSTC_BOOTSTRAP=1
 fi
 if ! cargo fuzz --help >/dev/null 2>&1; then
   echo "== installing cargo-fuzz (cargo install cargo-fuzz --locked)"
@@ -46,14 +52,14 @@ else
 fi
 echo "fuzz/smoke.sh: $(ls "$seeds" | wc -l) seed files"
 
-echo "== cargo +nightly fuzz build ${flags[*]}"
-cargo +nightly fuzz build "${flags[@]}"
-for target in $(cargo +nightly fuzz list); do
+echo "== cargo +$toolchain fuzz build ${flags[*]}"
+cargo "+$toolchain" fuzz build "${flags[@]}"
+for target in $(cargo "+$toolchain" fuzz list); do
   echo "== fuzzing $target for ${seconds}s"
   mkdir "$tmp/$target"
   cp "$seeds"/* "$tmp/$target"/
   # -timeout is a hang guard for an unoptimized build on a busy machine, not a speed target.
-  if ! cargo +nightly fuzz run "${flags[@]}" "$target" "$tmp/$target" -- \
+  if ! cargo "+$toolchain" fuzz run "${flags[@]}" "$target" "$tmp/$target" -- \
     -dict=decide.dict -max_len=131072 -rss_limit_mb=2048 -timeout=20 \
     -max_total_time="$seconds" -print_final_stats=1 >"$tmp/$target.log" 2>&1; then
     cat "$tmp/$target.log"
