@@ -153,6 +153,42 @@ fn silent_port() -> (u16, std::thread::JoinHandle<()>) {
     (port, keeper)
 }
 
+/// A server that offers STARTTLS, says yes to it, and then goes on in plain text, as a
+/// middlebox that strips STARTTLS does.
+fn starttls_then_plain_port() -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut out) = stream else { return };
+            let Ok(reader) = out.try_clone() else { return };
+            let _ = out.write_all(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n");
+            let mut reader = BufReader::new(reader);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let tag = line.split(' ').next().unwrap_or("*").to_string();
+                let command = line.to_ascii_uppercase();
+                line.clear();
+                if command.contains("STARTTLS") {
+                    let _ = out.write_all(format!("{tag} OK Begin TLS now\r\n").as_bytes());
+                    // The client's hello, answered in plain text.
+                    let mut hello = [0u8; 512];
+                    let _ = reader.read(&mut hello);
+                    let _ = out.write_all(b"* BAD still plain text\r\n");
+                    let _ = reader.read(&mut hello);
+                    break;
+                }
+                let answer = format!("* CAPABILITY IMAP4rev1 STARTTLS\r\n{tag} OK done\r\n");
+                if out.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (port, server)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_common_mistake_gets_a_hint_that_names_the_fix() {
     let w = World::start().await;
@@ -162,6 +198,7 @@ async fn every_common_mistake_gets_a_hint_that_names_the_fix() {
     idp.add_client(APP, Some(APP_SECRET));
     let (plain, tls) = (w.dovecot.plain_port(), w.dovecot.tls_port());
     let (silent, _keeper) = silent_port();
+    let (stripping, _server) = starttls_then_plain_port();
     let refused = free_port();
     let write = |name: &str, text: &str| {
         let path = w.dir.path().join(name);
@@ -244,6 +281,16 @@ async fn every_common_mistake_gets_a_hint_that_names_the_fix() {
             "tls = \"tls\" on the STARTTLS port",
             config(&w, "tls-on-plain", &dovecot_mailbox(&w, plain, "tls", "")),
             &["speaks plain IMAP", "set tls = \"starttls\""],
+            1,
+        ),
+        Row::new(
+            "a server that accepts STARTTLS and goes on in plain text",
+            config(
+                &w,
+                "starttls-stripped",
+                &dovecot_mailbox(&w, stripping, "starttls", ""),
+            ),
+            &["accepted STARTTLS", "did not then speak TLS"],
             1,
         ),
         Row::new(

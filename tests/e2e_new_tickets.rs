@@ -681,7 +681,8 @@ async fn a_create_refused_while_replies_pass_gives_up_into_the_fallback_but_an_o
     println!("given up after {passes} passes");
     let out = ledger(&config, &["show", "<mail-8@customer.example>"]).await;
     assert!(
-        out.1.contains("gave up after 2 failed attempts"),
+        out.1.contains("gave up after 2 failed attempts")
+            && out.1.contains("read back: none of them opened one"),
         "{}",
         out.1
     );

@@ -114,8 +114,7 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         EntryState::Pending => {
             let tried_ms = unix_now_ms();
             let (outcome, unknown) = create(bridge, &mail, &begun, &settings.ticket_queue_id).await;
-            let (outcome, counted) = within_limits(bridge, &begun, tried_ms, outcome);
-            counted_attempt = counted;
+            counted_attempt = counts(bridge, &begun, tried_ms, &outcome);
             (outcome, unknown)
         }
     };
@@ -152,34 +151,32 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
 
 /// The rule for replies holds for new tickets too: an API failure counts as an attempt
 /// only when another POST was accepted since this mail's previous try (the API works,
-/// this mail does not); after `max_attempts` such tries, or `max_age` after first seen,
-/// the mail goes to the fallback instead of waiting again. Whether it counted.
-fn within_limits(
-    bridge: &Bridge,
-    begun: &Begun,
-    tried_ms: u64,
-    outcome: Outcome,
-) -> (Outcome, bool) {
-    let Outcome::Deferred(
-        cause @ (DeferCause::ApiUnavailable { .. } | DeferCause::ReadBackFailed { .. }),
-    ) = outcome
-    else {
-        return (outcome, false);
-    };
+/// this mail does not).
+fn counts(bridge: &Bridge, begun: &Begun, tried_ms: u64, outcome: &Outcome) -> bool {
     let since = begun.previous_attempt_ms.unwrap_or(tried_ms);
-    let counted = matches!(cause, DeferCause::ApiUnavailable { .. })
-        && bridge.runtime.api().post_succeeded_after(since);
+    matches!(
+        outcome,
+        Outcome::Deferred(DeferCause::ApiUnavailable { .. })
+    ) && bridge.runtime.api().post_succeeded_after(since)
+}
+
+/// After `max_attempts` counted tries, or `max_age` after first seen, the mail goes to the
+/// fallback instead of being tried again. Asked only once an earlier try is known not to
+/// have opened a ticket (read back), so giving up never hides a ticket that exists.
+fn exhausted(bridge: &Bridge, begun: &Begun) -> Option<String> {
     let limits = &bridge.config.delivery;
-    let attempts = begun.entry.attempts + u32::from(counted);
-    let age = begun.entry.age();
-    if attempts >= limits.max_attempts || age >= limits.max_age {
-        let outcome = Outcome::Unmatched(format!(
-            "not opened as a ticket: gave up after {attempts} failed attempts over {} (last: {cause})",
-            humantime::format_duration(Duration::from_secs(age.as_secs()))
-        ));
-        return (outcome, counted);
-    }
-    (Outcome::Deferred(cause), counted)
+    let (attempts, age) = (begun.entry.attempts, begun.entry.age());
+    (attempts >= limits.max_attempts || age >= limits.max_age).then(|| {
+        format!(
+            "not opened as a ticket: gave up after {attempts} failed attempts over {}{}",
+            humantime::format_duration(Duration::from_secs(age.as_secs())),
+            if begun.outcome_unknown {
+                " (read back: none of them opened one)"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 /// A mail this one answers that was not finished when this one was decided: posted since
@@ -229,6 +226,9 @@ async fn create(
             Ok(None) => {}
             Err(cause) => return (Outcome::Deferred(cause), true),
         }
+    }
+    if let Some(reason) = exhausted(bridge, begun) {
+        return (Outcome::Unmatched(reason), false);
     }
     if let Some((status, pause)) = bridge.credentials_paused() {
         return (

@@ -162,6 +162,7 @@ async fn start_tls(
                 port: mb.port(),
                 ca_file: mb.ca_file.as_deref(),
                 pin: mb.tls_fingerprint,
+                starttls: mb.tls == TlsMode::Starttls,
             };
             tls_err(
                 tls_failure::explain(&e, presented.as_ref(), &trusted),

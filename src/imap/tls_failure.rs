@@ -14,6 +14,9 @@ pub(super) struct Trusted<'a> {
     pub port: u16,
     pub ca_file: Option<&'a Path>,
     pub pin: Option<Fingerprint>,
+    /// After STARTTLS the port is right: plain text then is the server's (or a
+    /// middlebox's) doing, not a wrong mode.
+    pub starttls: bool,
 }
 
 /// The reason to print for a failed handshake; `presented` is the server's certificate
@@ -41,6 +44,10 @@ pub(super) fn explain(
                 }
             )
         }
+        (Some(rustls::Error::InvalidMessage(_)), _) if trusted.starttls => format!(
+            "the server accepted STARTTLS on port {} but did not then speak TLS (a broken server, or something in between that strips STARTTLS): check the server's TLS setup, or use its implicit-TLS port (usually 993) with tls = \"tls\"",
+            trusted.port
+        ),
         (Some(rustls::Error::InvalidMessage(_)), _) => format!(
             "the server did not answer in TLS: port {} speaks plain IMAP (a STARTTLS port, usually 143): set tls = \"starttls\", or use the implicit-TLS port (usually 993)",
             trusted.port

@@ -167,7 +167,9 @@ impl ThuliumClient {
     /// A body read with a cap; past it, the answer counts as broken (transient).
     async fn read(&self, resp: Response, cap: usize, path: &str) -> Result<Vec<u8>, ApiError> {
         read_capped(resp, cap).await.map_err(|e| match e {
-            ReadError::Transport(e) => self.transport_error(&format!("GET {path}"), e),
+            ReadError::Transport(e) => {
+                self.transport_error(&format!("GET {path}"), e, self.timeout)
+            }
             e @ ReadError::TooLarge { .. } => ApiError::Transient {
                 reason: format!("GET {path}: {e}"),
                 retry_after: None,
@@ -216,7 +218,10 @@ impl ThuliumClient {
         let payload = Payload {
             content_type: "application/octet-stream",
             body,
-            timeout: Some(self.timeout + Duration::from_secs(size / UPLOAD_FLOOR_BYTES_PER_S)),
+            timeout: Some(
+                self.timeout
+                    + Duration::from_millis(size.saturating_mul(1000) / UPLOAD_FLOOR_BYTES_PER_S),
+            ),
         };
         let resp = self
             .send(Method::POST, "temporary_files", &query, Some(payload))
@@ -282,10 +287,12 @@ impl ThuliumClient {
             .request(method.clone(), url)
             .header(AUTHORIZATION, self.auth.clone())
             .header(ACCEPT, "application/json");
+        let mut timeout = self.timeout;
         if let Some(p) = payload {
             req = req.header(CONTENT_TYPE, p.content_type).body(p.body);
             if let Some(t) = p.timeout {
                 req = req.timeout(t);
+                timeout = t;
             }
         }
         let started = Instant::now();
@@ -301,7 +308,7 @@ impl ThuliumClient {
                 Ok(resp)
             }
             Err(e) => {
-                let err = self.transport_error(&format!("{method} {path}"), e);
+                let err = self.transport_error(&format!("{method} {path}"), e, timeout);
                 tracing::debug!(%method, path, elapsed_ms, error = %err, "Thulium API request failed");
                 Err(err)
             }
@@ -309,12 +316,13 @@ impl ThuliumClient {
     }
 
     /// Connect errors never reached the server; anything later may have.
-    fn transport_error(&self, what: &str, e: reqwest::Error) -> ApiError {
+    /// `timeout` is the one the request had (an upload gets more than `thulium.timeout`).
+    fn transport_error(&self, what: &str, e: reqwest::Error, timeout: Duration) -> ApiError {
         let sent = !(e.is_connect() || e.is_builder());
         let reason = if e.is_timeout() && sent {
             format!(
                 "{what}: no answer within {}",
-                humantime::format_duration(self.timeout)
+                humantime::format_duration(timeout)
             )
         } else {
             format!("{what}: {}", error_chain(e))

@@ -212,11 +212,19 @@ async fn an_upload_gets_time_for_its_size_beyond_the_timeout() {
     assert!(token.is_ok(), "{token:?}");
     // A small file gets no more than the timeout.
     api.fail_next(1, Fault::Latency(Duration::from_secs(1)));
-    let token = c.upload("scan.bin", file.into(), 1000).await;
+    let token = c.upload("scan.bin", file.clone().into(), 1000).await;
     assert!(
         matches!(token, Err(ApiError::Transient { sent: true, .. })),
         "{token:?}"
     );
+    // The error names the time the upload had: 300 ms + 64 KiB at 128 KiB/s.
+    api.fail_next(1, Fault::Latency(Duration::from_secs(3)));
+    match c.upload("scan.bin", file.into(), 64 << 10).await {
+        Err(ApiError::Transient { reason, .. }) => {
+            assert!(reason.contains("no answer within 800ms"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
