@@ -215,7 +215,31 @@ async fn a_new_mail_becomes_one_ticket_with_its_two_attachments() {
 
 /// The answer to `POST tickets` is lost once: the next pass reads the list back and finds
 /// the ticket. `per_sender_per_hour = 1`: the retry must not count the mail against itself.
-async fn lost_create_answer(storage: BodyStorage) {
+/// Opens `count` tickets in the same queue from other customers, the way an agent's
+/// tool would: through `POST tickets`.
+async fn crowd_the_queue(w: &World, count: usize) {
+    let http = reqwest::Client::new();
+    for n in 0..count {
+        let answer = http
+            .post(format!("{}/tickets", w.api.url()))
+            .basic_auth(w.api.user(), Some(w.api.password()))
+            .json(&serde_json::json!({
+                "to": HELPDESK,
+                "from": format!("other{n}@elsewhere.example"),
+                "subject": format!("Other matter {n}"),
+                "body": "Something else entirely.",
+                "ticket_queue_id": 3,
+            }))
+            .send()
+            .await
+            .expect("the fake answers");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+}
+
+/// The create's answer is lost; `crowd` other tickets open in the queue before the
+/// next pass reads back.
+async fn lost_create_answer(storage: BodyStorage, crowd: usize) {
     let w = World::start().await;
     w.api.set_body_storage(storage);
     let scan = binary(50_000, 3);
@@ -232,17 +256,18 @@ async fn lost_create_answer(storage: BodyStorage) {
         "outcome unknown: the mail waits\n{}",
         text(&first)
     );
+    crowd_the_queue(&w, crowd).await;
     let second = once(&config, &[]).await;
     assert!(second.status.success(), "{}", text(&second));
 
-    assert_eq!(
-        w.api.total_created(),
-        1,
-        "{}\n{}",
-        text(&first),
-        text(&second)
-    );
-    let t = &w.api.created_tickets()[0];
+    let ours: Vec<_> = w
+        .api
+        .created_tickets()
+        .into_iter()
+        .filter(|t| t.from.as_deref() == Some(CUSTOMER))
+        .collect();
+    assert_eq!(ours.len(), 1, "{}\n{}", text(&first), text(&second));
+    let t = &ours[0];
     let files = w.api.ticket_files(t.ticket);
     assert_eq!(files.len(), 1);
     assert!(files[0].bytes == scan);
@@ -256,15 +281,18 @@ async fn lost_create_answer(storage: BodyStorage) {
         .collect();
     assert_eq!(
         lists.len(),
-        1,
-        "one list read back: {lists:?}\n{}",
+        crowd / 100 + 1,
+        "a page of 100 per list read back: {lists:?}\n{}",
         text(&second)
     );
-    assert!(
-        lists[0].contains("create_date_from=") && lists[0].contains("ticket_queue_id=3"),
-        "{}",
-        lists[0]
-    );
+    for (page, list) in lists.iter().enumerate() {
+        assert!(
+            list.contains("create_date_from=")
+                && list.contains("ticket_queue_id=3")
+                && list.contains(&format!("offset={}", page * 100)),
+            "{list}"
+        );
+    }
     assert_eq!(w.folder("Processed").len(), 1, "{}", text(&second));
     assert!(w.folder("INBOX").is_empty());
     assert!(w.folder("Unmatched").is_empty(), "{}", text(&second));
@@ -274,12 +302,17 @@ async fn lost_create_answer(storage: BodyStorage) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_to_the_create_still_makes_one_ticket() {
-    lost_create_answer(BodyStorage::AsSent).await
+    lost_create_answer(BodyStorage::AsSent, 0).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_create_is_read_back_past_the_first_page_of_a_busy_queue() {
+    lost_create_answer(BodyStorage::AsSent, 150).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_to_the_create_is_read_back_when_the_body_is_re_rendered() {
-    lost_create_answer(BodyStorage::RenderedHtml).await
+    lost_create_answer(BodyStorage::RenderedHtml, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

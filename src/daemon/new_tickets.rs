@@ -14,9 +14,9 @@ use crate::ledger::{
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
 use crate::mail::body::{Attachment, BodyType};
-use crate::thulium::ApiError;
 use crate::thulium::new_ticket::NewTicketRequest;
 use crate::thulium::read_back;
+use crate::thulium::{ApiError, TICKET_PAGE, Ticket};
 use chrono::TimeZone;
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,13 +336,43 @@ async fn find_created(
         .earliest()
         .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default();
-    let listed = {
-        let _slot = bridge.read_slots.acquire().await;
-        bridge
-            .api
-            .find_tickets(&from, queue)
-            .await
-            .map_err(failed)?
+    for page in 0..READ_BACK_PAGES {
+        let listed = {
+            let _slot = bridge.read_slots.acquire().await;
+            bridge
+                .api
+                .find_tickets(&from, queue, page * TICKET_PAGE)
+                .await
+                .map_err(failed)?
+        };
+        let full = listed.len() >= TICKET_PAGE;
+        if let Some(id) = created_among(bridge, mail, listed).await? {
+            return Ok(Some(id));
+        }
+        if !full {
+            return Ok(None);
+        }
+    }
+    Err(DeferCause::ReadBackFailed {
+        reason: format!(
+            "more than {} tickets were opened since {from}; cannot tell whether one is this mail's",
+            READ_BACK_PAGES * TICKET_PAGE
+        ),
+    })
+}
+
+/// Pages of `GET tickets` read back at most: past them, whether a ticket was opened is
+/// unknown (and the mail waits) rather than guessed.
+const READ_BACK_PAGES: usize = 20;
+
+/// The ticket among `listed` that this mail opened, if any.
+async fn created_among(
+    bridge: &Arc<Bridge>,
+    mail: &NewTicketMail,
+    listed: Vec<Ticket>,
+) -> Result<Option<u64>, DeferCause> {
+    let failed = |e: ApiError| DeferCause::ReadBackFailed {
+        reason: e.to_string(),
     };
     let same =
         |a: Option<&str>, b: &str| a.is_some_and(|a| a.trim().eq_ignore_ascii_case(b.trim()));

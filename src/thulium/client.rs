@@ -241,15 +241,17 @@ impl ThuliumClient {
     }
 
     /// `GET tickets` created since `create_date_from` (`YYYY-MM-DD HH:MM`, the account's
-    /// zone), in one queue if given: the newest 100.
+    /// zone), in one queue if given: one page of [`TICKET_PAGE`] from `offset`.
     pub async fn find_tickets(
         &self,
         create_date_from: &str,
         ticket_queue_id: Option<u64>,
+        offset: usize,
     ) -> Result<Vec<Ticket>, ApiError> {
         let mut query = vec![
             ("create_date_from", create_date_from.to_string()),
-            ("limit", "100".to_string()),
+            ("limit", TICKET_PAGE.to_string()),
+            ("offset", offset.to_string()),
         ];
         if let Some(q) = ticket_queue_id {
             query.push(("ticket_queue_id", q.to_string()));
@@ -345,6 +347,9 @@ struct Payload {
 
 /// The slowest upload rate allowed for (1 Mbit/s): 20 MiB get 160 s beyond the timeout.
 const UPLOAD_FLOOR_BYTES_PER_S: u64 = 128 << 10;
+
+/// Tickets per page of `GET tickets`: the documented most.
+pub const TICKET_PAGE: usize = 100;
 
 impl Payload {
     fn json(bytes: Vec<u8>) -> Payload {

@@ -13,7 +13,7 @@ mod retry;
 mod ticket;
 
 pub use classify::classify;
-pub use client::ThuliumClient;
+pub use client::{TICKET_PAGE, ThuliumClient};
 pub use error::ApiError;
 pub(crate) use request::{body_hash, request_body};
 pub(crate) use retry::Backoff;
