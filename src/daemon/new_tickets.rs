@@ -35,6 +35,8 @@ pub struct NewTicketMail {
     pub references: Vec<String>,
     /// The mail as fetched: the attachments are streamed from it.
     pub raw: Arc<Vec<u8>>,
+    /// Its share of the process-wide reading budget, held while `raw` is.
+    pub reading: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Opens the ticket (or finds it opened before); what became of the mail.

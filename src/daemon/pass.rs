@@ -19,6 +19,7 @@ use crate::ledger::Location;
 use crate::mail::decide::Action;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 /// Candidates whose sizes are asked for in one command.
@@ -161,13 +162,23 @@ impl Pass<'_> {
                 }
                 let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
                 // Held until the batch is decided: big mails in many mailboxes take turns.
-                let reading = self.reading_permit(batch).await;
+                let Some(mut reading) = self.reading_permit(batch).await else {
+                    return Ok(());
+                };
                 // One byte more than allowed tells a mail that grew past its announced size.
                 let mails = self.session.fetch(&uids, max.bytes() + 1).await?;
-                let (outgoing, new_tickets) = self.sort(mails, tally).await;
+                let (outgoing, mut new_tickets) = self.sort(mails, tally).await;
+                // A new ticket's mail stays in memory while its attachments upload.
+                for mail in &mut new_tickets {
+                    let kib = kib(mail.raw.len() as u64).min(reading.num_permits() as u32);
+                    mail.reading = reading.split(kib as usize);
+                }
                 drop(reading);
                 self.delivery.submit(outgoing).await;
                 for mail in new_tickets {
+                    if self.stop.is_cancelled() {
+                        return Ok(());
+                    }
                     self.open_ticket(mail, tally).await;
                 }
             }
@@ -247,6 +258,7 @@ impl Pass<'_> {
                     authentication: decision.authentication,
                     references: decision.references,
                     raw: Arc::new(raw),
+                    reading: None,
                 }),
                 Action::Skip { kind, reason } => tally.record(Handled {
                     uid: mail.uid,
@@ -260,17 +272,15 @@ impl Pass<'_> {
         (outgoing, new_tickets)
     }
 
-    /// The share of the process-wide reading budget a batch needs (all of it at most).
-    async fn reading_permit(
-        &self,
-        batch: &[MailMeta],
-    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    /// The share of the process-wide reading budget a batch needs (all of it at most);
+    /// none when the pass stops while waiting for it.
+    async fn reading_permit(&self, batch: &[MailMeta]) -> Option<OwnedSemaphorePermit> {
         let bytes: u64 = batch.iter().map(|m| u64::from(m.size.unwrap_or(0))).sum();
-        let kib = (bytes.div_ceil(1024) as u32).clamp(1, super::bridge::READING_BUDGET_KIB);
-        Arc::clone(&self.bridge.runtime.reading)
-            .acquire_many_owned(kib)
-            .await
-            .ok()
+        let wanted = Arc::clone(&self.bridge.runtime.reading).acquire_many_owned(kib(bytes));
+        tokio::select! {
+            permit = wanted => permit.ok().filter(|_| !self.stop.is_cancelled()),
+            _ = self.stop.cancelled() => None,
+        }
     }
 
     /// Opens a ticket from a mail (one at a time: they are few), claiming it first so a
@@ -338,6 +348,12 @@ fn record(done: Vec<Finished>, tally: &mut Tally<'_>) {
 }
 
 /// Splits the candidates into download batches bounded by count and bytes.
+/// Bytes as units of the reading budget: KiB, at least one, all of it at most.
+fn kib(bytes: u64) -> u32 {
+    (bytes.div_ceil(1024).min(u64::from(u32::MAX)) as u32)
+        .clamp(1, super::bridge::READING_BUDGET_KIB)
+}
+
 fn batches(metas: &[MailMeta]) -> Vec<&[MailMeta]> {
     let mut out = Vec::new();
     let mut start = 0;
