@@ -5,10 +5,11 @@
 # targets with their verdicts, and one JSON line per scenario. Exits 1 when a check
 # (exactly once, per-ticket order, every mail disposed, the ledger) fails.
 #
-#   scripts/bench.sh                            # all scenarios (a, b, c, d, e), ~2 minutes
+#   scripts/bench.sh                            # all scenarios (a, b, c, d, e, f), ~2 minutes
 #   scripts/bench.sh --scenario e               # memory of a new ticket with a 20 MiB attachment
+#   scripts/bench.sh --scenario f               # memory of 8 mailboxes x one 24 MiB reply at once
 #   scripts/bench.sh --scenario a --scenario d  # some of them
-#   scripts/bench.sh --smoke                    # N = 200 and 5 mails in IDLE, seconds
+#   scripts/bench.sh --smoke                    # N = 200, 5 mails in IDLE, small attachments; seconds
 #
 # Runs as root (Dovecot runs as root in a sandbox, as in the tests). Other work on the
 # machine shows in the figures: the table notes the load average at each start.

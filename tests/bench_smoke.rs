@@ -1,7 +1,8 @@
 //! A small run of the end-to-end benchmark (`scripts/bench.sh --smoke`), so it cannot
-//! rot: 200 replies through `once`, 5 through `run` in IDLE and one new ticket with a
-//! 64 KiB attachment, each checked by the driver itself (posted exactly once, per-ticket
-//! order, disposed, the ledger agreeing; the file arriving unchanged).
+//! rot: 200 replies through `once`, 5 through `run` in IDLE, one new ticket with a
+//! 64 KiB attachment and one reply with a 256 KiB attachment in each of 2 mailboxes,
+//! each checked by the driver itself (posted exactly once, per-ticket order, disposed,
+//! the ledger agreeing; the file arriving unchanged).
 //! Figures are printed, never asserted: performance is the benchmark's business.
 
 use std::path::Path;
@@ -79,4 +80,11 @@ fn the_benchmark_driver_posts_every_mail_exactly_once() {
         upload["peak_rss_mib"].as_f64().is_some_and(|v| v > 0.0),
         "{upload}"
     );
+    let big = scenario("smoke-big");
+    assert_eq!(
+        (big["mailboxes"].as_u64(), big["posted"].as_u64()),
+        (Some(2), Some(2)),
+        "{big}"
+    );
+    assert_eq!(big["ok"], true, "{big}");
 }

@@ -10,12 +10,17 @@
 //!
 //! Scenario `e` opens one new ticket from a mail with a 20 MiB attachment and reports
 //! the bridge's memory while uploading it (`e-small`, 64 KiB, is its baseline).
+//! Scenario `f` puts one reply of about 24 MiB in each of 8 mailboxes and reports the
+//! bridge's peak RSS while `once` works on all of them at once: the figure behind the
+//! systemd unit's `MemoryMax=` (the process-wide reading budget keeps it from growing
+//! with the number of mailboxes).
 //!
 //! `--work DIR` keeps each scenario's config, ledger and bridge log in `DIR/<scenario>`;
 //! `BENCH_DEBUG=1` prints, for the IDLE scenario, every mail's arrival, the bridge's
 //! wake-up, Dovecot's announcement in the mirror mailbox and the post;
 //! `BENCH_WRAP="perf record -g -o FILE --"` runs the bridge under a profiler.
 
+mod big_replies;
 mod ceiling;
 mod child;
 mod cpu;
@@ -41,9 +46,9 @@ struct Cli {
     /// Where configs, ledgers and logs go (default: a temp dir, removed at the end).
     #[arg(long)]
     work: Option<PathBuf>,
-    /// Scenarios to run: a, b, c, d, e (repeatable; default all). `e` also runs its
+    /// Scenarios to run: a, b, c, d, e, f (repeatable; default all). `e` also runs its
     /// baseline `e-small`.
-    #[arg(long = "scenario", value_parser = ["a", "b", "c", "d", "e"])]
+    #[arg(long = "scenario", value_parser = ["a", "b", "c", "d", "e", "f"])]
     scenarios: Vec<String>,
     /// A small, fast run of the same code (N = 200, and 5 mails in IDLE): for the tests.
     #[arg(long)]
@@ -168,6 +173,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         idle_gap: None,
         ceiling_for: Duration::from_secs(2),
         attachment: None,
+        big_replies: None,
     };
     let idle = |name: &str, n: usize, gap_ms: u64| Params {
         name: name.into(),
@@ -178,6 +184,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         idle_gap: Some(Duration::from_millis(gap_ms)),
         ceiling_for: Duration::from_secs(2),
         attachment: None,
+        big_replies: None,
     };
     let upload = |name: &str, bytes: usize| Params {
         name: name.into(),
@@ -188,6 +195,18 @@ fn plan(cli: &Cli) -> Vec<Params> {
         idle_gap: None,
         ceiling_for: Duration::ZERO,
         attachment: Some(bytes),
+        big_replies: None,
+    };
+    let big = |name: &str, mailboxes: usize, bytes: usize| Params {
+        name: name.into(),
+        n: mailboxes,
+        tickets: mailboxes,
+        latency_ms: 0,
+        concurrency: cli.concurrency,
+        idle_gap: None,
+        ceiling_for: Duration::ZERO,
+        attachment: None,
+        big_replies: Some(bytes),
     };
     if cli.smoke {
         let quick = |mut p: Params| {
@@ -198,6 +217,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
             quick(once("smoke", 200, 40, 0, cli.concurrency)),
             quick(idle("smoke-idle", 5, 50)),
             upload("smoke-upload", 64 << 10),
+            big("smoke-big", 2, 256 << 10),
         ];
     }
     let wanted = |s: &str| cli.scenarios.is_empty() || cli.scenarios.iter().any(|w| w == s);
@@ -217,6 +237,9 @@ fn plan(cli: &Cli) -> Vec<Params> {
     if wanted("e") {
         plan.push(upload("e-small", 64 << 10));
         plan.push(upload("e", 20 << 20));
+    }
+    if wanted("f") {
+        plan.push(big("f", 8, big_replies::ATTACHMENT));
     }
     plan
 }
@@ -307,6 +330,22 @@ fn print_table(outcomes: &[Outcome]) {
                         format!("at most {:.1} MiB resident", mib(k))
                     }),
                 m.samples,
+            );
+        }
+    }
+    for o in outcomes {
+        if let Some(b) = &o.big {
+            println!(
+                "{}: {} mailboxes, one {:.1} MiB reply each (a {:.1} MiB attachment), read by one `once`: \
+                 peak RSS {:.1} MiB in {:.2} s, {} of {} posted.",
+                o.params.name,
+                o.params.n,
+                b.mail_bytes as f64 / 1048576.0,
+                b.attachment_bytes as f64 / 1048576.0,
+                o.usage.peak_rss_mib(),
+                o.wall.as_secs_f64(),
+                o.posted,
+                o.params.n,
             );
         }
     }
@@ -410,8 +449,16 @@ fn print_targets(outcomes: &[Outcome]) {
             e.failures.is_empty(),
         ));
     }
+    if let Some(f) = get("f") {
+        let rss = f.usage.peak_rss_mib();
+        rows.push((
+            format!("(f) peak RSS, {} x 24 MiB replies, < 512 MiB", f.params.n),
+            format!("{rss:.1} MiB, checks {}", verdict_checks(f)),
+            rss < 512.0 && f.failures.is_empty(),
+        ));
+    }
     for o in outcomes {
-        if o.params.attachment.is_some() {
+        if o.params.attachment.is_some() || o.params.big_replies.is_some() {
             continue;
         }
         // What the scenario's target asks of the API: 2000/s, or 90% of concurrency/latency.
@@ -523,6 +570,11 @@ fn json_line(o: &Outcome) -> String {
         v["rss_during_upload_mib"] = json!(m.rss_during_upload_kib.map(mib));
         v["peak_before_upload_mib"] = json!(mib(m.hwm_before_upload_kib));
         v["rss_before_upload_mib"] = json!(mib(m.rss_before_upload_kib));
+    }
+    if let Some(b) = &o.big {
+        v["mailboxes"] = json!(p.n);
+        v["attachment_bytes"] = json!(b.attachment_bytes);
+        v["mail_bytes"] = json!(b.mail_bytes);
     }
     if !o.failures.is_empty() {
         v["failures"] = json!(o.failures);

@@ -113,7 +113,11 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     if std::env::var_os("BENCH_DEBUG").is_some()
         && let Some(f) = files.first()
     {
-        print_timeline(&samples, f.started_unix_ms, f.at_unix_ms);
+        let marks = [
+            (f.started_unix_ms, "upload starts".to_string()),
+            (f.at_unix_ms, "upload stored".to_string()),
+        ];
+        print_timeline(&samples, &marks, 1024);
     }
     let memory = files
         .first()
@@ -140,11 +144,12 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
         api_ceiling_rps: 0.0,
         failures,
         memory,
+        big: None,
     })
 }
 
 /// Deterministic bytes that do not compress (xorshift), like a scan or a PDF.
-fn attachment(size: usize) -> Vec<u8> {
+pub fn attachment(size: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..size)
         .map(|_| {
@@ -222,20 +227,20 @@ dir = {state:?}
 
 /// One look at `/proc/<pid>/status`.
 #[derive(Clone, Copy, Debug)]
-struct Sample {
-    at_ms: u64,
-    rss_kib: u64,
-    hwm_kib: u64,
+pub struct Sample {
+    pub at_ms: u64,
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
 }
 
 /// Samples a process's memory every 2 ms until stopped or the process is gone.
-struct Sampler {
+pub struct Sampler {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<Sample>>,
 }
 
 impl Sampler {
-    fn start(pid: u32) -> Sampler {
+    pub fn start(pid: u32) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
@@ -267,27 +272,25 @@ impl Sampler {
         Sampler { stop, thread }
     }
 
-    fn stop(self) -> Vec<Sample> {
+    pub fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }
 }
 
-/// `BENCH_DEBUG=1`: resident memory over time, each change of 1 MiB or more, with the
-/// upload's start and end marked.
-fn print_timeline(samples: &[Sample], started_ms: u64, stored_ms: u64) {
+/// `BENCH_DEBUG=1`: resident memory over time, each change of `step_kib` or more, with
+/// the moments in `marks` (Unix ms, in order) shown where they fall.
+pub fn print_timeline(samples: &[Sample], marks: &[(u64, String)], step_kib: u64) {
     let Some(first) = samples.first() else {
         return;
     };
     let mut shown: Option<u64> = None;
-    let mut marks = [(started_ms, "upload starts"), (stored_ms, "upload stored")]
-        .into_iter()
-        .peekable();
+    let mut marks = marks.iter().peekable();
     for s in samples {
         while let Some((at, what)) = marks.next_if(|(at, _)| *at <= s.at_ms) {
             eprintln!("  +{:>5} ms  -- {what}", at.saturating_sub(first.at_ms));
         }
-        if shown.is_none_or(|r| r.abs_diff(s.rss_kib) >= 1024) {
+        if shown.is_none_or(|r| r.abs_diff(s.rss_kib) >= step_kib) {
             shown = Some(s.rss_kib);
             eprintln!(
                 "  +{:>5} ms  RSS {:>6.1} MiB  (peak so far {:.1} MiB)",

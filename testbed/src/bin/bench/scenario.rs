@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
+use crate::big_replies::{self, BigMails};
 use crate::child::{self, Usage};
 use crate::new_ticket::UploadMemory;
 use crate::{ceiling, cpu, mails, new_ticket, warm};
@@ -39,6 +40,9 @@ pub struct Params {
     /// `Some(bytes)`: one mail without a ticket number, with an attachment this large,
     /// becomes a new ticket ([`crate::new_ticket`]) instead of `n` replies.
     pub attachment: Option<usize>,
+    /// `Some(bytes)`: `n` mailboxes hold one reply each with an attachment this large
+    /// ([`crate::big_replies`]).
+    pub big_replies: Option<usize>,
 }
 
 /// What a scenario measured and whether its checks held.
@@ -66,6 +70,8 @@ pub struct Outcome {
     pub failures: Vec<String>,
     /// Memory around a new ticket's upload (new-ticket scenarios only).
     pub memory: Option<UploadMemory>,
+    /// The sizes of the big replies (scenario `f` only).
+    pub big: Option<BigMails>,
 }
 
 impl Outcome {
@@ -105,6 +111,9 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 pub async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Result<Outcome> {
     if params.attachment.is_some() {
         return new_ticket::run(&params, bridge_bin, work).await;
+    }
+    if params.big_replies.is_some() {
+        return big_replies::run(&params, bridge_bin, work).await;
     }
     let dir = work.join(&params.name);
     let _ = fs::remove_dir_all(&dir);
@@ -199,6 +208,7 @@ async fn run_once(
         api_ceiling_rps: 0.0,
         failures,
         memory: None,
+        big: None,
     })
 }
 
@@ -304,6 +314,7 @@ async fn run_idle(
         api_ceiling_rps: 0.0,
         failures,
         memory: None,
+        big: None,
     })
 }
 
@@ -419,7 +430,8 @@ fn check_folders(dovecot: &Dovecot, expected: usize, failures: &mut Vec<String>)
     }
 }
 
-fn count_mails(folder: &Path) -> usize {
+/// The mails in a maildir folder, not counting those marked `\Deleted`.
+pub fn count_mails(folder: &Path) -> usize {
     ["new", "cur"]
         .iter()
         .filter_map(|sub| fs::read_dir(folder.join(sub)).ok())
