@@ -428,6 +428,33 @@ async fn kill_during_create(fault: Fault, created_before_restart: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_stop_finishes_the_ticket_being_opened_and_leaves_the_next_for_the_next_start() {
+    let w = World::start().await;
+    w.append(&plain_mail(CUSTOMER, 12, "Printer jams", None));
+    w.append(&plain_mail("piotr@customer.example", 13, "Scanner too", None));
+    w.api.fail_next_on(
+        Endpoint::CreateTicket,
+        1,
+        Fault::Latency(Duration::from_secs(2)),
+    );
+    let config = w.config_with(&[new_ticket_mailbox("")], "timeout = \"30s\"", "");
+    let log = w.log_path();
+
+    let mut child = w.spawn_run(&config);
+    let at_the_api = eventually(WAIT, || w.api.pending_faults() == 0).await;
+    terminate_ok(&mut child, &log).await;
+    assert!(at_the_api, "never reached the create:\n{}", w.log());
+    assert_eq!(w.api.total_created(), 1, "the first one finished:\n{}", w.log());
+    assert_eq!(w.folder("Processed").len(), 1, "{}", w.log());
+    assert_eq!(w.folder("INBOX").len(), 1, "the second waits:\n{}", w.log());
+
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.total_created(), 2, "{}", text(&out));
+    assert!(w.folder("INBOX").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn kill_9_before_the_create_is_handled_opens_one_ticket() {
     // The API sits on the request for 20 s; the kill drops it unhandled.
     kill_during_create(Fault::Latency(Duration::from_secs(20)), 0).await
