@@ -431,7 +431,12 @@ async fn kill_during_create(fault: Fault, created_before_restart: usize) {
 async fn a_stop_finishes_the_ticket_being_opened_and_leaves_the_next_for_the_next_start() {
     let w = World::start().await;
     w.append(&plain_mail(CUSTOMER, 12, "Printer jams", None));
-    w.append(&plain_mail("piotr@customer.example", 13, "Scanner too", None));
+    w.append(&plain_mail(
+        "piotr@customer.example",
+        13,
+        "Scanner too",
+        None,
+    ));
     w.api.fail_next_on(
         Endpoint::CreateTicket,
         1,
@@ -444,7 +449,12 @@ async fn a_stop_finishes_the_ticket_being_opened_and_leaves_the_next_for_the_nex
     let at_the_api = eventually(WAIT, || w.api.pending_faults() == 0).await;
     terminate_ok(&mut child, &log).await;
     assert!(at_the_api, "never reached the create:\n{}", w.log());
-    assert_eq!(w.api.total_created(), 1, "the first one finished:\n{}", w.log());
+    assert_eq!(
+        w.api.total_created(),
+        1,
+        "the first one finished:\n{}",
+        w.log()
+    );
     assert_eq!(w.folder("Processed").len(), 1, "{}", w.log());
     assert_eq!(w.folder("INBOX").len(), 1, "the second waits:\n{}", w.log());
 
