@@ -17,7 +17,7 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
 use crate::scenario::{self, Outcome, Params};
-use crate::{mails, new_ticket, warm};
+use crate::{config_file, mails, new_ticket, warm};
 
 const PASSWORD: &str = "bench-imap-pw";
 const LIMIT: Duration = Duration::from_secs(300);
@@ -204,45 +204,12 @@ fn write_config(
     api: &FakeThulium,
     mailboxes: usize,
 ) -> Result<PathBuf> {
-    let mut text = format!(
-        r#"[thulium]
-url = {url:?}
-user = {user:?}
-password = {password:?}
-timezone = "Europe/Warsaw"
-timeout = "60s"
-
-[state]
-dir = {state:?}
-"#,
-        url = api.url(),
-        user = api.user(),
-        password = api.password(),
-        state = dir.join("state"),
-    );
+    let mut text = config_file::thulium(api, "60s") + &config_file::state(dir);
     for i in 0..mailboxes {
-        text.push_str(&format!(
-            r#"
-[[mailbox]]
-name = {name:?}
-host = "127.0.0.1"
-port = {port}
-tls = "tls"
-ca_file = {ca:?}
-username = {name:?}
-password = {PASSWORD:?}
-idle = false
-"#,
-            name = user(i),
-            port = dovecot.tls_port(),
-            ca = dovecot.ca_file(),
-        ));
+        text += &config_file::mailbox(dovecot, &user(i), &user(i), PASSWORD);
+        text += "idle = false\n";
     }
-    let path = dir.join("config.toml");
-    fs::write(&path, text)?;
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-    Ok(path)
+    config_file::write(dir, &text)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 mod big_replies;
 mod ceiling;
 mod child;
+mod config_file;
 mod cpu;
 mod mails;
 mod new_ticket;

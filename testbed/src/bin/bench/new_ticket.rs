@@ -19,7 +19,7 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
 use crate::scenario::{self, Outcome, Params};
-use crate::warm;
+use crate::{config_file, warm};
 
 const USER: &str = "support";
 const PASSWORD: &str = "bench-imap-pw";
@@ -183,46 +183,11 @@ fn mail(data: &[u8]) -> Vec<u8> {
 }
 
 fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium) -> Result<PathBuf> {
-    let text = format!(
-        r#"[thulium]
-url = {url:?}
-user = {user:?}
-password = {password:?}
-timezone = "Europe/Warsaw"
-timeout = "60s"
-
-[[mailbox]]
-name = "support"
-host = "127.0.0.1"
-port = {port}
-tls = "tls"
-ca_file = {ca:?}
-username = {USER:?}
-password = {PASSWORD:?}
-idle = false
-on_unmatched = "new_ticket"
-
-[mailbox.new_ticket]
-to = "help@acme.example"
-
-[content]
-max_message_size = "30 MiB"
-
-[state]
-dir = {state:?}
-"#,
-        url = api.url(),
-        user = api.user(),
-        password = api.password(),
-        port = dovecot.tls_port(),
-        ca = dovecot.ca_file(),
-        state = dir.join("state"),
-    );
-    let path = dir.join("config.toml");
-    fs::write(&path, text)?;
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-    Ok(path)
+    let text = config_file::thulium(api, "60s")
+        + &config_file::mailbox(dovecot, "support", USER, PASSWORD)
+        + "idle = false\non_unmatched = \"new_ticket\"\n\n[mailbox.new_ticket]\nto = \"help@acme.example\"\n\n[content]\nmax_message_size = \"30 MiB\"\n"
+        + &config_file::state(dir);
+    config_file::write(dir, &text)
 }
 
 /// One look at `/proc/<pid>/status`.

@@ -13,7 +13,7 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 use crate::big_replies::{self, BigMails};
 use crate::child::{self, Usage};
 use crate::new_ticket::UploadMemory;
-use crate::{ceiling, cpu, mails, new_ticket, warm};
+use crate::{ceiling, config_file, cpu, mails, new_ticket, warm};
 
 const USER: &str = "support";
 /// A second mailbox that receives a copy of every IDLE-scenario mail and that nobody
@@ -325,46 +325,13 @@ fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium, p: &Params) ->
     } else {
         "info"
     };
-    let text = format!(
-        r#"[thulium]
-url = {url:?}
-user = {user:?}
-password = {password:?}
-timezone = "Europe/Warsaw"
-timeout = "30s"
-concurrency = {concurrency}
-
-[[mailbox]]
-name = "support"
-host = "127.0.0.1"
-port = {port}
-tls = "tls"
-ca_file = {ca:?}
-username = {USER:?}
-password = {PASSWORD:?}
-idle = true
-poll_interval = "60s"
-
-[state]
-dir = {state:?}
-
-[log]
-level = "{level}"
-"#,
-        url = api.url(),
-        user = api.user(),
-        password = api.password(),
-        concurrency = p.concurrency,
-        port = dovecot.tls_port(),
-        ca = dovecot.ca_file(),
-        state = dir.join("state"),
-    );
-    let path = dir.join("config.toml");
-    fs::write(&path, text)?;
-    // An inline password in a file others can read draws a warning.
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-    Ok(path)
+    let text = config_file::thulium(api, "30s")
+        + &format!("concurrency = {}\n", p.concurrency)
+        + &config_file::mailbox(dovecot, "support", USER, PASSWORD)
+        + "idle = true\npoll_interval = \"60s\"\n"
+        + &config_file::state(dir)
+        + &format!("\n[log]\nlevel = \"{level}\"\n");
+    config_file::write(dir, &text)
 }
 
 /// Exactly once, and per ticket in date order (reply `i` was sent before `i + 1`; with
