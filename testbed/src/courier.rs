@@ -24,7 +24,6 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -32,7 +31,7 @@ use crate::cert::TestCert;
 use crate::imap_store::{ImapServer, ImapStore};
 use crate::maildir::{Maildir, Owner, mkdir_owned};
 use crate::ports;
-use crate::server_process::ServerProcess;
+use crate::server_process::{STOP_GRACE, ServerProcess, start_retrying};
 use crate::unpacked::unpacked;
 
 /// authlib's daemon, from the installed courier-authlib.
@@ -43,9 +42,6 @@ const MAKEUSERDB: &str = "/usr/sbin/makeuserdb";
 const USERDBPW: &str = "/usr/sbin/userdbpw";
 /// authlib's compiled-in config directory: an (empty) mount point.
 const ETC_COURIER: &str = "/etc/courier";
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// A start failed because another process took one of our ports meanwhile.
-const PORT_TAKEN: &str = "a port was taken meanwhile";
 
 /// Mounts this instance's files over authlib's fixed paths, then runs
 /// authdaemond and one couriertcpd per listener until one of them exits.
@@ -90,15 +86,7 @@ impl Courier {
     /// Starts Courier (authdaemond, a plain+STARTTLS and a TLS listener);
     /// retries with new ports if one was taken meanwhile.
     pub fn start() -> Result<Courier> {
-        let mut last_error = None;
-        for _ in 0..3 {
-            match Courier::try_start() {
-                Ok(courier) => return Ok(courier),
-                Err(e) if format!("{e:#}").contains(PORT_TAKEN) => last_error = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("courier did not start")))
+        start_retrying("courier", Courier::try_start)
     }
 
     fn try_start() -> Result<Courier> {
@@ -172,13 +160,7 @@ impl Courier {
             &dir.join("courier.log"),
             &[plain_port, tls_port],
         )?;
-        if let Err(e) = process.wait_ready(plain_port, "* OK", &[tls_port]) {
-            process.kill(Duration::ZERO);
-            if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {
-                bail!("{PORT_TAKEN}: {e:#}");
-            }
-            return Err(e);
-        }
+        process.wait_imap(plain_port, tls_port)?;
         Ok(Courier {
             process,
             store: ImapStore::new(plain_port),

@@ -18,7 +18,6 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rand::distr::{Alphanumeric, SampleString};
@@ -28,7 +27,7 @@ use crate::imap_client::{ImapClient, Status};
 use crate::imap_store::{ImapServer, ImapStore};
 use crate::maildir::{Owner, mkdir_owned};
 use crate::ports;
-use crate::server_process::{SUPERVISOR, ServerProcess};
+use crate::server_process::{STOP_GRACE, SUPERVISOR, ServerProcess, start_retrying};
 use crate::unpacked::unpacked;
 
 /// Cyrus's binaries, below the unpacked root.
@@ -42,9 +41,6 @@ const SASLPASSWD2: &str = "/usr/sbin/saslpasswd2";
 const REALM: &str = "testbed-cyrus";
 /// The admin who creates users' mailboxes.
 const ADMIN: &str = "cyrusadmin";
-const STOP_GRACE: Duration = Duration::from_secs(5);
-/// A start failed because another process took one of our ports meanwhile.
-const PORT_TAKEN: &str = "a port was taken meanwhile";
 
 /// A running Cyrus. Dropping it kills it and removes its temp dir.
 pub struct Cyrus {
@@ -63,15 +59,7 @@ pub struct Cyrus {
 impl Cyrus {
     /// Starts Cyrus; retries with new ports if one was taken meanwhile.
     pub fn start() -> Result<Cyrus> {
-        let mut last_error = None;
-        for _ in 0..3 {
-            match Cyrus::try_start() {
-                Ok(cyrus) => return Ok(cyrus),
-                Err(e) if format!("{e:#}").contains(PORT_TAKEN) => last_error = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("cyrus did not start")))
+        start_retrying("cyrus", Cyrus::try_start)
     }
 
     fn try_start() -> Result<Cyrus> {
@@ -149,13 +137,7 @@ impl Cyrus {
             &dir.join("master.out"),
             &[plain_port, tls_port],
         )?;
-        if let Err(e) = process.wait_ready(plain_port, "* OK", &[tls_port]) {
-            process.kill(Duration::ZERO);
-            if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {
-                bail!("{PORT_TAKEN}: {e:#}");
-            }
-            return Err(e);
-        }
+        process.wait_imap(plain_port, tls_port)?;
         Ok(Cyrus {
             process,
             store: ImapStore::new(plain_port),

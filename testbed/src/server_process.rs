@@ -30,6 +30,26 @@ wait "$child"
 /// How long a stop waits for the killed processes to let go of the ports.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a graceful stop waits between SIGTERM and SIGKILL.
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A start failed because another process took one of our ports meanwhile.
+const PORT_TAKEN: &str = "a port was taken meanwhile";
+
+/// Runs `try_start` up to three times: again (with new ports) when a port it had chosen
+/// was taken by another process meanwhile.
+pub(crate) fn start_retrying<T>(what: &str, try_start: impl Fn() -> Result<T>) -> Result<T> {
+    let mut last_error = None;
+    for _ in 0..3 {
+        match try_start() {
+            Ok(server) => return Ok(server),
+            Err(e) if format!("{e:#}").contains(PORT_TAKEN) => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("{what} did not start")))
+}
+
 /// A server's process tree; killed (whole process group) on drop.
 pub(crate) struct ServerProcess {
     name: &'static str,
@@ -60,6 +80,19 @@ impl ServerProcess {
             output: output.to_path_buf(),
             ports: ports.to_vec(),
         })
+    }
+
+    /// [`wait_ready`](Self::wait_ready) for an IMAP server on two ports; a failure
+    /// because a port was taken meanwhile is one [`start_retrying`] tries again.
+    pub(crate) fn wait_imap(&self, plain_port: u16, tls_port: u16) -> Result<()> {
+        if let Err(e) = self.wait_ready(plain_port, "* OK", &[tls_port]) {
+            self.kill(Duration::ZERO);
+            if !(ports::port_free(plain_port) && ports::port_free(tls_port)) {
+                bail!("{PORT_TAKEN}: {e:#}");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Waits until every port in `tls_ports` accepts and `plain_port` greets

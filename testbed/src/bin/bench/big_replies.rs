@@ -17,9 +17,9 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
 use crate::scenario::{self, Outcome, Params};
-use crate::{config_file, mails, new_ticket, warm};
+use crate::servers::PASSWORD;
+use crate::{config_file, mails, new_ticket, servers, warm};
 
-const PASSWORD: &str = "bench-imap-pw";
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// The attachment of scenario `f`'s replies: 17.5 MiB, about 24 MiB of base64 in the
@@ -47,19 +47,8 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     let dir = work.join(&params.name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
-    let dovecot = tokio::task::spawn_blocking(move || -> Result<Dovecot> {
-        let dovecot = Dovecot::start()?;
-        for i in 0..mailboxes {
-            dovecot.add_user(&user(i), PASSWORD)?;
-        }
-        Ok(dovecot)
-    })
-    .await??;
-    let api = FakeThulium::start_with(FakeThuliumConfig {
-        record_bodies: false,
-        ..FakeThuliumConfig::default()
-    })
-    .await?;
+    let users = (0..mailboxes).map(user).collect();
+    let (dovecot, api) = servers::start(users, FakeThuliumConfig::default()).await?;
 
     let started = Instant::now();
     let data = new_ticket::attachment(size);

@@ -28,6 +28,7 @@ mod cpu;
 mod mails;
 mod new_ticket;
 mod scenario;
+mod servers;
 mod warm;
 
 use std::path::PathBuf;

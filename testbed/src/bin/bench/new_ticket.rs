@@ -19,10 +19,10 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
 use crate::scenario::{self, Outcome, Params};
-use crate::{config_file, warm};
+use crate::servers::PASSWORD;
+use crate::{config_file, servers, warm};
 
 const USER: &str = "support";
-const PASSWORD: &str = "bench-imap-pw";
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// What the samples say about the bridge's memory around the upload.
@@ -49,17 +49,7 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     let dir = work.join(&params.name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
-    let dovecot = tokio::task::spawn_blocking(|| -> Result<Dovecot> {
-        let dovecot = Dovecot::start()?;
-        dovecot.add_user(USER, PASSWORD)?;
-        Ok(dovecot)
-    })
-    .await??;
-    let api = FakeThulium::start_with(FakeThuliumConfig {
-        record_bodies: false,
-        ..FakeThuliumConfig::default()
-    })
-    .await?;
+    let (dovecot, api) = servers::start(vec![USER.into()], FakeThuliumConfig::default()).await?;
     let data = attachment(size);
     let raw = mail(&data);
     let mail_bytes = raw.len();

@@ -13,13 +13,13 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 use crate::big_replies::{self, BigMails};
 use crate::child::{self, Usage};
 use crate::new_ticket::UploadMemory;
-use crate::{ceiling, config_file, cpu, mails, new_ticket, warm};
+use crate::servers::PASSWORD;
+use crate::{ceiling, config_file, cpu, mails, new_ticket, servers, warm};
 
 const USER: &str = "support";
 /// A second mailbox that receives a copy of every IDLE-scenario mail and that nobody
 /// touches: what Dovecot announces there, and when, is the server's own share.
 const MIRROR: &str = "mirror";
-const PASSWORD: &str = "bench-imap-pw";
 /// The longest a `once` over the biggest scenario may take before it is killed.
 const ONCE_LIMIT: Duration = Duration::from_secs(900);
 
@@ -118,20 +118,12 @@ pub async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Result<Outco
     let dir = work.join(&params.name);
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
-    let dovecot = tokio::task::spawn_blocking(|| -> Result<Dovecot> {
-        let dovecot = Dovecot::start()?;
-        dovecot.add_user(USER, PASSWORD)?;
-        dovecot.add_user(MIRROR, PASSWORD)?;
-        Ok(dovecot)
-    })
-    .await??;
-    let api = FakeThulium::start_with(FakeThuliumConfig {
+    let api = FakeThuliumConfig {
         auto_tickets: true,
         latency: Duration::from_millis(params.latency_ms),
-        record_bodies: false,
         ..FakeThuliumConfig::default()
-    })
-    .await?;
+    };
+    let (dovecot, api) = servers::start(vec![USER.into(), MIRROR.into()], api).await?;
     let config = write_config(&dir, &dovecot, &api, &params)?;
     let log = dir.join("bridge.log");
 
