@@ -11,7 +11,15 @@ const REMEMBERED: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default)]
 pub struct TicketOwners {
-    known: Mutex<HashMap<u64, (Instant, Option<String>)>>,
+    known: Mutex<Known>,
+}
+
+#[derive(Debug, Default)]
+struct Known {
+    owners: HashMap<u64, (Instant, Option<String>)>,
+    /// Stale entries are dropped when the map has doubled since the last sweep: a
+    /// backlog over many tickets costs a sweep now and then, not one per ticket.
+    swept_at_len: usize,
 }
 
 impl TicketOwners {
@@ -19,6 +27,7 @@ impl TicketOwners {
     pub fn get(&self, ticket: u64) -> Option<Option<String>> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
+            .owners
             .get(&ticket)
             .filter(|(at, _)| at.elapsed() < REMEMBERED)
             .map(|(_, owner)| owner.clone())
@@ -26,8 +35,11 @@ impl TicketOwners {
 
     pub fn remember(&self, ticket: u64, owner: Option<&str>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.retain(|_, (at, _)| at.elapsed() < REMEMBERED);
-        known.insert(
+        if known.owners.len() >= 2 * known.swept_at_len.max(64) {
+            known.owners.retain(|_, (at, _)| at.elapsed() < REMEMBERED);
+            known.swept_at_len = known.owners.len();
+        }
+        known.owners.insert(
             ticket,
             (Instant::now(), owner.map(|o| o.trim().to_ascii_lowercase())),
         );
