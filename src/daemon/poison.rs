@@ -63,21 +63,29 @@ impl Reading {
         Reading { file }
     }
 
+    /// One write per mark and per clear (both the same width, so nothing needs
+    /// truncating): this runs for every mail.
     fn mark(&self, place: &Location) {
-        if let Some(f) = &self.file {
-            let line = format!("{} {}\n", place.uid_validity, place.uid);
-            let _ = f
-                .set_len(0)
-                .and_then(|()| f.write_all_at(line.as_bytes(), 0));
-        }
+        self.write(&mark_line(place));
     }
 
     fn clear(&self) {
+        self.write(CLEARED);
+    }
+
+    fn write(&self, line: &str) {
         if let Some(f) = &self.file {
-            let _ = f.set_len(0);
+            let _ = f.write_all_at(line.as_bytes(), 0);
         }
     }
 }
+
+/// UIDVALIDITY and UID, each as wide as the largest u32.
+fn mark_line(place: &Location) -> String {
+    format!("{:>10} {:>10}\n", place.uid_validity, place.uid)
+}
+
+const CLEARED: &str = "                     \n";
 
 fn parse(text: &str, mailbox: &str) -> Option<Location> {
     let mut parts = text.split_whitespace();
@@ -184,5 +192,21 @@ mod tests {
         assert_eq!((place.uid_validity, place.uid), (77, 12));
         assert_eq!(parse("", "support"), None);
         assert_eq!(parse("x y", "support"), None);
+        // Written over each other at offset 0: the same width, so nothing is left over.
+        let widest = Location {
+            mailbox: "support".into(),
+            folder: String::new(),
+            uid_validity: u32::MAX,
+            uid: u32::MAX,
+        };
+        assert_eq!(mark_line(&widest).len(), CLEARED.len());
+        let small = Location {
+            uid_validity: 7,
+            uid: 3,
+            ..widest
+        };
+        let again = parse(&mark_line(&small), "support").expect("parsed");
+        assert_eq!((again.uid_validity, again.uid), (7, 3));
+        assert_eq!(parse(CLEARED, "support"), None);
     }
 }
