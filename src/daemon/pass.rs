@@ -11,7 +11,7 @@ use super::defer_cause::DeferCause;
 use super::delivery::{Delivery, Finished, Outgoing};
 use super::new_tickets::{self, NewTicketMail};
 use super::outcome::Outcome;
-use super::poison::{self, Read, Reading};
+use super::poison::{self, Read, Reading, ToRead};
 use super::tally::{Deferrals, Handled, PassReport, Tally};
 use crate::config::{Disposition, MailboxConfig};
 use crate::imap::{ImapError, MailMeta, MailSession, RawMail};
@@ -195,19 +195,20 @@ impl Pass<'_> {
     ) -> (Vec<Outgoing>, Vec<NewTicketMail>) {
         let mut outgoing = Vec::new();
         let mut new_tickets = Vec::new();
-        for mail in mails {
-            let place = Location {
-                uid: mail.uid,
-                ..self.place.clone()
-            };
-            let read = poison::read(
-                self.bridge,
-                &self.reading,
-                place,
-                mail.raw,
-                mail.internal_date,
-            )
-            .await;
+        let uids: Vec<u32> = mails.iter().map(|m| m.uid).collect();
+        let to_read = mails
+            .into_iter()
+            .map(|mail| ToRead {
+                place: Location {
+                    uid: mail.uid,
+                    ..self.place.clone()
+                },
+                raw: mail.raw,
+                internal_date: mail.internal_date,
+            })
+            .collect();
+        let reads = poison::read_all(self.bridge, &self.reading, to_read).await;
+        for (uid, read) in uids.into_iter().zip(reads) {
             let (decision, raw) = match read {
                 Read::Decided(decision, raw) => (*decision, raw),
                 Read::Poison {
@@ -220,7 +221,7 @@ impl Pass<'_> {
                         Outcome::Deferred(DeferCause::SlowToRead { reason })
                     };
                     tally.record(Handled {
-                        uid: mail.uid,
+                        uid,
                         message_id: None,
                         ticket: None,
                         outcome,
@@ -235,9 +236,9 @@ impl Pass<'_> {
                     request,
                     matched_by,
                 } => {
-                    tracing::debug!(uid = mail.uid, ticket, %matched_by, "ticket found");
+                    tracing::debug!(uid, ticket, %matched_by, "ticket found");
                     outgoing.push(Outgoing {
-                        uid: mail.uid,
+                        uid,
                         id: decision.id,
                         from: decision.from,
                         ticket,
@@ -251,7 +252,7 @@ impl Pass<'_> {
                     request,
                     attachments,
                 } => new_tickets.push(NewTicketMail {
-                    uid: mail.uid,
+                    uid,
                     id: decision.id,
                     request,
                     attachments,
@@ -261,7 +262,7 @@ impl Pass<'_> {
                     reading: None,
                 }),
                 Action::Skip { kind, reason } => tally.record(Handled {
-                    uid: mail.uid,
+                    uid,
                     message_id: decision.id.message_id.as_deref(),
                     ticket: None,
                     outcome: Outcome::skipped(kind, reason),
