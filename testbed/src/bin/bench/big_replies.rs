@@ -133,24 +133,11 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     drop(api);
     tokio::task::spawn_blocking(move || drop(dovecot)).await?;
     Ok(Outcome {
-        params: params.clone(),
-        usage,
-        wall: usage.wall,
-        posted,
-        seed,
-        latencies_ms: Vec::new(),
-        notify_ms: Vec::new(),
-        wake_to_post_ms: Vec::new(),
-        dovecot_cpu: None,
-        api_cpu: Duration::ZERO,
-        load1: 0.0,
-        api_ceiling_rps: 0.0,
-        failures,
-        memory: None,
         big: Some(BigMails {
             attachment_bytes: size,
             mail_bytes,
         }),
+        ..Outcome::bridge_only(params, usage, posted, seed, failures)
     })
 }
 

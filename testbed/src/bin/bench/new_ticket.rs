@@ -120,21 +120,8 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     drop(api);
     tokio::task::spawn_blocking(move || drop(dovecot)).await?;
     Ok(Outcome {
-        params: params.clone(),
-        usage,
-        wall: usage.wall,
-        posted: created.len(),
-        seed: Duration::ZERO,
-        latencies_ms: Vec::new(),
-        notify_ms: Vec::new(),
-        wake_to_post_ms: Vec::new(),
-        dovecot_cpu: None,
-        api_cpu: Duration::ZERO,
-        load1: 0.0,
-        api_ceiling_rps: 0.0,
-        failures,
         memory,
-        big: None,
+        ..Outcome::bridge_only(params, usage, created.len(), Duration::ZERO, failures)
     })
 }
 

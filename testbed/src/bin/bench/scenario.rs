@@ -75,6 +75,34 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A run measured by the bridge's own usage alone (a memory scenario): no
+    /// latencies, no other process's CPU.
+    pub fn bridge_only(
+        params: &Params,
+        usage: Usage,
+        posted: usize,
+        seed: Duration,
+        failures: Vec<String>,
+    ) -> Outcome {
+        Outcome {
+            params: params.clone(),
+            usage,
+            wall: usage.wall,
+            posted,
+            seed,
+            latencies_ms: Vec::new(),
+            notify_ms: Vec::new(),
+            wake_to_post_ms: Vec::new(),
+            dovecot_cpu: None,
+            api_cpu: Duration::ZERO,
+            load1: 0.0,
+            api_ceiling_rps: 0.0,
+            failures,
+            memory: None,
+            big: None,
+        }
+    }
+
     pub fn mails_per_s(&self) -> f64 {
         self.posted as f64 / self.wall.as_secs_f64().max(1e-9)
     }
