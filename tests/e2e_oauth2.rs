@@ -428,6 +428,40 @@ async fn a_token_the_server_refuses_is_replaced_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_stop_during_a_slow_token_exchange_still_saves_the_rotated_refresh_token() {
+    let o = OWorld::start().await;
+    o.idp.set_rotate_refresh_tokens(true);
+    // The IdP rotates at once and answers 2 s later.
+    o.idp.set_answer_delay(Duration::from_secs(2));
+    let first = o.idp.issue_refresh_token(PUBLIC_APP, USER);
+    let rt_file = o.write("refresh.token", &format!("{first}\n"));
+    std::fs::set_permissions(&rt_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = o.config(&[], &o.refresh_token("support", USER, &rt_file));
+    let log = o.path("run.log");
+
+    let mut daemon = spawn_run(&config, &log);
+    let asked = eventually(WAIT, || o.idp.token_requests_decided() > 0).await;
+    signal(&daemon, "TERM");
+    assert!(asked, "{}", read(&log));
+    assert!(
+        wait_exit(&mut daemon, WAIT)
+            .await
+            .is_some_and(|s| s.success()),
+        "{}",
+        read(&log)
+    );
+    // The old token is spent: had the answer been dropped, the mailbox could not sign
+    // in again without `oauth2 login`.
+    let saved = read(&rt_file).trim().to_string();
+    assert_eq!(
+        o.idp.live_refresh_tokens(USER),
+        std::slice::from_ref(&saved),
+        "{}",
+        read(&log)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_refresh_token_is_saved_and_survives_a_restart() {
     let o = OWorld::start().await;
     o.idp.set_rotate_refresh_tokens(true);

@@ -215,7 +215,16 @@ async fn serve(
     life: &mut Life,
 ) -> Result<Ended, ImapError> {
     let dry_run = bridges.borrow().dry_run;
-    // Nothing is in hand while connecting: a stop need not wait for a slow login.
+    // A token exchange is not raced against a stop: an IdP that rotates refresh tokens
+    // has spent the old one once it answers, and the new one must reach its file. It is
+    // bounded by the token endpoint's timeout; `open` then finds the token cached.
+    if mb.oauth2.is_some() {
+        TokenCache::global()
+            .token(mb, false)
+            .await
+            .map_err(|e| oauth2::imap_error(e, mb))?;
+    }
+    // Nothing else is in hand while connecting: a stop need not wait for a slow login.
     let mut session = tokio::select! {
         opened = open(mb, dry_run, imap::DAEMON_GREETING) => opened?,
         _ = stop.cancelled() => return Ok(Ended::Shutdown),

@@ -145,6 +145,11 @@ struct IdpState {
     rotate_refresh_tokens: bool,
     /// `slow_down` answers to give before anything else, per device code.
     slow_down_first: u32,
+    /// How long the token endpoint waits after deciding, before it answers: the token
+    /// is issued (and a refresh token rotated) whether or not the client waits for it.
+    answer_delay: Duration,
+    /// Token requests decided so far (recorded in `requests` only once answered).
+    decided: usize,
     seq: u64,
 }
 
@@ -253,6 +258,18 @@ impl FakeIdp {
     }
 
     /// Answer `slow_down` this many times to each new device code before anything else.
+    /// Answers the token endpoint `delay` late, after issuing (a slow IdP, or a slow
+    /// network on the way back).
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.lock().answer_delay = delay;
+    }
+
+    /// Token requests decided so far, answered or not yet (see
+    /// [`set_answer_delay`](Self::set_answer_delay)).
+    pub fn token_requests_decided(&self) -> usize {
+        self.lock().decided
+    }
+
     pub fn set_slow_down_first(&self, count: u32) {
         self.lock().slow_down_first = count;
     }
@@ -557,9 +574,9 @@ async fn token(
     Form(form): Params,
 ) -> Response {
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
-    let result = {
+    let (result, delay) = {
         let mut s = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        match grant_type.as_str() {
+        let result = match grant_type.as_str() {
             "client_credentials" => client_credentials(&mut s, &form, &headers),
             "refresh_token" => refresh_token(&mut s, &form, &headers),
             "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
@@ -571,8 +588,11 @@ async fn token(
                 "unsupported_grant_type",
                 &format!("grant_type {other:?} is not supported"),
             )),
-        }
+        };
+        s.decided += 1;
+        (result, s.answer_delay)
     };
+    tokio::time::sleep(delay).await;
     answer(
         &shared,
         "token",
