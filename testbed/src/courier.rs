@@ -31,7 +31,7 @@ use crate::cert::TestCert;
 use crate::imap_store::{ImapServer, ImapStore};
 use crate::maildir::{Maildir, Owner, mkdir_owned};
 use crate::ports;
-use crate::server_process::{STOP_GRACE, ServerProcess, start_retrying};
+use crate::server_process::{ServerProcess, start_retrying};
 use crate::unpacked::unpacked;
 
 /// authlib's daemon, from the installed courier-authlib.
@@ -183,20 +183,9 @@ impl Courier {
         Maildir::new(self.maildir_path(user), self.owner)
     }
 
-    /// authdaemond's and the listeners' log lines (logins, logouts, errors).
-    pub fn log(&self) -> String {
-        self.process.output()
-    }
-
     /// Whether authdaemond and both listeners still run.
     pub fn is_running(&self) -> bool {
         self.process.is_running()
-    }
-
-    /// Stops gracefully (SIGTERM, then SIGKILL).
-    pub fn stop(&self) -> Result<()> {
-        self.process.kill(STOP_GRACE);
-        Ok(())
     }
 }
 

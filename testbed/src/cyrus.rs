@@ -27,7 +27,7 @@ use crate::imap_client::{ImapClient, Status};
 use crate::imap_store::{ImapServer, ImapStore};
 use crate::maildir::{Owner, mkdir_owned};
 use crate::ports;
-use crate::server_process::{STOP_GRACE, SUPERVISOR, ServerProcess, start_retrying};
+use crate::server_process::{SUPERVISOR, ServerProcess, start_retrying};
 use crate::unpacked::unpacked;
 
 /// Cyrus's binaries, below the unpacked root.
@@ -150,20 +150,9 @@ impl Cyrus {
         })
     }
 
-    /// What the master printed (Cyrus itself logs to syslog only).
-    pub fn log(&self) -> String {
-        self.process.output()
-    }
-
     /// Whether the master still runs.
     pub fn is_running(&self) -> bool {
         self.process.is_running()
-    }
-
-    /// Stops gracefully (SIGTERM, then SIGKILL).
-    pub fn stop(&self) -> Result<()> {
-        self.process.kill(STOP_GRACE);
-        Ok(())
     }
 }
 

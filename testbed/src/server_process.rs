@@ -30,9 +30,6 @@ wait "$child"
 /// How long a stop waits for the killed processes to let go of the ports.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a graceful stop waits between SIGTERM and SIGKILL.
-pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
-
 /// A start failed because another process took one of our ports meanwhile.
 const PORT_TAKEN: &str = "a port was taken meanwhile";
 
