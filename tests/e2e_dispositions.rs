@@ -74,12 +74,11 @@ async fn second_pass_finds_nothing(w: &World, config: &std::path::Path) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn without_move_a_copy_and_uid_expunge_of_exactly_those_mails_is_used() {
-    let w = world(NO_MOVE_CAPABILITY).await;
+/// A reply to ticket 60 saying `text`, an unmatched mail, and another client's reply to
+/// ticket 61 marked \Deleted but not expunged yet: not ours to expunge.
+fn ours_and_another_clients_deleted(w: &World, text: &str) {
     w.api.add_ticket(60, CUSTOMER);
     w.api.add_ticket(61, CUSTOMER);
-    // Another client's mail, marked \Deleted but not expunged yet: not ours to expunge.
     w.dovecot
         .append(
             USER,
@@ -88,8 +87,14 @@ async fn without_move_a_copy_and_uid_expunge_of_exactly_those_mails_is_used() {
             &["\\Deleted"],
         )
         .unwrap();
-    w.append(&reply(60, 1, "moved without MOVE"));
+    w.append(&reply(60, 1, text));
     w.append(UNMATCHED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_move_a_copy_and_uid_expunge_of_exactly_those_mails_is_used() {
+    let w = world(NO_MOVE_CAPABILITY).await;
+    ours_and_another_clients_deleted(&w, "moved without MOVE");
     let config = w.config();
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -256,18 +261,7 @@ async fn seen_marks_handled_mail_read_and_only_unseen_mail_is_a_candidate() {
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_expunges_exactly_the_posted_mail() {
     let w = world("").await;
-    w.api.add_ticket(60, CUSTOMER);
-    w.api.add_ticket(61, CUSTOMER);
-    w.dovecot
-        .append(
-            USER,
-            "INBOX",
-            &reply(61, 1, "someone else's"),
-            &["\\Deleted"],
-        )
-        .unwrap();
-    w.append(&reply(60, 1, "deleted when posted"));
-    w.append(UNMATCHED);
+    ours_and_another_clients_deleted(&w, "deleted when posted");
     let config = w.config_with(
         &[mailbox([
             "delete",

@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::*;
-use testbed::{CapabilityProxy, Courier, Cyrus, FakeThulium, ImapServer, ProxyOptions};
+use testbed::{CapabilityProxy, Courier, Cyrus, FakeThulium, ImapMail, ImapServer, ProxyOptions};
 
 /// A config for one mailbox on 127.0.0.1:`port` with `extra` lines in its table.
 fn config(dir: &Path, api: &FakeThulium, mailboxes: &[(&str, &str, u16, &str)]) -> PathBuf {
@@ -94,32 +94,14 @@ async fn four_dispositions(server: &dyn ImapServer) {
     );
     assert!(server.folder_mails(USER, "INBOX").expect("read").is_empty());
 
-    server
-        .append(USER, "INBOX", &reply(2, 1, "second"), &[])
-        .expect("append");
-    let flagged = with("flag:$Posted");
-    for _ in 0..2 {
-        let out = once(&flagged, &[]).await;
-        assert!(out.status.success(), "{}", text(&out));
-    }
-    assert_eq!(api.posted(2).len(), 1, "flagged, so not handled again");
-    let inbox = server.folder_mails(USER, "INBOX").expect("read");
+    let inbox = posted_once_over_two_runs(server, &api, &with("flag:$Posted"), 2).await;
     assert!(
         inbox.len() == 1 && inbox[0].has_flag("$Posted"),
         "{:?}",
         inbox[0].flags
     );
 
-    server
-        .append(USER, "INBOX", &reply(3, 1, "third"), &[])
-        .expect("append");
-    let seen = with("seen");
-    for _ in 0..2 {
-        let out = once(&seen, &[]).await;
-        assert!(out.status.success(), "{}", text(&out));
-    }
-    assert_eq!(api.posted(3).len(), 1, "seen, so not handled again");
-    let inbox = server.folder_mails(USER, "INBOX").expect("read");
+    let inbox = posted_once_over_two_runs(server, &api, &with("seen"), 3).await;
     assert!(
         inbox
             .iter()
@@ -149,6 +131,29 @@ async fn four_dispositions(server: &dyn ImapServer) {
         after.len() == 1 && after[0].subject().is_some_and(|s| s == "not ours"),
         "{after:?}"
     );
+}
+
+/// Appends a reply to `ticket` and runs `once` twice: posted once, then left alone by
+/// its disposition. The INBOX afterwards.
+async fn posted_once_over_two_runs(
+    server: &dyn ImapServer,
+    api: &FakeThulium,
+    config: &Path,
+    ticket: u64,
+) -> Vec<ImapMail> {
+    server
+        .append(USER, "INBOX", &reply(ticket, 1, "again?"), &[])
+        .expect("append");
+    for _ in 0..2 {
+        let out = once(config, &[]).await;
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert_eq!(
+        api.posted(ticket).len(),
+        1,
+        "disposed, so not handled again"
+    );
+    server.folder_mails(USER, "INBOX").expect("read")
 }
 
 /// Under `run` with a poll interval of 10 minutes, only IDLE can bring a new mail in.
