@@ -340,6 +340,28 @@ async fn a_lost_answer_to_an_upload_uploads_again_and_opens_one_ticket() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_mail_with_cr_only_line_ends_opens_a_ticket_with_its_attachment() {
+    let w = World::start().await;
+    let scan = binary(20_000, 23);
+    let raw: Vec<u8> = plain_mail(CUSTOMER, 14, "Old Mac scan", Some(&scan))
+        .into_iter()
+        .filter(|b| *b != b'\n')
+        .collect();
+    w.append(&raw);
+    assert!(
+        !w.folder("INBOX")[0].raw.contains(&b'\n'),
+        "the server keeps the CR-only line ends"
+    );
+    let out = once(&config(&w, ""), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.total_created(), 1, "{}", text(&out));
+    let t = &w.api.created_tickets()[0];
+    let files = w.api.ticket_files(t.ticket);
+    assert_eq!(files.len(), 1, "{}", text(&out));
+    assert!(files[0].bytes == scan);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn transient_refusals_leave_the_mail_for_the_next_pass_and_open_one_ticket() {
     let w = World::start().await;
     let scan = binary(10_000, 17);

@@ -1,55 +1,32 @@
 //! A new ticket's attachment, uploaded as a stream decoded from the mail as it goes: a
 //! 20 MiB file (27 MiB of base64 in the mail) is never held decoded in memory.
 
+use crate::mail::body::Attachment;
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
-use mail_parser::{Encoding, MessageParser};
+use mail_parser::MessageParser;
 use std::sync::Arc;
 
 /// Encoded bytes decoded per chunk (a multiple of 4).
 const CHUNK: usize = 64 << 10;
 
-/// Where a part's content sits in the raw mail, and how it is encoded.
-struct Located {
-    start: usize,
-    end: usize,
-    encoding: Encoding,
-}
-
-/// The decoded content of MIME part `part` of `raw` as an upload body.
-pub fn body(raw: Arc<Vec<u8>>, part: u32) -> Option<reqwest::Body> {
-    let located = locate(&raw, part)?;
-    match located.encoding {
-        Encoding::Base64 => Some(reqwest::Body::wrap_stream(base64_chunks(
-            raw,
-            located.start,
-            located.end,
-        ))),
-        // Quoted-printable attachments are rare and small (text): decoded whole.
-        _ => {
+/// The decoded content of `attachment` as an upload body; `raw` are the bytes decide
+/// parsed (line ends normalized), so its offsets and part id hold.
+pub fn body(raw: Arc<Vec<u8>>, attachment: &Attachment) -> Option<reqwest::Body> {
+    match attachment.base64_at.clone() {
+        Some(at) if at.start <= at.end && at.end <= raw.len() => Some(reqwest::Body::wrap_stream(
+            base64_chunks(raw, at.start, at.end),
+        )),
+        Some(_) => None,
+        // Quoted-printable and plain attachments are rare and small (text): decoded whole.
+        None => {
             let msg = MessageParser::default().parse(raw.as_slice())?;
-            let content = msg.part(part)?.contents().to_vec();
+            let content = msg.part(attachment.part)?.contents().to_vec();
             Some(reqwest::Body::from(content))
         }
     }
-}
-
-/// The part's place in the raw mail, when it is a top-level one whose offsets point into
-/// the raw bytes (a part inside an attached message counts its own offsets).
-fn locate(raw: &[u8], part: u32) -> Option<Located> {
-    let msg = MessageParser::default().parse(raw)?;
-    let p = msg.part(part)?;
-    let (start, end) = (p.offset_body as usize, p.offset_end as usize);
-    if start > end || end > raw.len() {
-        return None;
-    }
-    Some(Located {
-        start,
-        end,
-        encoding: p.encoding,
-    })
 }
 
 fn lenient() -> GeneralPurpose {
@@ -158,9 +135,11 @@ mod tests {
         let msg = MessageParser::default()
             .parse(raw.as_slice())
             .expect("parses");
-        let part = msg.attachments[0];
-        let located = locate(&raw, part).expect("located");
-        assert_eq!(located.encoding, Encoding::Base64);
-        assert_eq!(decoded(raw.clone(), located.start, located.end).await, data);
+        let list = crate::mail::body::attachments_besides_body(
+            &msg,
+            &crate::config::ContentConfig::default(),
+        );
+        let at = list[0].base64_at.clone().expect("base64");
+        assert_eq!(decoded(raw.clone(), at.start, at.end).await, data);
     }
 }

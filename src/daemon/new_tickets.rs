@@ -240,7 +240,7 @@ async fn create(
     }
     let mut request = mail.request.clone();
     for a in &mail.attachments {
-        let Some(body) = attachment_stream::body(Arc::clone(&mail.raw), a.part) else {
+        let Some(body) = attachment_stream::body(Arc::clone(&mail.raw), a) else {
             // Not expected (decide found the part in the same bytes); said, not hidden.
             tracing::warn!(uid = mail.uid, attachment = %a.name,
                 "an attachment could not be read back from the mail; the ticket opens without it");
@@ -331,12 +331,14 @@ async fn find_created(
         reason: e.to_string(),
     };
     let since = begun.entry.unknown_since.unwrap_or(begun.entry.first_seen);
+    // The day only: the page's example of a `_from` filter is a date ("2014-07-04"),
+    // and candidates are matched on customer, subject and text anyway.
     let from = bridge
         .rules
         .timezone
         .timestamp_opt(since.saturating_sub(120) as i64, 0)
         .earliest()
-        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| t.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
     for page in 0..READ_BACK_PAGES {
         let listed = {

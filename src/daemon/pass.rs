@@ -258,7 +258,8 @@ impl Pass<'_> {
                     attachments,
                     authentication: decision.authentication,
                     references: decision.references,
-                    raw: Arc::new(raw),
+                    // The bytes decide parsed: its attachments' offsets point into them.
+                    raw: Arc::new(crate::mail::into_normalized_line_ends(raw)),
                     reading: None,
                 }),
                 Action::Skip { kind, reason } => tally.record(Handled {

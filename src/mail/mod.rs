@@ -16,13 +16,25 @@ pub use identity::MailId;
 
 /// Old Mac clients end lines with CR alone; mail-parser would read such a mail as one
 /// long header, so its line ends become LF first.
+/// Byte for byte: offsets into the result are offsets into `raw`.
 pub fn normalize_line_ends(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if raw.contains(&b'\r') && !raw.contains(&b'\n') {
-        raw.iter()
-            .map(|&b| if b == b'\r' { b'\n' } else { b })
-            .collect::<Vec<u8>>()
-            .into()
+    if cr_only(raw) {
+        into_normalized_line_ends(raw.to_vec()).into()
     } else {
         raw.into()
     }
+}
+
+/// [`normalize_line_ends`] of a mail we own, in place.
+pub fn into_normalized_line_ends(mut raw: Vec<u8>) -> Vec<u8> {
+    if cr_only(&raw) {
+        for b in raw.iter_mut().filter(|b| **b == b'\r') {
+            *b = b'\n';
+        }
+    }
+    raw
+}
+
+fn cr_only(raw: &[u8]) -> bool {
+    raw.contains(&b'\r') && !raw.contains(&b'\n')
 }

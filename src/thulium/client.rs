@@ -240,8 +240,7 @@ impl ThuliumClient {
             })
     }
 
-    /// `GET tickets` created since `create_date_from` (`YYYY-MM-DD HH:MM`, the account's
-    /// zone), in one queue if given: one page of [`TICKET_PAGE`] from `offset`.
+    /// `GET tickets` created since `create_date_from` (`YYYY-MM-DD`, the account's zone), in one queue if given: one page of [`TICKET_PAGE`] from `offset`.
     pub async fn find_tickets(
         &self,
         create_date_from: &str,

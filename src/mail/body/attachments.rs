@@ -1,6 +1,6 @@
 //! The note listing attachments under the body (the Thulium API takes none).
 
-use mail_parser::{Message, MimeHeaders, PartType};
+use mail_parser::{Encoding, Message, MimeHeaders, PartType};
 use std::collections::HashSet;
 
 /// At most this many are named; the rest are counted.
@@ -14,6 +14,10 @@ pub struct Attachment {
     pub name: String,
     /// Decoded bytes.
     pub size: u64,
+    /// Where its base64 content sits in the parsed (line-end normalized) mail, so a new
+    /// ticket streams it from there without parsing the mail again; `None` for other
+    /// encodings.
+    pub base64_at: Option<std::ops::Range<usize>>,
 }
 
 /// The message's attachments, except body parts and `cid:` images already shown as text.
@@ -50,10 +54,13 @@ pub(super) fn list(
                 })
                 .unwrap_or_else(|| "unnamed".to_string()),
         };
+        let base64_at = (part.encoding == Encoding::Base64)
+            .then(|| part.offset_body as usize..part.offset_end as usize);
         out.push(Attachment {
             part: id,
             name: one_line(&name),
             size: part.len() as u64,
+            base64_at,
         });
     }
     out
@@ -167,6 +174,7 @@ mod tests {
                 part: i,
                 name: format!("f{i}"),
                 size: 1,
+                base64_at: None,
             })
             .collect();
         let n = note(&many).unwrap_or_default();
