@@ -55,7 +55,7 @@ pub(super) fn list(
                 .unwrap_or_else(|| "unnamed".to_string()),
         };
         let base64_at = (part.encoding == Encoding::Base64)
-            .then(|| part.offset_body as usize..part.offset_end as usize);
+            .then_some(part.offset_body as usize..part.offset_end as usize);
         out.push(Attachment {
             part: id,
             name: one_line(&name),
