@@ -147,9 +147,14 @@ async fn read_with(
 ) -> Vec<Read> {
     let mut reads: Vec<Option<Read>> = Vec::with_capacity(mails.len());
     let mut waiting = VecDeque::new();
+    // One query for the batch: its mails share mailbox and UIDVALIDITY.
+    let struck = mails
+        .first()
+        .and_then(|m| ledger.struck(&m.place.mailbox, m.place.uid_validity).ok())
+        .unwrap_or_default();
     for (i, mail) in mails.into_iter().enumerate() {
-        match ledger.strikes(&mail.place) {
-            Ok(Some((strikes, reason))) if strikes >= QUARANTINE_AT => {
+        match struck.get(&mail.place.uid) {
+            Some((strikes, reason)) if *strikes >= QUARANTINE_AT => {
                 reads.push(Some(Read::Poison {
                     reason: format!("quarantined: {reason} ({strikes} times); not read again"),
                     quarantined: true,
@@ -413,7 +418,11 @@ mod tests {
             _ => panic!("mail 3 overran: {spoken:?}"),
         }
         assert_eq!(
-            ledger.strikes(&mail(3).place).expect("read").map(|s| s.0),
+            ledger
+                .struck("support", 7)
+                .expect("read")
+                .get(&3)
+                .map(|s| s.0),
             Some(1)
         );
 

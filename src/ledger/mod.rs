@@ -19,6 +19,7 @@ pub use store::Begun;
 
 use crate::mail::MailId;
 use rusqlite::{Connection, OpenFlags};
+use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -171,9 +172,15 @@ impl Ledger {
         .await
     }
 
-    /// The strikes of the mail at `place`, and why.
-    pub fn strikes(&self, place: &Location) -> Result<Option<(u32, String)>, LedgerError> {
-        self.read("reading strikes", |conn| store::strikes(conn, place))
+    /// The struck mails of one folder, by UID: their strikes, and why.
+    pub fn struck(
+        &self,
+        mailbox: &str,
+        uid_validity: u32,
+    ) -> Result<HashMap<u32, (u32, String)>, LedgerError> {
+        self.read("reading strikes", |conn| {
+            store::struck(conn, mailbox, uid_validity)
+        })
     }
 
     /// The entry of one mail, if it was ever attempted.

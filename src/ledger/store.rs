@@ -5,6 +5,7 @@
 use super::entry::{Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms};
 use crate::mail::MailId;
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::HashMap;
 
 /// What [`begin`] found and recorded for one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -435,8 +436,29 @@ pub fn strike(conn: &Connection, place: &Location, reason: &str) -> rusqlite::Re
     strikes(conn, place).map(|s| s.map_or(0, |(n, _)| n))
 }
 
+/// The struck mails of one folder (by UID): their strikes and the last reason.
+pub fn struck(
+    conn: &Connection,
+    mailbox: &str,
+    uid_validity: u32,
+) -> rusqlite::Result<HashMap<u32, (u32, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT uid, strikes, reason FROM poison WHERE mailbox = ?1 AND uid_validity = ?2",
+    )?;
+    let rows = stmt.query_map(params![mailbox, uid_validity as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as u32,
+            (
+                r.get::<_, i64>(1)?.clamp(0, u32::MAX as i64) as u32,
+                r.get(2)?,
+            ),
+        ))
+    })?;
+    rows.collect()
+}
+
 /// The strikes of the mail at `place`, and the last reason.
-pub fn strikes(conn: &Connection, place: &Location) -> rusqlite::Result<Option<(u32, String)>> {
+fn strikes(conn: &Connection, place: &Location) -> rusqlite::Result<Option<(u32, String)>> {
     conn.prepare_cached(
         "SELECT strikes, reason FROM poison WHERE mailbox = ?1 AND uid_validity = ?2 AND uid = ?3",
     )?
