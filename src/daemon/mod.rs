@@ -6,6 +6,7 @@ pub(crate) mod bridge;
 pub(crate) mod claims;
 pub(crate) mod defer_cause;
 pub(crate) mod delivery;
+mod expiring;
 pub(crate) mod new_tickets;
 pub(crate) mod outcome;
 pub(crate) mod pass;

@@ -401,11 +401,7 @@ async fn created_among(
                 .await
                 .map_err(failed)?
         };
-        let first_mail = ticket.messages.iter().find(|m| {
-            m.r#type
-                .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case("MAIL"))
-        });
+        let first_mail = ticket.messages.iter().find(|m| m.is_mail());
         let ours = same(ticket.from.as_deref(), &mail.request.from)
             && same(ticket.subject.as_deref(), &mail.request.subject)
             && first_mail

@@ -2,7 +2,7 @@
 //! outage), every later reply to that ticket waits until the same moment, so the next
 //! pass finds them together and posts them oldest first.
 
-use std::collections::HashMap;
+use super::expiring::Expiring;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ const SHORTEST_HOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct TicketHolds {
-    until: Mutex<HashMap<u64, Instant>>,
+    until: Mutex<Expiring<()>>,
 }
 
 impl TicketHolds {
@@ -26,19 +26,18 @@ impl TicketHolds {
             .checked_add(wait.clamp(SHORTEST_HOLD, LONGEST_HOLD))
             .unwrap_or(now);
         let mut until = self.lock();
-        until.retain(|_, t| *t > now);
-        let held = until.entry(ticket).or_insert(own);
-        *held = (*held).max(own);
-        *held
+        let held = until.get(ticket, now).map_or(own, |(t, _)| own.max(*t));
+        until.insert(ticket, held, (), now);
+        held
     }
 
     /// Until when `ticket` is held, if it is.
     pub fn held_until(&self, ticket: u64) -> Option<Instant> {
         let now = Instant::now();
-        self.lock().get(&ticket).copied().filter(|t| *t > now)
+        self.lock().get(ticket, now).map(|(t, _)| *t)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Expiring<()>> {
         self.until.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,7 +1,7 @@
 //! Who each ticket's customer is (`from` of `GET tickets/{id}`), remembered for a few
 //! minutes, so a backlog of replies to one ticket costs one GET, not one per reply.
 
-use std::collections::HashMap;
+use super::expiring::Expiring;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,15 +11,7 @@ const REMEMBERED: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default)]
 pub struct TicketOwners {
-    known: Mutex<Known>,
-}
-
-#[derive(Debug, Default)]
-struct Known {
-    owners: HashMap<u64, (Instant, Option<String>)>,
-    /// Stale entries are dropped when the map has doubled since the last sweep: a
-    /// backlog over many tickets costs a sweep now and then, not one per ticket.
-    swept_at_len: usize,
+    known: Mutex<Expiring<Option<String>>>,
 }
 
 impl TicketOwners {
@@ -27,22 +19,15 @@ impl TicketOwners {
     pub fn get(&self, ticket: u64) -> Option<Option<String>> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
-            .owners
-            .get(&ticket)
-            .filter(|(at, _)| at.elapsed() < REMEMBERED)
+            .get(ticket, Instant::now())
             .map(|(_, owner)| owner.clone())
     }
 
     pub fn remember(&self, ticket: u64, owner: Option<&str>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        if known.owners.len() >= 2 * known.swept_at_len.max(64) {
-            known.owners.retain(|_, (at, _)| at.elapsed() < REMEMBERED);
-            known.swept_at_len = known.owners.len();
-        }
-        known.owners.insert(
-            ticket,
-            (Instant::now(), owner.map(|o| o.trim().to_ascii_lowercase())),
-        );
+        let now = Instant::now();
+        let owner = owner.map(|o| o.trim().to_ascii_lowercase());
+        known.insert(ticket, now + REMEMBERED, owner, now);
     }
 }
 

@@ -36,11 +36,7 @@ pub fn matching_messages(ticket: &Ticket, sent: &Sent<'_>) -> u32 {
     let count = ticket
         .messages
         .iter()
-        .filter(|m| {
-            m.r#type
-                .as_deref()
-                .is_none_or(|t| t.eq_ignore_ascii_case("MAIL"))
-        })
+        .filter(|m| m.is_mail())
         .filter(|m| m.body.as_deref().is_some_and(|b| same_text(b, &ours)))
         .filter(|m| m.time().is_some_and(|t| same_time(t, sent)))
         .count();

@@ -41,6 +41,14 @@ pub struct TicketMessage {
 }
 
 impl TicketMessage {
+    /// A message from the customer (`MAIL`), not a REPLY or COMMENT; a message without a
+    /// type counts as one.
+    pub fn is_mail(&self) -> bool {
+        self.r#type
+            .as_deref()
+            .is_none_or(|t| t.eq_ignore_ascii_case("MAIL"))
+    }
+
     /// The message's time as the server wrote it.
     pub fn time(&self) -> Option<&str> {
         self.created_at.as_deref().or(self.date.as_deref())
