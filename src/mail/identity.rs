@@ -69,8 +69,11 @@ pub fn message_id_key(id: &str) -> String {
     format!("<{}>", bare.trim())
 }
 
-/// The bytes after the first empty line, with CR removed and trailing white space cut.
+/// The bytes after the first empty line, with CR removed and trailing white space cut
+/// (a CR-only mail's line ends read as such first).
 fn normalized_body(raw: &[u8]) -> Vec<u8> {
+    let raw = super::normalize_line_ends(raw);
+    let raw = raw.as_ref();
     let start = header_end(raw).unwrap_or(raw.len());
     let mut body: Vec<u8> = raw[start..]
         .iter()
@@ -123,6 +126,14 @@ mod tests {
         let b = id("Subject: Hi\r\n\r\nInvoice 2\r\n", Some("same@erp"));
         assert_ne!(a, b);
         assert_eq!(a.message_id, b.message_id);
+    }
+
+    #[test]
+    fn cr_only_mails_that_reuse_a_message_id_stay_two_mails() {
+        let a = id("Subject: Hi\r\rInvoice 1\r", Some("same@erp"));
+        let b = id("Subject: Hi\r\rInvoice 2\r", Some("same@erp"));
+        assert_ne!(a, b);
+        assert_eq!(a, id("Subject: Hi\r\n\r\nInvoice 1\r\n", Some("same@erp")));
     }
 
     #[test]
