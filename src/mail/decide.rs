@@ -391,7 +391,13 @@ fn new_ticket(
     if !left_out.is_empty() {
         let names: Vec<String> = left_out
             .iter()
-            .map(|a| format!("{} ({})", escape_html(&a.name), body::human_size(a.size)))
+            .map(|a| {
+                format!(
+                    "{} ({})",
+                    body::escape_html(&a.name),
+                    body::human_size(a.size)
+                )
+            })
             .collect();
         html.push_str(&format!(
             "<p>Not attached, over the size limit ({} each, {} together): {}</p>",
@@ -439,12 +445,6 @@ fn new_ticket(
         },
         attachments: attached,
     }
-}
-
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// A posted mail this one answers (In-Reply-To first, then References, newest first).

@@ -26,6 +26,7 @@ mod text_runs;
 pub use attachments::{Attachment, human_size};
 pub use choose::{Choice, choose};
 pub use html_lines::html_to_text;
+pub use sanitize::escape as escape_html;
 
 use crate::config::{ContentConfig, Prefer, RemoteImages};
 use mail_parser::{Message, MimeHeaders, PartType};
@@ -150,16 +151,11 @@ pub fn attachments_besides_body(msg: &Message<'_>, content: &ContentConfig) -> V
 
 /// A plain-text body as HTML: escaped, blank lines as paragraphs, line breaks kept.
 pub fn plain_to_html(text: &str) -> String {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
     text.replace("\r\n", "\n")
         .split("\n\n")
         .map(|p| p.trim_matches('\n'))
         .filter(|p| !p.trim().is_empty())
-        .map(|p| format!("<p>{}</p>", escape(p).replace('\n', "<br>")))
+        .map(|p| format!("<p>{}</p>", escape_html(p).replace('\n', "<br>")))
         .collect()
 }
 

@@ -291,7 +291,7 @@ fn flatten(html: &str) -> String {
 }
 
 /// Text made safe to put into HTML.
-pub(super) fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
