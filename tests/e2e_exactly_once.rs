@@ -10,7 +10,8 @@ use std::time::Duration;
 use support::*;
 use testbed::{BodyStorage, CreatedAt, Fault};
 
-/// `(missing, duplicates)` of `per_ticket` replies to each of `tickets`, counted in the API's store.
+/// `(missing, duplicates)` of `per_ticket` replies to each of `tickets`, counted in the
+/// API's store; fails unless each ticket's replies were stored in date order.
 fn audit(w: &World, tickets: u64, per_ticket: u32) -> (usize, usize) {
     let (mut missing, mut duplicates) = (0, 0);
     for t in 1..=tickets {
@@ -20,6 +21,15 @@ fn audit(w: &World, tickets: u64, per_ticket: u32) -> (usize, usize) {
             .iter()
             .map(|r| r.body.trim().to_string())
             .collect();
+        // Reply n is dated n minutes after reply 0 (support::reply).
+        let order: Vec<u32> = bodies
+            .iter()
+            .filter_map(|b| b.strip_prefix("reply ")?.split(' ').next()?.parse().ok())
+            .collect();
+        assert!(
+            order.is_sorted(),
+            "ticket {t}: stored out of date order: {order:?}"
+        );
         for n in 0..per_ticket {
             match bodies
                 .iter()
