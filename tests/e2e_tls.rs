@@ -206,6 +206,16 @@ async fn an_untrusted_or_wrongly_pinned_certificate_fails_check_showing_what_was
         ("no ca_file, no pin", "tls", String::new()),
         ("no ca_file, no pin", "starttls", String::new()),
         ("a wrong pin", "tls", format!("tls_fingerprint = {wrong:?}")),
+        // With a pin set, ca_file is not consulted, even when it holds the server's
+        // own certificate.
+        (
+            "a wrong pin beside the right certificate in ca_file",
+            "tls",
+            format!(
+                "tls_fingerprint = {wrong:?}\nca_file = {:?}",
+                pem_file(&w, "real.pem", &cert.cert_pem)
+            ),
+        ),
         (
             "a wrong certificate in ca_file",
             "starttls",
@@ -235,7 +245,7 @@ async fn an_untrusted_or_wrongly_pinned_certificate_fails_check_showing_what_was
             format!("tls_fingerprint = \"{real}\""),
             "{what} ({tls})"
         );
-        if what == "a wrong pin" {
+        if what.starts_with("a wrong pin") {
             assert!(fail.contains(&wrong), "the pin that did not match: {fail}");
         }
         println!("check with {what} ({tls}):\n{shown}");

@@ -170,7 +170,10 @@ async fn start_tls(
             )
         })?;
     // An expired pin is said by the caller: once by `check`, once per mailbox by the daemon.
-    let peer = trust.presented().map(|p| (p, trust.was_pinned()));
+    let peer = trust.presented().map(|p| {
+        let pinned = trust.was_pinned(&p);
+        (p, pinned)
+    });
     Ok((stream, peer))
 }
 

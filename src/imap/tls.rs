@@ -42,8 +42,8 @@ pub struct Trust {
     pub config: Arc<ClientConfig>,
     /// The certificate the server presented, once the handshake got that far.
     pub presented: Arc<Mutex<Option<CertificateDer<'static>>>>,
-    /// Whether a pin (not a CA) is what the connection trusts.
-    pub pinned: Arc<Mutex<bool>>,
+    /// The certificates trusted as they are (not through a CA).
+    pins: Vec<Fingerprint>,
 }
 
 impl Trust {
@@ -52,13 +52,14 @@ impl Trust {
         der.as_ref().map(|d| Presented::describe(d.as_ref()))
     }
 
-    pub fn was_pinned(&self) -> bool {
-        *self.pinned.lock().unwrap_or_else(|e| e.into_inner())
+    /// Whether `presented` was trusted as a pin, not through a CA.
+    pub fn was_pinned(&self, presented: &Presented) -> bool {
+        self.pins.contains(&presented.fingerprint)
     }
 }
 
 /// Settings trusting the system roots and `ca_file` (whose certificates are also pins),
-/// or only `fingerprint` when given.
+/// or only `fingerprint` when given (`ca_file` is then not consulted).
 pub fn trust(
     ca_file: Option<&Path>,
     fingerprint: Option<Fingerprint>,
@@ -72,7 +73,7 @@ pub fn trust(
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     let mut pins = Vec::new();
-    if let Some(path) = ca_file {
+    if let Some(path) = ca_file.filter(|_| fingerprint.is_none()) {
         let bad = |problem: String| TlsSetupError::BadCaFile {
             path: path.to_path_buf(),
             problem,
@@ -97,13 +98,11 @@ pub fn trust(
         .build()
         .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
     let presented = Arc::new(Mutex::new(None));
-    let pinned = Arc::new(Mutex::new(false));
     let verifier = PinningVerifier {
         webpki,
-        pins,
+        pins: pins.clone(),
         pins_only,
         presented: Arc::clone(&presented),
-        pinned: Arc::clone(&pinned),
     };
     let config = ClientConfig::builder()
         .dangerous()
@@ -112,7 +111,7 @@ pub fn trust(
     Ok(Trust {
         config: Arc::new(config),
         presented,
-        pinned,
+        pins,
     })
 }
 
@@ -123,7 +122,6 @@ struct PinningVerifier {
     /// `tls_fingerprint` is set: CA validation is replaced, not added to.
     pins_only: bool,
     presented: Arc<Mutex<Option<CertificateDer<'static>>>>,
-    pinned: Arc<Mutex<bool>>,
 }
 
 /// The pinned fingerprint did not match what the server presented.
@@ -150,7 +148,6 @@ impl ServerCertVerifier for PinningVerifier {
         *self.presented.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(end_entity.clone().into_owned());
         if self.pins.contains(&Fingerprint::of(end_entity.as_ref())) {
-            *self.pinned.lock().unwrap_or_else(|e| e.into_inner()) = true;
             return Ok(ServerCertVerified::assertion());
         }
         if self.pins_only {
