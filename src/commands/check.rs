@@ -49,11 +49,11 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                 }
             }
             let result = async {
-                let mut session = worker::open(mb, false, crate::imap::CHECK_GREETING).await?;
-                let state = session.select(&mb.folder).await?;
-                let peer = session.peer.clone();
+                let session = worker::open(mb, false, crate::imap::CHECK_GREETING).await?;
+                let exists = session.selected().map_or(0, |s| s.exists);
+                let (pinned, expired) = (session.pinned(), session.expired_pin_warning());
                 session.logout().await;
-                Ok::<_, crate::imap::ImapError>((state, peer))
+                Ok::<_, crate::imap::ImapError>((exists, pinned, expired))
             }
             .await;
             let how = match &mb.oauth2 {
@@ -64,8 +64,7 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                 None => "",
             };
             match result {
-                Ok((state, peer)) => {
-                    let pinned = matches!(peer, Some((_, true)));
+                Ok((exists, pinned, expired)) => {
                     lines.push((
                         true,
                         format!(
@@ -76,10 +75,10 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
                             mb.username,
                             if pinned { " (certificate pinned)" } else { "" },
                             mb.folder,
-                            state.exists
+                            exists
                         ),
                     ));
-                    if let Some(warning) = peer.and_then(|(p, pinned)| pinned.then(|| p.expired_pin_warning()).flatten()) {
+                    if let Some(warning) = expired {
                         lines.push((true, format!("mailbox {}: warning: {warning}", mb.name)));
                     }
                 }

@@ -105,21 +105,13 @@ pub async fn open(
 /// One pass for `once`: open, pass, log out.
 pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport, ImapError> {
     let mut session = open(mb, bridge.dry_run, imap::DAEMON_GREETING).await?;
-    if let Some(warning) = expired_pin(&session) {
+    if let Some(warning) = session.expired_pin_warning() {
         tracing::warn!("{warning}");
     }
     let never = CancellationToken::new();
     let report = pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
     session.logout().await;
     Ok(report)
-}
-
-/// The warning for a pinned certificate that expired, if this session's is one.
-fn expired_pin(session: &MailSession) -> Option<String> {
-    match &session.peer {
-        Some((presented, true)) => presented.expired_pin_warning(),
-        _ => None,
-    }
 }
 
 /// The daemon's loop for one mailbox, until `stop` is cancelled. `bridges` carries the
@@ -234,7 +226,7 @@ async fn serve(
     let _ = ready.send(true);
     tracing::info!(folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
     if !life.told_expired_pin
-        && let Some(warning) = expired_pin(&session)
+        && let Some(warning) = session.expired_pin_warning()
     {
         life.told_expired_pin = true;
         tracing::warn!("{warning}");

@@ -30,7 +30,7 @@ pub struct MailSession {
     /// The selected folder, once selected.
     selected: Option<FolderState>,
     /// The server's certificate, and whether a pin trusted it (TLS only).
-    pub peer: Option<(Presented, bool)>,
+    peer: Option<(Presented, bool)>,
     /// The server announced new mail (EXISTS/RECENT) in the answer to a command.
     new_mail: bool,
 }
@@ -134,21 +134,12 @@ impl MailSession {
     ) -> Result<Self, ImapError> {
         let caps = bounded("CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
         let namespace = if caps.has_str("NAMESPACE") {
-            match tokio::time::timeout(COMMAND_TIMEOUT, namespace::query(session.get_mut())).await {
-                Ok(Ok(found)) => found,
-                Ok(Err(e)) => {
-                    return Err(ImapError::Connection {
-                        command: "NAMESPACE".into(),
-                        source: e.into(),
-                    });
-                }
-                Err(_) => {
-                    return Err(ImapError::Timeout {
-                        command: "NAMESPACE".into(),
-                        after: COMMAND_TIMEOUT,
-                    });
-                }
-            }
+            bounded("NAMESPACE", COMMAND_TIMEOUT, async {
+                namespace::query(session.get_mut())
+                    .await
+                    .map_err(Into::into)
+            })
+            .await?
         } else {
             None
         };
@@ -246,6 +237,24 @@ impl MailSession {
     /// Whether new mail was announced since the last call.
     pub fn take_new_mail(&mut self) -> bool {
         std::mem::take(&mut self.new_mail)
+    }
+
+    /// The selected folder as its SELECT found it.
+    pub fn selected(&self) -> Option<FolderState> {
+        self.selected
+    }
+
+    /// Whether the server's certificate was trusted as a pin (not through a CA).
+    pub fn pinned(&self) -> bool {
+        matches!(self.peer, Some((_, true)))
+    }
+
+    /// The warning for a pinned certificate past its validity (it still works).
+    pub fn expired_pin_warning(&self) -> Option<String> {
+        match &self.peer {
+            Some((presented, true)) => presented.expired_pin_warning(),
+            _ => None,
+        }
     }
 
     /// UIDVALIDITY of the selected folder: a UID means the same mail only under it.
