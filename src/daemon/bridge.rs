@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::daemon::claims::Claims;
+use crate::daemon::defer_cause::DeferCause;
 use crate::daemon::ticket_holds::TicketHolds;
 use crate::daemon::ticket_owners::TicketOwners;
 use crate::ledger::Ledger;
@@ -111,8 +112,9 @@ impl Bridge {
         &self.runtime.ledger
     }
 
-    /// While the API refuses our credentials: the status it answered, and the pause left.
-    pub fn credentials_paused(&self) -> Option<(u16, Duration)> {
+    /// While the API refuses our credentials: what a mail waits for (the status it
+    /// answered, and the pause left).
+    pub fn credentials_paused(&self) -> Option<DeferCause> {
         let mut until = self
             .credentials_refused_until
             .lock()
@@ -123,11 +125,23 @@ impl Bridge {
             *until = None;
             return None;
         }
-        Some((status, left))
+        Some(DeferCause::ApiCredentials {
+            status,
+            pause: left,
+        })
     }
 
-    /// Pauses posting for every mailbox after the API refused our credentials with `status`.
-    pub fn credentials_refused(&self, status: u16) {
+    /// The API refused our credentials with `status`: said loudly, counted against the
+    /// API's health, and posting pauses for every mailbox. What the mail waits for.
+    pub fn credentials_refused(&self, status: u16, message: &str) -> DeferCause {
+        tracing::error!(
+            status,
+            "the Thulium API refused our credentials ({message}); posting paused for every mailbox. \
+             Check thulium.user and the password, and that the API user may write to tickets"
+        );
+        self.runtime
+            .api()
+            .request_failed(&format!("HTTP {status}: {message}"), true);
         let mut until = self
             .credentials_refused_until
             .lock()
@@ -135,5 +149,9 @@ impl Bridge {
         *until = Instant::now()
             .checked_add(CREDENTIALS_PAUSE)
             .map(|t| (status, t));
+        DeferCause::ApiCredentials {
+            status,
+            pause: CREDENTIALS_PAUSE,
+        }
     }
 }

@@ -460,8 +460,7 @@ impl One<'_> {
             if self.stop.is_cancelled() {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
-            if let Some((status, pause)) = self.bridge.credentials_paused() {
-                let cause = DeferCause::ApiCredentials { status, pause };
+            if let Some(cause) = self.bridge.credentials_paused() {
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
             if unknown {
@@ -485,8 +484,7 @@ impl One<'_> {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
             // Replies that waited for a slot while another was refused must not go out.
-            if let Some((status, pause)) = self.bridge.credentials_paused() {
-                let cause = DeferCause::ApiCredentials { status, pause };
+            if let Some(cause) = self.bridge.credentials_paused() {
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
             let result = self
@@ -574,20 +572,7 @@ impl One<'_> {
 
     /// 401/403: posting pauses for every mailbox; the mail waits, its attempts untouched.
     fn credentials_refused(&self, status: u16, message: &str) -> Outcome {
-        tracing::error!(
-            status,
-            "the Thulium API refused our credentials ({message}); posting paused for every mailbox. \
-             Check thulium.user and the password, and that the API user may write to tickets"
-        );
-        self.bridge
-            .runtime
-            .api()
-            .request_failed(&format!("HTTP {status}: {message}"), true);
-        self.bridge.credentials_refused(status);
-        Outcome::Deferred(DeferCause::ApiCredentials {
-            status,
-            pause: crate::daemon::bridge::CREDENTIALS_PAUSE,
-        })
+        Outcome::Deferred(self.bridge.credentials_refused(status, message))
     }
 
     /// Reads the ticket back: is this reply already among its messages?

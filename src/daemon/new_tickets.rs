@@ -232,11 +232,8 @@ async fn create(
     if let Some(reason) = exhausted(bridge, begun) {
         return (Outcome::Unmatched(reason), false);
     }
-    if let Some((status, pause)) = bridge.credentials_paused() {
-        return (
-            Outcome::Deferred(DeferCause::ApiCredentials { status, pause }),
-            false,
-        );
+    if let Some(cause) = bridge.credentials_paused() {
+        return (Outcome::Deferred(cause), false);
     }
     let mut request = mail.request.clone();
     for a in &mail.attachments {
@@ -290,19 +287,7 @@ fn trouble(bridge: &Bridge, e: ApiError, what: &str) -> Outcome {
             "not opened as a ticket: the API refused {what} (HTTP {status}): {message}"
         )),
         ApiError::Credentials { status, message } => {
-            tracing::error!(
-                status,
-                "the Thulium API refused our credentials ({message}); posting paused for every mailbox"
-            );
-            bridge
-                .runtime
-                .api()
-                .request_failed(&format!("HTTP {status}: {message}"), true);
-            bridge.credentials_refused(status);
-            Outcome::Deferred(DeferCause::ApiCredentials {
-                status,
-                pause: super::bridge::CREDENTIALS_PAUSE,
-            })
+            Outcome::Deferred(bridge.credentials_refused(status, &message))
         }
         ApiError::Transient {
             reason,
