@@ -417,6 +417,19 @@ pub struct DeliveryConfig {
     pub max_age: Duration,
 }
 
+impl DeliveryConfig {
+    /// "gave up after N failed attempts over D", once a mail has counted `max_attempts`
+    /// failed attempts or is `max_age` old; the rule for replies and new tickets alike.
+    pub fn given_up(&self, attempts: u32, age: Duration) -> Option<String> {
+        (attempts >= self.max_attempts || age >= self.max_age).then(|| {
+            format!(
+                "gave up after {attempts} failed attempts over {}",
+                humantime::format_duration(Duration::from_secs(age.as_secs()))
+            )
+        })
+    }
+}
+
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {

@@ -550,18 +550,13 @@ impl One<'_> {
     /// A transient failure: deferred, or given up on once it has counted
     /// `max_attempts` times or the mail is older than `max_age`.
     fn deferred(&self, cause: DeferCause, unknown: bool, counted: bool) -> Tried {
-        let limits = &self.bridge.config.delivery;
         let (attempts, age) = match self.begun {
             Some(b) => (b.entry.attempts + u32::from(counted), b.entry.age()),
             None => (u32::from(counted), Duration::ZERO),
         };
-        let outcome = if attempts >= limits.max_attempts || age >= limits.max_age {
-            Outcome::Failed(format!(
-                "gave up after {attempts} failed attempts over {} (last: {cause})",
-                humantime::format_duration(Duration::from_secs(age.as_secs()))
-            ))
-        } else {
-            Outcome::Deferred(cause)
+        let outcome = match self.bridge.config.delivery.given_up(attempts, age) {
+            Some(given_up) => Outcome::Failed(format!("{given_up} (last: {cause})")),
+            None => Outcome::Deferred(cause),
         };
         Tried {
             outcome,

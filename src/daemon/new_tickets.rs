@@ -166,19 +166,16 @@ fn counts(bridge: &Bridge, begun: &Begun, tried_ms: u64, outcome: &Outcome) -> b
 /// fallback instead of being tried again. Asked only once an earlier try is known not to
 /// have opened a ticket (read back), so giving up never hides a ticket that exists.
 fn exhausted(bridge: &Bridge, begun: &Begun) -> Option<String> {
-    let limits = &bridge.config.delivery;
-    let (attempts, age) = (begun.entry.attempts, begun.entry.age());
-    (attempts >= limits.max_attempts || age >= limits.max_age).then(|| {
-        format!(
-            "not opened as a ticket: gave up after {attempts} failed attempts over {}{}",
-            humantime::format_duration(Duration::from_secs(age.as_secs())),
-            if begun.outcome_unknown {
-                " (read back: none of them opened one)"
-            } else {
-                ""
-            }
-        )
-    })
+    let given_up = bridge
+        .config
+        .delivery
+        .given_up(begun.entry.attempts, begun.entry.age())?;
+    let read_back = if begun.outcome_unknown {
+        " (read back: none of them opened one)"
+    } else {
+        ""
+    };
+    Some(format!("not opened as a ticket: {given_up}{read_back}"))
 }
 
 /// A mail this one answers that was not finished when this one was decided: posted since
