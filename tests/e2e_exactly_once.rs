@@ -132,6 +132,63 @@ async fn one_answer_in_five_lost(created_at: CreatedAt, body_storage: BodyStorag
     assert!(w.folder("Failed").is_empty());
 }
 
+under_every_reading!(one_answer_in_five_is_a_502_after_storing);
+async fn one_answer_in_five_is_a_502_after_storing(
+    created_at: CreatedAt,
+    body_storage: BodyStorage,
+) {
+    let w = world(created_at, body_storage).await;
+    seed(&w, 20, 5);
+    // A gateway that gave up on a slow backend which stored the reply anyway.
+    w.api.fail_every(5, Fault::AcceptThenStatus(502));
+    let config = w.config_with(&[MailboxOpts::default()], "concurrency = 8", "");
+    drain(&w, &config, 10).await;
+    let fired = w
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.status == Some(502))
+        .count();
+    let (missing, duplicates) = audit(&w, 20, 5);
+    println!(
+        "{created_at:?}/{body_storage:?}: 100 replies, {fired} stored but answered 502: {missing} missing, {duplicates} duplicates"
+    );
+    assert!(fired >= 15, "the fault really fired ({fired})");
+    assert_eq!((missing, duplicates), (0, 0));
+    assert!(w.folder("Failed").is_empty());
+}
+
+/// A customer who writes the same words twice to one ticket ("Thanks!"): the second
+/// reply's answer is lost (`fault` on the second POST). The first one's stored text must
+/// not pass for the second's in the read-back (lost), nor the second be posted twice.
+async fn the_same_words_twice(fault: Fault, created_at: CreatedAt, body_storage: BodyStorage) {
+    let w = world(created_at, body_storage).await;
+    w.api.add_ticket(1, CUSTOMER);
+    w.append(&reply(1, 0, "Thanks!"));
+    w.append(&reply(1, 1, "Thanks!"));
+    w.api.fail_every(2, fault);
+    drain(&w, &w.config(), 5).await;
+    let stored = w.api.posted(1);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(w.folder("Processed").len(), 2);
+}
+
+under_every_reading!(the_same_words_twice_the_second_reset_before_storing);
+async fn the_same_words_twice_the_second_reset_before_storing(
+    created_at: CreatedAt,
+    body_storage: BodyStorage,
+) {
+    the_same_words_twice(Fault::Reset, created_at, body_storage).await
+}
+
+under_every_reading!(the_same_words_twice_the_second_stored_and_its_answer_lost);
+async fn the_same_words_twice_the_second_stored_and_its_answer_lost(
+    created_at: CreatedAt,
+    body_storage: BodyStorage,
+) {
+    the_same_words_twice(Fault::AcceptThenDrop, created_at, body_storage).await
+}
+
 under_every_reading!(answers_after_the_client_timeout);
 async fn answers_after_the_client_timeout(created_at: CreatedAt, body_storage: BodyStorage) {
     let w = world(created_at, body_storage).await;

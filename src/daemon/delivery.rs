@@ -19,7 +19,7 @@ use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, unix_now};
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
 use crate::mail::decide::CustomerResponse;
-use crate::thulium::read_back::{self, Sent};
+use crate::thulium::read_back::{self, OtherPost, Sent};
 use crate::thulium::{ApiError, Backoff, Ticket};
 use chrono::{DateTime, FixedOffset};
 use std::collections::{BTreeMap, HashMap};
@@ -588,7 +588,14 @@ impl One<'_> {
                 Outcome::Deferred(DeferCause::Ledger {
                     reason: e.to_string(),
                 })
-            })?;
+            })?
+            .into_iter()
+            .map(|(date_sent, first_seen, posted)| OtherPost {
+                date_sent,
+                first_seen,
+                posted,
+            })
+            .collect::<Vec<_>>();
         let first_attempt = self
             .begun
             .map(|b| b.entry.unknown_since.unwrap_or(b.entry.first_seen))
@@ -603,7 +610,7 @@ impl One<'_> {
             .runtime
             .owners
             .remember(mail.ticket, ticket.from.as_deref());
-        let matching = read_back::matching_messages(&ticket, &sent);
+        let (matching, others) = read_back::stored(&ticket, &sent, &others);
         let found = matching > others;
         if found {
             self.bridge.runtime.api().works();

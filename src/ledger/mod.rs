@@ -203,13 +203,14 @@ impl Ledger {
         })
     }
 
-    /// Posted mails other than `id` with the same text on `ticket`.
+    /// Posted mails other than `id` with the same text on `ticket`: each one's date sent,
+    /// when it was first seen and when it was recorded posted (unix seconds).
     pub fn posted_with_same_text(
         &self,
         ticket: u64,
         text_hash: &str,
         id: &MailId,
-    ) -> Result<u32, LedgerError> {
+    ) -> Result<Vec<(String, u64, u64)>, LedgerError> {
         self.read("counting posted replies", |conn| {
             store::posted_with_same_text(conn, ticket, text_hash, id)
         })

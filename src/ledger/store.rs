@@ -304,16 +304,22 @@ pub fn posted_with_same_text(
     ticket: u64,
     text_hash: &str,
     id: &MailId,
-) -> rusqlite::Result<u32> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM mails WHERE ticket = ?1 AND text_hash = ?2 AND state = 'posted' \
-         AND NOT (message_id = ?3 AND content = ?4)",
-    )?
-    .query_row(
+) -> rusqlite::Result<Vec<(String, u64, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT date_sent, first_seen, updated FROM mails WHERE ticket = ?1 AND text_hash = ?2 \
+         AND state = 'posted' AND NOT (message_id = ?3 AND content = ?4)",
+    )?;
+    let rows = stmt.query_map(
         params![ticket as i64, text_hash, key(id), id.content],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n.clamp(0, u32::MAX as i64) as u32)
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, i64>(1)?.max(0) as u64,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        },
+    )?;
+    rows.collect()
 }
 
 /// UID and first-seen time of the mails of `mailbox` that are pending.

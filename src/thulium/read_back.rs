@@ -6,15 +6,16 @@
 //! (never a REPLY or COMMENT), its visible text equals ours (white space ignored, so
 //! markup and line breaks may differ), and its `created_at` is the date we sent to the
 //! minute or falls between our first attempt and now. Replies with the same text that
-//! other posted mails account for are not ours: the caller compares the count of
-//! matching messages with the count of such mails.
+//! other posted mails account for are not ours: each such mail accounts for a matching
+//! message only if that message could be its own (its date sent, or its own posting
+//! window), so a customer who writes "Thanks!" twice keeps both.
 
 use crate::mail::body::BodyType;
 use crate::mail::decide::CustomerResponse;
 use chrono::{NaiveDateTime, TimeZone};
 use sha2::{Digest, Sha256};
 
-use super::Ticket;
+use super::{Ticket, TicketMessage};
 
 /// Slack around the window "first attempt .. now", for clocks that disagree a little.
 const CLOCK_SLACK_SECS: i64 = 60;
@@ -30,17 +31,59 @@ pub struct Sent<'a> {
     pub timezone: chrono_tz::Tz,
 }
 
+/// Another posted mail of the ledger with the same text on the same ticket: when its
+/// message may have been stored.
+pub struct OtherPost {
+    pub date_sent: String,
+    /// Unix seconds: first seen, and recorded as posted.
+    pub first_seen: u64,
+    pub posted: u64,
+}
+
 /// How many of the ticket's messages could be this reply.
 pub fn matching_messages(ticket: &Ticket, sent: &Sent<'_>) -> u32 {
+    count(candidates(ticket, sent).len())
+}
+
+/// `(matching, accounted_for)`: the messages that could be this reply, and how many of
+/// `others` could have left one of them. The reply is stored when matching > accounted.
+pub fn stored(ticket: &Ticket, sent: &Sent<'_>, others: &[OtherPost]) -> (u32, u32) {
+    let candidates = candidates(ticket, sent);
+    let accounted = others
+        .iter()
+        .filter(|o| {
+            candidates.iter().any(|m| {
+                m.time()
+                    .is_some_and(|t| shows(t, &o.date_sent, o.first_seen, o.posted, sent.timezone))
+            })
+        })
+        .count();
+    (count(candidates.len()), count(accounted))
+}
+
+fn candidates<'t>(ticket: &'t Ticket, sent: &Sent<'_>) -> Vec<&'t TicketMessage> {
     let ours = fingerprint(&sent.request.body, sent.request.body_type);
-    let count = ticket
+    ticket
         .messages
         .iter()
         .filter(|m| m.is_mail())
         .filter(|m| m.body.as_deref().is_some_and(|b| same_text(b, &ours)))
-        .filter(|m| m.time().is_some_and(|t| same_time(t, sent)))
-        .count();
-    u32::try_from(count).unwrap_or(u32::MAX)
+        .filter(|m| {
+            m.time().is_some_and(|t| {
+                shows(
+                    t,
+                    &sent.request.date,
+                    sent.first_attempt,
+                    sent.now,
+                    sent.timezone,
+                )
+            })
+        })
+        .collect()
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Whether a stored body shows the same text as ours (any markup, any spacing).
@@ -78,19 +121,21 @@ fn same_text(stored: &str, ours: &str) -> bool {
     squeeze(&decode_basic(&text)) == ours
 }
 
-fn same_time(created_at: &str, sent: &Sent<'_>) -> bool {
+/// Whether a message's `created_at` could be a post's: the date it sent (to the
+/// minute), or a time between `from` and `to` (unix seconds, with slack).
+fn shows(created_at: &str, date_sent: &str, from: u64, to: u64, tz: chrono_tz::Tz) -> bool {
     let minute = created_at.trim().get(..16);
-    if minute.is_some() && minute == sent.request.date.get(..16) {
+    if minute.is_some() && minute == date_sent.get(..16) {
         return true;
     }
     let Some(local) = minute.and_then(|m| NaiveDateTime::parse_from_str(m, "%Y-%m-%d %H:%M").ok())
     else {
         return false;
     };
-    let from = i64::try_from(sent.first_attempt).unwrap_or(i64::MAX) - CLOCK_SLACK_SECS;
-    let to = i64::try_from(sent.now).unwrap_or(i64::MAX) + CLOCK_SLACK_SECS;
+    let from = i64::try_from(from).unwrap_or(i64::MAX) - CLOCK_SLACK_SECS;
+    let to = i64::try_from(to).unwrap_or(i64::MAX) + CLOCK_SLACK_SECS;
     // Both readings of a time the clock shows twice when DST ends.
-    let local = sent.timezone.from_local_datetime(&local);
+    let local = tz.from_local_datetime(&local);
     [local.earliest(), local.latest()]
         .into_iter()
         .flatten()

@@ -815,7 +815,8 @@ async fn arrive(
 
 /// A POST under its fault: early faults answer (or reset) without `handle` running;
 /// `AcceptThenDrop` runs it and resets, so the client cannot know it went through;
-/// `AcceptThenDelay` runs it and answers late.
+/// `AcceptThenDelay` runs it and answers late; `AcceptThenStatus` runs it and answers an
+/// error.
 async fn post_with_fault(
     shared: &Shared,
     mut request: RecordedRequest,
@@ -839,6 +840,11 @@ async fn post_with_fault(
             shared.record(request);
             tokio::time::sleep(d).await;
             response
+        }
+        Some(Fault::AcceptThenStatus(code)) => {
+            request.status = Some(code);
+            shared.record(request);
+            crate::contract::error(crate::contract::status(code), "Injected fault")
         }
         _ => {
             request.status = Some(response.status().as_u16());

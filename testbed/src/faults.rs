@@ -27,6 +27,9 @@ pub enum Fault {
     /// Handle the request (store the reply), then answer only after this
     /// long, meant to exceed the client's timeout.
     AcceptThenDelay(Duration),
+    /// Handle the request (store the reply), then answer this status with the error
+    /// JSON, as a gateway that timed out on a slow but successful backend does.
+    AcceptThenStatus(u16),
     /// Wait this long, then answer normally.
     Latency(Duration),
     /// For `GET tickets/{id}`: answer this status with the error JSON.
