@@ -282,7 +282,8 @@ async fn no_post_while_the_read_back_fails() {
     let mut passes = 1;
     while !w.folder("INBOX").is_empty() && passes < 8 {
         let out = once(&config, &[]).await;
-        assert!(out.status.code().is_some(), "{}", text(&out));
+        // 1 while the read-back fails, 0 once it succeeds; never a crash.
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
         assert_eq!(posts(&w.api), 1, "still no second post");
         passes += 1;
     }

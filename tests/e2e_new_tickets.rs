@@ -765,7 +765,8 @@ async fn a_create_refused_while_replies_pass_gives_up_into_the_fallback_but_an_o
     while w.folder("Unmatched").is_empty() && passes < 8 {
         passes += 1;
         w.append(&reply(1, 10 + passes, "while the API works"));
-        once(&config, &[]).await;
+        let out = once(&config, &[]).await;
+        assert!(out.status.success(), "replies pass: {}", text(&out));
     }
     assert_eq!(w.api.total_created(), 0);
     assert_eq!(w.subjects("Unmatched"), ["A ticket the API will not open"]);

@@ -131,6 +131,14 @@ async fn the_same_mail_in_two_mailboxes_is_posted_once() {
     let config = w.config_with(&[MailboxOpts::default(), sales], "", "");
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
+    // The copy is finished in the same pass, not left for the next.
+    assert_eq!(w.folder("Processed").len(), 1, "{}", text(&out));
+    assert_eq!(
+        w.dovecot.folder_mails("sales", "Processed").unwrap().len(),
+        1,
+        "{}",
+        text(&out)
+    );
     let again = once(&config, &[]).await;
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(w.api.posted(55).len(), 1);
