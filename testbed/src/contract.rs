@@ -91,7 +91,9 @@ pub(crate) fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The documented error shape.
+/// The documented error shape. `code` is Thulium's own error number (the page's
+/// example shows 111111) whose values are not documented: the HTTP status stands in,
+/// and the bridge reads only `message`.
 pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     let body = json!({
         "request_id": format!("{:016x}", rand::random::<u64>()),

@@ -366,14 +366,7 @@ impl FakeThulium {
 
     /// Waits until at least `count` responses are stored in total.
     pub async fn wait_posted(&self, count: usize, timeout: Duration) -> Result<()> {
-        let mut rx = self.shared.posted.subscribe();
-        match tokio::time::timeout(timeout, rx.wait_for(|n| *n >= count)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => anyhow::bail!(
-                "{} responses stored after {timeout:?}, wanted {count}",
-                self.total_posted()
-            ),
-        }
+        wait_count(&self.shared.posted, count, timeout, "responses stored").await
     }
 
     /// Ticket requests (POST `customer_response`, GET `tickets/{id}`) being
@@ -592,6 +585,8 @@ impl Ticket {
                 (Some(date), true) => Cow::Borrowed(date.as_str()),
                 _ => Cow::Owned(tz.format_minutes(r.at_unix_ms)),
             };
+            // A customer response is the customer's message: SPEC's "`MAIL` (from the
+            // customer)"; how the helpdesk files it is not documented further.
             messages.push(MessageView {
                 message_id: p.message_id,
                 user_login: "",
@@ -1019,6 +1014,23 @@ fn body_json(body: &Bytes) -> Option<Value> {
 }
 
 /// A poisoned lock only means a test panicked elsewhere; keep serving.
+/// Waits until the counter reaches `count`; the error says how far it got.
+async fn wait_count(
+    counter: &watch::Sender<usize>,
+    count: usize,
+    timeout: Duration,
+    what: &str,
+) -> Result<()> {
+    let mut rx = counter.subscribe();
+    match tokio::time::timeout(timeout, rx.wait_for(|n| *n >= count)).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => anyhow::bail!(
+            "{} {what} after {timeout:?}, wanted {count}",
+            *counter.borrow()
+        ),
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

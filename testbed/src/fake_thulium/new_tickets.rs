@@ -82,14 +82,7 @@ impl FakeThulium {
 
     /// Waits until at least `count` tickets were opened by `POST tickets`.
     pub async fn wait_created(&self, count: usize, timeout: Duration) -> anyhow::Result<()> {
-        let mut rx = self.shared.created.subscribe();
-        match tokio::time::timeout(timeout, rx.wait_for(|n| *n >= count)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => anyhow::bail!(
-                "{} tickets created after {timeout:?}, wanted {count}",
-                self.total_created()
-            ),
-        }
+        super::wait_count(&self.shared.created, count, timeout, "tickets created").await
     }
 }
 
