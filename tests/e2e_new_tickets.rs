@@ -684,6 +684,33 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_to_that_is_no_helpdesk_mailbox_sends_the_mail_to_the_fallback_with_the_apis_words() {
+    let w = World::start().await;
+    let raw = plain_mail(CUSTOMER, 31, "A question", None);
+    w.append(&raw);
+    let wrong = MailboxOpts {
+        extra:
+            "on_unmatched = \"new_ticket\"\n[mailbox.new_ticket]\nto = \"nobody@acme.example\"\n"
+                .into(),
+        ..MailboxOpts::default()
+    };
+    let out = once(&w.config_with(&[wrong], "", ""), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.total_created(), 0);
+    assert_eq!(w.folder("Unmatched").len(), 1, "{}", text(&out));
+    assert!(
+        w.folder("Unmatched")[0].raw == raw,
+        "the mail is kept whole"
+    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines = handled(&log, "unmatched");
+    assert!(
+        lines.len() == 1 && lines[0].contains("The selected to is invalid."),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_token_sends_the_mail_to_the_fallback_whole() {
     let w = World::start().await;
     let scan = binary(20_000, 13);

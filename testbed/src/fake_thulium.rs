@@ -64,6 +64,9 @@ pub struct FakeThuliumConfig {
     pub body_storage: BodyStorage,
     /// Zone of every date the API writes.
     pub account_timezone: AccountTimezone,
+    /// The helpdesk's mailboxes: `POST tickets` takes only these as `to` (SPEC: "the
+    /// address of a mailbox defined in the helpdesk").
+    pub mailboxes: Vec<String>,
 }
 
 /// Picks [`CreatedAt`] (`date_sent|storage_time`), so a whole test suite can
@@ -101,6 +104,7 @@ impl FakeThuliumConfig {
             created_at: from_env(CREATED_AT_ENV)?.unwrap_or_default(),
             body_storage: from_env(BODY_STORAGE_ENV)?.unwrap_or_default(),
             account_timezone: AccountTimezone::default(),
+            mailboxes: vec!["help@acme.example".into()],
         })
     }
 }

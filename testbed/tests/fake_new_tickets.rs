@@ -161,6 +161,15 @@ async fn unknown_and_expired_tokens_and_missing_fields_are_refused() -> Result<(
             format!("The {key} field is required.")
         );
     }
+    let mut elsewhere = ok.clone();
+    elsewhere["to"] = json!("nobody@acme.example");
+    let response = create(&api, &elsewhere).await?;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error_message(response).await?,
+        "The selected to is invalid."
+    );
+
     let mut unknown = ok.clone();
     unknown["attachments"] = json!(["180174033853be57b76ed6a"]);
     let response = create(&api, &unknown).await?;

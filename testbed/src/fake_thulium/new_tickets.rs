@@ -119,6 +119,14 @@ impl Shared {
     /// Validates, checks the tokens, opens the ticket; its id.
     fn create(&self, raw: &Bytes) -> Result<u64, Rejection> {
         let mut ticket = validate(raw)?;
+        if !self
+            .config
+            .mailboxes
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(ticket.to.trim()))
+        {
+            return Err(invalid("The selected to is invalid."));
+        }
         {
             let lifetime = self.token_lifetime_ms.load(Ordering::Relaxed);
             let uploads = lock(&self.uploads);
