@@ -135,10 +135,8 @@ mod tests {
         let msg = MessageParser::default()
             .parse(raw.as_slice())
             .expect("parses");
-        let list = crate::mail::body::attachments_besides_body(
-            &msg,
-            &crate::config::ContentConfig::default(),
-        );
+        let list =
+            crate::mail::body::extract(&msg, &crate::config::ContentConfig::default()).attachments;
         let at = list[0].base64_at.clone().expect("base64");
         assert_eq!(decoded(raw.clone(), at.start, at.end).await, data);
     }

@@ -380,7 +380,7 @@ fn new_ticket(
     let mut attached = Vec::new();
     let mut left_out = Vec::new();
     let mut sum = 0u64;
-    for a in body::attachments_besides_body(msg, &content) {
+    for a in body.attachments {
         if a.size <= each && sum + a.size <= total {
             sum += a.size;
             attached.push(a);
@@ -406,14 +406,12 @@ fn new_ticket(
             names.join(", ")
         ));
     }
-    if html.trim().is_empty() && attached.is_empty() {
+    // A mail without text shows its attachment note instead (body::extract).
+    if html.trim().is_empty() {
         return Action::Skip {
             kind: SkipKind::Failed,
             reason: "nothing to open a ticket with: the mail has no text and no attachments".into(),
         };
-    }
-    if html.trim().is_empty() {
-        html = "<p>(no text; see the attachments)</p>".into();
     }
     let cc = msg
         .cc()

@@ -47,6 +47,9 @@ pub enum BodyType {
 pub struct Body {
     pub text: String,
     pub body_type: BodyType,
+    /// The attachments the body does not show (not its own parts, not the `cid:`
+    /// images shown in it): what the note names and a new ticket attaches.
+    pub attachments: Vec<Attachment>,
 }
 
 /// Raw body input beyond this is not even parsed: bounds time and memory for any mail.
@@ -81,12 +84,13 @@ fn extract_any(msg: &Message<'_>, content: &ContentConfig) -> Body {
         }
     }
     let max = usize::try_from(content.max_body_size.bytes()).unwrap_or(usize::MAX);
-    let note = attachments::note(&attachments::list(msg, &choice.parts, &HashSet::new()));
+    let attachments = attachments::list(msg, &choice.parts, &HashSet::new());
     Body {
-        text: note
+        text: attachments::note(&attachments)
             .map(|n| limit::prefix(&n, max).to_string())
             .unwrap_or_default(),
         body_type: BodyType::Plain,
+        attachments,
     }
 }
 
@@ -108,10 +112,11 @@ fn extract_parts(msg: &Message<'_>, choice: &Choice, content: &ContentConfig) ->
         if !html_scan::has_visible(&text) {
             return None;
         }
-        let note = note(msg, &choice.parts, &HashSet::new(), content);
+        let attachments = attachments::list(msg, &choice.parts, &HashSet::new());
         return Some(Body {
-            text: fit_text(text, dropped, note, max),
+            text: fit_text(text, dropped, note(&attachments, content), max),
             body_type: BodyType::Plain,
+            attachments,
         });
     }
     let source = html_source(msg, &choice.parts);
@@ -121,32 +126,20 @@ fn extract_parts(msg: &Message<'_>, choice: &Choice, content: &ContentConfig) ->
     if !html_scan::has_visible(&text) && !cleaned.html.contains("<img") {
         return None;
     }
-    let note = note(msg, &choice.parts, &cleaned.cids, content);
+    let attachments = attachments::list(msg, &choice.parts, &cleaned.cids);
+    let note = note(&attachments, content);
     Some(match choice.body_type {
         BodyType::Html => Body {
             text: fit_html(&cleaned.html, dropped, note, max, content.remote_images),
             body_type: BodyType::Html,
+            attachments,
         },
         BodyType::Plain => Body {
             text: fit_text(text, dropped, note, max),
             body_type: BodyType::Plain,
+            attachments,
         },
     })
-}
-
-/// What a new ticket attaches: the attachments the body does not show (not its own
-/// parts, not the `cid:` images shown in it).
-pub fn attachments_besides_body(msg: &Message<'_>, content: &ContentConfig) -> Vec<Attachment> {
-    let choice = choose(msg, content.prefer);
-    let shown = if choice.body_type == BodyType::Html || !choice.parts.is_empty() {
-        let max = usize::try_from(content.max_body_size.bytes()).unwrap_or(usize::MAX);
-        let source = html_source(msg, &choice.parts);
-        let (source, _) = capped(&source, input_cap(max));
-        clean_html(source, &cid_names(msg), content).cids
-    } else {
-        HashSet::new()
-    };
-    attachments::list(msg, &choice.parts, &shown)
 }
 
 /// A plain-text body as HTML: escaped, blank lines as paragraphs, line breaks kept.
@@ -160,16 +153,11 @@ pub fn plain_to_html(text: &str) -> String {
 }
 
 /// The attachment note, when configured and there is anything to list.
-fn note(
-    msg: &Message<'_>,
-    parts: &[u32],
-    shown_cids: &HashSet<String>,
-    content: &ContentConfig,
-) -> Option<String> {
+fn note(attachments: &[Attachment], content: &ContentConfig) -> Option<String> {
     if !content.attachment_note {
         return None;
     }
-    attachments::note(&attachments::list(msg, parts, shown_cids))
+    attachments::note(attachments)
 }
 
 /// `s` cut to `cap` bytes, and how many bytes were cut off.

@@ -10,11 +10,15 @@ fn mail(content_type: &str, body: &str) -> String {
     )
 }
 
+/// The body's text and type; its attachment list is checked where it matters.
 fn extract_raw(raw: &str, content: &ContentConfig) -> Body {
     let msg = MessageParser::default()
         .parse(raw.as_bytes())
         .expect("test mail parses");
-    extract(&msg, content)
+    Body {
+        attachments: Vec::new(),
+        ..extract(&msg, content)
+    }
 }
 
 fn html(body: &str) -> Body {
@@ -190,7 +194,8 @@ fn plain_text_mail() {
         b,
         Body {
             text: "Hello".into(),
-            body_type: BodyType::Plain
+            body_type: BodyType::Plain,
+            attachments: Vec::new(),
         }
     );
 }
@@ -210,7 +215,8 @@ fn html_only_mail_with_plain_preferred_becomes_text() {
         b,
         Body {
             text: "Hi & bye\nline 2".into(),
-            body_type: BodyType::Plain
+            body_type: BodyType::Plain,
+            attachments: Vec::new(),
         }
     );
 }
@@ -221,6 +227,7 @@ fn only_attachments_give_the_note_as_the_body() {
     let expected = Body {
         text: "Attachments: a.pdf (3 B)".into(),
         body_type: BodyType::Plain,
+        attachments: Vec::new(),
     };
     assert_eq!(extract_raw(raw, &ContentConfig::default()), expected);
     // The note is all such a reply has, so it is the body even with the note turned off.
@@ -240,7 +247,8 @@ fn only_attachments_give_the_note_as_the_body() {
         extract_raw(empty_text, &ContentConfig::default()),
         Body {
             text: "Attachments: scangpj.exe (3 B)".into(),
-            body_type: BodyType::Plain
+            body_type: BodyType::Plain,
+            attachments: Vec::new(),
         }
     );
 }
@@ -252,7 +260,8 @@ fn nothing_at_all_is_an_empty_body() {
         extract_raw(raw, &ContentConfig::default()),
         Body {
             text: String::new(),
-            body_type: BodyType::Plain
+            body_type: BodyType::Plain,
+            attachments: Vec::new(),
         }
     );
 }
@@ -435,7 +444,8 @@ fn html_with_nothing_visible_falls_back_to_text() {
         b,
         Body {
             text: "Hello".into(),
-            body_type: BodyType::Plain
+            body_type: BodyType::Plain,
+            attachments: Vec::new(),
         }
     );
     let only_pixel = mail("text/html", "<img src=\"https://t.example/x.gif\">");
@@ -443,7 +453,8 @@ fn html_with_nothing_visible_falls_back_to_text() {
         extract_raw(&only_pixel, &ContentConfig::default()),
         Body {
             text: String::new(),
-            body_type: BodyType::Plain
+            body_type: BodyType::Plain,
+            attachments: Vec::new(),
         }
     );
     assert_eq!(
@@ -466,7 +477,8 @@ fn undecoded_html_alternative_is_still_the_html_body() {
         b,
         Body {
             text: "<p>Dzień <b>dobry</b></p>".into(),
-            body_type: BodyType::Html
+            body_type: BodyType::Html,
+            attachments: Vec::new(),
         }
     );
 }
