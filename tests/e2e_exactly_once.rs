@@ -377,6 +377,17 @@ async fn an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud() {
     assert!(health.contains("\"api\""), "names the API: {health}");
     let (_, metrics) = get(&format!("http://127.0.0.1:{port}/metrics")).await;
     assert!(metrics.contains("thulium_bridge_api_up 0"), "{metrics}");
+    // The number that matters: all 10 replies wait, the oldest since the first pass.
+    let support = [("mailbox", "support")];
+    let waiting = probe_until(
+        Duration::from_secs(30),
+        || async { get(&format!("http://127.0.0.1:{port}/metrics")).await.1 },
+        |m| metric(m, "thulium_bridge_waiting_mails", &support) == Some(10.0),
+    )
+    .await
+    .unwrap_or_else(|m| panic!("waiting mails: {m}"));
+    let oldest = metric(&waiting, "thulium_bridge_oldest_waiting_seconds", &support);
+    assert!(oldest.is_some_and(|s| s > 0.0), "{oldest:?}");
 
     w.api.clear_faults();
     let recovered = std::time::Instant::now();
