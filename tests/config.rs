@@ -113,6 +113,35 @@ fn errors_name_file_key_and_problem() {
     assert!(error_of("[thulium\nurl=").starts_with("config.toml: (syntax):"));
     let missing = "[thulium]\nuser = \"a\"\npassword = \"b\"\n";
     assert!(error_of(missing).contains("url"), "{}", error_of(missing));
+    // A new ticket's fallback keeps the mail, like every other disposition of a mail
+    // that was not posted.
+    let fallback = |to: &str| {
+        MINIMAL.replace(
+            "password = \"secret-imap-pass\"",
+            &format!(
+                "password = \"x\"\non_unmatched = \"new_ticket\"\n[mailbox.new_ticket]\nto = \"help@acme.example\"\nfallback = {to:?}"
+            ),
+        )
+    };
+    assert!(
+        error_of(&fallback("delete")).starts_with(
+            "config.toml: mailbox[0].new_ticket.fallback: delete is only for on_posted"
+        ),
+        "{}",
+        error_of(&fallback("delete"))
+    );
+    assert!(
+        error_of(&fallback("move:INBOX"))
+            .starts_with("config.toml: mailbox[0].new_ticket.fallback: moving into \"INBOX\""),
+        "{}",
+        error_of(&fallback("move:INBOX"))
+    );
+    assert!(
+        error_of(&fallback("new_ticket"))
+            .starts_with("config.toml: mailbox[0].new_ticket.fallback: new_ticket is only for"),
+        "{}",
+        error_of(&fallback("new_ticket"))
+    );
 }
 
 #[test]

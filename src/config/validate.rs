@@ -168,13 +168,17 @@ fn mailbox(m: &mut MailboxConfig, prefix: &str) -> Result<(), Invalid> {
 /// unless posted; a new ticket needs its table.
 fn dispositions(m: &MailboxConfig, prefix: &str) -> Result<(), Invalid> {
     let at = |key: &str| format!("{prefix}.{key}");
-    for (key, d) in [
+    let mut keys = vec![
         ("on_posted", &m.on_posted),
         ("on_unmatched", &m.on_unmatched),
         ("on_ignored", &m.on_ignored),
         ("on_failed", &m.on_failed),
         ("on_unverified", &m.on_unverified),
-    ] {
+    ];
+    if let Some(n) = &m.new_ticket {
+        keys.push(("new_ticket.fallback", &n.fallback));
+    }
+    for (key, d) in keys {
         if *d == Disposition::NewTicket && key != "on_unmatched" {
             return Err(Invalid::new(at(key), "new_ticket is only for on_unmatched"));
         }
@@ -206,18 +210,6 @@ fn dispositions(m: &MailboxConfig, prefix: &str) -> Result<(), Invalid> {
                 return Err(Invalid::new(
                     at("new_ticket.to"),
                     format!("{:?} is not an address", n.to),
-                ));
-            }
-            if matches!(n.fallback, Disposition::NewTicket | Disposition::Delete) {
-                return Err(Invalid::new(
-                    at("new_ticket.fallback"),
-                    "must keep the mail: move:<folder>, flag:<keyword> or seen",
-                ));
-            }
-            if n.fallback.target_folder() == Some(m.folder.as_str()) {
-                return Err(Invalid::new(
-                    at("new_ticket.fallback"),
-                    "moving into the watched folder would handle the mail again",
                 ));
             }
         }
