@@ -32,10 +32,8 @@ impl Config {
             dispositions(m, &prefix)?;
         }
 
-        crate::mail::ticket::TicketMatcher::new(&self.matching.subject_patterns)
-            .map_err(|(i, msg)| Invalid::new(format!("match.subject_patterns[{i}]"), msg))?;
-        crate::mail::classify::SenderRules::new(&self.filters)
-            .map_err(|(key, msg)| Invalid::new(format!("filters.{key}"), msg))?;
+        // Subject patterns and sender filters compile, with the keys named.
+        crate::mail::decide::Rules::new(self)?;
         if self.content.max_body_size.bytes() < 1024 {
             return Err(Invalid::new(
                 "content.max_body_size",
