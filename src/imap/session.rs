@@ -478,8 +478,12 @@ impl MailSession {
                     .await?;
             }
             Disposition::Delete => self.delete(set).await?,
-            // Not a place: a mail that became a ticket is disposed by on_posted.
-            Disposition::NewTicket => {}
+            // Not a place: a mail that became a ticket is disposed by on_posted, and the
+            // config's dispositions are resolved before they get here. Were one to
+            // arrive, the mail stays where it is (handled again), and it is said.
+            Disposition::NewTicket => {
+                tracing::error!(%set, "a bug: new_ticket given as where to put mail; left in place");
+            }
         }
         Ok(())
     }
