@@ -225,7 +225,7 @@ impl Pass<'_> {
                         message_id: None,
                         ticket: None,
                         outcome,
-                        retry_at: Some(Instant::now() + poison::DECIDE_BUDGET * 6),
+                        retry_at: None,
                     });
                     continue;
                 }
@@ -297,10 +297,6 @@ impl Pass<'_> {
             }
             Err(claimant) => super::claims::outcome_for_copy(claimant).await,
         };
-        let retry_at = match &outcome {
-            Outcome::Deferred(cause) => Instant::now().checked_add(cause.wait()),
-            _ => None,
-        };
         let ticket = match &outcome {
             Outcome::NewTicket { ticket } => Some(*ticket),
             _ => None,
@@ -310,7 +306,7 @@ impl Pass<'_> {
             message_id: id.message_id.as_deref(),
             ticket,
             outcome,
-            retry_at,
+            retry_at: None,
         });
     }
 

@@ -27,7 +27,8 @@ pub struct Handled<'a> {
     pub message_id: Option<&'a str>,
     pub ticket: Option<u64>,
     pub outcome: Outcome,
-    /// For a deferred mail: when it is worth trying again.
+    /// For a deferred mail: when it is worth trying again, if later than its cause's
+    /// own wait (a ticket held longer).
     pub retry_at: Option<Instant>,
 }
 
@@ -37,7 +38,6 @@ pub struct Tally<'a> {
     deferrals: &'a mut Deferrals,
     /// Finished mails (posted ones committed to the ledger) by where they go.
     dispose: HashMap<Disposition, Vec<u32>>,
-    to_dispose: usize,
     /// Mails not posted because the pass stopped.
     left: usize,
 }
@@ -49,7 +49,6 @@ impl<'a> Tally<'a> {
             report: PassReport::default(),
             deferrals,
             dispose: HashMap::new(),
-            to_dispose: 0,
             left: 0,
         }
     }
@@ -69,7 +68,10 @@ impl<'a> Tally<'a> {
         *self.report.counts.entry(name).or_default() += 1;
         match &h.outcome {
             Outcome::Deferred(cause) => {
-                if let Some(at) = h.retry_at {
+                if let Some(at) = h
+                    .retry_at
+                    .or_else(|| Instant::now().checked_add(cause.wait()))
+                {
                     self.deferrals.insert(h.uid, at);
                 }
                 if cause.is_api_failure() {
@@ -79,7 +81,6 @@ impl<'a> Tally<'a> {
             outcome => {
                 if let Some(target) = outcome.disposition(self.mb) {
                     self.dispose.entry(target.clone()).or_default().push(h.uid);
-                    self.to_dispose += 1;
                 }
             }
         }
@@ -87,12 +88,11 @@ impl<'a> Tally<'a> {
 
     /// Mails waiting for their disposition.
     pub fn to_dispose(&self) -> usize {
-        self.to_dispose
+        self.dispose.values().map(Vec::len).sum()
     }
 
     /// The dispositions gathered so far, by target.
     pub fn take_dispositions(&mut self) -> HashMap<Disposition, Vec<u32>> {
-        self.to_dispose = 0;
         std::mem::take(&mut self.dispose)
     }
 
