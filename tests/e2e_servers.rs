@@ -183,12 +183,16 @@ async fn idle_arrival(server: &dyn ImapServer) {
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    // The first pass found nothing; the next mail comes in through IDLE.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A first mail, posted by the first pass (or IDLE); then one that only the server
+    // telling us can bring in before the 10-minute poll.
     server
-        .append(USER, "INBOX", &reply(7, 1, "via idle"), &[])
+        .append(USER, "INBOX", &reply(7, 1, "first"), &[])
         .expect("append");
-    let posted = eventually(Duration::from_secs(30), || api.posted(7).len() == 1).await;
+    let first = eventually(Duration::from_secs(30), || api.posted(7).len() == 1).await;
+    server
+        .append(USER, "INBOX", &reply(7, 2, "via idle"), &[])
+        .expect("append");
+    let posted = first && eventually(Duration::from_secs(30), || api.posted(7).len() == 2).await;
     signal(&child, "TERM");
     let exit = wait_exit(&mut child, Duration::from_secs(20)).await;
     let log = std::fs::read_to_string(&log).unwrap_or_default();
