@@ -115,12 +115,7 @@ async fn one_answer_in_five_lost(created_at: CreatedAt, body_storage: BodyStorag
         .iter()
         .filter(|r| r.method == "POST" && r.status.is_none())
         .count();
-    let posts = w
-        .api
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count();
+    let posts = posts(&w.api);
     let (missing, duplicates) = audit(&w, 60, 5);
     println!(
         "{created_at:?}/{body_storage:?}: 300 replies, {posts} POSTs, {lost} answers lost: {missing} missing, {duplicates} duplicates, {} failed",
