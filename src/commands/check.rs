@@ -21,7 +21,16 @@ pub fn run(config: Config) -> anyhow::Result<bool> {
             report(true, format!("config warning: {w}"));
         }
         match crate::ledger::Ledger::open(&config.state.dir) {
-            Ok(_) => report(true, format!("state: ledger in {} is writable", config.state.dir.display())),
+            Ok(ledger) => {
+                report(true, format!("state: ledger in {} is writable", config.state.dir.display()));
+                match ledger.clock_observations() {
+                    Ok(seen) => {
+                        let clock = crate::thulium::api_clock::ApiClock::learn(config.timezone(), seen);
+                        report(true, format!("api clock: {}", clock.describe()));
+                    }
+                    Err(e) => report(false, format!("api clock: {e}")),
+                }
+            }
             Err(e) => report(false, format!("state: {e}")),
         }
         let verify = config.thulium.verify_sender;

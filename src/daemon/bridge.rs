@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::daemon::claims::Claims;
+use crate::daemon::clock_learning::ClockLearning;
 use crate::daemon::defer_cause::DeferCause;
 use crate::daemon::ticket_holds::TicketHolds;
 use crate::daemon::ticket_owners::TicketOwners;
@@ -27,6 +28,8 @@ pub struct Runtime {
     pub claims: Arc<Claims>,
     pub holds: TicketHolds,
     pub owners: TicketOwners,
+    /// What the API's `created_at` means, as far as it is known.
+    pub clock: ClockLearning,
     /// Raw mail bytes being fetched and decided at once, across mailboxes, in KiB.
     pub reading: Arc<tokio::sync::Semaphore>,
 }
@@ -37,8 +40,9 @@ pub struct Runtime {
 pub const READING_BUDGET_KIB: u32 = 64 << 10;
 
 impl Runtime {
-    pub fn new(ledger: Ledger, health: Arc<Health>) -> Arc<Runtime> {
+    pub fn new(ledger: Ledger, health: Arc<Health>, timezone: chrono_tz::Tz) -> Arc<Runtime> {
         Arc::new(Runtime {
+            clock: ClockLearning::new(&ledger, timezone),
             ledger,
             health,
             claims: Arc::default(),
@@ -85,6 +89,7 @@ impl Bridge {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("thulium.password was not resolved"))?;
         let api = ThuliumClient::new(&t.url, &t.user, password, t.timeout)?;
+        runtime.clock.set_account(rules.timezone);
         let mailbox_rules = config
             .mailboxes
             .iter()

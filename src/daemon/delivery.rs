@@ -15,7 +15,7 @@ use super::claims::{self, Claim};
 use super::defer_cause::DeferCause;
 pub use super::outcome::Outcome;
 use crate::config::VerifySender;
-use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, unix_now};
+use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, PostedReply, unix_now};
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
 use crate::mail::decide::CustomerResponse;
@@ -487,6 +487,7 @@ impl One<'_> {
             if let Some(cause) = self.bridge.credentials_paused() {
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
+            let post_began = unix_now();
             let result = self
                 .bridge
                 .api
@@ -506,6 +507,7 @@ impl One<'_> {
             match result {
                 Ok(()) => {
                     api.post_succeeded();
+                    self.learn_clock(post_began).await;
                     return not_posted(Outcome::Posted, false);
                 }
                 Err(ApiError::Transient {
@@ -600,17 +602,21 @@ impl One<'_> {
             .begun
             .map(|b| b.entry.unknown_since.unwrap_or(b.entry.first_seen))
             .unwrap_or_else(unix_now);
-        let sent = Sent {
-            request: &mail.request,
-            first_attempt,
-            now: unix_now(),
-            timezone: self.bridge.rules.timezone,
-        };
-        self.bridge
-            .runtime
-            .owners
-            .remember(mail.ticket, ticket.from.as_deref());
-        let (matching, others) = read_back::stored(&ticket, &sent, &others);
+        let runtime = &self.bridge.runtime;
+        runtime.owners.remember(mail.ticket, ticket.from.as_deref());
+        runtime
+            .clock
+            .learn(self.bridge.ledger(), &ticket, None)
+            .await;
+        let (matching, others) = runtime.clock.with(|clock| {
+            let sent = Sent {
+                request: &mail.request,
+                first_attempt,
+                now: unix_now(),
+                clock,
+            };
+            read_back::stored(&ticket, &sent, &others)
+        });
         let found = matching > others;
         if found {
             self.bridge.runtime.api().works();
@@ -624,6 +630,37 @@ impl One<'_> {
             "outcome of an earlier post was unknown; read the ticket back"
         );
         Ok(found)
+    }
+
+    /// While little is known of the API's clock: reads the ticket just posted to, where
+    /// this reply shows how its `created_at` was written. A failed read is only missed.
+    async fn learn_clock(&self, post_began: u64) {
+        let clock = &self.bridge.runtime.clock;
+        let Some(_turn) = clock.read_turn() else {
+            return;
+        };
+        let mail = self.mail;
+        let ticket = {
+            let _slot = self.bridge.read_slots.acquire().await;
+            self.bridge.api.get_ticket(mail.ticket).await
+        };
+        match ticket {
+            Ok(ticket) => {
+                let posted = PostedReply {
+                    text_hash: read_back::text_hash(&mail.request),
+                    date_sent: mail.request.date.clone(),
+                    from: post_began,
+                    to: unix_now(),
+                };
+                clock
+                    .learn(self.bridge.ledger(), &ticket, Some(posted))
+                    .await;
+            }
+            Err(e) => tracing::debug!(
+                ticket = mail.ticket,
+                "{e}; the API's clock is learned later"
+            ),
+        }
     }
 
     /// `GET tickets/{id}`, noting what it says about the API's health.
@@ -684,6 +721,10 @@ impl One<'_> {
                     }),
                 })?;
                 owners.remember(mail.ticket, ticket.from.as_deref());
+                let clock = &self.bridge.runtime.clock;
+                if clock.wants_more() {
+                    clock.learn(self.bridge.ledger(), &ticket, None).await;
+                }
                 ticket.from.map(|f| f.trim().to_ascii_lowercase())
             }
         };

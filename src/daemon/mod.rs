@@ -4,6 +4,7 @@
 pub(crate) mod attachment_stream;
 pub(crate) mod bridge;
 pub(crate) mod claims;
+pub(crate) mod clock_learning;
 pub(crate) mod defer_cause;
 pub(crate) mod delivery;
 mod expiring;

@@ -17,7 +17,6 @@ use crate::mail::body::{Attachment, BodyType};
 use crate::thulium::new_ticket::NewTicketRequest;
 use crate::thulium::read_back;
 use crate::thulium::{ApiError, TICKET_PAGE, Ticket};
-use chrono::TimeZone;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -314,14 +313,12 @@ async fn find_created(
     };
     let since = begun.entry.unknown_since.unwrap_or(begun.entry.first_seen);
     // The day only: the page's example of a `_from` filter is a date ("2014-07-04"),
-    // and candidates are matched on customer, subject and text anyway.
+    // and candidates are matched on customer, subject and text anyway. The day as the
+    // API's clock may write it: the earliest any clock still possible would.
     let from = bridge
-        .rules
-        .timezone
-        .timestamp_opt(since.saturating_sub(120) as i64, 0)
-        .earliest()
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
+        .runtime
+        .clock
+        .with(|c| c.earliest_day(since.saturating_sub(120) as i64));
     for page in 0..READ_BACK_PAGES {
         let listed = {
             let _slot = bridge.read_slots.acquire().await;

@@ -37,7 +37,7 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let config = Arc::new(config);
         let (ledger, _lock) = open_ledger(&config)?;
-        let runtime = Runtime::new(ledger, Arc::default());
+        let runtime = Runtime::new(ledger, Arc::default(), config.timezone());
         let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, Arc::clone(&runtime))?);
         let passes = config.mailboxes.iter().map(|mb| {
             let bridge = Arc::clone(&bridge);
@@ -183,7 +183,7 @@ pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool>
             None => None,
         };
         let (ledger, _lock) = open_ledger(&config)?;
-        let runtime = Runtime::new(ledger, Arc::clone(&health));
+        let runtime = Runtime::new(ledger, Arc::clone(&health), config.timezone());
         let state_dir = config.state.dir.clone();
         let config = Arc::new(config);
         let (bridge_tx, bridge_rx) = watch::channel(Arc::new(Bridge::new(
@@ -288,7 +288,7 @@ mod tests {
         )
         .expect("config");
         let ledger = Ledger::open(dir.path()).expect("ledger");
-        let runtime = Runtime::new(ledger, Arc::default());
+        let runtime = Runtime::new(ledger, Arc::default(), config.timezone());
         let bridge = Bridge::new(Arc::new(config), true, runtime).expect("bridge");
         Supervisor {
             running: BTreeMap::new(),

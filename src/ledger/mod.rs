@@ -6,6 +6,7 @@
 //! connection and never wait for it, so `ledger show` works while the daemon runs, and
 //! the stock `sqlite3` tool can read the file. `Ledger` is a cheap `Clone`.
 
+mod clock;
 mod entry;
 mod error;
 mod migrate;
@@ -15,7 +16,7 @@ mod writer;
 
 pub use entry::{Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms};
 pub use error::LedgerError;
-pub use store::Begun;
+pub use store::{Begun, PostedReply};
 
 use crate::mail::MailId;
 use rusqlite::{Connection, OpenFlags};
@@ -214,6 +215,32 @@ impl Ledger {
         self.read("counting posted replies", |conn| {
             store::posted_with_same_text(conn, ticket, text_hash, id)
         })
+    }
+
+    /// Replies recorded posted to `ticket`: what the API's clock is learned from.
+    pub fn posted_on_ticket(&self, ticket: u64) -> Result<Vec<store::PostedReply>, LedgerError> {
+        self.read("listing a ticket's posted replies", |conn| {
+            store::posted_on_ticket(conn, ticket)
+        })
+    }
+
+    /// What the API's clock was learned from, oldest first.
+    pub fn clock_observations(
+        &self,
+    ) -> Result<Vec<crate::thulium::api_clock::Observation>, LedgerError> {
+        self.read("reading the API's clock", clock::observations)
+    }
+
+    /// Keeps what a ticket showed of one of our replies (`ticket`'s).
+    pub async fn observe_clock(
+        &self,
+        ticket: u64,
+        o: crate::thulium::api_clock::Observation,
+    ) -> Result<(), LedgerError> {
+        self.write("keeping what the API's clock showed", move |conn| {
+            clock::observe(conn, ticket, &o, unix_now())
+        })
+        .await
     }
 
     /// The pending mails of `mailbox`: UID and when each was first seen.

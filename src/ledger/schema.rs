@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// Bumped with every change below; `PRAGMA user_version` holds the one on disk.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (
@@ -52,6 +52,20 @@ CREATE TABLE IF NOT EXISTS poison (
 );
 ";
 
+/// What tickets showed of replies the bridge posted, from which the API's clock is
+/// learned (`thulium::api_clock`): the newest few are kept.
+const V3: &str = "
+CREATE TABLE IF NOT EXISTS api_clock (
+    ticket      INTEGER NOT NULL,
+    created_at  TEXT    NOT NULL,
+    date_sent   TEXT    NOT NULL,
+    posted_from INTEGER NOT NULL,  -- unix seconds: the POST began
+    posted_to   INTEGER NOT NULL,  -- unix seconds: its answer came
+    seen        INTEGER NOT NULL,
+    PRIMARY KEY (ticket, created_at, date_sent)
+);
+";
+
 /// WAL: readers (`ledger show` while the daemon runs) never wait for the writer;
 /// synchronous = FULL: a commit is on disk when it returns (one fsync per group).
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -81,7 +95,7 @@ pub fn create(conn: &Connection) -> Result<(), SchemaError> {
     if on_disk < VERSION {
         // Every step is idempotent (IF NOT EXISTS): an older file gets what it lacks.
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;{V1}{V2}PRAGMA user_version = {VERSION};COMMIT;"
+            "BEGIN IMMEDIATE;{V1}{V2}{V3}PRAGMA user_version = {VERSION};COMMIT;"
         ))?;
     }
     Ok(())

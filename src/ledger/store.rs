@@ -322,6 +322,34 @@ pub fn posted_with_same_text(
     rows.collect()
 }
 
+/// A reply recorded posted: its text, its date sent, and the unix seconds between which
+/// the API stored it (its last POST began .. it was recorded posted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedReply {
+    pub text_hash: String,
+    pub date_sent: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// The replies recorded posted to `ticket` whose last POST's time is known.
+pub fn posted_on_ticket(conn: &Connection, ticket: u64) -> rusqlite::Result<Vec<PostedReply>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT text_hash, date_sent, last_attempt_ms, updated FROM mails \
+         WHERE ticket = ?1 AND state = 'posted' AND last_attempt_ms IS NOT NULL AND text_hash != '' \
+         AND new_ticket_from IS NULL",
+    )?;
+    let rows = stmt.query_map(params![ticket as i64], |r| {
+        Ok(PostedReply {
+            text_hash: r.get(0)?,
+            date_sent: r.get(1)?,
+            from: (r.get::<_, i64>(2)?.max(0) / 1000) as u64,
+            to: r.get::<_, i64>(3)?.max(0) as u64,
+        })
+    })?;
+    rows.collect()
+}
+
 /// UID and first-seen time of the mails of `mailbox` that are pending.
 pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(u32, u64)>> {
     let mut stmt =

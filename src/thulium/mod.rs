@@ -3,6 +3,7 @@
 //! Every response is sorted by one pure function, [`classify`], into success or one of
 //! the three [`ApiError`] classes the deliverer acts on (retry, give up, stop posting).
 
+pub mod api_clock;
 mod classify;
 mod client;
 mod error;

@@ -5,20 +5,18 @@
 //! body is stored as sent or re-rendered. So a message is this reply when it is a MAIL
 //! (never a REPLY or COMMENT), its visible text equals ours (white space ignored, so
 //! markup and line breaks may differ), and its `created_at` is the date we sent to the
-//! minute or falls between our first attempt and now. Replies with the same text that
-//! other posted mails account for are not ours: each such mail accounts for a matching
-//! message only if that message could be its own (its date sent, or its own posting
-//! window), so a customer who writes "Thanks!" twice keeps both.
+//! minute or falls between our first attempt and now, as the API's clock writes them
+//! ([`ApiClock`]: learned, else any clock). Replies with the same text that other posted
+//! mails account for are not ours: each such mail accounts for a matching message only
+//! if that message could be its own (its date sent, or its own posting window), so a
+//! customer who writes "Thanks!" twice keeps both.
 
 use crate::mail::body::BodyType;
 use crate::mail::decide::CustomerResponse;
-use chrono::{NaiveDateTime, TimeZone};
 use sha2::{Digest, Sha256};
 
+use super::api_clock::{ApiClock, Posting};
 use super::{Ticket, TicketMessage};
-
-/// Slack around the window "first attempt .. now", for clocks that disagree a little.
-const CLOCK_SLACK_SECS: i64 = 60;
 
 /// What a read-back compares a ticket's messages with.
 pub struct Sent<'a> {
@@ -27,8 +25,8 @@ pub struct Sent<'a> {
     pub first_attempt: u64,
     /// Unix seconds now.
     pub now: u64,
-    /// The account's zone, in which `created_at` is written.
-    pub timezone: chrono_tz::Tz,
+    /// How the API writes `created_at`, as far as it is known.
+    pub clock: &'a ApiClock,
 }
 
 /// Another posted mail of the ledger with the same text on the same ticket: when its
@@ -52,10 +50,14 @@ pub fn stored(ticket: &Ticket, sent: &Sent<'_>, others: &[OtherPost]) -> (u32, u
     let accounted = others
         .iter()
         .filter(|o| {
-            candidates.iter().any(|m| {
-                m.time()
-                    .is_some_and(|t| shows(t, &o.date_sent, o.first_seen, o.posted, sent.timezone))
-            })
+            let theirs = Posting {
+                date_sent: &o.date_sent,
+                from: o.first_seen,
+                to: o.posted,
+            };
+            candidates
+                .iter()
+                .any(|m| m.time().is_some_and(|t| sent.clock.could_show(t, theirs)))
         })
         .count();
     (count(candidates.len()), count(accounted))
@@ -63,22 +65,17 @@ pub fn stored(ticket: &Ticket, sent: &Sent<'_>, others: &[OtherPost]) -> (u32, u
 
 fn candidates<'t>(ticket: &'t Ticket, sent: &Sent<'_>) -> Vec<&'t TicketMessage> {
     let ours = fingerprint(&sent.request.body, sent.request.body_type);
+    let posting = Posting {
+        date_sent: &sent.request.date,
+        from: sent.first_attempt,
+        to: sent.now,
+    };
     ticket
         .messages
         .iter()
         .filter(|m| m.is_mail())
         .filter(|m| m.body.as_deref().is_some_and(|b| same_text(b, &ours)))
-        .filter(|m| {
-            m.time().is_some_and(|t| {
-                shows(
-                    t,
-                    &sent.request.date,
-                    sent.first_attempt,
-                    sent.now,
-                    sent.timezone,
-                )
-            })
-        })
+        .filter(|m| m.time().is_some_and(|t| sent.clock.could_show(t, posting)))
         .collect()
 }
 
@@ -111,38 +108,20 @@ fn fingerprint(body: &str, body_type: BodyType) -> String {
     }
 }
 
+/// The [`text_hash`]es a stored body may have: read as plain text and as HTML.
+pub fn stored_text_hashes(stored: &str) -> [String; 2] {
+    [squeeze(stored), stored_as_html(stored)].map(|t| hex::encode(Sha256::digest(t.as_bytes())))
+}
+
+fn stored_as_html(stored: &str) -> String {
+    let text = ammonia::Builder::empty().clean(stored).to_string();
+    squeeze(&decode_basic(&text))
+}
+
 /// A stored body is read both as HTML (parsed, every entity decoded) and as plain text,
 /// since the helpdesk may keep a PLAIN reply as sent or turn it into HTML.
 fn same_text(stored: &str, ours: &str) -> bool {
-    if squeeze(stored) == ours {
-        return true;
-    }
-    let text = ammonia::Builder::empty().clean(stored).to_string();
-    squeeze(&decode_basic(&text)) == ours
-}
-
-/// Whether a message's `created_at` could be a post's: the date it sent (to the
-/// minute), or a time between `from` and `to` (unix seconds, with slack).
-fn shows(created_at: &str, date_sent: &str, from: u64, to: u64, tz: chrono_tz::Tz) -> bool {
-    let minute = created_at.trim().get(..16);
-    if minute.is_some() && minute == date_sent.get(..16) {
-        return true;
-    }
-    let Some(local) = minute.and_then(|m| NaiveDateTime::parse_from_str(m, "%Y-%m-%d %H:%M").ok())
-    else {
-        return false;
-    };
-    let from = i64::try_from(from).unwrap_or(i64::MAX) - CLOCK_SLACK_SECS;
-    let to = i64::try_from(to).unwrap_or(i64::MAX) + CLOCK_SLACK_SECS;
-    // Both readings of a time the clock shows twice when DST ends.
-    let local = tz.from_local_datetime(&local);
-    [local.earliest(), local.latest()]
-        .into_iter()
-        .flatten()
-        .any(|t| {
-            let start = t.timestamp();
-            start + 59 >= from && start <= to
-        })
+    squeeze(stored) == ours || stored_as_html(stored) == ours
 }
 
 /// Tags out (quote-aware, so `alt="a>b"` stays inside its tag), each as a space.
@@ -206,6 +185,16 @@ mod tests {
     }
 
     fn count(req: &CustomerResponse, messages: Vec<TicketMessage>, first: u64, now: u64) -> u32 {
+        count_by(&ApiClock::account_zone(WARSAW), req, messages, first, now)
+    }
+
+    fn count_by(
+        clock: &ApiClock,
+        req: &CustomerResponse,
+        messages: Vec<TicketMessage>,
+        first: u64,
+        now: u64,
+    ) -> u32 {
         let ticket = Ticket {
             ticket_id: 1,
             from: None,
@@ -216,7 +205,7 @@ mod tests {
             request: req,
             first_attempt: first,
             now,
-            timezone: WARSAW,
+            clock,
         };
         matching_messages(&ticket, &sent)
     }
@@ -308,6 +297,25 @@ mod tests {
         assert_eq!(at("2026-11-30 12:57"), 0, "before the first attempt");
         assert_eq!(at("2026-11-30 13:08"), 0, "after now");
         assert_eq!(at("2026-11-30 12:00"), 0, "UTC is not the account's zone");
+    }
+
+    #[test]
+    fn before_the_clock_is_learned_any_offset_counts_but_not_a_day_off() {
+        let req = request("Thanks", BodyType::Plain);
+        let unknown = ApiClock::learn(WARSAW, []);
+        let at = |t: &str| {
+            count_by(
+                &unknown,
+                &req,
+                vec![message("MAIL", "Thanks", t)],
+                NOON_UTC,
+                NOON_UTC + 300,
+            )
+        };
+        assert_eq!(at("2026-11-30 12:00"), 1, "storage time in UTC");
+        assert_eq!(at("2026-11-30 17:30"), 1, "storage time at +05:30");
+        assert_eq!(at("2025-03-01 04:15"), 1, "the date sent in New York");
+        assert_eq!(at("2026-12-02 12:00"), 0, "two days later fits no clock");
     }
 
     #[test]

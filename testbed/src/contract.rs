@@ -7,7 +7,7 @@ use std::str::FromStr;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
@@ -181,6 +181,25 @@ impl AccountTimezone {
     }
 }
 
+impl AccountTimezone {
+    /// Unix milliseconds of a `YYYY-MM-DD HH:MM` read in this zone (the earlier of two
+    /// when DST ends).
+    pub fn parse_minutes(&self, local: &str) -> Option<u64> {
+        let naive = chrono::NaiveDateTime::parse_from_str(local.get(..16)?, MINUTES).ok()?;
+        let utc = match self {
+            AccountTimezone::Named(tz) => tz
+                .from_local_datetime(&naive)
+                .earliest()?
+                .with_timezone(&Utc),
+            AccountTimezone::FixedMinutes(m) => FixedOffset::east_opt(m * 60)?
+                .from_local_datetime(&naive)
+                .earliest()?
+                .with_timezone(&Utc),
+        };
+        u64::try_from(utc.timestamp_millis()).ok()
+    }
+}
+
 const MINUTES: &str = "%Y-%m-%d %H:%M";
 
 /// What a stored customer response's `created_at` is; undocumented.
@@ -212,6 +231,62 @@ impl FromStr for CreatedAt {
             "storage_time" => Ok(CreatedAt::StorageTime),
             other => Err(format!("{other:?} is not date_sent or storage_time")),
         }
+    }
+}
+
+/// One reading of all the documentation leaves open about a stored customer response,
+/// so a suite can run under each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub created_at: CreatedAt,
+    pub body_storage: BodyStorage,
+    /// The zone of the API's clock; the account's when `None`.
+    pub clock_zone: Option<AccountTimezone>,
+}
+
+impl Reading {
+    /// The readings every exactly-once suite runs under: both meanings of `created_at`,
+    /// both ways of storing a body, and clocks in other zones than the account's
+    /// (Europe/Warsaw): UTC, +05:30 and America/New_York (DST on other dates).
+    pub fn every() -> [(&'static str, Reading); 7] {
+        use BodyStorage::{AsSent, RenderedHtml};
+        use CreatedAt::{DateSent, StorageTime};
+        let at = |created_at, body_storage, zone: Option<AccountTimezone>| Reading {
+            created_at,
+            body_storage,
+            clock_zone: zone,
+        };
+        let new_york = AccountTimezone::Named(chrono_tz::America::New_York);
+        let utc = AccountTimezone::Named(chrono_tz::UTC);
+        let kolkata = AccountTimezone::FixedMinutes(330);
+        [
+            ("date_sent", at(DateSent, AsSent, None)),
+            ("date_sent_re_rendered", at(DateSent, RenderedHtml, None)),
+            (
+                "date_sent_in_new_york",
+                at(DateSent, AsSent, Some(new_york)),
+            ),
+            ("storage_time", at(StorageTime, AsSent, None)),
+            (
+                "storage_time_re_rendered",
+                at(StorageTime, RenderedHtml, None),
+            ),
+            (
+                "storage_time_in_utc",
+                at(StorageTime, RenderedHtml, Some(utc)),
+            ),
+            (
+                "storage_time_at_plus_05_30",
+                at(StorageTime, AsSent, Some(kolkata)),
+            ),
+        ]
+    }
+
+    /// The reading called `name` in [`Reading::every`].
+    pub fn named(name: &str) -> Option<Reading> {
+        Reading::every()
+            .into_iter()
+            .find_map(|(n, r)| (n == name).then_some(r))
     }
 }
 

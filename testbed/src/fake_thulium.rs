@@ -62,8 +62,11 @@ pub struct FakeThuliumConfig {
     pub created_at: CreatedAt,
     /// How a posted body is stored (run time: [`FakeThulium::set_body_storage`]).
     pub body_storage: BodyStorage,
-    /// Zone of every date the API writes.
+    /// The account's zone: a `date` sent is read in it.
     pub account_timezone: AccountTimezone,
+    /// The zone of the API's own clock, in which it writes every date; the account's
+    /// when `None`. Undocumented (SPEC shows `"created_at": "2014-07-08 08:05"`, no zone).
+    pub clock_zone: Option<AccountTimezone>,
     /// The helpdesk's mailboxes: `POST tickets` takes only these as `to` (SPEC: "the
     /// address of a mailbox defined in the helpdesk").
     pub mailboxes: Vec<String>,
@@ -74,6 +77,8 @@ pub struct FakeThuliumConfig {
 pub const CREATED_AT_ENV: &str = "TESTBED_CREATED_AT";
 /// Picks [`BodyStorage`] (`as_sent|rendered_html`), likewise.
 pub const BODY_STORAGE_ENV: &str = "TESTBED_BODY_STORAGE";
+/// Picks [`FakeThuliumConfig::clock_zone`] (`UTC`, `America/New_York`, `+05:30`), likewise.
+pub const CLOCK_ZONE_ENV: &str = "TESTBED_CLOCK_ZONE";
 
 impl Default for FakeThuliumConfig {
     /// [`FakeThuliumConfig::from_env`].
@@ -90,9 +95,9 @@ impl Default for FakeThuliumConfig {
 }
 
 impl FakeThuliumConfig {
-    /// Defaults (`DateSent`, `AsSent`, Europe/Warsaw), with `created_at` and
-    /// `body_storage` taken from `TESTBED_CREATED_AT=date_sent|storage_time`
-    /// and `TESTBED_BODY_STORAGE=as_sent|rendered_html` when set.
+    /// Defaults (`DateSent`, `AsSent`, Europe/Warsaw), with `created_at`,
+    /// `body_storage` and `clock_zone` taken from `TESTBED_CREATED_AT=date_sent|storage_time`,
+    /// `TESTBED_BODY_STORAGE=as_sent|rendered_html` and `TESTBED_CLOCK_ZONE` when set.
     pub fn from_env() -> Result<Self> {
         Ok(FakeThuliumConfig {
             user: "api_user".into(),
@@ -104,6 +109,7 @@ impl FakeThuliumConfig {
             created_at: from_env(CREATED_AT_ENV)?.unwrap_or_default(),
             body_storage: from_env(BODY_STORAGE_ENV)?.unwrap_or_default(),
             account_timezone: AccountTimezone::default(),
+            clock_zone: from_env(CLOCK_ZONE_ENV)?,
             mailboxes: vec!["help@acme.example".into()],
         })
     }
@@ -465,6 +471,28 @@ impl FakeThulium {
     pub fn account_timezone(&self) -> AccountTimezone {
         self.shared.config.account_timezone
     }
+
+    /// The zone every date the API writes is in.
+    pub fn clock_zone(&self) -> AccountTimezone {
+        self.shared.config.clock()
+    }
+}
+
+impl FakeThuliumConfig {
+    /// These settings under `reading`.
+    pub fn under(self, reading: crate::Reading) -> FakeThuliumConfig {
+        FakeThuliumConfig {
+            created_at: reading.created_at,
+            body_storage: reading.body_storage,
+            clock_zone: reading.clock_zone,
+            ..self
+        }
+    }
+
+    /// The zone of the API's clock.
+    pub fn clock(&self) -> AccountTimezone {
+        self.clock_zone.unwrap_or(self.account_timezone)
+    }
 }
 
 impl Drop for FakeThulium {
@@ -476,9 +504,15 @@ impl Drop for FakeThulium {
 impl Ticket {
     /// The documented `GET tickets/{id}` answer (see `fixtures/get_ticket.json`);
     /// without `messages` for the list ([`ticket_list`]).
-    fn view<'a>(&'a self, id: u64, tz: &AccountTimezone, with_messages: bool) -> TicketView<'a> {
+    fn view<'a>(
+        &'a self,
+        id: u64,
+        config: &FakeThuliumConfig,
+        with_messages: bool,
+    ) -> TicketView<'a> {
         let opened = self.opened_ms;
-        let messages = with_messages.then(|| self.messages(tz));
+        let tz = &config.clock();
+        let messages = with_messages.then(|| self.messages(config));
         let created_at = tz.format_minutes(opened);
         let updated_at = tz.format_minutes(self.updated_ms());
         match &self.opening {
@@ -532,7 +566,8 @@ impl Ticket {
     }
 
     /// The opening messages, then the customer responses posted since.
-    fn messages<'a>(&'a self, tz: &AccountTimezone) -> Vec<MessageView<'a>> {
+    fn messages<'a>(&'a self, config: &FakeThuliumConfig) -> Vec<MessageView<'a>> {
+        let tz = &config.clock();
         let opened = self.opened_ms;
         let mut messages = Vec::with_capacity(3 + self.responses.len());
         match &self.opening {
@@ -585,8 +620,13 @@ impl Ticket {
         }
         for p in &self.responses {
             let r = &p.response;
+            // The date sent is read in the account's zone and written in the clock's.
             let created_at = match (&r.date, p.created_is_sent_date) {
-                (Some(date), true) => Cow::Borrowed(date.as_str()),
+                (Some(date), true) if config.clock_zone.is_none() => Cow::Borrowed(date.as_str()),
+                (Some(date), true) => match config.account_timezone.parse_minutes(date) {
+                    Some(ms) => Cow::Owned(tz.format_minutes(ms)),
+                    None => Cow::Borrowed(date.as_str()),
+                },
                 _ => Cow::Owned(tz.format_minutes(r.at_unix_ms)),
             };
             // A customer response is the customer's message: SPEC's "`MAIL` (from the
@@ -895,9 +935,10 @@ async fn get_ticket(
         Some(Fault::GetFails(code)) => error(status(*code), "Injected fault"),
         _ if !request.auth_ok => unauthorized(),
         _ => {
-            let tz = shared.config.account_timezone;
             let json = ticket.and_then(|id| {
-                shared.with_ticket(id, |t| serde_json::to_vec(&t.view(id, &tz, true)))
+                shared.with_ticket(id, |t| {
+                    serde_json::to_vec(&t.view(id, &shared.config, true))
+                })
             });
             match json {
                 Some(Ok(bytes)) => json_response(StatusCode::OK, bytes),

@@ -58,13 +58,13 @@ mod utf7;
 mod wait;
 
 pub use cert::TestCert;
-pub use contract::{AccountTimezone, BodyStorage, CreatedAt};
+pub use contract::{AccountTimezone, BodyStorage, CreatedAt, Reading};
 pub use courier::Courier;
 pub use cyrus::Cyrus;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY, SessionLog};
 pub use fake_thulium::{
-    BODY_STORAGE_ENV, CREATED_AT_ENV, CreatedTicket, FakeThulium, FakeThuliumConfig,
-    RecordedRequest, StoredResponse, TOKEN_LIFETIME, UploadedFile,
+    BODY_STORAGE_ENV, CLOCK_ZONE_ENV, CREATED_AT_ENV, CreatedTicket, FakeThulium,
+    FakeThuliumConfig, RecordedRequest, StoredResponse, TOKEN_LIFETIME, UploadedFile,
 };
 pub use faults::{Endpoint, Fault};
 pub use held_proxy::HeldProxy;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
-use testbed::{Dovecot, DovecotOptions, FakeThulium, MaildirMail};
+use testbed::{Dovecot, DovecotOptions, FakeThulium, FakeThuliumConfig, MaildirMail, Reading};
 
 pub const USER: &str = "support";
 pub const PASSWORD: &str = "imap-Secret-7";
@@ -65,11 +65,24 @@ impl World {
         World::start_with(DovecotOptions::default()).await
     }
 
+    /// A world whose fake API keeps `reading` of what the documentation leaves open.
+    pub async fn under(reading: Reading) -> World {
+        let api = FakeThuliumConfig::from_env()
+            .expect("TESTBED_* variables")
+            .under(reading);
+        World::start_full(DovecotOptions::default(), api).await
+    }
+
     /// A world whose Dovecot runs with `options` (no IDLE, no MOVE, rawlog, ...).
     pub async fn start_with(options: DovecotOptions) -> World {
+        let api = FakeThuliumConfig::from_env().expect("TESTBED_* variables");
+        World::start_full(options, api).await
+    }
+
+    async fn start_full(options: DovecotOptions, api: FakeThuliumConfig) -> World {
         let dovecot = Dovecot::start_with(options).expect("dovecot starts");
         dovecot.add_user(USER, PASSWORD).expect("user added");
-        let api = FakeThulium::start().await.expect("fake API starts");
+        let api = FakeThulium::start_with(api).await.expect("fake API starts");
         World {
             dovecot,
             api,
@@ -346,6 +359,48 @@ pub fn has_field(line: &str, key: &str, value: &str) -> bool {
                     && after.is_none_or(|c| matches!(c, ' ' | '}' | ',' | ':'))
             })
         })
+}
+
+/// One test per reading of what the documentation leaves open (testbed's
+/// `Reading::every`): `under_every_reading!(scenario)` runs `scenario(reading)` under each.
+#[macro_export]
+macro_rules! under_every_reading {
+    ($scenario:ident) => {
+        mod $scenario {
+            async fn under(name: &str) {
+                let reading = testbed::Reading::named(name).expect("a reading of Reading::every");
+                super::$scenario(reading).await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn date_sent() {
+                under("date_sent").await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn date_sent_re_rendered() {
+                under("date_sent_re_rendered").await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn date_sent_in_new_york() {
+                under("date_sent_in_new_york").await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn storage_time() {
+                under("storage_time").await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn storage_time_re_rendered() {
+                under("storage_time_re_rendered").await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn storage_time_in_utc() {
+                under("storage_time_in_utc").await
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn storage_time_at_plus_05_30() {
+                under("storage_time_at_plus_05_30").await
+            }
+        }
+    };
 }
 
 /// A customer reply to `ticket`.

@@ -16,7 +16,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 
-use super::{InFlight, Opening, Shared, Ticket, arrive, json_response, lock};
+use super::{FakeThuliumConfig, InFlight, Opening, Shared, Ticket, arrive, json_response, lock};
 use crate::contract::{Rejection, error, invalid, status, unauthorized, valid_date};
 use crate::faults::{Endpoint, Fault};
 
@@ -48,18 +48,17 @@ pub(super) async fn list_tickets(
 
 impl Shared {
     fn list(&self, filter: &Filter) -> Response {
-        let tz = self.config.account_timezone;
         let tickets = lock(&self.tickets);
         let mut found: Vec<(&u64, &Ticket)> = tickets
             .iter()
-            .filter(|(id, t)| filter.admits(**id, t, &tz))
+            .filter(|(id, t)| filter.admits(**id, t, &self.config))
             .collect();
         found.sort_by_key(|(id, t)| std::cmp::Reverse((t.updated_ms(), **id)));
         let page: Vec<_> = found
             .into_iter()
             .skip(filter.offset)
             .take(filter.limit)
-            .map(|(id, t)| t.view(*id, &tz, false))
+            .map(|(id, t)| t.view(*id, &self.config, false))
             .collect();
         match serde_json::to_vec(&page) {
             Ok(bytes) => json_response(StatusCode::OK, bytes),
@@ -156,8 +155,9 @@ impl Filter {
         Ok(f)
     }
 
-    fn admits(&self, id: u64, t: &Ticket, tz: &crate::AccountTimezone) -> bool {
-        let view = t.view(id, tz, false);
+    /// The dates compared are the ones the API writes, in its clock's zone.
+    fn admits(&self, id: u64, t: &Ticket, config: &FakeThuliumConfig) -> bool {
+        let view = t.view(id, config, false);
         let (source, user_login) = match &t.opening {
             Opening::Seeded => ("email", view.user_login),
             Opening::Created { ticket, .. } => (
@@ -169,7 +169,7 @@ impl Filter {
                     .unwrap_or(""),
             ),
         };
-        let messages = t.messages(tz);
+        let messages = t.messages(config);
         self.created_from
             .as_deref()
             .is_none_or(|from| view.created_at.as_str() >= from)
