@@ -9,16 +9,21 @@ use crate::thulium::api_clock::{ApiClock, Observation};
 use crate::thulium::read_back::stored_text_hashes;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Observations that agree before reads after a post stop.
 const ENOUGH: usize = 3;
+/// Reads that taught nothing before the bridge stops trying (an API whose tickets never
+/// show a post as one message with its text), until the next start.
+const FRUITLESS: u32 = 20;
 
 #[derive(Debug)]
 pub struct ClockLearning {
     clock: Mutex<ApiClock>,
     /// An extra read after a post is under way (one at a time).
     reading: AtomicBool,
+    /// Reads in a row that taught nothing.
+    fruitless: AtomicU32,
 }
 
 impl ClockLearning {
@@ -35,6 +40,7 @@ impl ClockLearning {
         ClockLearning {
             clock: Mutex::new(clock),
             reading: AtomicBool::new(false),
+            fruitless: AtomicU32::new(0),
         }
     }
 
@@ -54,7 +60,7 @@ impl ClockLearning {
     /// Whether a ticket read only to learn is worth it now; if so, the caller holds the
     /// one turn until the returned guard drops.
     pub fn read_turn(&self) -> Option<ReadTurn<'_>> {
-        if self.with(|c| c.agreeing()) >= ENOUGH {
+        if !self.wants_more() {
             return None;
         }
         (!self.reading.swap(true, Ordering::AcqRel)).then_some(ReadTurn(&self.reading))
@@ -62,7 +68,7 @@ impl ClockLearning {
 
     /// Whether tickets read for other reasons should be looked at.
     pub fn wants_more(&self) -> bool {
-        self.with(|c| c.agreeing()) < ENOUGH
+        self.with(|c| c.agreeing()) < ENOUGH && self.fruitless.load(Ordering::Relaxed) < FRUITLESS
     }
 
     /// Learns from `ticket`'s messages that are replies the ledger (or `just_posted`)
@@ -120,6 +126,11 @@ impl ClockLearning {
                 .collect();
             (before, clock.describe(), new)
         };
+        if new.is_empty() {
+            self.fruitless.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.fruitless.store(0, Ordering::Relaxed);
+        }
         if !new.is_empty() && !after.starts_with(&before) {
             tracing::info!("{after}");
         }
