@@ -1,4 +1,4 @@
-//! `decide` over every raw mail of the real-world corpora (../shared/corpus), plus the
+//! `decide` over every raw mail of the real-world corpora (`tests/corpus`), plus the
 //! 767 KB long-quote body fixture wrapped in minimal headers.
 //!
 //! Each mail is benchmarked with its subject rewritten to carry a ticket tag (`[#1]`)
@@ -22,9 +22,13 @@
 use chrono::{DateTime, FixedOffset};
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
+
+/// Where the conformance tests find the corpus: one lookup for both.
+#[path = "../tests/corpus/mod.rs"]
+mod corpus;
 
 /// Timed passes over the whole set for the per-mail summary.
 const PASSES: usize = 7;
@@ -36,11 +40,6 @@ struct Mail {
     /// Relative to the corpus folder (or `builtin/...`).
     name: String,
     raw: Vec<u8>,
-}
-
-fn corpus_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    dir.join("INDEX.tsv").is_file().then_some(dir)
 }
 
 /// The subject rewritten to carry a ticket tag, as a customer's reply would.
@@ -283,10 +282,12 @@ fn summary(mails: &[Mail], rules: &Rules) -> String {
 
 fn main() {
     let rules = Rules::defaults().expect("default rules");
-    let mails = match corpus_dir() {
+    let mails = match corpus::find() {
         Some(dir) => corpus_mails(&dir),
         None => {
-            println!("decide bench: ../shared/corpus not found; benchmarking built-in mails only");
+            println!(
+                "decide bench: no corpus (scripts/fetch-corpus.sh); benchmarking built-in mails only"
+            );
             builtin_mails()
         }
     };

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Seeds fuzz/corpus/<target>/ from a sample of ../shared/corpus (never committed:
+# Seeds fuzz/corpus/<target>/ from a sample of the real-world corpus (where
+# scripts/fetch-corpus.sh --where finds it, or CORPUS_DIR; never committed:
 # fuzz/corpus is gitignored). Each sampled mail goes in as sent and with its subject
 # rewritten to carry a ticket tag ([#1]), so the fuzzer starts from inputs that reach
 # body extraction. Reply-parser body fixtures are wrapped in minimal headers.
@@ -10,12 +11,12 @@
 # takes every Nth bounce of the 836 sisimai ones.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-src=${CORPUS_DIR:-$here/../../shared/corpus}
+src=${CORPUS_DIR:-$("$here/../scripts/fetch-corpus.sh" --where 2>/dev/null || true)}
 max=${SEED_MAX_BYTES:-131072}
 every=${SISIMAI_EVERY:-8}
 [ $# -gt 0 ] || set -- decide decide_plain
 if [ ! -f "$src/INDEX.tsv" ]; then
-    echo "seed.sh: $src/INDEX.tsv not found; not seeding (the fuzzer starts from nothing)"
+    echo "seed.sh: no corpus (scripts/fetch-corpus.sh gets it); not seeding (the fuzzer starts from nothing)"
     exit 0
 fi
 tmp=$(mktemp -d)

@@ -13,7 +13,7 @@
 # Installs cargo-fuzz (from crates.io) when it is missing. Needs the nightly
 # toolchain, or the stable one with RUSTC_BOOTSTRAP=1 where there is no nightly.
 # Seeds each target from a small fixed sample: the demo mails plus every 40th raw
-# mail of ../shared/corpus up to 64 KB (about 30 files), in a temp dir, so that
+# mail of the real-world corpus up to 64 KB (about 30 files), in a temp dir, so that
 # fuzz/corpus (a long run's corpus) is neither needed nor touched.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,14 +41,13 @@ trap 'rm -rf "$tmp"' EXIT
 seeds="$tmp/seeds"
 mkdir "$seeds"
 cp "$here"/../scripts/demo-mails/*.eml "$seeds"/
-corpus="$here/../../shared/corpus"
-if [[ -f "$corpus/INDEX.tsv" ]]; then
+if corpus=$("$here/../scripts/fetch-corpus.sh" --where 2>/dev/null); then
   awk -F'\t' 'NR > 1 && $3 == "raw-mail" && $4 + 0 <= 65536 && (n++ % 40) == 0 { print $1 "/" $2 }' \
     "$corpus/INDEX.tsv" | while IFS= read -r path; do
     if [[ -f "$corpus/$path" ]]; then cp "$corpus/$path" "$seeds/${path//\//_}"; fi
   done
 else
-  echo "fuzz/smoke.sh: $corpus not found; seeding from the demo mails only"
+  echo "fuzz/smoke.sh: no corpus (scripts/fetch-corpus.sh); seeding from the demo mails only"
 fi
 echo "fuzz/smoke.sh: $(ls "$seeds" | wc -l) seed files"
 

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need (Dovecot, systemd-analyze,
-# promtool, cargo-fuzz), then format, lint, every test, the benches once and a short fuzzing run.
+# The project's test command: installs what the tests need (the real-world corpus,
+# Dovecot, systemd-analyze, promtool, cargo-fuzz), then format, lint, every test, the
+# benches once and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# First: without the corpus (no copy, no network) nothing else is worth running; the
+# script says what is missing and how to provide it.
+scripts/fetch-corpus.sh
 
 if ! command -v dovecot >/dev/null 2>&1; then
   echo "== installing dovecot-imapd (the tests run a real IMAP server)"

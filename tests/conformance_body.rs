@@ -1,4 +1,4 @@
-//! Conformance of `body::extract` against real-world corpora (`../shared/corpus`):
+//! Conformance of `body::extract` against real-world corpora (`corpus::dir()`):
 //! quote stripping (talon), body type (zammad), part choice (stalwart
 //! mail-parser), and safety of every HTML body we would send.
 //!

@@ -1,4 +1,4 @@
-//! Conformance of `classify` against real-world corpora (`../shared/corpus`):
+//! Conformance of `classify` against real-world corpora (`corpus::dir()`):
 //! bounces, DSNs, ARF reports and auto-replies are recognized; mail that people
 //! wrote to people is not.
 

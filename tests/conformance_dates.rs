@@ -1,4 +1,4 @@
-//! Conformance of `date` against the real-world corpora (`../shared/corpus`), and
+//! Conformance of `date` against the real-world corpora (`corpus::dir()`), and
 //! properties of `sent_at` / `thulium_date` for any instant.
 
 mod corpus;

@@ -1,4 +1,4 @@
-//! `decide` and `explain` over every real-world mail in ../shared/corpus: never a panic,
+//! `decide` and `explain` over every real-world mail of `corpus::dir()`: never a panic,
 //! always a decision that names its reason or its request.
 
 mod corpus;
