@@ -161,6 +161,9 @@ pub struct MailboxConfig {
     pub trusted_authserv_id: Vec<String>,
     /// With `on_unmatched = "new_ticket"`: how a mail without a ticket becomes one.
     pub new_ticket: Option<NewTicketConfig>,
+    /// A folder a person moves a mail into to vouch for it (`""`: none).
+    #[serde(default = "default_approve_folder")]
+    pub approve_folder: String,
 }
 
 /// `[mailbox.new_ticket]`: a mail without a ticket number becomes a new ticket.
@@ -221,6 +224,11 @@ impl MailboxConfig {
             (Disposition::NewTicket, Some(n)) => &n.fallback,
             (d, _) => d,
         }
+    }
+
+    /// The approve folder, unless turned off.
+    pub fn approve_folder(&self) -> Option<&str> {
+        Some(self.approve_folder.trim()).filter(|f| !f.is_empty())
     }
 
     /// The mailbox's own address (its `username`, when that is one): mail from it is
@@ -456,6 +464,9 @@ fn default_tls() -> TlsMode {
 }
 fn default_folder() -> String {
     "INBOX".into()
+}
+fn default_approve_folder() -> String {
+    "Approve".into()
 }
 fn default_poll_interval() -> Duration {
     Duration::from_secs(60)

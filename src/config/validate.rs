@@ -195,6 +195,22 @@ fn dispositions(m: &MailboxConfig, prefix: &str) -> Result<(), Invalid> {
                 ),
             ));
         }
+        if let Some(approve) = m.approve_folder()
+            && d.target_folder() == Some(approve)
+        {
+            return Err(Invalid::new(
+                at(key),
+                format!(
+                    "moving into {approve:?}, the approve_folder, would post the mail as if a person had vouched for it; pick another folder"
+                ),
+            ));
+        }
+    }
+    if m.approve_folder() == Some(m.folder.trim()) {
+        return Err(Invalid::new(
+            at("approve_folder"),
+            "must not be the watched folder: a person moves a mail there to vouch for it (\"\" turns it off)",
+        ));
     }
     match (&m.on_unmatched, &m.new_ticket) {
         (Disposition::NewTicket, None) => {

@@ -63,6 +63,8 @@ pub struct Bridge {
     /// The rules with each mailbox's own facts (its address, its trusted
     /// Authentication-Results ids), by mailbox name.
     mailbox_rules: std::collections::HashMap<String, Rules>,
+    /// The same for mails in each mailbox's approve folder: vouched for by a person.
+    approve_rules: std::collections::HashMap<String, (String, Rules)>,
     pub api: ThuliumClient,
     pub runtime: Arc<Runtime>,
     /// `thulium.concurrency`: POSTs in flight across all mailboxes and tickets.
@@ -95,8 +97,17 @@ impl Bridge {
             .iter()
             .map(|mb| (mb.name.clone(), rules.for_mailbox(mb)))
             .collect();
+        let approve_rules = config
+            .mailboxes
+            .iter()
+            .filter_map(|mb| {
+                let folder = mb.approve_folder()?.to_string();
+                Some((mb.name.clone(), (folder, rules.for_mailbox(mb).vouched())))
+            })
+            .collect();
         Ok(Bridge {
             mailbox_rules,
+            approve_rules,
             api_slots: Semaphore::new(t.concurrency),
             read_slots: Semaphore::new(t.concurrency),
             rules,
@@ -111,6 +122,14 @@ impl Bridge {
     /// The rules for one mailbox (the general ones for a name the config lacks).
     pub fn rules_for(&self, mailbox: &str) -> &Rules {
         self.mailbox_rules.get(mailbox).unwrap_or(&self.rules)
+    }
+
+    /// The rules for a mail in `folder` of `mailbox`: vouched for in its approve folder.
+    pub fn rules_at(&self, mailbox: &str, folder: &str) -> &Rules {
+        match self.approve_rules.get(mailbox) {
+            Some((approve, rules)) if approve == folder => rules,
+            _ => self.rules_for(mailbox),
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {

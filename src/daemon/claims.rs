@@ -73,7 +73,9 @@ pub async fn outcome_for_copy(mut claimant: watch::Receiver<Option<Outcome>>) ->
         Err(_) => None,
     };
     match outcome {
-        Some(Outcome::Posted | Outcome::Duplicate | Outcome::NewTicket { .. }) => {
+        Some(
+            Outcome::Posted | Outcome::Approved | Outcome::Duplicate | Outcome::NewTicket { .. },
+        ) => {
             Outcome::Duplicate
         }
         Some(other) => other,

@@ -48,6 +48,8 @@ pub struct Outgoing {
     pub references: Vec<String>,
     /// The receiving server's verdict on the From domain.
     pub authentication: AuthVerdict,
+    /// A person moved it into the approve folder: no sender check.
+    pub approved: bool,
 }
 
 /// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
@@ -403,7 +405,10 @@ impl Tried {
     fn record(&self, mail: &Outgoing, location: Location) -> Finish {
         let id = mail.id.clone();
         match &self.outcome {
-            Outcome::Posted | Outcome::Duplicate | Outcome::NewTicket { .. } => Finish::Posted {
+            Outcome::Posted
+            | Outcome::Approved
+            | Outcome::Duplicate
+            | Outcome::NewTicket { .. } => Finish::Posted {
                 id,
                 ticket: mail.ticket,
             },
@@ -441,7 +446,13 @@ impl One<'_> {
     async fn deliver(&mut self) -> Tried {
         let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
         let not_posted = |outcome, unknown| Tried::not_posted(outcome, unknown);
+        let posted = if self.mail.approved {
+            Outcome::Approved
+        } else {
+            Outcome::Posted
+        };
         if self.bridge.config.thulium.verify_sender != VerifySender::Off
+            && !self.mail.approved
             && let Err(outcome) = self.verify_sender().await
         {
             return not_posted(outcome, unknown);
@@ -450,7 +461,7 @@ impl One<'_> {
             let m = self.mail;
             tracing::info!(ticket = m.ticket, uid = m.uid, body_type = ?m.request.body_type,
                 date = %m.request.date, body = %m.request.body, "dry run: would post");
-            return not_posted(Outcome::Posted, false);
+            return not_posted(posted, false);
         }
         let api = self.bridge.runtime.api();
         let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
@@ -465,7 +476,7 @@ impl One<'_> {
             }
             if unknown {
                 match self.read_back().await {
-                    Ok(true) => return not_posted(Outcome::Posted, false),
+                    Ok(true) => return not_posted(posted, false),
                     Ok(false) => unknown = false,
                     Err(outcome) => return not_posted(outcome, true),
                 }
@@ -508,7 +519,7 @@ impl One<'_> {
                 Ok(()) => {
                     api.post_succeeded();
                     self.learn_clock(post_began).await;
-                    return not_posted(Outcome::Posted, false);
+                    return not_posted(posted, false);
                 }
                 Err(ApiError::Transient {
                     reason,

@@ -9,6 +9,9 @@ use crate::mail::decide::SkipKind;
 pub enum Outcome {
     /// Accepted by the API now, or found on the ticket after a lost answer.
     Posted,
+    /// Posted (or found on the ticket) because a person vouched for it: moved into the
+    /// approve folder, it skipped the sender check.
+    Approved,
     /// Posted before (the ledger says so, or a copy was just posted): only disposed.
     Duplicate,
     /// A mail without a ticket number became this new ticket.
@@ -39,6 +42,7 @@ impl Outcome {
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Posted => "posted",
+            Outcome::Approved => "approved",
             Outcome::Duplicate => "duplicate",
             Outcome::NewTicket { .. } => "new_ticket",
             Outcome::Unmatched(_) => "unmatched",
@@ -52,6 +56,7 @@ impl Outcome {
     pub fn reason(&self) -> String {
         match self {
             Outcome::Posted => String::new(),
+            Outcome::Approved => "approved by a person (moved into the approve folder)".into(),
             Outcome::Duplicate => "already posted".into(),
             Outcome::NewTicket { ticket } => format!("opened ticket {ticket}"),
             Outcome::Unmatched(r)
@@ -65,7 +70,10 @@ impl Outcome {
     /// Where the mail goes; `None` while it waits for a later pass.
     pub fn disposition<'m>(&self, mb: &'m MailboxConfig) -> Option<&'m Disposition> {
         match self {
-            Outcome::Posted | Outcome::Duplicate | Outcome::NewTicket { .. } => Some(&mb.on_posted),
+            Outcome::Posted
+            | Outcome::Approved
+            | Outcome::Duplicate
+            | Outcome::NewTicket { .. } => Some(&mb.on_posted),
             Outcome::Unmatched(_) => Some(mb.unmatched_disposition()),
             Outcome::Ignored(_) => Some(&mb.on_ignored),
             Outcome::Unverified(_) => Some(&mb.on_unverified),

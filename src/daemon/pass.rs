@@ -85,6 +85,7 @@ pub async fn run_pass(
         delivery: Delivery::new(bridge, place.clone(), stop.clone()),
         stop,
         reading,
+        approving: mb.approve_folder() == Some(mb.folder.as_str()),
         place,
     };
     let result = pass.run(&uids, &mut tally).await;
@@ -116,6 +117,8 @@ struct Pass<'a> {
     reading: Reading,
     /// The folder being read (each mail adds its UID).
     place: Location,
+    /// It is the approve folder: a person vouched for its mails.
+    approving: bool,
 }
 
 impl Pass<'_> {
@@ -246,6 +249,7 @@ impl Pass<'_> {
                         sent: decision.sent,
                         references: decision.references,
                         authentication: decision.authentication,
+                        approved: self.approving,
                     });
                 }
                 Action::NewTicket {

@@ -129,7 +129,7 @@ pub async fn read_all(bridge: &Arc<Bridge>, marker: &Reading, mails: Vec<ToRead>
     let decide = {
         let bridge = Arc::clone(bridge);
         Arc::new(move |mail: &ToRead| {
-            decide_guarded(&mail.raw, &bridge, &mail.place.mailbox, mail.internal_date)
+            decide_guarded(&mail.raw, &bridge, &mail.place, mail.internal_date)
         })
     };
     read_with(bridge.ledger(), marker, mails, decide, DECIDE_BUDGET).await
@@ -291,10 +291,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn decide_guarded(
     raw: &[u8],
     bridge: &Bridge,
-    mailbox: &str,
+    place: &Location,
     internal_date: Option<DateTime<FixedOffset>>,
 ) -> Decision {
-    let rules = bridge.rules_for(mailbox);
+    let rules = bridge.rules_at(&place.mailbox, &place.folder);
     let refs: &dyn decide::References = if rules.use_references {
         bridge.ledger()
     } else {

@@ -21,6 +21,20 @@ pub struct PassReport {
     pub api_failures: u64,
 }
 
+impl PassReport {
+    /// Adds another pass's report (the approve folder's to the watched one's).
+    pub fn add(&mut self, other: PassReport) {
+        for (name, n) in other.counts {
+            *self.counts.entry(name).or_default() += n;
+        }
+        self.retry_at = match (self.retry_at, other.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.api_failures += other.api_failures;
+    }
+}
+
 /// One finished mail as the tally needs it.
 pub struct Handled<'a> {
     pub uid: u32,

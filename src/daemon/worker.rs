@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Servers end IDLE after ~30 minutes; re-issue it well before.
 const IDLE_REISSUE: Duration = Duration::from_secs(25 * 60);
+/// How often the approve folder is looked at (or `poll_interval`, when shorter): IDLE
+/// watches one folder, and a person who moved a mail there waits at most this long.
+const APPROVE_POLL: Duration = Duration::from_secs(30);
 const RECONNECT_BASE: Duration = Duration::from_secs(1);
 const RECONNECT_CAP: Duration = Duration::from_secs(300);
 
@@ -92,6 +95,7 @@ pub async fn open(
             .dispositions()
             .iter()
             .filter_map(|d| d.target_folder())
+            .chain(mb.approve_folder())
             .collect();
         let created = session.ensure_folders(&targets).await?;
         for folder in created {
@@ -109,9 +113,37 @@ pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport
         tracing::warn!("{warning}");
     }
     let never = CancellationToken::new();
-    let report = pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
+    let mut report =
+        pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
+    if let Some(approve) = approve_mailbox(mb) {
+        report.add(approve_pass(&mut session, mb, &approve, bridge, &mut Deferrals::new(), &never).await?);
+    }
     session.logout().await;
     Ok(report)
+}
+
+/// The mailbox as its approve folder is read: the same, watching that folder.
+fn approve_mailbox(mb: &MailboxConfig) -> Option<MailboxConfig> {
+    let folder = mb.approve_folder()?.to_string();
+    Some(MailboxConfig {
+        folder,
+        ..mb.clone()
+    })
+}
+
+/// A pass over the approve folder, then back to the watched folder.
+async fn approve_pass(
+    session: &mut MailSession,
+    mb: &MailboxConfig,
+    approve: &MailboxConfig,
+    bridge: &Arc<Bridge>,
+    deferrals: &mut Deferrals,
+    stop: &CancellationToken,
+) -> Result<PassReport, ImapError> {
+    session.select(&approve.folder).await?;
+    let report = pass::run_pass(session, approve, bridge, deferrals, stop).await;
+    session.select(&mb.folder).await?;
+    report
 }
 
 /// The daemon's loop for one mailbox, until `stop` is cancelled. `bridges` carries the
@@ -185,6 +217,8 @@ struct Life {
     /// "The pinned certificate expired" was said.
     told_expired_pin: bool,
     waiting: Waiting,
+    /// The approve folder's deferred mails.
+    approve_deferrals: Deferrals,
 }
 
 /// Why a healthy connection ended.
@@ -238,44 +272,63 @@ async fn serve(
             "the server does not offer IDLE; polling instead"
         );
     }
+    let approve = approve_mailbox(mb);
+    let approve_every = mb.poll_interval.min(APPROVE_POLL);
+    let mut approve_due = Instant::now();
+    // The watched folder's next pass: at once, then after each wait it ends.
+    let mut pass_due = Instant::now();
     loop {
         let bridge = Arc::clone(&bridges.borrow());
-        session.take_new_mail();
-        let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
-        life.waiting.update(&mb.name, deferrals);
-        crate::ops::metrics::pass_succeeded(&mb.name);
-        bridge
-            .runtime
-            .health
-            .posted(report.counts.get("posted").copied().unwrap_or(0));
+        // Before the watched folder's pass, so that mail arriving meanwhile is in it.
+        if let Some(approve) = &approve
+            && approve_due <= Instant::now()
+        {
+            let d = &mut life.approve_deferrals;
+            approve_pass(&mut session, mb, approve, &bridge, d, stop).await?;
+            approve_due = Instant::now() + approve_every;
+        }
+        if pass_due <= Instant::now() || session.take_new_mail() {
+            session.take_new_mail();
+            let report = pass::run_pass(&mut session, mb, &bridge, deferrals, stop).await?;
+            life.waiting.update(&mb.name, deferrals);
+            crate::ops::metrics::pass_succeeded(&mb.name);
+            bridge
+                .runtime
+                .health
+                .posted(report.counts.get("posted").copied().unwrap_or(0));
+            if !report.counts.is_empty() {
+                tracing::debug!(counts = ?report.counts, "pass done");
+            }
+            if stop.is_cancelled() {
+                session.logout().await;
+                return Ok(Ended::Shutdown);
+            }
+            // Mail that arrived during the pass was announced in an answer: another pass now.
+            if session.take_new_mail() {
+                continue;
+            }
+            pass_due = Instant::now() + mb.poll_interval;
+            if let Some(at) = report.retry_at {
+                pass_due = pass_due.min(at + Duration::from_millis(10));
+            }
+        }
         drop(bridge);
-        if !report.counts.is_empty() {
-            tracing::debug!(counts = ?report.counts, "pass done");
-        }
-        if stop.is_cancelled() {
-            session.logout().await;
-            return Ok(Ended::Shutdown);
-        }
-        // Mail that arrived during the pass was announced in an answer: another pass now.
-        if session.take_new_mail() {
-            continue;
-        }
-        let mut wait = mb.poll_interval;
-        if let Some(at) = report.retry_at {
-            wait =
-                wait.min(at.saturating_duration_since(Instant::now()) + Duration::from_millis(10));
+        let mut due = pass_due;
+        if approve.is_some() {
+            due = due.min(approve_due);
         }
         let token_due = mb
             .oauth2
             .as_ref()
             .and(TokenCache::global().refresh_at(&mb.name));
-        if let Some(due) = token_due {
-            if due <= Instant::now() {
+        if let Some(token_due) = token_due {
+            if token_due <= Instant::now() {
                 session.logout().await;
                 return Ok(Ended::TokenDue);
             }
-            wait = wait.min(due.saturating_duration_since(Instant::now()));
+            due = due.min(token_due);
         }
+        let wait = due.saturating_duration_since(Instant::now());
         if mb.idle && session.has_idle() {
             let (s, end) = match session.idle(wait.min(IDLE_REISSUE), stop.cancelled()).await {
                 Ok(idled) => idled,
@@ -285,9 +338,13 @@ async fn serve(
                 Err(e) => return Err(e),
             };
             session = s;
-            if end == IdleEnd::Interrupted {
-                session.logout().await;
-                return Ok(Ended::Shutdown);
+            match end {
+                IdleEnd::Interrupted => {
+                    session.logout().await;
+                    return Ok(Ended::Shutdown);
+                }
+                IdleEnd::NewData => pass_due = Instant::now(),
+                IdleEnd::Timeout => {}
             }
         } else {
             tokio::select! {

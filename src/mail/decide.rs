@@ -34,6 +34,9 @@ pub struct Rules {
     pub trusted_authserv_id: Vec<String>,
     /// Set when the mailbox turns mails without a ticket into new tickets.
     pub new_ticket: Option<NewTicketConfig>,
+    /// A person moved the mail into the approve folder: what would only ignore it
+    /// (auto-reply, bounce, the helpdesk's own address, `deny_senders`) does not.
+    pub vouched: bool,
 }
 
 impl Rules {
@@ -75,6 +78,7 @@ impl Rules {
             own_addresses: lower_case_list(&filters.own_addresses),
             trusted_authserv_id: Vec::new(),
             new_ticket: None,
+            vouched: false,
         })
     }
 
@@ -98,6 +102,14 @@ impl Rules {
             _ => None,
         };
         rules
+    }
+
+    /// These rules for mails a person vouched for (the approve folder).
+    pub fn vouched(&self) -> Rules {
+        Rules {
+            vouched: true,
+            ..self.clone()
+        }
     }
 }
 
@@ -283,28 +295,13 @@ pub fn decide(
     };
     let skipped = |kind, reason: String| decision(Action::Skip { kind, reason });
 
-    if rules.filters.skip_bounces
-        && let Some(reason) = classify::bounce_reason(&msg)
+    if !rules.vouched
+        && let Some(reason) = ignore_reason(&msg, rules, from.as_deref())
     {
         return skipped(SkipKind::Ignored, reason);
     }
-    if rules.filters.skip_auto_replies
-        && let Some(reason) = classify::auto_reply_reason(&msg)
-    {
-        return skipped(SkipKind::Ignored, reason);
-    }
-    // After the bounce and auto-reply checks, whose reasons say more: whatever the
-    // filters, the helpdesk's own mail is never posted.
-    if let Some(reason) = classify::loop_reason(&msg, &rules.own_addresses) {
-        return skipped(SkipKind::Ignored, reason);
-    }
-    match &from {
-        Some(address) => {
-            if let Some(reason) = rules.senders.refusal(address) {
-                return skipped(SkipKind::Ignored, reason);
-            }
-        }
-        None => return skipped(SkipKind::Ignored, "no From address".into()),
+    if from.is_none() {
+        return skipped(SkipKind::Ignored, "no From address".into());
     }
 
     let (ticket, matched_by) = match rules.tickets.find(&subject) {
@@ -354,6 +351,31 @@ pub fn decide(
             date: date::thulium_date(sent_at, rules.timezone),
         },
     })
+}
+
+/// Why a mail is not a customer's reply at all: a bounce, an auto-reply, the helpdesk's
+/// own mail, a refused sender.
+fn ignore_reason(
+    msg: &mail_parser::Message<'_>,
+    rules: &Rules,
+    from: Option<&str>,
+) -> Option<String> {
+    if rules.filters.skip_bounces
+        && let Some(reason) = classify::bounce_reason(msg)
+    {
+        return Some(reason);
+    }
+    if rules.filters.skip_auto_replies
+        && let Some(reason) = classify::auto_reply_reason(msg)
+    {
+        return Some(reason);
+    }
+    // After the bounce and auto-reply checks, whose reasons say more: whatever the
+    // filters, the helpdesk's own mail is never posted.
+    if let Some(reason) = classify::loop_reason(msg, &rules.own_addresses) {
+        return Some(reason);
+    }
+    from.and_then(|address| rules.senders.refusal(address))
 }
 
 /// A new ticket from a mail: its body cleaned like a reply's and sent as HTML; its
