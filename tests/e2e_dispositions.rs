@@ -197,8 +197,8 @@ async fn flag_dispositions_keep_every_mail_in_place_with_its_keyword_only() {
     assert_eq!(w.folder("INBOX").len(), 4);
     assert_eq!(
         w.dovecot.list_folders(USER).unwrap(),
-        ["INBOX"],
-        "no folder is made without a move: target"
+        ["INBOX", "Approve"],
+        "no folder is made without a move: target, but the approve folder"
     );
     let sent = commands(&w);
     assert!(
