@@ -1,18 +1,23 @@
-//! Automatic replies: RFC 3834 `Auto-Submitted`, `Precedence`, and the vendor signals
-//! of responders that predate (or ignore) the RFC.
+//! Automatic replies: RFC 3834 `Auto-Submitted`, `Precedence`, the vendor signals
+//! of responders that predate (or ignore) the RFC, and challenge-response requests.
 
+use super::challenge::challenge_reason;
 use super::headers;
 use mail_parser::Message;
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// Why this mail is an automatic reply (RFC 3834 and the common vendor headers), if it is.
+/// Why this mail is an automatic reply (RFC 3834, the common vendor headers, or a
+/// challenge-response request), if it is.
 pub fn auto_reply_reason(msg: &Message<'_>) -> Option<String> {
     // mail-parser's accessors index the root part; a hand-made empty Message has none.
     if msg.parts.is_empty() {
         return None;
     }
-    header_reason(msg).or_else(|| subject_reason(msg))
+    // First: a challenge also carries Auto-Submitted, and its own reason says more.
+    challenge_reason(msg)
+        .or_else(|| header_reason(msg))
+        .or_else(|| subject_reason(msg))
 }
 
 fn header_reason(msg: &Message<'_>) -> Option<String> {
@@ -457,6 +462,25 @@ mod tests {
         ] {
             assert_eq!(reason(&format!("Subject: {subject}")), None, "{subject}");
         }
+    }
+
+    #[test]
+    fn challenge_responses_go_the_auto_reply_way() {
+        assert_eq!(
+            reason("X-Spamarrest-noauth: yes").as_deref(),
+            Some("challenge-response: X-Spamarrest-noauth (Spam Arrest)")
+        );
+        // TMDA's request also carries Auto-Submitted; the challenge's reason is given.
+        assert_eq!(
+            reason("Auto-Submitted: auto-replied\r\nSubject: Please confirm your message")
+                .as_deref(),
+            Some("challenge-response: subject starts with \"Please confirm your message\"")
+        );
+        // A TMDA user's own reply is a reply.
+        assert_eq!(
+            reason("X-Delivery-Agent: TMDA/1.1.12 (Macallan)\r\nSubject: Re: [#12] Printer"),
+            None
+        );
     }
 
     #[test]
