@@ -520,6 +520,39 @@ mod tests {
         }
     }
 
+    /// A challenge-response request, and an Exchange auto-reply in Czech, carrying the
+    /// ticket tag they answer: ignored like every auto-reply, and posted when
+    /// `skip_auto_replies` is off.
+    #[test]
+    fn challenges_and_localized_auto_replies_are_ignored_as_auto_replies() {
+        let challenge = mail("X-Bluebottle-Request: sender-verification\r\n", "Hi\r\n");
+        let czech = b"From: anna@customer.example\r\n\
+            Subject: =?UTF-8?Q?Automatick=C3=A1_odpov=C4=9B=C4=8F:_Re:_[#12]_Invoice?=\r\n\
+            Date: Tue, 04 Mar 2025 10:15:00 +0100\r\n\r\nJsem mimo kancel\xc3\xa1\xc5\x99.\r\n";
+        let d = decide(&challenge, &rules(), &NoReferences, received());
+        assert_eq!(
+            skip(&d),
+            Some((
+                SkipKind::Ignored,
+                "challenge-response: X-Bluebottle-Request (Bluebottle)"
+            ))
+        );
+        let d = decide(czech, &rules(), &NoReferences, received());
+        assert_eq!(
+            skip(&d),
+            Some((
+                SkipKind::Ignored,
+                "auto-reply: subject starts with \"Automatická odpověď\""
+            ))
+        );
+        let mut off = rules();
+        off.filters.skip_auto_replies = false;
+        for raw in [&challenge[..], &czech[..]] {
+            let d = decide(raw, &off, &NoReferences, received());
+            assert!(matches!(d.action, Action::Post { ticket: 12, .. }), "{d:?}");
+        }
+    }
+
     #[test]
     fn the_helpdesk_s_own_mail_is_a_loop() {
         let mut r = rules();

@@ -1,18 +1,23 @@
-//! Automatic replies: RFC 3834 `Auto-Submitted`, `Precedence`, and the vendor signals
-//! of responders that predate (or ignore) the RFC.
+//! Automatic replies: RFC 3834 `Auto-Submitted`, `Precedence`, the vendor signals
+//! of responders that predate (or ignore) the RFC, and challenge-response requests.
 
+use super::challenge::challenge_reason;
 use super::headers;
 use mail_parser::Message;
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// Why this mail is an automatic reply (RFC 3834 and the common vendor headers), if it is.
+/// Why this mail is an automatic reply (RFC 3834, the common vendor headers, or a
+/// challenge-response request), if it is.
 pub fn auto_reply_reason(msg: &Message<'_>) -> Option<String> {
     // mail-parser's accessors index the root part; a hand-made empty Message has none.
     if msg.parts.is_empty() {
         return None;
     }
-    header_reason(msg).or_else(|| subject_reason(msg))
+    // First: a challenge also carries Auto-Submitted, and its own reason says more.
+    challenge_reason(msg)
+        .or_else(|| header_reason(msg))
+        .or_else(|| subject_reason(msg))
 }
 
 fn header_reason(msg: &Message<'_>) -> Option<String> {
@@ -107,19 +112,77 @@ static SUBJECT: LazyLock<Option<Regex>> = LazyLock::new(|| {
           | out\s+of\s+(the\s+)?office(\s+auto[\s-]*reply|\s+reply)?      # Outlook 2003 and others
           | automatische\s+antwort | abwesenheitsnotiz                     # de: Outlook, Lotus Notes
           | automatyczna\s+odpowied[zź] | odpowied[zź]\s+automatyczna       # pl
-          | r[ée]ponse\s+automatique | respuesta\s+autom[aá]tica           # fr, es
+          | r[ée]ponse\s+automatique(\s+d['’]absence\s+du\s+bureau)?       # fr (the tail: Outlook 2003)
+          | respuesta\s+autom[aá]tica(\s+por\s+ausencia\s+de\s+la\s+oficina)?  # es (the tail: Outlook 2003)
           | risposta\s+automatica | automatisch\s+antwoord                 # it, nl
-          | autosvar | automatisk\s+svar                                   # sv, da, no
+          | autosvar | automatiskt?\s+svar                                 # sv (-t), da, no
+            # Exchange's localized `Automatic reply` (and Outlook 2003's `Out of Office AutoReply`)
+          | resposta\s+autom[aá]tica(\s+para\s+aus[eê]ncia\s+do\s+escrit[oó]rio)?  # pt
+          | automatick[aá]\s+odpov[eě][ďd]                             # cs odpověď, sk odpoveď
+          | automatikus\s+v[aá]lasz | h[aá]zon\s+k[ií]v[uü]li\s+automatikus\s+v[aá]lasz  # hu
+          | r[ăa]spuns\s+automat                                        # ro
+          | automaattinen\s+vastaus                                     # fi
+          | sj[aá]lfvirkt\s+svar                                        # is
+          | autom[aā]tisk[aā]\s+atbilde                                 # lv
+          | automatinis\s+atsakymas                                     # lt
+          | automaatvastus | automaatne\s+vastus                        # et
+            # `Out of office` itself: phrases about the office, counted like the English one
+          | fuori\s+(sede|ufficio)                                      # it
+          | (ausente|fora)\s+do\s+escrit[oó]rio                         # pt
+          | mimo\s+kancel[aá][rř] | mimo\s+kancel[aá]rie                 # cs, sk
+          | h[aá]zon\s+k[ií]v[uü]l | irod[aá]n\s+k[ií]v[uü]l             # hu
+          | [îi]n\s+afara\s+biroului                                    # ro
+          | ej\s+p[aå]\s+kontoret | ikke\s+p[aå]\s+kontoret              # sv; da, no
+          | poissa\s+toimistolta                                        # fi
+          | [aā]rpus\s+biroja                                           # lv
+          | ne\s+biure                                                  # lt
+          | kontorist\s+v[aä]ljas                                       # et
         )\s*(:|$)",
+    )
+    .ok()
+});
+
+/// Single words for being away that a person may well use as a whole subject (a
+/// parent's "Frånvaro" to a school, "Afwezig" to HR): they count only as a prefix
+/// before another subject, the way a responder writes "Lomalla: Re: [#12] Printer".
+static ABSENCE_PREFIX: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?xi)^\s*(
+            afwezig | niet\s+aanwezig                   # nl
+          | fr[aå]nvaro | fr[aå]nvarande                # sv
+          | frav(æ|ae)r(ende)?                          # no fravær, da fraværende
+          | lomalla                                     # fi
+          | i[šs]vyk(ęs|es|usi)                         # lt
+          | puhkusel                                    # et
+        )\s*:",
     )
     .ok()
 });
 
 fn subject_reason(msg: &Message<'_>) -> Option<String> {
     let subject = msg.subject()?;
-    let found = SUBJECT.as_ref()?.find(subject)?;
-    let prefix = found.as_str().trim().trim_end_matches(':').trim_end();
-    Some(format!("auto-reply: subject starts with \"{prefix}\""))
+    let prefix = |found: regex::Match<'_>| {
+        found
+            .as_str()
+            .trim()
+            .trim_end_matches(':')
+            .trim_end()
+            .to_string()
+    };
+    if let Some(found) = SUBJECT.as_ref().and_then(|re| re.find(subject)) {
+        return Some(format!(
+            "auto-reply: subject starts with \"{}\"",
+            prefix(found)
+        ));
+    }
+    let found = ABSENCE_PREFIX.as_ref()?.find(subject)?;
+    if subject[found.end()..].trim().is_empty() {
+        return None;
+    }
+    Some(format!(
+        "auto-reply: subject starts with \"{}\"",
+        prefix(found)
+    ))
 }
 
 #[cfg(test)]
@@ -220,6 +283,203 @@ mod tests {
         assert_eq!(
             reason("Subject: Automatic reply: [#1] x").as_deref(),
             Some("auto-reply: subject starts with \"Automatic reply\"")
+        );
+    }
+
+    /// Outlook / Exchange's localized "Automatic reply:" and the older "Out of Office
+    /// AutoReply:", one per language (RFC 2047-encoded, as they arrive, for a few).
+    #[test]
+    fn localized_responder_prefixes() {
+        for (lang, subject, prefix) in [
+            (
+                "nl",
+                "Automatisch antwoord: [#123] Printer",
+                "Automatisch antwoord",
+            ),
+            (
+                "it",
+                "Risposta automatica: [#123] Stampante",
+                "Risposta automatica",
+            ),
+            (
+                "pt",
+                "Resposta automática: [#123] Impressora",
+                "Resposta automática",
+            ),
+            (
+                "pt",
+                "Resposta automática para ausência do escritório: [#123]",
+                "Resposta automática para ausência do escritório",
+            ),
+            (
+                "es",
+                "Respuesta automática por ausencia de la oficina: [#123]",
+                "Respuesta automática por ausencia de la oficina",
+            ),
+            (
+                "fr",
+                "Réponse automatique d'absence du bureau: [#123]",
+                "Réponse automatique d'absence du bureau",
+            ),
+            (
+                "cs",
+                "=?UTF-8?Q?Automatick=C3=A1_odpov=C4=9B=C4=8F:_[#123]?=",
+                "Automatická odpověď",
+            ),
+            (
+                "cs",
+                "Automatická odpověď: [#123] Tiskárna",
+                "Automatická odpověď",
+            ),
+            (
+                "sk",
+                "Automatická odpoveď: [#123] Tlačiareň",
+                "Automatická odpoveď",
+            ),
+            (
+                "hu",
+                "Automatikus válasz: [#123] Nyomtató",
+                "Automatikus válasz",
+            ),
+            (
+                "hu",
+                "Házon kívüli automatikus válasz: [#123]",
+                "Házon kívüli automatikus válasz",
+            ),
+            (
+                "ro",
+                "=?UTF-8?B?UsSDc3B1bnMgYXV0b21hdDogWyMxMjNd?=",
+                "Răspuns automat",
+            ),
+            ("ro", "Raspuns automat: [#123]", "Raspuns automat"),
+            ("da", "Automatisk svar: [#123] Printer", "Automatisk svar"),
+            (
+                "sv",
+                "Automatiskt svar: [#123] Skrivare",
+                "Automatiskt svar",
+            ),
+            ("no", "AUTOMATISK SVAR: [#123] Skriver", "AUTOMATISK SVAR"),
+            (
+                "fi",
+                "Automaattinen vastaus: [#123] Tulostin",
+                "Automaattinen vastaus",
+            ),
+            ("is", "Sjálfvirkt svar: [#123] Prentari", "Sjálfvirkt svar"),
+            (
+                "lv",
+                "Automātiskā atbilde: [#123] Printeris",
+                "Automātiskā atbilde",
+            ),
+            ("lv", "AUTOMĀTISKĀ ATBILDE: [#123]", "AUTOMĀTISKĀ ATBILDE"),
+            (
+                "lt",
+                "Automatinis atsakymas: [#123] Spausdintuvas",
+                "Automatinis atsakymas",
+            ),
+            ("et", "Automaatvastus: [#123] Printer", "Automaatvastus"),
+        ] {
+            assert_eq!(
+                reason(&format!("Subject: {subject}")),
+                Some(format!("auto-reply: subject starts with \"{prefix}\"")),
+                "{lang}: {subject}"
+            );
+        }
+    }
+
+    /// "Out of office" in each language: a prefix, or the whole subject like the English.
+    #[test]
+    fn localized_out_of_office() {
+        for (lang, subject) in [
+            ("it", "Fuori sede: [#123] Stampante"),
+            ("it", "Fuori ufficio"),
+            ("pt", "Ausente do escritório: [#123]"),
+            ("pt", "Fora do escritorio"),
+            ("cs", "Mimo kancelář: [#123]"),
+            ("cs", "MIMO KANCELÁŘ"),
+            ("sk", "Mimo kancelárie: [#123]"),
+            ("hu", "Házon kívül: [#123]"),
+            ("hu", "Irodán kívül"),
+            ("ro", "În afara biroului: [#123]"),
+            ("ro", "In afara biroului"),
+            ("sv", "Ej på kontoret: [#123]"),
+            ("da", "Ikke på kontoret: [#123]"),
+            ("fi", "Poissa toimistolta: [#123]"),
+            ("lv", "Ārpus biroja: [#123]"),
+            ("lt", "Ne biure: [#123]"),
+            ("et", "Kontorist väljas: [#123]"),
+            // Words a person could send as a whole subject: only before another subject.
+            ("nl", "Afwezig: [#123] Printer"),
+            ("nl", "Niet aanwezig: Re: [#123] Printer"),
+            ("sv", "Frånvaro: [#123] Skrivare"),
+            ("sv", "Frånvarande: [#123]"),
+            ("da", "Fraværende: [#123]"),
+            ("no", "Fravær: [#123]"),
+            ("no", "Fravaer: [#123]"),
+            ("fi", "Lomalla: [#123] Tulostin"),
+            ("lt", "Išvykęs: [#123]"),
+            ("lt", "Išvykusi: [#123]"),
+            ("et", "Puhkusel: [#123]"),
+        ] {
+            assert!(
+                reason(&format!("Subject: {subject}")).is_some(),
+                "{lang}: {subject}"
+            );
+        }
+        assert_eq!(
+            reason("Subject: Lomalla: [#1] x").as_deref(),
+            Some("auto-reply: subject starts with \"Lomalla\"")
+        );
+    }
+
+    /// People writing about absences and automatic replies, in the same languages.
+    #[test]
+    fn localized_ordinary_subjects() {
+        for subject in [
+            "Re: [#123] automatic reply settings broken",
+            "Re: [#123] Automatisch antwoord werkt niet",
+            "Re: Lomalla: [#123] Tulostin",
+            "SV: Automatiskt svar: [#123]",
+            "VS: Automaattinen vastaus: [#123]",
+            "Odp: Automatická odpověď: [#123]",
+            "Automatická odpověď nefunguje [#123]",
+            "Automatikus válaszok beállítása [#123]",
+            "Răspuns automatizat greșit [#123]",
+            "Fuori sede la prossima settimana, spostiamo la consegna?",
+            "Mimo kancelář budu od pondělí [#123]",
+            "Ne biure gavau sąskaitą [#123]",
+            // Whole-subject words a person sends (an absence report to a school or HR).
+            "Frånvaro",
+            "Fravær",
+            "Afwezig",
+            "Niet aanwezig",
+            "Lomalla",
+            "Puhkusel",
+            "Išvykęs",
+            "Afwezig:",
+            "Afwezigheid: planning december",
+            "Lomallani sattui jotain [#123]",
+            "Fraværsmelding [#123]",
+        ] {
+            assert_eq!(reason(&format!("Subject: {subject}")), None, "{subject}");
+        }
+    }
+
+    #[test]
+    fn challenge_responses_go_the_auto_reply_way() {
+        assert_eq!(
+            reason("X-Spamarrest-noauth: yes").as_deref(),
+            Some("challenge-response: X-Spamarrest-noauth (Spam Arrest)")
+        );
+        // TMDA's request also carries Auto-Submitted; the challenge's reason is given.
+        assert_eq!(
+            reason("Auto-Submitted: auto-replied\r\nSubject: Please confirm your message")
+                .as_deref(),
+            Some("challenge-response: subject starts with \"Please confirm your message\"")
+        );
+        // A TMDA user's own reply is a reply.
+        assert_eq!(
+            reason("X-Delivery-Agent: TMDA/1.1.12 (Macallan)\r\nSubject: Re: [#12] Printer"),
+            None
         );
     }
 

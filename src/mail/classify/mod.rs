@@ -1,5 +1,5 @@
-//! Recognizing mail that must not be posted: auto-replies, bounces, the helpdesk's own
-//! mail, refused senders.
+//! Recognizing mail that must not be posted: auto-replies (challenge-response requests
+//! among them), bounces, the helpdesk's own mail, refused senders.
 //!
 //! Each check answers a short, specific reason (for the log and `explain`), or
 //! `None` for mail a person wrote. All checks read only the top-level headers
@@ -8,6 +8,7 @@
 
 mod auto_reply;
 mod bounce;
+mod challenge;
 mod headers;
 mod loops;
 mod senders;
