@@ -109,7 +109,11 @@ async fn a_dmarc_failure_a_person_vouched_for_is_posted_and_a_mail_without_ticke
     let log = text(&out);
     assert_eq!(w.api.posted(2).len(), 1, "{log}");
     assert_eq!(w.folder("Processed").len(), 1, "{log}");
-    assert_eq!(w.folder("Unmatched").len(), 1, "back with its reason: {log}");
+    assert_eq!(
+        w.folder("Unmatched").len(),
+        1,
+        "back with its reason: {log}"
+    );
     assert!(w.folder("Approve").is_empty(), "{log}");
     assert!(
         log.lines()

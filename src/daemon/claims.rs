@@ -75,9 +75,7 @@ pub async fn outcome_for_copy(mut claimant: watch::Receiver<Option<Outcome>>) ->
     match outcome {
         Some(
             Outcome::Posted | Outcome::Approved | Outcome::Duplicate | Outcome::NewTicket { .. },
-        ) => {
-            Outcome::Duplicate
-        }
+        ) => Outcome::Duplicate,
         Some(other) => other,
         None => Outcome::Deferred(crate::daemon::defer_cause::DeferCause::CopyInFlight),
     }

@@ -116,7 +116,17 @@ pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport
     let mut report =
         pass::run_pass(&mut session, mb, bridge, &mut Deferrals::new(), &never).await?;
     if let Some(approve) = approve_mailbox(mb) {
-        report.add(approve_pass(&mut session, mb, &approve, bridge, &mut Deferrals::new(), &never).await?);
+        report.add(
+            approve_pass(
+                &mut session,
+                mb,
+                &approve,
+                bridge,
+                &mut Deferrals::new(),
+                &never,
+            )
+            .await?,
+        );
     }
     session.logout().await;
     Ok(report)
@@ -140,7 +150,14 @@ async fn approve_pass(
     deferrals: &mut Deferrals,
     stop: &CancellationToken,
 ) -> Result<PassReport, ImapError> {
-    session.select(&approve.folder).await?;
+    match session.select(&approve.folder).await {
+        // A dry run creates no folder: one not made yet holds nothing to approve.
+        Err(ImapError::Refused { .. }) if bridge.dry_run => {
+            session.select(&mb.folder).await?;
+            return Ok(PassReport::default());
+        }
+        other => other?,
+    };
     let report = pass::run_pass(session, approve, bridge, deferrals, stop).await;
     session.select(&mb.folder).await?;
     report
