@@ -103,12 +103,12 @@ async fn open(
                         mb.port()
                     ),
                 })??;
-            let mut client = Client::new(ImapStream::Tls(Box::new(tls)));
+            let mut client = Client::new(ImapStream::tls(tls));
             read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
             Ok((client, peer))
         }
         TlsMode::None => {
-            let mut client = Client::new(ImapStream::Plain(tcp));
+            let mut client = Client::new(ImapStream::plain(tcp));
             read_greeting(&mut client, addr, greeting, &waited(mb)).await?;
             Ok((client, None))
         }
@@ -133,7 +133,7 @@ async fn open(
                         command: "STARTTLS".into(),
                         after: CONNECT_TIMEOUT,
                     })??;
-            Ok((Client::new(ImapStream::Tls(Box::new(tls))), peer))
+            Ok((Client::new(ImapStream::tls(tls)), peer))
         }
     }
 }
@@ -255,10 +255,10 @@ async fn authenticate(
             client
                 .login(user, password.expose_secret())
                 .await
-                .map_err(|(e, _)| {
+                .map_err(|(e, client)| {
                     format!(
                         "{}; check username and password{}",
-                        server_reply(&e),
+                        server_reply(&e, client.get_ref().replies()),
                         password_hint(&mb.host)
                     )
                 })
@@ -268,7 +268,7 @@ async fn authenticate(
             client
                 .authenticate(name, auth)
                 .await
-                .map_err(|(e, _)| server_reply(&e))
+                .map_err(|(e, client)| server_reply(&e, client.get_ref().replies()))
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::certificate::Presented;
 use super::folder_names::FolderNameError;
+use super::tagged_reply::TaggedReplies;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,14 +73,18 @@ impl ImapError {
         }
     }
 
-    /// Sorts a command's failure into refused or broken.
-    pub fn command(command: &str, err: async_imap::error::Error) -> ImapError {
+    /// Sorts a command's failure into refused (quoting the server) or broken.
+    pub(super) fn command(
+        command: &str,
+        err: async_imap::error::Error,
+        replies: &TaggedReplies,
+    ) -> ImapError {
         let command = command.to_string();
         match err {
-            async_imap::error::Error::No(response) | async_imap::error::Error::Bad(response) => {
+            async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_) => {
                 ImapError::Refused {
                     command,
-                    response: server_words(&response),
+                    response: server_reply(&err, replies),
                 }
             }
             source => ImapError::Connection { command, source },
@@ -87,64 +92,13 @@ impl ImapError {
     }
 }
 
-/// The server's own words in a failed command or login: NO/BAD as the server said it,
-/// anything else (a broken connection) as async-imap describes it.
-pub(super) fn server_reply(err: &async_imap::error::Error) -> String {
+/// The server's own words in a failed command or login: a NO/BAD as the server sent it
+/// (its tagged line), anything else (a broken connection) as async-imap describes it.
+pub(super) fn server_reply(err: &async_imap::error::Error, replies: &TaggedReplies) -> String {
     match err {
-        async_imap::error::Error::No(response) | async_imap::error::Error::Bad(response) => {
-            server_words(response)
+        async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_) => {
+            replies.last_refusal().unwrap_or_else(|| err.to_string())
         }
         other => other.to_string(),
-    }
-}
-
-/// async-imap writes a NO/BAD as `code: Some(..), info: Some("text")` (command
-/// answers) or `outcome: Outcome { code: .., information: Some("text") }` (SELECT and
-/// friends): keep the server's text (and the code when there is one), as it said them.
-fn server_words(response: &str) -> String {
-    let info = ["info: Some(\"", "information: Some(\""]
-        .iter()
-        .find_map(|key| response.split_once(key))
-        .and_then(|(_, rest)| rest.rsplit_once("\")"))
-        .map(|(text, _)| text.replace("\\\"", "\""));
-    let code = response
-        .split_once("code: Some(")
-        .and_then(|(_, rest)| {
-            rest.split_once("), info:")
-                .or_else(|| rest.split_once("), information:"))
-        })
-        .map(|(code, _)| code);
-    match (code, info) {
-        (Some(code), Some(info)) => format!("[{code}] {info}"),
-        (None, Some(info)) => info,
-        _ => response.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_servers_own_words_are_kept() {
-        assert_eq!(
-            server_words(r#"code: None, info: Some("Mailbox doesn't exist: Nope")"#),
-            "Mailbox doesn't exist: Nope"
-        );
-        assert_eq!(
-            server_words(r#"code: Some(TryCreate), info: Some("no such \"box\"")"#),
-            r#"[TryCreate] no such "box""#
-        );
-        assert_eq!(
-            server_words(
-                r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Support (0.024 + 0.001 + 0.023 secs).") }"#
-            ),
-            "Mailbox doesn't exist: Support (0.024 + 0.001 + 0.023 secs)."
-        );
-        assert_eq!(
-            server_words(r#"outcome: Outcome { code: Some(Alert), information: Some("x") }"#),
-            "[Alert] x"
-        );
-        assert_eq!(server_words("odd"), "odd");
     }
 }

@@ -8,6 +8,7 @@ mod namespace;
 mod sasl;
 mod session;
 mod stream;
+mod tagged_reply;
 pub mod tls;
 mod tls_failure;
 mod uidset;

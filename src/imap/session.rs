@@ -6,6 +6,7 @@ use super::certificate::Presented;
 use super::error::ImapError;
 use super::folder_names::Namespace;
 use super::stream::ImapStream;
+use super::tagged_reply::TaggedReplies;
 use super::uidset::uid_set;
 use super::{namespace, utf7};
 use crate::config::Disposition;
@@ -22,6 +23,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 pub struct MailSession {
     session: async_imap::Session<ImapStream>,
+    /// The server's tagged answers, for quoting a refusal.
+    replies: TaggedReplies,
     has_idle: bool,
     has_move: bool,
     has_uidplus: bool,
@@ -75,11 +78,12 @@ pub enum IdleEnd {
 async fn bounded<T>(
     command: &str,
     limit: Duration,
+    replies: &TaggedReplies,
     fut: impl Future<Output = Result<T, async_imap::error::Error>>,
 ) -> Result<T, ImapError> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(ImapError::command(command, e)),
+        Ok(Err(e)) => Err(ImapError::command(command, e, replies)),
         Err(_) => Err(ImapError::Timeout {
             command: command.to_string(),
             after: limit,
@@ -132,9 +136,16 @@ impl MailSession {
         mut session: async_imap::Session<ImapStream>,
         peer: Option<(Presented, bool)>,
     ) -> Result<Self, ImapError> {
-        let caps = bounded("CAPABILITY", COMMAND_TIMEOUT, session.capabilities()).await?;
+        let replies = session.get_ref().replies().clone();
+        let caps = bounded(
+            "CAPABILITY",
+            COMMAND_TIMEOUT,
+            &replies,
+            session.capabilities(),
+        )
+        .await?;
         let namespace = if caps.has_str("NAMESPACE") {
-            bounded("NAMESPACE", COMMAND_TIMEOUT, async {
+            bounded("NAMESPACE", COMMAND_TIMEOUT, &replies, async {
                 namespace::query(session.get_mut())
                     .await
                     .map_err(Into::into)
@@ -147,7 +158,7 @@ impl MailSession {
             Some(ns) => ns,
             // Without NAMESPACE: folders at the top, levels as `LIST "" ""` says.
             None => {
-                let delimiter = bounded("LIST", COMMAND_TIMEOUT, async {
+                let delimiter = bounded("LIST", COMMAND_TIMEOUT, &replies, async {
                     let names: Vec<_> = session
                         .list(Some(""), Some(""))
                         .await?
@@ -174,6 +185,7 @@ impl MailSession {
             peer,
             new_mail: false,
             session,
+            replies,
         };
         s.drain();
         Ok(s)
@@ -265,7 +277,13 @@ impl MailSession {
     /// Selects the folder named `folder` in the config.
     pub async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let name = self.server_name(folder)?;
-        let mailbox = bounded("SELECT", COMMAND_TIMEOUT, self.session.select(&name)).await?;
+        let mailbox = bounded(
+            "SELECT",
+            COMMAND_TIMEOUT,
+            &self.replies,
+            self.session.select(&name),
+        )
+        .await?;
         self.drain();
         // No PERMANENTFLAGS at all means every flag is permanent (RFC 3501).
         let keywords_kept = mailbox.permanent_flags.is_empty()
@@ -284,7 +302,7 @@ impl MailSession {
 
     /// Every folder's server name (`LIST "" "*"`).
     async fn server_folders(&mut self) -> Result<HashSet<String>, ImapError> {
-        let names = bounded("LIST", COMMAND_TIMEOUT, async {
+        let names = bounded("LIST", COMMAND_TIMEOUT, &self.replies, async {
             let names: Vec<_> = self
                 .session
                 .list(Some(""), Some("*"))
@@ -326,7 +344,13 @@ impl MailSession {
             if exists(&existing, &name) {
                 continue;
             }
-            let first_try = bounded("CREATE", COMMAND_TIMEOUT, self.session.create(&name)).await;
+            let first_try = bounded(
+                "CREATE",
+                COMMAND_TIMEOUT,
+                &self.replies,
+                self.session.create(&name),
+            )
+            .await;
             self.drain();
             if let Err(e) = first_try {
                 existing = self.server_folders().await?;
@@ -335,13 +359,23 @@ impl MailSession {
                 }
                 for parent in self.namespace.parents(&name) {
                     if !exists(&existing, &parent) {
-                        let _ =
-                            bounded("CREATE", COMMAND_TIMEOUT, self.session.create(&parent)).await;
+                        let _ = bounded(
+                            "CREATE",
+                            COMMAND_TIMEOUT,
+                            &self.replies,
+                            self.session.create(&parent),
+                        )
+                        .await;
                         self.drain();
                     }
                 }
-                if let Err(again) =
-                    bounded("CREATE", COMMAND_TIMEOUT, self.session.create(&name)).await
+                if let Err(again) = bounded(
+                    "CREATE",
+                    COMMAND_TIMEOUT,
+                    &self.replies,
+                    self.session.create(&name),
+                )
+                .await
                 {
                     tracing::debug!(folder, first = %e, "CREATE failed twice");
                     return Err(again);
@@ -381,6 +415,7 @@ impl MailSession {
         let uids = bounded(
             "UID SEARCH",
             COMMAND_TIMEOUT,
+            &self.replies,
             self.session.uid_search(query),
         )
         .await?;
@@ -431,7 +466,7 @@ impl MailSession {
     ) -> Result<(), ImapError> {
         let command = format!("UID FETCH {items}");
         for set in uid_sets(uids, MAX_SET_CHARS) {
-            bounded(&command, FETCH_TIMEOUT, async {
+            bounded(&command, FETCH_TIMEOUT, &self.replies, async {
                 let mut fetches = self.session.uid_fetch(&set, items).await?;
                 while let Some(f) = fetches.try_next().await? {
                     each(&f);
@@ -503,6 +538,7 @@ impl MailSession {
         bounded(
             &name,
             COMMAND_TIMEOUT,
+            &self.replies,
             self.session.run_command_and_check_ok(command),
         )
         .await?;
@@ -526,16 +562,17 @@ impl MailSession {
             selected,
             peer,
             new_mail,
+            replies,
         } = self;
         let mut handle = session.idle();
-        bounded("IDLE", COMMAND_TIMEOUT, handle.init()).await?;
+        bounded("IDLE", COMMAND_TIMEOUT, &replies, handle.init()).await?;
         let end = {
             let (wait, _stop) = handle.wait_with_timeout(period);
             tokio::select! {
                 r = tokio::time::timeout(period, wait) => match r {
                     Ok(Ok(async_imap::extensions::idle::IdleResponse::NewData(_))) => IdleEnd::NewData,
                     Ok(Ok(_)) | Err(_) => IdleEnd::Timeout,
-                    Ok(Err(e)) => return Err(ImapError::command("IDLE", e)),
+                    Ok(Err(e)) => return Err(ImapError::command("IDLE", e, &replies)),
                 },
                 _ = interrupt => IdleEnd::Interrupted,
             }
@@ -543,7 +580,7 @@ impl MailSession {
         if end == IdleEnd::NewData {
             tracing::debug!("IDLE: the server reported a change");
         }
-        let session = bounded("DONE", COMMAND_TIMEOUT, handle.done()).await?;
+        let session = bounded("DONE", COMMAND_TIMEOUT, &replies, handle.done()).await?;
         let mut s = MailSession {
             session,
             has_idle,
@@ -553,6 +590,7 @@ impl MailSession {
             selected,
             peer,
             new_mail,
+            replies,
         };
         s.drain();
         Ok((s, end))
