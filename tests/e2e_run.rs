@@ -223,3 +223,48 @@ async fn sigterm_finishes_the_post_in_flight_records_and_disposes_it() {
     assert_eq!(posts(&w.api), 1);
     assert_eq!(w.folder("Processed").len(), 2, "the copy was only disposed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_abandons_a_post_still_in_flight_after_stop_timeout_and_loses_nothing() {
+    let w = World::start().await;
+    w.api.add_ticket(52, CUSTOMER);
+    let config = w.config_with(
+        &[MailboxOpts::default()],
+        "timeout = \"60s\"",
+        "[delivery]\nstop_timeout = \"1s\"\n",
+    );
+    // The API sits on this POST for 20 s, far beyond the stop's 1 s.
+    w.api.fail_next(1, Fault::Latency(Duration::from_secs(20)));
+    w.append(&reply(52, 1, "in flight when the stop gives up"));
+    let mut child = w.spawn_run(&config);
+    assert!(
+        eventually(WAIT, || w.api.posts_in_flight() == 1).await,
+        "{}",
+        log_of(&w)
+    );
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, WAIT).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", log_of(&w));
+    let log = log_of(&w);
+    let abandoned: Vec<&str> = log.lines().filter(|l| l.contains("abandoned")).collect();
+    assert_eq!(
+        abandoned.len(),
+        1,
+        "one line says what was abandoned:\n{log}"
+    );
+    assert!(
+        abandoned[0].contains("support"),
+        "it names the mailbox: {}",
+        abandoned[0]
+    );
+    assert_eq!(w.subjects("INBOX"), ["Re: [TH#52] Order question"]);
+    let (ok, shown) = ledger(&config, &["show", "reply-52-1@customer.example"]).await;
+    assert!(ok && shown.contains("state:       pending"), "{shown}");
+
+    // Whatever became of the abandoned POST, the next start leaves exactly one.
+    assert!(eventually(WAIT, || w.api.posts_in_flight() == 0).await);
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(w.api.posted(52).len(), 1, "{}", text(&out));
+    assert_eq!(w.subjects("Processed"), ["Re: [TH#52] Order question"]);
+}

@@ -423,6 +423,10 @@ pub struct DeliveryConfig {
     pub max_attempts: u32,
     #[serde(with = "humantime_serde")]
     pub max_age: Duration,
+    /// How long a stop waits for the mail in hand before abandoning it (it stays pending
+    /// in the ledger and is read back at the next start); under systemd's TimeoutStopSec.
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
 }
 
 impl DeliveryConfig {
@@ -443,6 +447,7 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             max_attempts: 20,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            stop_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -55,6 +55,12 @@ impl Config {
         if self.delivery.max_attempts == 0 {
             return Err(Invalid::new("delivery.max_attempts", "must be at least 1"));
         }
+        if self.delivery.stop_timeout.is_zero() {
+            return Err(Invalid::new(
+                "delivery.stop_timeout",
+                "must be more than 0 (the time a stop gives the mail in hand)",
+            ));
+        }
         Ok(())
     }
 }

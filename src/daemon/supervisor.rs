@@ -1,7 +1,8 @@
 //! The supervisor: every mailbox at once, signals, reload, systemd and health.
 //!
-//! Shutdown is a `watch` value passed down and checked only at safe points (between
-//! batches, while waiting), so the mail in hand is always finished.
+//! Shutdown is a `CancellationToken` passed down and checked only at safe points
+//! (between batches, while waiting), so the mail in hand is finished, within
+//! `delivery.stop_timeout`.
 
 use crate::config::{Config, ConfigError, MailboxConfig};
 use crate::daemon::bridge::{Bridge, Runtime};
@@ -69,9 +70,11 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
 /// Opens the ledger and says how many mails had an unknown outcome at the last stop.
 /// They are not read back now: each is read back when its mail is next seen (the mail
 /// is needed to compare and to dispose; one whose mail is gone needs nothing).
+/// The instance lock comes first: a second daemon must not open, let alone migrate,
+/// the ledger the first one works on.
 fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)> {
-    let ledger = Ledger::open(&config.state.dir)?;
     let lock = crate::ledger::lock_instance(&config.state.dir)?;
+    let ledger = Ledger::open(&config.state.dir)?;
     match ledger.stats() {
         Ok(s) if s.pending > 0 => tracing::info!(
             pending = s.pending,
@@ -158,92 +161,146 @@ impl Supervisor {
         self.running.values().all(|r| !r.task.is_finished())
     }
 
-    /// Cancels every loop and waits until each has finished its mail in hand.
-    async fn stop(self) {
+    /// Cancels every loop and waits until each has finished its mail in hand, for
+    /// `limit` at most; a loop still busy then is abandoned (its posts begun stay
+    /// pending in the ledger and are read back at the next start).
+    async fn stop(self, limit: Duration) {
         self.shutdown.cancel();
-        for (_, r) in self.running {
-            let _ = r.task.await;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut abandoned = Vec::new();
+        for (name, mut r) in self.running {
+            if tokio::time::timeout_at(deadline, &mut r.task)
+                .await
+                .is_err()
+            {
+                r.task.abort();
+                abandoned.push(name);
+            }
+        }
+        if !abandoned.is_empty() {
+            tracing::warn!(
+                mailboxes = %abandoned.join(", "),
+                "stop: still busy after {} (delivery.stop_timeout); abandoned, nothing lost: posts begun stay pending and are read back from their tickets at the next start",
+                humantime::format_duration(limit)
+            );
         }
     }
 }
 
-/// `run`: the daemon, until SIGTERM/SIGINT; SIGHUP re-reads `path`.
-pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool> {
-    runtime()?.block_on(async move {
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let health = Arc::new(Health::default());
-        crate::ops::metrics::install();
-        crate::ops::metrics::api_up(true);
-        let _http = match config.metrics.listen {
-            Some(addr) => Some(crate::ops::http::serve(addr, Arc::clone(&health)).await.map_err(|e| {
-                anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}")
-            })?),
-            None => None,
-        };
-        let (ledger, _lock) = open_ledger(&config)?;
-        let runtime = Runtime::new(ledger, Arc::clone(&health), config.timezone());
-        let state_dir = config.state.dir.clone();
-        let config = Arc::new(config);
-        let (bridge_tx, bridge_rx) = watch::channel(Arc::new(Bridge::new(
-            Arc::clone(&config),
-            dry_run,
-            Arc::clone(&runtime),
-        )?));
-        let mut supervisor = Supervisor {
-            running: BTreeMap::new(),
-            shutdown: CancellationToken::new(),
-            bridges: bridge_rx,
-            health: Arc::clone(&health),
-        };
-        let ready = supervisor.apply(&config).await;
-        tracing::info!(mailboxes = config.mailboxes.len(), dry_run, "running");
-        tokio::spawn(async move {
-            for mut r in ready {
-                let _ = r.wait_for(|ready| *ready).await;
-            }
-            notify::ready();
-        });
+/// What the daemon is asked from outside: by signals under systemd, directly in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    Stop,
+    Reload,
+}
 
-        let watchdog = notify::watchdog_interval();
-        let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
-        let mut status_tick = tokio::time::interval(Duration::from_secs(10));
+/// SIGTERM and SIGINT ask to stop, SIGHUP to reload.
+fn signals() -> std::io::Result<tokio::sync::mpsc::Receiver<Request>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
         loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
-                    notify::reloading();
-                    match reload(&path, &state_dir).and_then(|new| {
-                        let new = Arc::new(new);
-                        let bridge = Bridge::new(Arc::clone(&new), dry_run, Arc::clone(&runtime))
-                            .map_err(|e| ReloadError::Bridge(format!("{e:#}")))?;
-                        Ok((new, bridge))
-                    }) {
-                        Ok((new, bridge)) => {
-                            let _ = bridge_tx.send(Arc::new(bridge));
-                            supervisor.apply(&new).await;
-                            tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
-                        }
-                        Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
-                    }
-                    notify::ready();
-                }
-                _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                    // Alive means: this loop turns and no mailbox loop has died.
-                    if supervisor.all_alive() {
-                        notify::watchdog();
-                    }
-                }
-                _ = status_tick.tick() => notify::status(&health.status_line()),
+            let request = tokio::select! {
+                _ = term.recv() => Request::Stop,
+                _ = int.recv() => Request::Stop,
+                _ = hup.recv() => Request::Reload,
+            };
+            if tx.send(request).await.is_err() {
+                break;
             }
         }
-        notify::stopping();
-        tracing::info!("stopping: finishing the mail in hand");
-        supervisor.stop().await;
-        Ok(true)
-    })
+    });
+    Ok(rx)
+}
+
+/// `run`: the daemon, until SIGTERM/SIGINT; SIGHUP re-reads `path`.
+pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool> {
+    runtime()?.block_on(async move { serve(config, path, dry_run, signals()?).await })
+}
+
+/// The daemon until `requests` asks it to stop (or is closed).
+pub(crate) async fn serve(
+    config: Config,
+    path: PathBuf,
+    dry_run: bool,
+    mut requests: tokio::sync::mpsc::Receiver<Request>,
+) -> anyhow::Result<bool> {
+    let health = Arc::new(Health::default());
+    crate::ops::metrics::install();
+    crate::ops::metrics::api_up(true);
+    let _http = match config.metrics.listen {
+        Some(addr) => Some(
+            crate::ops::http::serve(addr, Arc::clone(&health))
+                .await
+                .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let (ledger, _lock) = open_ledger(&config)?;
+    let runtime = Runtime::new(ledger, Arc::clone(&health), config.timezone());
+    let state_dir = config.state.dir.clone();
+    let config = Arc::new(config);
+    let (bridge_tx, bridge_rx) = watch::channel(Arc::new(Bridge::new(
+        Arc::clone(&config),
+        dry_run,
+        Arc::clone(&runtime),
+    )?));
+    let mut supervisor = Supervisor {
+        running: BTreeMap::new(),
+        shutdown: CancellationToken::new(),
+        bridges: bridge_rx,
+        health: Arc::clone(&health),
+    };
+    let ready = supervisor.apply(&config).await;
+    tracing::info!(mailboxes = config.mailboxes.len(), dry_run, "running");
+    tokio::spawn(async move {
+        for mut r in ready {
+            let _ = r.wait_for(|ready| *ready).await;
+        }
+        notify::ready();
+    });
+
+    let watchdog = notify::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut status_tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                if request != Some(Request::Reload) {
+                    break;
+                }
+                notify::reloading();
+                match reload(&path, &state_dir).and_then(|new| {
+                    let new = Arc::new(new);
+                    let bridge = Bridge::new(Arc::clone(&new), dry_run, Arc::clone(&runtime))
+                        .map_err(|e| ReloadError::Bridge(format!("{e:#}")))?;
+                    Ok((new, bridge))
+                }) {
+                    Ok((new, bridge)) => {
+                        let _ = bridge_tx.send(Arc::new(bridge));
+                        supervisor.apply(&new).await;
+                        tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
+                    }
+                    Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
+                }
+                notify::ready();
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                // Alive means: this loop turns and no mailbox loop has died.
+                if supervisor.all_alive() {
+                    notify::watchdog();
+                }
+            }
+            _ = status_tick.tick() => notify::status(&health.status_line()),
+        }
+    }
+    notify::stopping();
+    tracing::info!("stopping: finishing the mail in hand");
+    let limit = bridge_tx.borrow().config.delivery.stop_timeout;
+    supervisor.stop(limit).await;
+    Ok(true)
 }
 
 /// Why a new config was not taken on SIGHUP.
@@ -350,7 +407,55 @@ mod tests {
             done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         s.running.insert("a".into(), running(task));
-        s.stop().await;
+        s.stop(Duration::from_secs(600)).await;
         assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_stop_abandons_what_is_still_busy_after_its_limit() {
+        let mut s = supervisor();
+        let (_keep, never) = tokio::sync::oneshot::channel::<()>();
+        let stuck = tokio::spawn(async move {
+            let _ = never.await;
+        });
+        let watch = stuck.abort_handle();
+        s.running.insert("stuck".into(), running(stuck));
+        s.stop(Duration::from_millis(50)).await;
+        // Aborting is asynchronous: the task ends at its next poll.
+        for _ in 0..200 {
+            if watch.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(watch.is_finished(), "the busy loop was abandoned");
+    }
+
+    #[tokio::test]
+    async fn the_daemon_stops_when_asked_without_a_signal() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("bridge.toml");
+        let config = Config::parse(
+            &format!(
+                "[thulium]\nurl = \"http://127.0.0.1:1/api\"\nuser = \"u\"\npassword = \"p\"\n\
+                 [state]\ndir = {:?}\n[[mailbox]]\nname = \"m\"\nhost = \"127.0.0.1\"\nport = 1\n\
+                 tls = \"none\"\nallow_insecure = true\nusername = \"u\"\npassword = \"p\"\n",
+                dir.path().join("state")
+            ),
+            "test.toml",
+        )
+        .expect("config");
+        let (ask, requests) = tokio::sync::mpsc::channel(1);
+        let daemon = tokio::spawn(serve(config, path, true, requests));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if daemon.is_finished() {
+            panic!("it ended before asked to stop: {:?}", daemon.await);
+        }
+        ask.send(Request::Stop).await.expect("the daemon listens");
+        let stopped = tokio::time::timeout(Duration::from_secs(60), daemon)
+            .await
+            .expect("stopped when asked")
+            .expect("no panic");
+        assert!(stopped.expect("no error"));
     }
 }

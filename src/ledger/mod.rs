@@ -34,6 +34,7 @@ pub const LOCK_FILE: &str = "daemon.lock";
 /// Makes sure no other daemon works on `dir`: two would each think a mail in flight
 /// is theirs. Held until the returned file is dropped (or the process dies).
 pub fn lock_instance(dir: &Path) -> Result<std::fs::File, LedgerError> {
+    create_private_dir(dir)?;
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -52,6 +53,20 @@ pub fn lock_instance(dir: &Path) -> Result<std::fs::File, LedgerError> {
             message: e.to_string(),
         }),
     }
+}
+
+/// `state.dir`, 0700 whatever the umask (it holds who wrote to which ticket).
+fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| LedgerError::CreateDir {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    restrict(dir, 0o700);
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -78,16 +93,7 @@ impl Ledger {
     /// whatever the umask; a 0.1 redb ledger found there is migrated first.
     pub fn open(dir: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
         let dir = dir.as_ref();
-        let create_err = |e: std::io::Error| LedgerError::CreateDir {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(create_err)?;
-        restrict(dir, 0o700);
+        create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let open_err = |e: rusqlite::Error| LedgerError::Open {
             path: path.clone(),
