@@ -13,7 +13,7 @@
 use super::bridge::Bridge;
 use super::claims::{self, Claim};
 use super::defer_cause::DeferCause;
-pub use super::outcome::Outcome;
+use super::outcome::Outcome;
 use crate::config::VerifySender;
 use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, PostedReply, unix_now};
 use crate::mail::MailId;

@@ -24,7 +24,8 @@ pub enum Outcome {
     Unverified(String),
     /// Rejected for good, given up on, or unreadable.
     Failed(String),
-    /// Left where it is for a later pass.
+    /// Left where it is for a later pass, which tries it again: counted under the
+    /// label SPEC fixes for it, `retried`.
     Deferred(DeferCause),
 }
 

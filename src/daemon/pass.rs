@@ -349,13 +349,13 @@ fn record(done: Vec<Finished>, tally: &mut Tally<'_>) {
     }
 }
 
-/// Splits the candidates into download batches bounded by count and bytes.
 /// Bytes as units of the reading budget: KiB, at least one, all of it at most.
 fn kib(bytes: u64) -> u32 {
     (bytes.div_ceil(1024).min(u64::from(u32::MAX)) as u32)
         .clamp(1, super::bridge::READING_BUDGET_KIB)
 }
 
+/// Splits the candidates into download batches bounded by count and bytes.
 fn batches(metas: &[MailMeta]) -> Vec<&[MailMeta]> {
     let mut out = Vec::new();
     let mut start = 0;

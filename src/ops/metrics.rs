@@ -25,7 +25,8 @@ pub fn render() -> String {
     install().map(|h| h.render()).unwrap_or_default()
 }
 
-/// outcome: posted, duplicate, unmatched, ignored, failed, retried.
+/// outcome: posted, approved, duplicate, new_ticket, unmatched, ignored, unverified,
+/// failed, retried (left for a later pass).
 pub fn mail_handled(mailbox: &str, outcome: &'static str) {
     metrics::counter!("thulium_bridge_mails_total", "mailbox" => mailbox.to_string(), "outcome" => outcome)
         .increment(1);

@@ -132,7 +132,7 @@ impl ThuliumClient {
         if !resp.status().is_success() {
             return Err(rejection(resp).await);
         }
-        let body = self.read(resp, TICKET_CAP, &path).await?;
+        let body = self.read(resp, TICKET_CAP, &format!("GET {path}")).await?;
         serde_json::from_slice(&body).map_err(|e| ApiError::Permanent {
             status,
             message: format!("GET {path} answered something that is not a ticket ({e})"),
@@ -148,7 +148,7 @@ impl ThuliumClient {
         let resp = self.send(Method::GET, path, &[], None).await?;
         let status = resp.status().as_u16();
         let retry_after = retry_after_header(&resp);
-        let body = self.read(resp, SMALL_CAP, path).await?;
+        let body = self.read(resp, SMALL_CAP, &format!("GET {path}")).await?;
         match classify(status, retry_after.as_deref(), &body, SystemTime::now()) {
             Ok(()) | Err(ApiError::Permanent { .. }) if looks_like_html(&body) => {
                 Err(ApiError::Permanent {
@@ -165,13 +165,12 @@ impl ThuliumClient {
     }
 
     /// A body read with a cap; past it, the answer counts as broken (transient).
-    async fn read(&self, resp: Response, cap: usize, path: &str) -> Result<Vec<u8>, ApiError> {
+    /// `request` names it in errors ("GET tickets/7", "POST temporary_files").
+    async fn read(&self, resp: Response, cap: usize, request: &str) -> Result<Vec<u8>, ApiError> {
         read_capped(resp, cap).await.map_err(|e| match e {
-            ReadError::Transport(e) => {
-                self.transport_error(&format!("GET {path}"), e, self.timeout)
-            }
+            ReadError::Transport(e) => self.transport_error(request, e, self.timeout),
             e @ ReadError::TooLarge { .. } => ApiError::Transient {
-                reason: format!("GET {path}: {e}"),
+                reason: format!("{request}: {e}"),
                 retry_after: None,
                 sent: true,
             },
@@ -229,7 +228,7 @@ impl ThuliumClient {
         if !resp.status().is_success() {
             return Err(rejection(resp).await);
         }
-        let body = self.read(resp, SMALL_CAP, "temporary_files").await?;
+        let body = self.read(resp, SMALL_CAP, "POST temporary_files").await?;
         serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string))
@@ -259,7 +258,7 @@ impl ThuliumClient {
         if !resp.status().is_success() {
             return Err(rejection(resp).await);
         }
-        let body = self.read(resp, TICKET_CAP, "tickets").await?;
+        let body = self.read(resp, TICKET_CAP, "GET tickets").await?;
         let answer = serde_json::from_slice(&body).map_err(|e| ApiError::Permanent {
             status: 200,
             message: format!("GET tickets answered something that is not JSON ({e})"),
