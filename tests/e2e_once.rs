@@ -547,3 +547,58 @@ async fn the_api_never_sees_more_requests_than_thulium_concurrency_and_reaches_i
         "POSTs in flight at once, over both mailboxes"
     );
 }
+
+/// `explain` looks In-Reply-To up in the daemon's ledger (read-only), so both place a
+/// reply without a ticket number alike; without a readable ledger it says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_and_the_daemon_agree_on_a_reply_found_by_its_references() {
+    let w = World::start().await;
+    w.api.add_ticket(61, CUSTOMER);
+    w.append(&reply(61, 1, "First, with the tag."));
+    let config = w.config();
+    assert!(once(&config, &[]).await.status.success());
+    let untagged = format!(
+        "From: {CUSTOMER}\r\nSubject: Re: Order question\r\nDate: Thu, 26 Nov 2026 12:00:00 +0100\r\n\
+         Message-ID: <untagged-61@customer.example>\r\nIn-Reply-To: <reply-61-1@customer.example>\r\n\r\nThe tag got lost.\r\n"
+    );
+    let eml = w.dir.path().join("untagged.eml");
+    std::fs::write(&eml, &untagged).expect("eml");
+    let explain = |config: std::path::PathBuf| {
+        let mut c = bin();
+        c.arg("--config")
+            .arg(config)
+            .arg("explain")
+            .arg(&eml)
+            .arg("--json");
+        output(c)
+    };
+
+    let out = explain(config.clone()).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (json["action"].as_str(), json["ticket"].as_u64()),
+        (Some("post"), Some(61)),
+        "{json}"
+    );
+    w.append(untagged.as_bytes());
+    assert!(once(&config, &[]).await.status.success());
+    assert_eq!(w.api.posted(61).len(), 2, "the daemon placed it on 61 too");
+
+    let elsewhere = w.dir.path().join("no-ledger.toml");
+    let text_of_config = std::fs::read_to_string(&config).expect("config");
+    let state = w.dir.path().join("state");
+    let moved = text_of_config.replace(
+        &format!("{state:?}"),
+        &format!("{:?}", w.dir.path().join("empty")),
+    );
+    assert_ne!(moved, text_of_config);
+    std::fs::write(&elsewhere, moved).expect("config");
+    let out = explain(elsewhere).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["action"], "skip", "{json}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("In-Reply-To/References are not looked up"),
+        "{said}"
+    );
+}

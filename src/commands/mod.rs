@@ -10,7 +10,8 @@ pub(crate) mod status;
 
 use crate::cli::{Cli, Command, LedgerCommand, OAuth2Command};
 use crate::config::{Config, ConfigError, Invalid};
-use crate::mail::decide::{self, NoReferences, Rules};
+use crate::ledger::ReadOnlyLedger;
+use crate::mail::decide::{self, NoReferences, References, Rules};
 use ledger_retry::RetryTarget;
 use std::process::ExitCode;
 
@@ -101,6 +102,23 @@ fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// What `explain` looks References up in: the daemon's ledger, read-only, so the two
+/// decide alike; when it cannot be read, a note says the answer may differ.
+fn references(config: Option<&Config>, rules: &Rules) -> Box<dyn References> {
+    let Some(config) = config.filter(|_| rules.use_references) else {
+        return Box::new(NoReferences);
+    };
+    match ReadOnlyLedger::open(&config.state.dir) {
+        Ok(ledger) => Box::new(ledger),
+        Err(e) => {
+            eprintln!(
+                "note: {e}; In-Reply-To/References are not looked up, so for a mail without a ticket number the daemon may decide otherwise"
+            );
+            Box::new(NoReferences)
+        }
+    }
+}
+
 fn explain_file(
     cli: &Cli,
     file: &std::path::Path,
@@ -114,10 +132,25 @@ fn explain_file(
         key,
         message,
     };
-    let rules = if explicit || path.exists() {
-        Config::load(&path).and_then(|c| {
-            let rules = Rules::new(&c).map_err(config_error)?;
-            match mailbox {
+    let config = if explicit || path.exists() {
+        match Config::load(&path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    } else {
+        eprintln!(
+            "note: {} not found; explaining with the default rules",
+            path.display()
+        );
+        None
+    };
+    let rules = match &config {
+        Some(c) => Rules::new(c)
+            .map_err(config_error)
+            .and_then(|rules| match mailbox {
                 None => Ok(c
                     .mailboxes
                     .first()
@@ -130,14 +163,8 @@ fn explain_file(
                         message: format!("no [[mailbox]] named {name:?} in the config"),
                     }),
                 },
-            }
-        })
-    } else {
-        eprintln!(
-            "note: {} not found; explaining with the default rules",
-            path.display()
-        );
-        Rules::defaults().map_err(config_error)
+            }),
+        None => Rules::defaults().map_err(config_error),
     };
     let rules = match rules {
         Ok(r) => r,
@@ -153,7 +180,8 @@ fn explain_file(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let decision = decide::decide(&raw, &rules, &NoReferences, received);
+    let refs = references(config.as_ref(), &rules);
+    let decision = decide::decide(&raw, &rules, refs.as_ref(), received);
     if json {
         println!("{}", explain::to_json(&decision));
     } else {

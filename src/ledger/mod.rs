@@ -10,12 +10,14 @@ mod clock;
 mod entry;
 mod error;
 mod migrate;
+mod read_only;
 mod schema;
 mod store;
 mod writer;
 
 pub use entry::{Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms};
 pub use error::LedgerError;
+pub use read_only::ReadOnlyLedger;
 pub use store::{Begun, PostedReply};
 
 use crate::mail::MailId;
@@ -325,13 +327,18 @@ impl Ledger {
 /// to more than one ticket (reused by some sender), means "not found".
 impl crate::mail::decide::References for Ledger {
     fn ticket_for(&self, message_id: &str) -> Option<u64> {
-        match self.tickets_for_message_id(message_id) {
-            Ok(tickets) if tickets.len() == 1 => tickets.first().copied(),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!("{e}; treating {message_id} as not posted");
-                None
-            }
+        one_ticket(self.tickets_for_message_id(message_id), message_id)
+    }
+}
+
+/// The one ticket a Message-ID was posted to, if exactly one (the rule `explain` shares).
+fn one_ticket(tickets: Result<Vec<u64>, impl std::fmt::Display>, message_id: &str) -> Option<u64> {
+    match tickets {
+        Ok(tickets) if tickets.len() == 1 => tickets.first().copied(),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!("{e}; treating {message_id} as not posted");
+            None
         }
     }
 }
