@@ -327,6 +327,16 @@ impl Delivery {
         }
         let now = Instant::now();
         let holds = &self.bridge.runtime.holds;
+        // A ticket is held until its deferred replies are due, all at that one instant:
+        // a later reply (due at once behind an earlier one) must never be due alone, a
+        // moment before the earlier reply, and go first.
+        for d in &done {
+            if let Outcome::Deferred(cause) = &d.outcome
+                && cause.holds_ticket()
+            {
+                holds.hold(d.mail.ticket, cause.wait());
+            }
+        }
         done.into_iter()
             .map(|d| {
                 if let Some(claim) = d.claim {
