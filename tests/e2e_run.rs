@@ -181,22 +181,34 @@ async fn sighup_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
     assert_eq!(stop(&w, child).await.code(), Some(0));
 }
 
+/// Runs the daemon on `mail`, whose POST the API sits on for `latency`, and sends
+/// SIGTERM while it is in flight; how the daemon exited.
+async fn sigterm_while_posting(
+    w: &World,
+    config: &std::path::Path,
+    mail: &[u8],
+    latency: Duration,
+) -> Option<std::process::ExitStatus> {
+    w.api.fail_next(1, Fault::Latency(latency));
+    w.append(mail);
+    let mut child = w.spawn_run(config);
+    assert!(
+        eventually(WAIT, || w.api.posts_in_flight() == 1).await,
+        "{}",
+        log_of(w)
+    );
+    signal(&child, "TERM");
+    wait_exit(&mut child, WAIT).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_the_post_in_flight_records_and_disposes_it() {
     let w = World::start().await;
     w.api.add_ticket(51, CUSTOMER);
     let config = w.config_with(&[MailboxOpts::default()], "timeout = \"30s\"", "");
     // The API takes 3 s over this POST (the client waits up to 30 s).
-    w.api.fail_next(1, Fault::Latency(Duration::from_secs(3)));
-    w.append(&reply(51, 1, "in flight at SIGTERM"));
-    let mut child = w.spawn_run(&config);
-    assert!(
-        eventually(WAIT, || w.api.posts_in_flight() == 1).await,
-        "{}",
-        log_of(&w)
-    );
-    signal(&child, "TERM");
-    let status = wait_exit(&mut child, WAIT).await;
+    let mail = reply(51, 1, "in flight at SIGTERM");
+    let status = sigterm_while_posting(&w, &config, &mail, Duration::from_secs(3)).await;
     // Right at the exit: the POST had been answered and stored, not cut off.
     let (in_flight, stored) = (w.api.posts_in_flight(), w.api.posted(51).len());
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", log_of(&w));
@@ -217,7 +229,7 @@ async fn sigterm_finishes_the_post_in_flight_records_and_disposes_it() {
     );
 
     // The next start posts nothing again.
-    w.append(&reply(51, 1, "in flight at SIGTERM"));
+    w.append(&mail);
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(posts(&w.api), 1);
@@ -234,16 +246,8 @@ async fn a_stop_abandons_a_post_still_in_flight_after_stop_timeout_and_loses_not
         "[delivery]\nstop_timeout = \"1s\"\n",
     );
     // The API sits on this POST for 20 s, far beyond the stop's 1 s.
-    w.api.fail_next(1, Fault::Latency(Duration::from_secs(20)));
-    w.append(&reply(52, 1, "in flight when the stop gives up"));
-    let mut child = w.spawn_run(&config);
-    assert!(
-        eventually(WAIT, || w.api.posts_in_flight() == 1).await,
-        "{}",
-        log_of(&w)
-    );
-    signal(&child, "TERM");
-    let status = wait_exit(&mut child, WAIT).await;
+    let mail = reply(52, 1, "in flight when the stop gives up");
+    let status = sigterm_while_posting(&w, &config, &mail, Duration::from_secs(20)).await;
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", log_of(&w));
     let log = log_of(&w);
     let abandoned: Vec<&str> = log.lines().filter(|l| l.contains("abandoned")).collect();

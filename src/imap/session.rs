@@ -344,39 +344,17 @@ impl MailSession {
             if exists(&existing, &name) {
                 continue;
             }
-            let first_try = bounded(
-                "CREATE",
-                COMMAND_TIMEOUT,
-                &self.replies,
-                self.session.create(&name),
-            )
-            .await;
-            self.drain();
-            if let Err(e) = first_try {
+            if let Err(e) = self.create(&name).await {
                 existing = self.server_folders().await?;
                 if exists(&existing, &name) {
                     continue;
                 }
                 for parent in self.namespace.parents(&name) {
                     if !exists(&existing, &parent) {
-                        let _ = bounded(
-                            "CREATE",
-                            COMMAND_TIMEOUT,
-                            &self.replies,
-                            self.session.create(&parent),
-                        )
-                        .await;
-                        self.drain();
+                        let _ = self.create(&parent).await;
                     }
                 }
-                if let Err(again) = bounded(
-                    "CREATE",
-                    COMMAND_TIMEOUT,
-                    &self.replies,
-                    self.session.create(&name),
-                )
-                .await
-                {
+                if let Err(again) = self.create(&name).await {
                     tracing::debug!(folder, first = %e, "CREATE failed twice");
                     return Err(again);
                 }
@@ -385,6 +363,19 @@ impl MailSession {
             created.push(utf7::decode(&name).unwrap_or(name));
         }
         Ok(created)
+    }
+
+    /// `CREATE name` (a server name).
+    async fn create(&mut self, name: &str) -> Result<(), ImapError> {
+        let created = bounded(
+            "CREATE",
+            COMMAND_TIMEOUT,
+            &self.replies,
+            self.session.create(name),
+        )
+        .await;
+        self.drain();
+        created
     }
 
     /// UIDs of mails that carry none of the bridge's own marks.
