@@ -331,10 +331,11 @@ fn inline(
 
 /// A forward in plain text. Lines quoted with `>` are history, not a forward; but a
 /// separator followed by quoted lines (Apple Mail on iOS quotes what it forwards) has
-/// them unquoted first.
+/// them unquoted first (for the first such separator only: each try copies the text).
 fn in_text(text: &str, block_alone: bool) -> Option<Found> {
     let searched = &text[..text.floor_char_boundary(MAX_SEARCH)];
     let lines = body::text_lines(searched);
+    let mut unquoting_tried = false;
     for (i, line) in lines.iter().enumerate() {
         if line.text.trim_start().starts_with('>') {
             continue;
@@ -342,9 +343,11 @@ fn in_text(text: &str, block_alone: bool) -> Option<Found> {
         if let Some(start) = body::forward_start(&lines, i, block_alone) {
             return Some(found_in_text(text, &lines, i, &start));
         }
-        if body::is_forward_separator(&line.text)
+        if !unquoting_tried
+            && body::is_forward_separator(&line.text)
             && let Some(next) = lines.get(i + 1)
         {
+            unquoting_tried = true;
             let unquoted = format!("{}{}", &text[..next.start], unquote(&text[next.start..]));
             let searched = &unquoted[..unquoted.floor_char_boundary(MAX_SEARCH)];
             let lines = body::text_lines(searched);
