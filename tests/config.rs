@@ -185,3 +185,41 @@ fn world_readable_inline_password_is_warned_about() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(Config::load(&path).unwrap().warnings.is_empty());
 }
+
+/// A From header is easy to forge: agents need every mailbox to name the receiving
+/// server whose Authentication-Results count.
+#[test]
+fn agents_need_trusted_authserv_id_on_every_mailbox() {
+    let with_agents = MINIMAL.replace(
+        "password = \"secret-api-pass\"",
+        "password = \"secret-api-pass\"\nagents = [\"*@acme.pl\", \"jan@partner.example\"]",
+    );
+    assert_eq!(
+        error_of(&with_agents),
+        "config.toml: thulium.agents: needs trusted_authserv_id on every mailbox, and \
+         mailbox[0] (\"support\") has none: a From header is easy to forge, so a mail counts \
+         as an agent's only when the receiving server authenticated it (DMARC, or aligned \
+         DKIM or SPF)"
+    );
+    let blank = with_agents.replace(
+        "password = \"secret-imap-pass\"",
+        "password = \"secret-imap-pass\"\ntrusted_authserv_id = [\" \"]",
+    );
+    assert!(error_of(&blank).contains("thulium.agents: needs trusted_authserv_id"));
+    let trusted = with_agents.replace(
+        "password = \"secret-imap-pass\"",
+        "password = \"secret-imap-pass\"\ntrusted_authserv_id = [\"mx.acme.pl\"]",
+    );
+    let c = Config::parse(&trusted, "config.toml").unwrap();
+    assert_eq!(c.thulium.agents, ["*@acme.pl", "jan@partner.example"]);
+    // A broken glob names its index.
+    let broken = trusted.replace("\"jan@partner.example\"", "\"[jan\"");
+    assert!(
+        error_of(&broken)
+            .starts_with("config.toml: thulium.agents[1]: \"[jan\" is not a valid glob"),
+        "{}",
+        error_of(&broken)
+    );
+    // Without agents, no mailbox needs it.
+    assert!(Config::parse(MINIMAL, "config.toml").is_ok());
+}

@@ -2,6 +2,7 @@
 
 use crate::mail::date::SentSource;
 use crate::mail::decide::{Action, Decision, SkipKind};
+use crate::mail::forward::Forwarded;
 use serde_json::json;
 
 /// The one JSON object of `explain --json`.
@@ -65,6 +66,22 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
         },
         "references": d.references,
         "content_sha256": d.id.content,
+        "forward": d.forward.as_deref().map(forward_json),
+    })
+}
+
+/// The forwarded mail an agent's forward carries, and the note that is not posted.
+fn forward_json(f: &Forwarded) -> serde_json::Value {
+    json!({
+        "shape": f.shape.to_string(),
+        "depth": f.depth,
+        "sender": f.sender,
+        "from": f.from,
+        "date_written": f.date_text,
+        "date": f.date.map(|t| t.to_rfc3339()),
+        "subject": f.subject,
+        "message_id": f.message_id,
+        "note_not_posted": f.note,
     })
 }
 
@@ -73,6 +90,7 @@ fn sent_from(source: &SentSource) -> (&'static str, Option<&str>) {
     match source {
         SentSource::DateHeader => ("date_header", None),
         SentSource::InternalDate(why) => ("internal_date", Some(why.as_str())),
+        SentSource::Forward(why) => ("forward", Some(why.as_str())),
         SentSource::Unknown => ("unknown", None),
     }
 }
@@ -84,6 +102,28 @@ pub fn to_text(d: &Decision) -> String {
     line("message-id:", d.message_id.as_deref().unwrap_or("(none)"));
     line("from:", d.from.as_deref().unwrap_or("(none)"));
     line("subject:", &d.subject);
+    if let Some(f) = &d.forward {
+        let levels = match f.depth {
+            1 => String::new(),
+            n => format!(", {n} forwards deep"),
+        };
+        line("forwards:", &format!("{}{levels}", f.shape));
+        line("  sender:", &f.sender);
+        let date = f.date.map(|t| format!(" ({})", t.to_rfc3339()));
+        line(
+            "  date:",
+            &format!("{}{}", f.date_text, date.unwrap_or_default()),
+        );
+        line("  subject:", &f.subject);
+        if let Some(id) = &f.message_id {
+            line("  msg-id:", id);
+        }
+        let note = match f.note.as_str() {
+            "" => "(none)".to_string(),
+            note => format!("{:?} (the agent's; not posted)", excerpt(note)),
+        };
+        line("  note:", &note);
+    }
     let sent = d
         .sent
         .map(|t| t.to_rfc3339())
@@ -92,6 +132,10 @@ pub fn to_text(d: &Decision) -> String {
         SentSource::InternalDate(why) => {
             line("sent:", &format!("{sent} (INTERNALDATE)"));
             line("date note:", &format!("Date header not used: {why}"));
+        }
+        SentSource::Forward(why) => {
+            line("sent:", &format!("{sent} (the forward's)"));
+            line("date note:", why);
         }
         _ => line("sent:", &sent),
     }
@@ -162,6 +206,15 @@ pub fn to_text(d: &Decision) -> String {
     out
 }
 
+/// The first 200 characters of a note, on one line.
+fn excerpt(text: &str) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &one_line[..at]),
+        None => one_line,
+    }
+}
+
 fn skip_name(kind: SkipKind) -> &'static str {
     match kind {
         SkipKind::Unmatched => "unmatched",
@@ -206,6 +259,45 @@ Date: Mon, 01 Jan 2035 10:00:00 +0100\r\nIn-Reply-To: <t@helpdesk.example>\r\n\r
         );
         assert_eq!(v["sent"], "2025-03-04T10:00:00+01:00");
         assert_eq!(v["references"], json!(["<t@helpdesk.example>"]));
+    }
+
+    /// Jan, an authenticated agent, forwards Anna's mail inline into ticket 12.
+    fn forward() -> Decision {
+        let raw = b"Authentication-Results: mx.example.com; dmarc=pass header.from=acme.pl\r\n\
+From: Jan <jan@acme.pl>\r\nSubject: Fwd: [#12] Printer\r\nDate: Wed, 05 Mar 2025 09:00:00 +0100\r\n\r\n\
+Anna called me about this.\r\n\r\n---------- Forwarded message ---------\r\n\
+From: Anna Nowak <anna@customer.example>\r\nDate: Tue, Mar 4, 2025 at 10:15 AM\r\n\
+Subject: Printer\r\nTo: <jan@acme.pl>\r\n\r\nThe printer is on fire.\r\n";
+        let mut rules = Rules::defaults().expect("default rules");
+        rules.trusted_authserv_id = vec!["mx.example.com".into()];
+        rules.agents = crate::mail::classify::PatternList::new("agents", &["*@acme.pl".into()])
+            .expect("a glob");
+        decide(raw, &rules, &NoReferences, None)
+    }
+
+    #[test]
+    fn a_forward_shows_the_forwarded_mail_and_the_note_left_out() {
+        let text = to_text(&forward());
+        for expected in [
+            "forwards:   inline, below \"---------- Forwarded message ---------\"\n",
+            "  sender:   Anna Nowak <anna@customer.example>\n",
+            "  date:     Tue, Mar 4, 2025 at 10:15 AM (2025-03-04T10:15:00+01:00)\n",
+            "  subject:  Printer\n",
+            "  note:     \"Anna called me about this.\" (the agent's; not posted)\n",
+            "action:     post to ticket 12 (found by subject_patterns[0], an agent's forward)\n",
+            "date:       2025-03-04 10:15\n",
+            "----\nThe printer is on fire.\n----\n",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in:\n{text}");
+        }
+        let v = to_json(&forward());
+        assert_eq!(v["forward"]["from"], "anna@customer.example");
+        assert_eq!(
+            v["forward"]["note_not_posted"],
+            "Anna called me about this."
+        );
+        assert_eq!(v["request"]["body"], "The printer is on fire.");
+        assert_eq!(to_json(&explained())["forward"], serde_json::Value::Null);
     }
 
     #[test]

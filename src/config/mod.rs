@@ -101,6 +101,10 @@ pub struct ThuliumConfig {
     /// `http://` to a host that is not loopback sends the API password in clear.
     #[serde(default)]
     pub allow_insecure: bool,
+    /// Agents' addresses (globs): an agent's authenticated forward of a customer's mail
+    /// is posted as that mail.
+    #[serde(default)]
+    pub agents: Vec<String>,
 }
 
 /// Whether a reply must come from the ticket's customer (or from its thread).

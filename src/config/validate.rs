@@ -32,7 +32,8 @@ impl Config {
             dispositions(m, &prefix)?;
         }
 
-        // Subject patterns and sender filters compile, with the keys named.
+        agents_need_authentication(self)?;
+        // Subject patterns, sender filters and agents compile, with the keys named.
         crate::mail::decide::Rules::new(self)?;
         if self.content.max_body_size.bytes() < 1024 {
             return Err(Invalid::new(
@@ -112,6 +113,31 @@ fn thulium(t: &mut ThuliumConfig) -> Result<(), Invalid> {
         ));
     }
     Ok(())
+}
+
+/// A From header is easy to forge: a mail is an agent's only when the receiving server
+/// authenticated it, so every mailbox must name that server's Authentication-Results id.
+fn agents_need_authentication(c: &Config) -> Result<(), Invalid> {
+    if c.thulium.agents.is_empty() {
+        return Ok(());
+    }
+    let unchecked: Vec<String> = c
+        .mailboxes
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.trusted_authserv_id.iter().all(|id| id.trim().is_empty()))
+        .map(|(i, m)| format!("mailbox[{i}] ({:?})", m.name))
+        .collect();
+    if unchecked.is_empty() {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        "thulium.agents",
+        format!(
+            "needs trusted_authserv_id on every mailbox, and {} has none: a From header is easy to forge, so a mail counts as an agent's only when the receiving server authenticated it (DMARC, or aligned DKIM or SPF)",
+            unchecked.join(", ")
+        ),
+    ))
 }
 
 /// Connection, credentials and folder of one mailbox; `at` names its keys.

@@ -74,7 +74,11 @@ pub async fn outcome_for_copy(mut claimant: watch::Receiver<Option<Outcome>>) ->
     };
     match outcome {
         Some(
-            Outcome::Posted | Outcome::Approved | Outcome::Duplicate | Outcome::NewTicket { .. },
+            Outcome::Posted
+            | Outcome::Approved
+            | Outcome::Forwarded
+            | Outcome::Duplicate
+            | Outcome::NewTicket { .. },
         ) => Outcome::Duplicate,
         Some(other) => other,
         None => Outcome::Deferred(crate::daemon::defer_cause::DeferCause::CopyInFlight),

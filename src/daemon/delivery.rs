@@ -50,6 +50,8 @@ pub struct Outgoing {
     pub authentication: AuthVerdict,
     /// A person moved it into the approve folder: no sender check.
     pub approved: bool,
+    /// An agent forwarded it (this is the forwarded mail): no sender check.
+    pub forwarded: bool,
 }
 
 /// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
@@ -417,6 +419,7 @@ impl Tried {
         match &self.outcome {
             Outcome::Posted
             | Outcome::Approved
+            | Outcome::Forwarded
             | Outcome::Duplicate
             | Outcome::NewTicket { .. } => Finish::Posted {
                 id,
@@ -456,13 +459,16 @@ impl One<'_> {
     async fn deliver(&mut self) -> Tried {
         let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
         let not_posted = |outcome, unknown| Tried::not_posted(outcome, unknown);
-        let posted = if self.mail.approved {
+        let posted = if self.mail.forwarded {
+            Outcome::Forwarded
+        } else if self.mail.approved {
             Outcome::Approved
         } else {
             Outcome::Posted
         };
         if self.bridge.config.thulium.verify_sender != VerifySender::Off
             && !self.mail.approved
+            && !self.mail.forwarded
             && let Err(outcome) = self.verify_sender().await
         {
             return not_posted(outcome, unknown);

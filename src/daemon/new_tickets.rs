@@ -32,8 +32,12 @@ pub struct NewTicketMail {
     pub authentication: AuthVerdict,
     /// Message-IDs it answers (In-Reply-To, References).
     pub references: Vec<String>,
-    /// The mail as fetched: the attachments are streamed from it.
+    /// The mail as fetched (an agent's forward: the forwarded mail): the attachments are
+    /// streamed from it.
     pub raw: Arc<Vec<u8>>,
+    /// An agent forwarded it: the agent vouched for it, as a person does in the approve
+    /// folder.
+    pub forwarded: bool,
     /// Its share of the process-wide reading budget, held while `raw` is.
     pub reading: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -44,8 +48,9 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         Some(s) => s,
         None => return Outcome::Unmatched("no ticket number in the subject".into()),
     };
-    // A person who moved the mail into the approve folder vouched for its sender.
-    let vouched = bridge.rules_at(&place.mailbox, &place.folder).vouched;
+    // A person who moved the mail into the approve folder, or an agent who forwarded
+    // it, vouched for its sender.
+    let vouched = bridge.rules_at(&place.mailbox, &place.folder).vouched || mail.forwarded;
     if let AuthVerdict::Fail(why) = &mail.authentication
         && !vouched
     {

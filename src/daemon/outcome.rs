@@ -12,6 +12,9 @@ pub enum Outcome {
     /// Posted (or found on the ticket) because a person vouched for it: moved into the
     /// approve folder, it skipped the sender check.
     Approved,
+    /// An agent's forward: the forwarded mail posted (or found on the ticket) as the
+    /// customer's, without the sender check (the agent vouched for it).
+    Forwarded,
     /// Posted before (the ledger says so, or a copy was just posted): only disposed.
     Duplicate,
     /// A mail without a ticket number became this new ticket.
@@ -44,6 +47,7 @@ impl Outcome {
         match self {
             Outcome::Posted => "posted",
             Outcome::Approved => "approved",
+            Outcome::Forwarded => "forwarded",
             Outcome::Duplicate => "duplicate",
             Outcome::NewTicket { .. } => "new_ticket",
             Outcome::Unmatched(_) => "unmatched",
@@ -58,6 +62,7 @@ impl Outcome {
         match self {
             Outcome::Posted => String::new(),
             Outcome::Approved => "approved by a person (moved into the approve folder)".into(),
+            Outcome::Forwarded => "an agent's forward: the forwarded mail was posted".into(),
             Outcome::Duplicate => "already posted".into(),
             Outcome::NewTicket { ticket } => format!("opened ticket {ticket}"),
             Outcome::Unmatched(r)
@@ -73,6 +78,7 @@ impl Outcome {
         match self {
             Outcome::Posted
             | Outcome::Approved
+            | Outcome::Forwarded
             | Outcome::Duplicate
             | Outcome::NewTicket { .. } => Some(&mb.on_posted),
             Outcome::Unmatched(_) => Some(mb.unmatched_disposition()),

@@ -233,6 +233,13 @@ impl Pass<'_> {
                     continue;
                 }
             };
+            if let Some(f) = &decision.forward {
+                tracing::info!(uid, agent = decision.from.as_deref().unwrap_or(""),
+                    forwarded_from = %f.sender, forwarded_subject = %f.subject,
+                    shape = %f.shape, note = %f.note,
+                    "an agent's forward: the forwarded mail is handled, the agent's note is not posted");
+            }
+            let forwarded = decision.forward.is_some();
             match decision.action {
                 Action::Post {
                     ticket,
@@ -250,6 +257,7 @@ impl Pass<'_> {
                         references: decision.references,
                         authentication: decision.authentication,
                         approved: self.approving,
+                        forwarded,
                     });
                 }
                 Action::NewTicket {
@@ -263,7 +271,11 @@ impl Pass<'_> {
                     authentication: decision.authentication,
                     references: decision.references,
                     // The bytes decide parsed: its attachments' offsets point into them.
-                    raw: Arc::new(crate::mail::into_normalized_line_ends(raw)),
+                    raw: Arc::new(match decision.forward {
+                        Some(f) => f.raw,
+                        None => crate::mail::into_normalized_line_ends(raw),
+                    }),
+                    forwarded,
                     reading: None,
                 }),
                 Action::Skip { kind, reason } => tally.record(Handled {

@@ -9,8 +9,9 @@ use crate::config::{
 };
 use crate::mail::authentication::{self, AuthVerdict};
 use crate::mail::body::{self, Attachment, BodyType};
-use crate::mail::classify::{self, SenderRules};
+use crate::mail::classify::{self, PatternList, SenderRules};
 use crate::mail::date::{self, SentSource};
+use crate::mail::forward::{self, Forwarded};
 use crate::mail::identity::MailId;
 use crate::mail::thread;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
@@ -37,6 +38,9 @@ pub struct Rules {
     /// A person moved the mail into the approve folder: what would only ignore it
     /// (auto-reply, bounce, the helpdesk's own address, `deny_senders`) does not.
     pub vouched: bool,
+    /// `[thulium] agents`: an authenticated mail from them that forwards a mail is
+    /// posted as the forwarded mail.
+    pub agents: PatternList,
 }
 
 impl Rules {
@@ -47,6 +51,7 @@ impl Rules {
             &config.filters,
             &config.content,
             config.timezone(),
+            &config.thulium.agents,
         )
     }
 
@@ -57,6 +62,7 @@ impl Rules {
             &FiltersConfig::default(),
             &ContentConfig::default(),
             chrono_tz::Europe::Warsaw,
+            &[],
         )
     }
 
@@ -65,6 +71,7 @@ impl Rules {
         filters: &FiltersConfig,
         content: &ContentConfig,
         timezone: chrono_tz::Tz,
+        agents: &[String],
     ) -> Result<Rules, Invalid> {
         Ok(Rules {
             tickets: TicketMatcher::new(&matching.subject_patterns)
@@ -79,6 +86,8 @@ impl Rules {
             trusted_authserv_id: Vec::new(),
             new_ticket: None,
             vouched: false,
+            agents: PatternList::new("agents", agents)
+                .map_err(|(k, e)| Invalid::new(format!("thulium.{k}"), e))?,
         })
     }
 
@@ -191,6 +200,9 @@ pub struct Decision {
     /// newest first; for `verify_sender`'s thread check.
     pub references: Vec<String>,
     pub action: Action,
+    /// An agent's forward: the forwarded mail, which `action` posts (its body, its date)
+    /// and `id` names (so it is posted once however often it is forwarded).
+    pub forward: Option<Box<Forwarded>>,
 }
 
 impl Decision {
@@ -215,6 +227,7 @@ impl Decision {
             authentication: AuthVerdict::NotChecked,
             references: Vec::new(),
             action: Action::Skip { kind, reason },
+            forward: None,
         }
     }
 }
@@ -292,6 +305,7 @@ pub fn decide(
         authentication: authentication.clone(),
         references: references.clone(),
         action,
+        forward: None,
     };
     let skipped = |kind, reason: String| decision(Action::Skip { kind, reason });
 
@@ -302,6 +316,29 @@ pub fn decide(
     }
     if from.is_none() {
         return skipped(SkipKind::Ignored, "no From address".into());
+    }
+    let is_agent = |address: &str| rules.agents.first_match(address).is_some();
+    // A forged From is no agent: only the receiving server's verdict makes one.
+    if matches!(authentication, AuthVerdict::Pass(_))
+        && from.as_deref().is_some_and(is_agent)
+        && let Some(forwarded) = forward::unwrap(
+            &msg,
+            &forward::Context {
+                subject: &subject,
+                is_agent: &is_agent,
+                sent,
+                timezone: rules.timezone,
+            },
+        )
+    {
+        let (sent, sent_source) = forwarded_date(&forwarded, sent, &sent_source);
+        let mut d = decision(forwarded_action(&forwarded, rules, &subject, sent));
+        d.id = forwarded.id.clone();
+        d.sent = sent;
+        d.sent_source = sent_source;
+        d.references = forwarded.references.clone();
+        d.forward = Some(Box::new(forwarded));
+        return d;
     }
 
     let (ticket, matched_by) = match rules.tickets.find(&subject) {
@@ -351,6 +388,99 @@ pub fn decide(
             date: date::thulium_date(sent_at, rules.timezone),
         },
     })
+}
+
+/// The forwarded mail's own date, unless it has none or one after the forward's (a
+/// day of slack for clocks): then the forward's, said why.
+fn forwarded_date(
+    forwarded: &Forwarded,
+    sent: Option<DateTime<FixedOffset>>,
+    sent_source: &SentSource,
+) -> (Option<DateTime<FixedOffset>>, SentSource) {
+    let why = match (forwarded.date, sent) {
+        (Some(date), Some(own)) if date > own + chrono::Duration::days(1) => format!(
+            "the forwarded mail's date ({}) is after the forward's",
+            date.to_rfc3339()
+        ),
+        (Some(date), _) => return (Some(date), SentSource::DateHeader),
+        (None, _) if forwarded.date_text.is_empty() => "the forwarded mail has no date".into(),
+        (None, _) => format!(
+            "the forwarded mail's date {:?} cannot be read",
+            forwarded.date_text
+        ),
+    };
+    let own = match sent_source {
+        SentSource::InternalDate(_) => "the server received the forward",
+        _ => "the forward was sent",
+    };
+    (
+        sent,
+        SentSource::Forward(format!("{why}; when {own} instead")),
+    )
+}
+
+/// An agent's forward: posted to the ticket the forward's subject names, as the
+/// forwarded mail's customer response; without a ticket number, a new ticket for the
+/// forwarded mail's sender (when the mailbox opens tickets).
+fn forwarded_action(
+    forwarded: &Forwarded,
+    rules: &Rules,
+    subject: &str,
+    sent: Option<DateTime<FixedOffset>>,
+) -> Action {
+    let skip = |kind, reason: String| Action::Skip { kind, reason };
+    let Some(msg) = mail_parser::MessageParser::default().parse(&forwarded.raw) else {
+        return skip(SkipKind::Failed, "the forwarded mail cannot be read".into());
+    };
+    match rules.tickets.find(subject) {
+        SubjectMatch::Ticket { id, pattern } => {
+            let Some(sent) = sent else {
+                return skip(
+                    SkipKind::Failed,
+                    "no usable date for the forwarded mail, the forward or INTERNALDATE".into(),
+                );
+            };
+            let body = body::extract(&msg, &rules.content);
+            if body.text.trim().is_empty() {
+                return skip(
+                    SkipKind::Failed,
+                    "nothing to post: the forwarded mail has no text and no attachments".into(),
+                );
+            }
+            Action::Post {
+                ticket: id,
+                matched_by: format!("subject_patterns[{pattern}], an agent's forward"),
+                request: CustomerResponse {
+                    body: body.text,
+                    body_type: body.body_type,
+                    date: date::thulium_date(sent, rules.timezone),
+                },
+            }
+        }
+        SubjectMatch::Ambiguous(ids) => {
+            let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+            skip(
+                SkipKind::Unmatched,
+                format!("subject names more than one ticket ({})", ids.join(", ")),
+            )
+        }
+        SubjectMatch::None => match (&rules.new_ticket, &forwarded.from) {
+            (Some(settings), Some(from)) => {
+                new_ticket(&msg, rules, settings, from, &forwarded.subject)
+            }
+            (Some(_), None) => skip(
+                SkipKind::Unmatched,
+                format!(
+                    "an agent's forward without a ticket number, of a mail whose sender has no address ({:?}): no ticket can be opened for it",
+                    forwarded.sender
+                ),
+            ),
+            (None, _) => skip(
+                SkipKind::Unmatched,
+                "an agent's forward without a ticket number in the subject".into(),
+            ),
+        },
+    }
 }
 
 /// Why a mail is not a customer's reply at all: a bounce, an auto-reply, the helpdesk's
@@ -778,6 +908,138 @@ mod tests {
             request.body.contains("Not attached") && request.body.contains("photo.pdf"),
             "{}",
             request.body
+        );
+    }
+
+    /// Jan, an agent, forwards Anna's mail inline; `auth` is the receiving server's
+    /// verdict on acme.pl.
+    fn agents_forward(subject: &str, auth: &str) -> Vec<u8> {
+        format!(
+            "Authentication-Results: mx.acme.pl; dmarc={auth} header.from=acme.pl\r\n\
+             From: Jan <Jan@Acme.pl>\r\nTo: support@acme.pl\r\nSubject: {subject}\r\n\
+             Date: Wed, 05 Mar 2025 09:00:00 +0100\r\nMessage-ID: <fwd@acme.pl>\r\n\r\n\
+             Anna called me about this.\r\n\r\n---------- Forwarded message ---------\r\n\
+             From: Anna Nowak <anna@customer.example>\r\nDate: Tue, Mar 4, 2025 at 10:15 AM\r\n\
+             Subject: Printer\r\nTo: <jan@acme.pl>\r\n\r\nThe printer is on fire.\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn with_agents(mut rules: Rules) -> Rules {
+        rules.agents = PatternList::new("agents", &["*@acme.pl".into()]).expect("a glob");
+        rules.trusted_authserv_id = vec!["mx.acme.pl".into()];
+        rules
+    }
+
+    #[test]
+    fn an_authenticated_agents_forward_posts_the_customers_mail() {
+        let raw = agents_forward("Fwd: [#12] Printer", "pass");
+        let d = decide(&raw, &with_agents(rules()), &NoReferences, received());
+        let Action::Post {
+            ticket,
+            matched_by,
+            request,
+        } = &d.action
+        else {
+            panic!("{:?}", d.action);
+        };
+        assert_eq!(*ticket, 12);
+        assert_eq!(matched_by, "subject_patterns[0], an agent's forward");
+        assert_eq!(request.body, "The printer is on fire.");
+        assert_eq!(request.date, "2025-03-04 10:15", "the customer's date");
+        assert_eq!(d.sent_source, SentSource::DateHeader);
+        assert_eq!(d.from.as_deref(), Some("jan@acme.pl"));
+        let f = d.forward.as_deref().expect("the forwarded mail");
+        assert_eq!(f.from.as_deref(), Some("anna@customer.example"));
+        assert_eq!(f.note, "Anna called me about this.");
+        assert_eq!(d.id, f.id, "the ledger knows it as the forwarded mail");
+        // The same forward moved in again, or sent again, is the same mail.
+        let again = decide(&raw, &with_agents(rules()), &NoReferences, None);
+        assert_eq!(again.id, d.id);
+    }
+
+    #[test]
+    fn a_forged_or_unchecked_agent_is_any_sender() {
+        for (rules, auth) in [
+            (with_agents(rules()), "fail"),
+            (with_agents(rules()), "none"),
+            // No trusted Authentication-Results id: nothing is authenticated.
+            (
+                Rules {
+                    trusted_authserv_id: Vec::new(),
+                    ..with_agents(self::rules())
+                },
+                "pass",
+            ),
+        ] {
+            let d = decide(
+                &agents_forward("Fwd: [#12] Printer", auth),
+                &rules,
+                &NoReferences,
+                received(),
+            );
+            assert!(d.forward.is_none(), "{auth}");
+            let Action::Post { request, .. } = &d.action else {
+                panic!("{:?}", d.action);
+            };
+            assert!(request.body.contains("Anna called me"), "{}", request.body);
+        }
+    }
+
+    #[test]
+    fn an_agents_forward_without_a_ticket_opens_one_for_the_customer_or_is_unmatched() {
+        let raw = agents_forward("Fwd: Printer", "pass");
+        let d = decide(&raw, &with_agents(ticketing("")), &NoReferences, received());
+        let Action::NewTicket { request, .. } = &d.action else {
+            panic!("{:?}", d.action);
+        };
+        assert_eq!(request.from, "anna@customer.example");
+        assert_eq!(request.subject, "Printer");
+        assert_eq!(request.body, "<p>The printer is on fire.</p>");
+        let d = decide(&raw, &with_agents(rules()), &NoReferences, received());
+        assert_eq!(
+            skip(&d),
+            Some((
+                SkipKind::Unmatched,
+                "an agent's forward without a ticket number in the subject"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_forwarded_date_after_the_forward_gives_way_to_the_forwards() {
+        let raw = String::from_utf8(agents_forward("Fwd: [#12] Printer", "pass"))
+            .expect("utf-8")
+            .replace(
+                "Tue, Mar 4, 2025 at 10:15 AM",
+                "Tue, Mar 4, 2031 at 10:15 AM",
+            );
+        let d = decide(
+            raw.as_bytes(),
+            &with_agents(rules()),
+            &NoReferences,
+            received(),
+        );
+        assert!(
+            matches!(&d.sent_source, SentSource::Forward(why) if why.contains("after the forward's")),
+            "{:?}",
+            d.sent_source
+        );
+        let Action::Post { request, .. } = &d.action else {
+            panic!("{:?}", d.action);
+        };
+        assert_eq!(request.date, "2025-03-05 09:00");
+    }
+
+    #[test]
+    fn an_agents_mail_that_forwards_nothing_is_handled_as_any() {
+        let raw = b"Authentication-Results: mx.acme.pl; dmarc=pass header.from=acme.pl\r\n\
+            From: jan@acme.pl\r\nSubject: [#12] Printer\r\nDate: Wed, 05 Mar 2025 09:00:00 +0100\r\n\r\n\
+            I called Anna.\r\n";
+        let d = decide(raw, &with_agents(rules()), &NoReferences, received());
+        assert!(d.forward.is_none());
+        assert!(
+            matches!(&d.action, Action::Post { ticket: 12, request, .. } if request.body == "I called Anna.")
         );
     }
 

@@ -5,6 +5,7 @@ pub mod body;
 pub mod classify;
 pub mod date;
 pub mod decide;
+pub mod forward;
 #[cfg(test)]
 mod hostile;
 pub mod identity;

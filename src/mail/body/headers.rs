@@ -36,9 +36,12 @@ static ORIGINAL: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 /// "---------- Forwarded message ---------" and kin: what follows is shared, not history.
+/// Gmail's and Thunderbird's separators and Apple Mail's "Begin forwarded message:", in
+/// English and as those clients write them in German, Polish, French, Spanish, Italian,
+/// Dutch, Portuguese and Russian.
 static FORWARD: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^[\s*_=-]*(?:forwarded\s+message|begin\s+forwarded\s+message|weitergeleitete\s+nachricht|wiadomość\s+przekazana|przekazana\s+wiadomość|message\s+transféré|mensaje\s+reenviado|messaggio\s+inoltrato|doorgestuurd\s+bericht|пересылаемое\s+сообщение)\s*:?[\s*_=-]*$",
+        r"(?i)^[\s*_=-]*(?:forwarded\s+message|begin\s+forwarded\s+message|weitergeleitete\s+nachricht|anfang\s+der\s+weitergeleiteten\s+nachricht|wiadomość\s+przekazana(?:\s+dalej)?|przekazana\s+wiadomość|początek\s+przekazywanej\s+wiadomości|message\s+transféré|début\s+du\s+message\s+réexpédié|mensaje\s+reenviado|inicio\s+del\s+mensaje\s+reenviado|messaggio\s+inoltrato|inizio\s+messaggio\s+inoltrato|doorgestuurd\s+bericht|begin\s+doorgestuurd\s+bericht|mensagem\s+encaminhada|início\s+da\s+mensagem\s+encaminhada|пересылаемое\s+сообщение)\s*:?[\s*_=-]*$",
     )
     .ok()
 });
@@ -57,7 +60,7 @@ fn is_match(re: &LazyLock<Option<Regex>>, s: &str) -> bool {
 
 /// The kinds of header a reply block has; a block needs a sender and two more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Label {
+pub(crate) enum Label {
     From,
     Date,
     To,
@@ -89,6 +92,63 @@ fn label(line: &str) -> Option<Label> {
         | "ämne" | "emne" | "onderwerp" => Label::Subject,
         "cc" | "dw" | "kopia" | "kopie" => Label::Cc,
         _ => Label::To,
+    })
+}
+
+/// One line of a header block as its kind and value: `*From:* Anna <a@x>` gives
+/// (`From`, `Anna <a@x>`).
+pub(crate) fn field(line: &str) -> Option<(Label, &str)> {
+    let kind = label(line)?;
+    let (_, value) = line.split_once(':')?;
+    Some((kind, value.trim().trim_matches(['*', '_']).trim()))
+}
+
+/// A forward's separator line ("---------- Forwarded message ---------").
+pub(crate) fn is_forward_separator(line: &str) -> bool {
+    let t = line.trim();
+    t.len() <= MAX_HEADER_LINE && is_match(&FORWARD, t)
+}
+
+/// An inline forward's start: the client's separator line, if it wrote one, and the lines
+/// of the header block under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ForwardStart {
+    pub separator: Option<String>,
+    pub block: std::ops::Range<usize>,
+}
+
+/// If an inline forward starts at line `i`: a separator ("---------- Forwarded
+/// message ---------", "Begin forwarded message:") with its header block, or, when
+/// `block_alone` (the subject says "FW:"), Outlook's bare "From: … Sent: …" block,
+/// with the rule or "-----Original Message-----" line it may have above it. A separator
+/// without a header block names no sender: not a forward we can place.
+pub(crate) fn forward_start(lines: &[Line], i: usize, block_alone: bool) -> Option<ForwardStart> {
+    let t = lines.get(i)?.text.trim();
+    if t.is_empty() || t.len() > MAX_HEADER_LINE {
+        return None;
+    }
+    let next_text = || {
+        lines[i + 1..]
+            .iter()
+            .position(|l| !l.text.trim().is_empty())
+            .map(|p| i + 1 + p)
+    };
+    let separated = is_match(&FORWARD, t);
+    if separated || (block_alone && (is_rule(t) || is_match(&ORIGINAL, t))) {
+        let n = next_text()?;
+        let len = header_block(lines, n)?;
+        return Some(ForwardStart {
+            separator: separated.then(|| t.to_string()),
+            block: n..n + len,
+        });
+    }
+    if !block_alone {
+        return None;
+    }
+    let len = header_block(lines, i)?;
+    Some(ForwardStart {
+        separator: None,
+        block: i..i + len,
     })
 }
 

@@ -97,7 +97,7 @@ impl Builder {
 }
 
 /// The visible lines of `html`; quote and signature markers become line flags.
-pub(super) fn html_lines(html: &str) -> Vec<Line> {
+pub(crate) fn html_lines(html: &str) -> Vec<Line> {
     let b = html.as_bytes();
     let mut lines = Builder {
         out: Vec::new(),

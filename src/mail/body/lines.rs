@@ -7,7 +7,7 @@ use std::ops::Range;
 
 /// One visible line and the byte offset in the source where it begins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Line {
+pub(crate) struct Line {
     pub text: String,
     pub start: usize,
     /// Inside a `<blockquote>` (HTML; plain text quotes with `>`).
@@ -19,7 +19,7 @@ pub(super) struct Line {
 }
 
 /// Splits plain text into lines (`\n`, with any `\r` before it dropped from the text).
-pub(super) fn text_lines(text: &str) -> Vec<Line> {
+pub(crate) fn text_lines(text: &str) -> Vec<Line> {
     let mut out = Vec::new();
     let mut start = 0;
     for piece in text.split_inclusive('\n') {

@@ -25,7 +25,10 @@ mod text_runs;
 
 pub use attachments::{Attachment, human_size};
 pub use choose::{Choice, choose};
+pub(crate) use headers::{ForwardStart, Label, field, forward_start, is_forward_separator};
+pub(crate) use html_lines::html_lines;
 pub use html_lines::html_to_text;
+pub(crate) use lines::{Line, text_lines};
 pub use sanitize::escape as escape_html;
 
 use crate::config::{ContentConfig, Prefer, RemoteImages};
@@ -140,6 +143,27 @@ fn extract_parts(msg: &Message<'_>, choice: &Choice, content: &ContentConfig) ->
             attachments,
         },
     })
+}
+
+/// The mail's text as written, before any cleaning: its text/plain body parts joined,
+/// and its HTML body (text parts among it escaped into it); `None` for what it lacks.
+/// For finding an inline forward in whichever the mail has.
+pub(crate) fn sources(msg: &Message<'_>) -> (Option<String>, Option<String>) {
+    let plain = choose(msg, Prefer::Plain);
+    let plain = plain
+        .parts
+        .iter()
+        .all(|&id| {
+            msg.part(id)
+                .is_some_and(|p| matches!(p.body, PartType::Text(_)) && !recover::is_html(p))
+        })
+        .then(|| text_source(msg, &plain.parts))
+        .filter(|t| !t.trim().is_empty());
+    let html = choose(msg, Prefer::Html);
+    let html = (html.body_type == BodyType::Html)
+        .then(|| html_source(msg, &html.parts))
+        .filter(|h| !h.trim().is_empty());
+    (plain, html)
 }
 
 /// A plain-text body as HTML: escaped, blank lines as paragraphs, line breaks kept.

@@ -16,4 +16,4 @@ mod senders;
 pub use auto_reply::auto_reply_reason;
 pub use bounce::bounce_reason;
 pub use loops::loop_reason;
-pub use senders::SenderRules;
+pub use senders::{PatternList, SenderRules};

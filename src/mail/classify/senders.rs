@@ -13,9 +13,10 @@ pub struct SenderRules {
     allow: PatternList,
 }
 
-/// One config list: the patterns as written (for the reason) and their matcher.
+/// One config list of address globs: the patterns as written (for the reason) and
+/// their matcher (also `[thulium] agents`).
 #[derive(Debug, Clone)]
-struct PatternList {
+pub struct PatternList {
     patterns: Vec<String>,
     set: GlobSet,
 }
@@ -43,7 +44,8 @@ impl SenderRules {
 }
 
 impl PatternList {
-    fn new(key: &str, patterns: &[String]) -> Result<Self, (String, String)> {
+    /// Compiles the globs; the error is (`key[i]`, message).
+    pub fn new(key: &str, patterns: &[String]) -> Result<Self, (String, String)> {
         let mut set = GlobSetBuilder::new();
         for (i, pattern) in patterns.iter().enumerate() {
             let glob = compile(pattern).map_err(|e| (format!("{key}[{i}]"), e))?;
@@ -59,7 +61,7 @@ impl PatternList {
     }
 
     /// The first pattern, in config order, that matches.
-    fn first_match(&self, address: &str) -> Option<&str> {
+    pub fn first_match(&self, address: &str) -> Option<&str> {
         let index = self.set.matches(address).into_iter().min()?;
         self.patterns.get(index).map(String::as_str)
     }

@@ -6,7 +6,7 @@
 //! commas, any case, garbage after the zone. Linear in the (capped) input, never panics.
 
 use super::{in_range, zones};
-use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 
 /// Longer header text is garbage; the cap keeps the work bounded.
 const MAX_CHARS: usize = 256;
@@ -16,6 +16,15 @@ const MAX_CHARS: usize = 256;
 /// A missing or unknown zone name counts as `-0000` (UTC, RFC 5322 section 4.3); a
 /// missing time makes the date unusable (midnight would be a guess).
 pub fn parse_date(text: &str) -> Option<DateTime<FixedOffset>> {
+    let (local, zone) = parse_wall_clock(text)?;
+    let zone = zone.or_else(|| FixedOffset::east_opt(0))?;
+    in_range(zone.from_local_datetime(&local).single()?)
+}
+
+/// The date and time as written, and its zone when the text names one this reader
+/// knows; for dates a mail client writes without a zone (the header block of an inline
+/// forward), which the caller places in a zone it has reasons for.
+pub fn parse_wall_clock(text: &str) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
     let text: String = text.chars().take(MAX_CHARS).collect();
     let text = join_time_parts(&strip_comments(&text));
     let mut fields = Fields::default();
@@ -42,6 +51,8 @@ struct Fields {
     pm: Option<bool>,
     /// Seconds east of UTC.
     zone: Option<i32>,
+    /// The zone was a name this reader does not know (counted as `-0000`).
+    zone_unknown: bool,
 }
 
 impl Fields {
@@ -106,7 +117,9 @@ impl Fields {
                 }
             }
             _ if lower.starts_with(|c: char| c.is_alphabetic()) => {
-                self.zone = Some(named_zone(lower)?);
+                let zone = named_zone(lower)?;
+                self.zone_unknown = zone.is_none();
+                self.zone = Some(zone.unwrap_or(0));
             }
             // asctime: `Thu Apr  9 23:34:45 2006` has the year after the time.
             _ => match number(lower) {
@@ -122,7 +135,7 @@ impl Fields {
         self.ymd.is_some() || (self.month.is_some() && self.numbers.len() >= 2)
     }
 
-    fn finish(self) -> Option<DateTime<FixedOffset>> {
+    fn finish(self) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
         let (year, month, day) = match self.ymd {
             Some(ymd) => ymd,
             None => {
@@ -140,8 +153,12 @@ impl Fields {
         }
         let local =
             NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, second.min(59))?;
-        let zone = FixedOffset::east_opt(self.zone.unwrap_or(0))?;
-        in_range(zone.from_local_datetime(&local).single()?)
+        let zone = match self.zone {
+            Some(_) if self.zone_unknown => None,
+            Some(seconds) => Some(FixedOffset::east_opt(seconds)?),
+            None => None,
+        };
+        Some((local, zone))
     }
 }
 
@@ -287,8 +304,9 @@ fn numeric_zone(token: &str) -> Option<(i32, &str)> {
     (hours <= 23 && minutes <= 59).then_some((sign * (hours * 3600 + minutes * 60), rest))
 }
 
-/// `CEST`, `GMT+02:00`, `UTC+2`; any other name counts as `-0000` (RFC 5322 4.3).
-fn named_zone(token: &str) -> Option<i32> {
+/// `CEST`, `GMT+02:00`, `UTC+2`: `Some(offset)`; `Some(None)` for any other name
+/// (which a Date header counts as `-0000`, RFC 5322 4.3); `None` when impossible.
+fn named_zone(token: &str) -> Option<Option<i32>> {
     let letters = token.chars().take_while(|c| c.is_alphabetic()).count();
     let (name, rest) = token.split_at(
         token
@@ -297,9 +315,11 @@ fn named_zone(token: &str) -> Option<i32> {
             .map_or(token.len(), |(i, _)| i),
     );
     match zones::zone_offset(name) {
-        Some(base) if rest.starts_with(['+', '-']) && base == 0 => Some(numeric_zone(rest)?.0),
-        Some(base) => Some(base),
-        None => Some(0),
+        Some(base) if rest.starts_with(['+', '-']) && base == 0 => {
+            Some(Some(numeric_zone(rest)?.0))
+        }
+        Some(base) => Some(Some(base)),
+        None => Some(None),
     }
 }
 
@@ -354,6 +374,34 @@ mod tests {
 
     fn p(text: &str) -> Option<String> {
         parse_date(text).map(|d| d.to_rfc3339())
+    }
+
+    #[test]
+    fn wall_clock_says_whether_a_zone_was_written() {
+        let w = |t: &str| parse_wall_clock(t).map(|(at, zone)| (at.to_string(), zone));
+        let cet = FixedOffset::east_opt(3600);
+        assert_eq!(
+            w("4 March 2025 at 10:15:00 CET"),
+            Some(("2025-03-04 10:15:00".into(), cet))
+        );
+        assert_eq!(
+            w("Tue, Mar 4, 2025 at 10:15 AM"),
+            Some(("2025-03-04 10:15:00".into(), None))
+        );
+        // An unknown name after the time is no zone ("Uhr"), though a Date header
+        // counts it as -0000.
+        assert_eq!(
+            w("Di., 4. März 2025 um 10:15 Uhr"),
+            Some(("2025-03-04 10:15:00".into(), None))
+        );
+        assert_eq!(
+            p("4 Mar 2025 10:15 Uhr").as_deref(),
+            Some("2025-03-04T10:15:00+00:00")
+        );
+        assert_eq!(
+            w("wtorek, 4 marca 2025 10:15"),
+            Some(("2025-03-04 10:15:00".into(), None))
+        );
     }
 
     #[test]

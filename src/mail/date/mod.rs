@@ -14,7 +14,7 @@ mod zones;
 use chrono::{DateTime, Datelike, FixedOffset};
 use mail_parser::Message;
 
-pub use lenient::parse_date;
+pub use lenient::{parse_date, parse_wall_clock};
 pub use plausible::SentSource;
 pub(crate) use plausible::choose;
 

@@ -20,6 +20,8 @@ pub enum SentSource {
     DateHeader,
     /// INTERNALDATE; why the Date header was not used.
     InternalDate(String),
+    /// An agent's forward: its own date, as the forwarded mail's could not be used (why).
+    Forward(String),
     /// Neither was there.
     Unknown,
 }

@@ -37,8 +37,34 @@ pub(super) fn zone_offset(name: &str) -> Option<i32> {
 }
 
 /// The month (1-12) a name means: English full names and abbreviations (`sept`),
-/// and the German and Polish abbreviations that differ from them.
+/// the German and Polish abbreviations that differ from them, and their full names
+/// (`marca`, `października`, `Juni`: Outlook writes them in a forward's `Sent:` line).
 pub(super) fn month_number(name: &str) -> Option<u32> {
+    abbreviated_month(name).or_else(|| full_polish_or_german_month(name))
+}
+
+/// Polish months in any case form start with their abbreviation (`stycznia`, `lipiec`),
+/// as do German `Oktober` and `Dezember`; only those tables are tried by prefix: an
+/// English prefix would read the French `mardi` (Tuesday) as March.
+fn full_polish_or_german_month(name: &str) -> Option<u32> {
+    match name {
+        "marca" | "marzec" => return Some(3),
+        "juni" => return Some(6),
+        "juli" => return Some(7),
+        _ => {}
+    }
+    let three: String = name.chars().take(3).collect();
+    if name.chars().count() <= 3 {
+        return None;
+    }
+    match three.as_str() {
+        "sty" | "lut" | "kwi" | "maj" | "cze" | "lip" | "sie" | "wrz" | "paź" | "lis" | "gru"
+        | "mär" | "okt" | "dez" => abbreviated_month(&three),
+        _ => None,
+    }
+}
+
+fn abbreviated_month(name: &str) -> Option<u32> {
     const ENGLISH: [&str; 12] = [
         "january",
         "february",
@@ -95,6 +121,21 @@ mod tests {
         assert_eq!(month_number("mon"), None);
         assert_eq!(month_number("thu"), None);
         assert_eq!(month_number(""), None);
+        for (name, n) in [
+            ("stycznia", 1),
+            ("marca", 3),
+            ("października", 10),
+            ("grudzień", 12),
+            ("märz", 3),
+            ("juni", 6),
+            ("oktober", 10),
+        ] {
+            assert_eq!(month_number(name), Some(n), "{name}");
+        }
+        // Weekdays that begin like a month are not months.
+        for name in ["mardi", "martes", "martedì", "czwartek", "sobota"] {
+            assert_eq!(month_number(name), None, "{name}");
+        }
     }
 
     #[test]
