@@ -35,6 +35,9 @@ const AHEAD_BYTES: usize = 4 << 20;
 /// Finished mails are disposed once this many have gathered (and at the end of a pass):
 /// each disposition command costs the server work in proportion to the folder's size.
 const DISPOSE_GROUP: usize = 5000;
+/// Decisions are written once this many have gathered: they wait for nothing, and a
+/// few hundred rows are little memory (5,000 held until their disposal were 5 MiB).
+const DECISIONS_GROUP: usize = 500;
 
 /// The bridge's own keywords, and whether `\Seen` marks done mails.
 fn own_marks(mb: &MailboxConfig) -> (Vec<&str>, bool) {
@@ -164,6 +167,8 @@ impl Pass<'_> {
                 }
                 if tally.to_dispose() >= DISPOSE_GROUP {
                     self.dispose(tally).await?;
+                } else if tally.decided() >= DECISIONS_GROUP {
+                    self.record_decisions(tally).await;
                 }
                 let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
                 // Held until the batch is decided: big mails in many mailboxes take turns.

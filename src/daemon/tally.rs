@@ -141,6 +141,11 @@ impl<'a> Tally<'a> {
         }
     }
 
+    /// Decisions noted and not yet taken.
+    pub fn decided(&self) -> usize {
+        self.decisions.len()
+    }
+
     /// The decisions noted since the last call, for one ledger write.
     pub fn take_decisions(&mut self) -> Vec<DecisionRecord> {
         std::mem::take(&mut self.decisions)
