@@ -118,6 +118,26 @@ pub enum OAuth2Command {
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
+    /// The mails the bridge did not post, with why, one line each.
+    ///
+    /// Each mail once, with its latest decision: when, mailbox, folder (read from),
+    /// state, ticket, sender, subject, reason. Without --state: the failed, unverified,
+    /// unmatched and ignored ones. Kept for state.keep_decisions (90 days by default).
+    List {
+        /// Only mails whose latest decision is this (repeat for more than one).
+        #[arg(long, value_name = "STATE",
+              value_parser = clap::builder::PossibleValuesParser::new(crate::daemon::outcome::LISTED))]
+        state: Vec<String>,
+        /// Only mails decided within this long (30m, 12h, 7d), at most state.keep_decisions.
+        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Only mails of this [[mailbox]] (its name).
+        #[arg(long, value_name = "NAME")]
+        mailbox: Option<String>,
+        /// One JSON object a line (JSON Lines) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Every mail recorded under a Message-ID (or a sha256: content hash prefix): state,
     /// ticket, attempts, times, where it was seen.
     Show { message_id: String },

@@ -51,6 +51,7 @@ fn minimal_config_takes_the_defaults() {
     assert_eq!(c.mailboxes[0].folder, "INBOX");
     assert!(c.mailboxes[0].idle);
     assert_eq!(c.mailboxes[0].poll_interval.as_secs(), 60);
+    assert_eq!(c.state.keep_decisions.as_secs(), 90 * 24 * 3600);
     assert!(!format!("{c:?}").contains("secret-"));
 }
 
@@ -81,6 +82,18 @@ fn errors_name_file_key_and_problem() {
         "{}",
         error_of(&duration)
     );
+    let keep = |value: &str| format!("{MINIMAL}\n[state]\nkeep_decisions = {value:?}\n");
+    assert!(
+        error_of(&keep("a while")).starts_with("config.toml: state.keep_decisions:"),
+        "{}",
+        error_of(&keep("a while"))
+    );
+    assert_eq!(
+        error_of(&keep("12h")),
+        "config.toml: state.keep_decisions: must be at least 1d (decisions are swept once a day)"
+    );
+    let kept = Config::parse(&keep("30d"), "config.toml").unwrap();
+    assert_eq!(kept.state.keep_decisions.as_secs(), 30 * 24 * 3600);
     let size = format!("{MINIMAL}\n[content]\nmax_message_size = \"25 parsecs\"\n");
     assert!(
         error_of(&size).starts_with("config.toml: content.max_message_size: unknown size unit")

@@ -1,9 +1,10 @@
-//! The commands: `run` and `once` (the daemon), `check`, `explain`, `ledger`,
-//! `oauth2 login`. [`dispatch`] maps the command line to them and their results to
-//! exit codes.
+//! The commands: `run` and `once` (the daemon), `check`, `explain`, `ledger` (show,
+//! stats, list, retry), `oauth2 login`. [`dispatch`] maps the command line to them and
+//! their results to exit codes.
 
 pub(crate) mod check;
 pub mod explain;
+pub(crate) mod ledger_list;
 pub(crate) mod ledger_report;
 pub(crate) mod ledger_retry;
 pub(crate) mod status;
@@ -87,6 +88,19 @@ fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
             }
         },
         LedgerCommand::Stats => print!("{}", ledger_report::stats(&ledger)?),
+        LedgerCommand::List {
+            state,
+            since,
+            mailbox,
+            json,
+        } => {
+            let filter = ledger_list::ListFilter {
+                states: state,
+                since: *since,
+                mailbox: mailbox.as_deref(),
+            };
+            print!("{}", ledger_list::list(&ledger, &filter, *json)?);
+        }
         LedgerCommand::Retry {
             message_id,
             failed: _,

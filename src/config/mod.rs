@@ -380,12 +380,16 @@ impl Default for FiltersConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     pub dir: PathBuf,
+    /// How long `ledger list` remembers what became of a mail (swept daily).
+    #[serde(with = "humantime_serde")]
+    pub keep_decisions: Duration,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         StateConfig {
             dir: PathBuf::from("/var/lib/thulium-mail-bridge"),
+            keep_decisions: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

@@ -53,6 +53,12 @@ impl Config {
                 format!("{e} (use error, warn, info, debug or trace)"),
             )
         })?;
+        if self.state.keep_decisions < Duration::from_secs(24 * 3600) {
+            return Err(Invalid::new(
+                "state.keep_decisions",
+                "must be at least 1d (decisions are swept once a day)",
+            ));
+        }
         if self.delivery.max_attempts == 0 {
             return Err(Invalid::new("delivery.max_attempts", "must be at least 1"));
         }

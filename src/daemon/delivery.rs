@@ -41,6 +41,8 @@ pub struct Outgoing {
     pub uid: u32,
     pub id: MailId,
     pub from: Option<String>,
+    /// As decoded, for `ledger list`.
+    pub subject: String,
     pub ticket: u64,
     pub request: CustomerResponse,
     pub sent: Option<DateTime<FixedOffset>>,

@@ -12,6 +12,7 @@ pub(crate) mod new_tickets;
 pub(crate) mod outcome;
 pub(crate) mod pass;
 pub(crate) mod poison;
+mod retention;
 mod supervisor;
 pub(crate) mod tally;
 pub(crate) mod ticket_holds;

@@ -5,6 +5,22 @@ use super::defer_cause::DeferCause;
 use crate::config::{Disposition, MailboxConfig};
 use crate::mail::decide::SkipKind;
 
+/// The outcomes `ledger list --state` offers: every one but a deferral (a mail left for
+/// a later pass is not decided yet). A new outcome's name goes here too.
+pub const LISTED: &[&str] = &[
+    "failed",
+    "unverified",
+    "unmatched",
+    "ignored",
+    "approved",
+    "posted",
+    "new_ticket",
+    "duplicate",
+];
+
+/// What `ledger list` shows without `--state`: the mails that reached no ticket.
+pub const NOT_PLACED: &[&str] = &["failed", "unverified", "unmatched", "ignored"];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Accepted by the API now, or found on the ticket after a lost answer.
@@ -86,6 +102,44 @@ impl Outcome {
             Outcome::Unverified(_) => Some(&mb.on_unverified),
             Outcome::Failed(_) => Some(&mb.on_failed),
             Outcome::Deferred(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each outcome; the `match` makes a new variant fail to compile here until
+    /// it is placed in [`LISTED`] (or deliberately left out) and maybe [`NOT_PLACED`].
+    #[test]
+    fn every_decided_outcome_can_be_listed_and_only_unplaced_ones_by_default() {
+        let all = [
+            Outcome::Posted,
+            Outcome::Approved,
+            Outcome::Duplicate,
+            Outcome::NewTicket { ticket: 1 },
+            Outcome::Unmatched(String::new()),
+            Outcome::Ignored(String::new()),
+            Outcome::Unverified(String::new()),
+            Outcome::Failed(String::new()),
+            Outcome::Deferred(DeferCause::Stopping),
+        ];
+        for outcome in all {
+            let (listed, placed) = match outcome {
+                Outcome::Posted
+                | Outcome::Approved
+                | Outcome::Duplicate
+                | Outcome::NewTicket { .. } => (true, true),
+                Outcome::Unmatched(_)
+                | Outcome::Ignored(_)
+                | Outcome::Unverified(_)
+                | Outcome::Failed(_) => (true, false),
+                Outcome::Deferred(_) => (false, false),
+            };
+            let name = outcome.name();
+            assert_eq!(LISTED.contains(&name), listed, "{name}");
+            assert_eq!(NOT_PLACED.contains(&name), listed && !placed, "{name}");
         }
     }
 }

@@ -12,7 +12,7 @@ use super::delivery::{Delivery, Finished, Outgoing};
 use super::new_tickets::{self, NewTicketMail};
 use super::outcome::Outcome;
 use super::poison::{self, Read, Reading, ToRead};
-use super::tally::{Deferrals, Handled, PassReport, Tally};
+use super::tally::{About, Deferrals, Handled, PassReport, Tally};
 use crate::config::{Disposition, MailboxConfig};
 use crate::imap::{ImapError, MailMeta, MailSession, RawMail};
 use crate::ledger::Location;
@@ -35,6 +35,9 @@ const AHEAD_BYTES: usize = 4 << 20;
 /// Finished mails are disposed once this many have gathered (and at the end of a pass):
 /// each disposition command costs the server work in proportion to the folder's size.
 const DISPOSE_GROUP: usize = 5000;
+/// Decisions are written once this many have gathered: they wait for nothing, and a
+/// few hundred rows are little memory (5,000 held until their disposal were 5 MiB).
+const DECISIONS_GROUP: usize = 500;
 
 /// The bridge's own keywords, and whether `\Seen` marks done mails.
 fn own_marks(mb: &MailboxConfig) -> (Vec<&str>, bool) {
@@ -66,7 +69,7 @@ pub async fn run_pass(
         .into_iter()
         .filter(|uid| !deferrals.contains_key(uid))
         .collect();
-    let mut tally = Tally::new(mb, deferrals);
+    let mut tally = Tally::new(mb, session.uid_validity(), deferrals);
     if uids.is_empty() {
         return Ok(tally.into_report());
     }
@@ -102,6 +105,8 @@ pub async fn run_pass(
             "pass cut short: mails not posted yet are left for the next pass"
         );
     }
+    // What was decided is true whether or not the disposal below happens.
+    pass.record_decisions(&mut tally).await;
     result?;
     pass.dispose(&mut tally).await?;
     Ok(tally.into_report())
@@ -143,7 +148,7 @@ impl Pass<'_> {
                 };
                 tally.record(Handled {
                     uid: m.uid,
-                    message_id: None,
+                    about: None,
                     ticket: None,
                     outcome: Outcome::Failed(reason),
                     retry_at: None,
@@ -162,6 +167,8 @@ impl Pass<'_> {
                 }
                 if tally.to_dispose() >= DISPOSE_GROUP {
                     self.dispose(tally).await?;
+                } else if tally.decided() >= DECISIONS_GROUP {
+                    self.record_decisions(tally).await;
                 }
                 let uids: Vec<u32> = batch.iter().map(|m| m.uid).collect();
                 // Held until the batch is decided: big mails in many mailboxes take turns.
@@ -225,7 +232,7 @@ impl Pass<'_> {
                     };
                     tally.record(Handled {
                         uid,
-                        message_id: None,
+                        about: None,
                         ticket: None,
                         outcome,
                         retry_at: None,
@@ -251,6 +258,7 @@ impl Pass<'_> {
                         uid,
                         id: decision.id,
                         from: decision.from,
+                        subject: decision.subject,
                         ticket,
                         request,
                         sent: decision.sent,
@@ -280,7 +288,11 @@ impl Pass<'_> {
                 }),
                 Action::Skip { kind, reason } => tally.record(Handled {
                     uid,
-                    message_id: decision.id.message_id.as_deref(),
+                    about: Some(About {
+                        id: &decision.id,
+                        sender: decision.from.as_deref(),
+                        subject: &decision.subject,
+                    }),
                     ticket: None,
                     outcome: Outcome::skipped(kind, reason),
                     retry_at: None,
@@ -305,6 +317,7 @@ impl Pass<'_> {
     /// copy in another mailbox waits for this one.
     async fn open_ticket(&mut self, mail: NewTicketMail, tally: &mut Tally<'_>) {
         let (uid, id) = (mail.uid, mail.id.clone());
+        let (sender, subject) = (mail.request.from.clone(), mail.request.subject.clone());
         let outcome = match self.bridge.runtime.claims.claim(&id) {
             Ok(claim) => {
                 let outcome = new_tickets::open(self.bridge, &self.place, mail).await;
@@ -319,7 +332,11 @@ impl Pass<'_> {
         };
         tally.record(Handled {
             uid,
-            message_id: id.message_id.as_deref(),
+            about: Some(About {
+                id: &id,
+                sender: Some(&sender),
+                subject: &subject,
+            }),
             ticket,
             outcome,
             retry_at: None,
@@ -335,8 +352,23 @@ impl Pass<'_> {
         record(self.delivery.collect().await, tally);
     }
 
-    /// One command (or two) per disposition for everything gathered so far.
+    /// Writes the decisions gathered so far (one command of the grouped ledger writer).
+    /// A failure costs only lines of `ledger list`, so it is said and not retried.
+    async fn record_decisions(&self, tally: &mut Tally<'_>) {
+        let decisions = tally.take_decisions();
+        if self.bridge.dry_run || decisions.is_empty() {
+            return;
+        }
+        let mails = decisions.len();
+        if let Err(e) = self.bridge.ledger().record_decisions(decisions).await {
+            tracing::warn!(mails, "{e}; `ledger list` will not show these mails");
+        }
+    }
+
+    /// One command (or two) per disposition for everything gathered so far, once their
+    /// decisions are recorded.
     async fn dispose(&mut self, tally: &mut Tally<'_>) -> Result<(), ImapError> {
+        self.record_decisions(tally).await;
         let dispose = tally.take_dispositions();
         if self.bridge.dry_run {
             return Ok(());
@@ -353,7 +385,11 @@ fn record(done: Vec<Finished>, tally: &mut Tally<'_>) {
     for f in done {
         tally.record(Handled {
             uid: f.mail.uid,
-            message_id: f.mail.id.message_id.as_deref(),
+            about: Some(About {
+                id: &f.mail.id,
+                sender: f.mail.from.as_deref(),
+                subject: &f.mail.subject,
+            }),
             ticket: Some(f.mail.ticket),
             outcome: f.outcome,
             retry_at: f.retry_at,

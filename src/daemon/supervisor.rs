@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConfigError, MailboxConfig};
 use crate::daemon::bridge::{Bridge, Runtime};
-use crate::daemon::worker;
+use crate::daemon::{retention, worker};
 use crate::ledger::Ledger;
 use crate::ops::health::Health;
 use crate::ops::notify;
@@ -38,6 +38,9 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let config = Arc::new(config);
         let (ledger, _lock) = open_ledger(&config)?;
+        if !dry_run {
+            retention::sweep(&ledger, config.state.keep_decisions).await;
+        }
         let runtime = Runtime::new(ledger, Arc::default(), config.timezone());
         let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, Arc::clone(&runtime))?);
         let passes = config.mailboxes.iter().map(|mb| {
@@ -265,6 +268,8 @@ pub(crate) async fn serve(
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut status_tick = tokio::time::interval(Duration::from_secs(10));
+    // Its first tick is at once: a sweep at start.
+    let mut sweep_tick = tokio::time::interval(retention::SWEEP_EVERY);
     loop {
         tokio::select! {
             request = requests.recv() => {
@@ -294,6 +299,11 @@ pub(crate) async fn serve(
                 }
             }
             _ = status_tick.tick() => notify::status(&health.status_line()),
+            _ = sweep_tick.tick(), if !dry_run => {
+                let keep = supervisor.bridges.borrow().config.state.keep_decisions;
+                let ledger = runtime.ledger.clone();
+                tokio::spawn(async move { retention::sweep(&ledger, keep).await });
+            }
         }
     }
     notify::stopping();

@@ -1,9 +1,11 @@
-//! A pass's bookkeeping: every finished mail is logged once, counted, and queued for its
-//! disposition or its retry, all by [`Tally::record`].
+//! A pass's bookkeeping: every finished mail is logged once, counted, noted for
+//! `ledger list`, and queued for its disposition or its retry, all by [`Tally::record`].
 
 use super::defer_cause::DeferCause;
 use super::outcome::Outcome;
 use crate::config::{Disposition, MailboxConfig};
+use crate::ledger::{DecisionRecord, Location, unix_now};
+use crate::mail::MailId;
 use crate::ops::metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -38,7 +40,8 @@ impl PassReport {
 /// One finished mail as the tally needs it.
 pub struct Handled<'a> {
     pub uid: u32,
-    pub message_id: Option<&'a str>,
+    /// What the mail said of itself; `None` for one not read (too big, unreadable).
+    pub about: Option<About<'a>>,
     pub ticket: Option<u64>,
     pub outcome: Outcome,
     /// For a deferred mail: when it is worth trying again, if later than its cause's
@@ -46,8 +49,20 @@ pub struct Handled<'a> {
     pub retry_at: Option<Instant>,
 }
 
+/// A read mail's identity and what `ledger list` shows of it.
+#[derive(Clone, Copy)]
+pub struct About<'a> {
+    pub id: &'a MailId,
+    pub sender: Option<&'a str>,
+    pub subject: &'a str,
+}
+
 pub struct Tally<'a> {
     mb: &'a MailboxConfig,
+    /// The folder being read (each mail adds its UID).
+    place: Location,
+    /// Decided mails, for the ledger's `decisions` (deferred ones are not decided yet).
+    decisions: Vec<DecisionRecord>,
     report: PassReport,
     deferrals: &'a mut Deferrals,
     /// Finished mails (posted ones committed to the ledger) by where they go.
@@ -57,9 +72,20 @@ pub struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    pub fn new(mb: &'a MailboxConfig, deferrals: &'a mut Deferrals) -> Tally<'a> {
+    pub fn new(
+        mb: &'a MailboxConfig,
+        uid_validity: u32,
+        deferrals: &'a mut Deferrals,
+    ) -> Tally<'a> {
         Tally {
             mb,
+            place: Location {
+                mailbox: mb.name.clone(),
+                folder: mb.folder.clone(),
+                uid_validity,
+                uid: 0,
+            },
+            decisions: Vec::new(),
             report: PassReport::default(),
             deferrals,
             dispose: HashMap::new(),
@@ -75,9 +101,10 @@ impl<'a> Tally<'a> {
             return;
         }
         let name = h.outcome.name();
-        tracing::info!(mailbox = %self.mb.name, uid = h.uid, message_id = h.message_id.unwrap_or(""),
-            ticket = h.ticket, outcome = name,
-            reason = %h.outcome.reason(), "mail handled");
+        let reason = h.outcome.reason();
+        let message_id = h.about.and_then(|a| a.id.message_id.as_deref());
+        tracing::info!(mailbox = %self.mb.name, uid = h.uid, message_id = message_id.unwrap_or(""),
+            ticket = h.ticket, outcome = name, reason = %reason, "mail handled");
         metrics::mail_handled(&self.mb.name, name);
         *self.report.counts.entry(name).or_default() += 1;
         match &h.outcome {
@@ -93,11 +120,35 @@ impl<'a> Tally<'a> {
                 }
             }
             outcome => {
+                self.decisions.push(DecisionRecord {
+                    decided: unix_now(),
+                    place: Location {
+                        uid: h.uid,
+                        ..self.place.clone()
+                    },
+                    mail: h.about.map(|a| a.id.clone()),
+                    sender: h.about.and_then(|a| a.sender).map(str::to_string),
+                    subject: h.about.map_or_else(String::new, |a| a.subject.to_string()),
+                    ticket: h.ticket,
+                    outcome: name.to_string(),
+                    reason,
+                    replaces: *outcome != Outcome::Duplicate,
+                });
                 if let Some(target) = outcome.disposition(self.mb) {
                     self.dispose.entry(target.clone()).or_default().push(h.uid);
                 }
             }
         }
+    }
+
+    /// Decisions noted and not yet taken.
+    pub fn decided(&self) -> usize {
+        self.decisions.len()
+    }
+
+    /// The decisions noted since the last call, for one ledger write.
+    pub fn take_decisions(&mut self) -> Vec<DecisionRecord> {
+        std::mem::take(&mut self.decisions)
     }
 
     /// Mails waiting for their disposition.

@@ -7,6 +7,7 @@
 //! the stock `sqlite3` tool can read the file. `Ledger` is a cheap `Clone`.
 
 mod clock;
+mod decisions;
 mod entry;
 mod error;
 mod migrate;
@@ -15,6 +16,7 @@ mod schema;
 mod store;
 mod writer;
 
+pub use decisions::{DecisionQuery, DecisionRecord};
 pub use entry::{Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms};
 pub use error::LedgerError;
 pub use read_only::ReadOnlyLedger;
@@ -288,6 +290,31 @@ impl Ledger {
         })
     }
 
+    /// Records what became of mails (their latest decision, for `ledger list`), in one
+    /// command of the grouped writer.
+    pub async fn record_decisions(&self, decided: Vec<DecisionRecord>) -> Result<(), LedgerError> {
+        if decided.is_empty() {
+            return Ok(());
+        }
+        self.write("recording decisions", move |conn| {
+            decisions::record(conn, &decided)
+        })
+        .await
+    }
+
+    /// The decisions `query` asks for, oldest first.
+    pub fn decisions(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, LedgerError> {
+        self.read("listing decisions", |conn| decisions::list(conn, query))
+    }
+
+    /// Forgets decisions made more than `keep` ago (`state.keep_decisions`); returns how many.
+    pub async fn sweep_decisions(&self, keep: std::time::Duration) -> Result<usize, LedgerError> {
+        self.write("sweeping old decisions", move |conn| {
+            decisions::sweep(conn, keep)
+        })
+        .await
+    }
+
     /// Mails that failed in the last `secs` seconds.
     pub fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
         self.read("counting failures", |conn| store::failed_since(conn, secs))
@@ -366,5 +393,7 @@ fn open_hint(e: &rusqlite::Error) -> String {
     }
 }
 
+#[cfg(test)]
+mod decisions_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// Bumped with every change below; `PRAGMA user_version` holds the one on disk.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (
@@ -66,6 +66,28 @@ CREATE TABLE IF NOT EXISTS api_clock (
 );
 ";
 
+/// The latest decision about each mail, for `ledger list` (`ledger/decisions.rs`): a
+/// short row, no body; swept after `state.keep_decisions`. A mail not read (too big,
+/// unreadable) is keyed by its place: `message_id` '', `content` 'place:...'.
+const V4: &str = "
+CREATE TABLE IF NOT EXISTS decisions (
+    message_id   TEXT    NOT NULL,  -- '<id>', or '' when the mail has none
+    content      TEXT    NOT NULL,  -- MailId.content, or 'place:mailbox/folder/uidvalidity/uid'
+    decided      INTEGER NOT NULL,  -- unix seconds
+    mailbox      TEXT    NOT NULL,
+    folder       TEXT    NOT NULL,  -- where the mail was read from
+    uid_validity INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    sender       TEXT,
+    subject      TEXT    NOT NULL,
+    ticket       INTEGER,
+    outcome      TEXT    NOT NULL,  -- as in thulium_bridge_mails_total{outcome}
+    reason       TEXT    NOT NULL,
+    PRIMARY KEY (message_id, content)
+);
+CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided);
+";
+
 /// WAL: readers (`ledger show` while the daemon runs) never wait for the writer;
 /// synchronous = FULL: a commit is on disk when it returns (one fsync per group).
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -95,7 +117,7 @@ pub fn create(conn: &Connection) -> Result<(), SchemaError> {
     if on_disk < VERSION {
         // Every step is idempotent (IF NOT EXISTS): an older file gets what it lacks.
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;{V1}{V2}{V3}PRAGMA user_version = {VERSION};COMMIT;"
+            "BEGIN IMMEDIATE;{V1}{V2}{V3}{V4}PRAGMA user_version = {VERSION};COMMIT;"
         ))?;
     }
     Ok(())

@@ -433,8 +433,31 @@ pub fn count_mails(folder: &Path) -> usize {
         .count()
 }
 
-/// `ledger stats` must agree: every mail posted, none pending or failed.
+/// `ledger stats` must agree: every mail posted, none pending or failed; and `ledger
+/// list` must show each mail once, as posted (or as the new ticket it opened).
 pub async fn check_ledger(bin: &Path, config: &Path, expected: usize, failures: &mut Vec<String>) {
+    check_stats(bin, config, expected, failures).await;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("--config")
+        .arg(config)
+        .args(["ledger", "list", "--json", "--since", "1d"])
+        .args(["--state", "posted", "--state", "new_ticket"])
+        .env_remove("RUST_LOG");
+    match tokio::task::spawn_blocking(move || cmd.output()).await {
+        Ok(Ok(out)) => {
+            let listed = String::from_utf8_lossy(&out.stdout).lines().count();
+            if !out.status.success() || listed != expected {
+                failures.push(format!(
+                    "ledger list: {listed} mails posted (expected {expected}); {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        other => failures.push(format!("ledger list did not run: {other:?}")),
+    }
+}
+
+async fn check_stats(bin: &Path, config: &Path, expected: usize, failures: &mut Vec<String>) {
     let mut cmd = std::process::Command::new(bin);
     cmd.arg("--config")
         .arg(config)
