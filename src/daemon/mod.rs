@@ -14,6 +14,8 @@ pub(crate) mod pass;
 pub(crate) mod poison;
 mod supervisor;
 pub(crate) mod tally;
+#[cfg(feature = "test-crash")]
+mod test_crash;
 pub(crate) mod ticket_holds;
 pub(crate) mod ticket_owners;
 pub(crate) mod waiting;
