@@ -394,6 +394,55 @@ async fn refused_credentials_for_longer_than_max_attempts_give_nothing_up() {
     assert!(w.folder("Failed").is_empty());
 }
 
+/// Waiting has one bound, `delivery.max_age` from first seen: through a refused
+/// password as through an outage, a reply older than that goes to `on_failed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_age_gives_up_a_reply_that_waits_on_a_refused_password_or_an_outage() {
+    let w = World::start().await;
+    let max_age = Duration::from_secs(2);
+    let good = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        "[delivery]\nmax_age = \"2s\"\n",
+    );
+    let bad = w.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        read(&good).replace(w.api.password(), "expired-password"),
+    )
+    .unwrap();
+
+    for (ticket, config) in [(1, &bad), (2, &good)] {
+        w.api.add_ticket(ticket, CUSTOMER);
+        w.append(&reply(ticket, 0, &format!("reply 0 to {ticket}")));
+        if ticket == 2 {
+            // The whole API is down: the sender check's ticket reads fail first.
+            w.api.fail_every(1, Fault::Status(503));
+            w.api.fail_next(100, Fault::GetFails(503));
+        }
+        let first_seen = std::time::Instant::now();
+        let out = once(config, &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            w.folder("Failed").len() < ticket as usize,
+            "younger than max_age: {}",
+            text(&out)
+        );
+        tokio::time::sleep(max_age.saturating_sub(first_seen.elapsed())).await;
+        let out = once(config, &[]).await;
+        assert_eq!(w.folder("Failed").len(), ticket as usize, "{}", text(&out));
+        assert!(w.folder("INBOX").is_empty(), "{}", text(&out));
+        let id = format!("<reply-{ticket}-0@customer.example>");
+        let (_, shown) = ledger(config, &["show", &id]).await;
+        assert!(
+            shown.contains("state:       failed")
+                && shown.contains("gave up after 0 failed attempts"),
+            "{shown}"
+        );
+    }
+    assert_eq!(w.api.total_posted(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_reply_is_retried_after_ledger_retry_move_back() {
     let w = World::start().await;
