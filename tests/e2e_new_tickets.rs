@@ -621,8 +621,30 @@ async fn a_flood_from_one_sender_is_capped_and_the_rest_go_to_the_fallback() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
+async fn auto_replies_bounces_loops_denied_and_unauthenticated_senders_never_become_tickets() {
     let w = World::start().await;
+    // The receiving server's verdicts (trusted_authserv_id = mx.acme.example).
+    let verdict = |result: &str| {
+        format!(
+            "Authentication-Results: mx.acme.example; dmarc={result} header.from=customer.example\r\n"
+        )
+    };
+    let unauthenticated = [
+        ("Forged", verdict("fail")),
+        ("No verdict", String::new()),
+        (
+            "Passed elsewhere",
+            "Authentication-Results: evil.example; dmarc=pass header.from=customer.example\r\n"
+                .to_string(),
+        ),
+    ];
+    for (n, (subject, headers)) in unauthenticated.iter().enumerate() {
+        let raw =
+            String::from_utf8(plain_mail(CUSTOMER, 40 + n as u32, subject, None)).expect("utf-8");
+        w.append(format!("{headers}{raw}").as_bytes());
+    }
+    let genuine = String::from_utf8(plain_mail(CUSTOMER, 50, "Genuine", None)).expect("utf-8");
+    w.append(format!("{}{genuine}", verdict("pass")).as_bytes());
     let mails = [
         format!(
             "From: {CUSTOMER}\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\
@@ -650,8 +672,13 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
     for m in &mails {
         w.append(m.as_bytes());
     }
+    let mut mailbox = new_ticket_mailbox("");
+    mailbox.extra = format!(
+        "trusted_authserv_id = [\"mx.acme.example\"]\n{}",
+        mailbox.extra
+    );
     let config = w.config_with(
-        &[new_ticket_mailbox("")],
+        &[mailbox],
         "",
         &format!(
             "[filters]\ndeny_senders = [\"*@spam.example\"]\nown_addresses = [\"{USER}@acme.example\"]\n"
@@ -660,7 +687,18 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
 
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(w.api.total_created(), 0, "{}", text(&out));
+    let created: Vec<String> = w
+        .api
+        .created_tickets()
+        .iter()
+        .map(|t| t.subject.clone())
+        .collect();
+    assert_eq!(
+        created,
+        ["Genuine"],
+        "only the authenticated one: {}",
+        text(&out)
+    );
     assert!(w.api.uploads().is_empty());
     assert_eq!(
         w.subjects("Ignored"),
@@ -675,8 +713,25 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
         text(&out)
     );
     assert!(w.folder("INBOX").is_empty());
-    assert!(w.folder("Processed").is_empty());
-    assert!(w.folder("Unmatched").is_empty());
+    assert_eq!(w.subjects("Processed"), ["Genuine"]);
+    assert_eq!(
+        w.subjects("Unmatched"),
+        ["Forged", "No verdict", "Passed elsewhere"],
+        "the fallback holds the unauthenticated: {}",
+        text(&out)
+    );
+    assert_eq!(
+        stderr_of(&out)
+            .matches("not opened as a ticket: From anna@customer.example is not authenticated")
+            .count(),
+        3,
+        "{}",
+        text(&out)
+    );
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
