@@ -214,6 +214,58 @@ async fn a_new_mail_becomes_one_ticket_with_its_two_attachments() {
     assert_eq!(w.api.uploads().len(), 2);
 }
 
+/// `max_attachment_size` bounds each file and `max_attachments_total` all of one mail
+/// (inclusive); what does not fit is named in the body instead of uploaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_attachment_limits_hold_and_what_is_left_out_is_named() {
+    let w = World::start().await;
+    let files = [
+        ("a.bin", binary(40_000, 1)),
+        ("b.bin", binary(40_000, 2)),
+        ("past-the-total.bin", binary(40_000, 3)),
+        ("over-each.bin", binary(60_000, 4)),
+    ];
+    let mut raw = format!(
+        "From: Customer <{CUSTOMER}>\r\nTo: {HELPDESK}\r\nSubject: Four scans\r\n\
+         Date: Thu, 26 Nov 2026 11:00:00 +0100\r\nMessage-ID: <four@customer.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFour scans attached.\r\n"
+    );
+    for (name, data) in &files {
+        raw.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{}",
+            base64_lines(data)
+        ));
+    }
+    raw.push_str("--b--\r\n");
+    w.append(raw.as_bytes());
+    let config = w.config_with(
+        &[new_ticket_mailbox("")],
+        "",
+        "[content]\nmax_attachment_size = \"50000\"\nmax_attachments_total = \"80000\"\n",
+    );
+
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let created = w.api.created_tickets();
+    assert_eq!(created.len(), 1, "{}", text(&out));
+    let uploaded = w.api.ticket_files(created[0].ticket);
+    let names: Vec<&str> = uploaded.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!(names, ["a.bin", "b.bin"], "{}", created[0].body);
+    assert!(uploaded[0].bytes == files[0].1 && uploaded[1].bytes == files[1].1);
+    let total: usize = w.api.uploads().iter().map(|f| f.bytes.len()).sum();
+    assert!(total <= 80_000, "{total} bytes uploaded");
+    let body = &created[0].body;
+    assert!(
+        body.contains("Not attached, over the size limit")
+            && body.contains("past-the-total.bin")
+            && body.contains("over-each.bin")
+            && !body.contains("a.bin"),
+        "{body}"
+    );
+}
+
 /// The answer to `POST tickets` is lost once: the next pass reads the list back and finds
 /// the ticket. `per_sender_per_hour = 1`: the retry must not count the mail against itself.
 /// Opens `count` tickets in the same queue from other customers, the way an agent's
