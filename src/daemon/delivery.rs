@@ -455,6 +455,9 @@ impl One<'_> {
         let (Outcome::Deferred(cause), Some(b)) = (&tried.outcome, self.begun) else {
             return tried;
         };
+        if !cause.is_api_failure() {
+            return tried;
+        }
         let attempts = b.entry.attempts + u32::from(tried.counted);
         match self
             .bridge
@@ -462,11 +465,11 @@ impl One<'_> {
             .delivery
             .given_up(attempts, b.entry.age())
         {
-            Some(given_up) if cause.is_api_failure() => Tried {
+            Some(given_up) => Tried {
                 outcome: Outcome::Failed(format!("{given_up} (last: {cause})")),
                 ..tried
             },
-            _ => tried,
+            None => tried,
         }
     }
 
