@@ -285,6 +285,10 @@ fn mails(scale: usize) -> Vec<Mail> {
         ),
         m("text: 200k signature lines", text(&fill("-- \n", mb))),
         m(
+            "text: 300k 'On Monday' lines",
+            text(&fill("On Monday\n", 3 * mb / 2)),
+        ),
+        m(
             "text: 80k reply headers, then a quote",
             text(&format!(
                 "answer\n{}> q\n",

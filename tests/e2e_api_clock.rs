@@ -41,8 +41,10 @@ async fn the_first_answer_ever_lost_is_found_before_the_clock_is_learned() {
     );
 }
 
+/// Also: once the clock is learned (no ticket is read to learn it), a backlog costs
+/// the sender check one `GET tickets/{id}` per ticket, however many replies it holds.
 #[tokio::test(flavor = "multi_thread")]
-async fn check_and_the_log_say_which_clock_the_api_keeps() {
+async fn check_and_the_log_say_which_clock_the_api_keeps_and_a_backlog_reads_each_ticket_once() {
     let w = World::under(reading("storage_time_at_plus_05_30")).await;
     for t in 1..=3 {
         w.api.add_ticket(t, CUSTOMER);
@@ -69,4 +71,33 @@ async fn check_and_the_log_say_which_clock_the_api_keeps() {
     w.append(&reply(1, 2, "reply 2 to 1"));
     let again = once(&config, &[]).await;
     assert!(text(&again).contains(said), "{}", text(&again));
+
+    // A backlog of four replies to each of the three tickets.
+    for t in 1..=3 {
+        for n in 3..7 {
+            w.append(&reply(t, n, &format!("reply {n} to {t}")));
+        }
+    }
+    let gets = || {
+        let mut per_ticket = std::collections::BTreeMap::new();
+        for r in w.api.requests().iter().filter(|r| r.method == "GET") {
+            *per_ticket.entry(r.ticket).or_insert(0) += 1;
+        }
+        per_ticket
+    };
+    let before = gets();
+    let backlog = once(&config, &[]).await;
+    assert!(backlog.status.success(), "{}", text(&backlog));
+    assert_eq!(w.folder("Processed").len(), 7 + 12, "{}", text(&backlog));
+    let read: Vec<(Option<u64>, i32)> = gets()
+        .into_iter()
+        .map(|(t, n)| (t, n - before.get(&t).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(
+        read,
+        [(Some(1), 1), (Some(2), 1), (Some(3), 1)],
+        "{}",
+        text(&backlog)
+    );
 }

@@ -371,6 +371,71 @@ async fn an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud(reading
     assert_eq!(log.matches("works again").count(), 1, "{log}");
 }
 
+/// While the API is down the replies wait, each tried again every 30 s, and of those
+/// only one POST at a time goes out to probe whether the API is back (at most one in
+/// 5 s): twelve replies retried together send one. `max_age` still gives up on each
+/// of them, probe or not.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_is_probed_by_one_post_at_a_time_and_max_age_still_gives_up() {
+    let w = World::start().await;
+    seed(&w, 12, 1);
+    w.api.fail_every(1, Fault::Status(503));
+    let config = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        "[delivery]\nmax_age = \"20s\"\n",
+    );
+    let mut child = w.spawn_run(&config);
+    // The first pass: each reply tried, the outage announced, all twelve waiting.
+    let deferred = || {
+        w.log()
+            .lines()
+            .filter(|l| l.contains("mail handled") && has_field(l, "outcome", "retried"))
+            .count()
+    };
+    let waiting = eventually(WAIT, || deferred() == 12).await;
+    assert!(
+        waiting && w.log().contains("failing for every request"),
+        "{}",
+        w.log()
+    );
+    let since = std::time::Instant::now();
+    let first_round = posts(&w.api);
+    let first_round_end = w
+        .api
+        .requests()
+        .iter()
+        .map(|r| r.at_unix_ms)
+        .max()
+        .unwrap_or(0);
+    assert!(w.folder("Failed").is_empty(), "younger than max_age");
+
+    // The retry: one probe, then every reply (now older than max_age) is given up.
+    let given_up = eventually(Duration::from_secs(90), || w.folder("Failed").len() == 12).await;
+    let took = since.elapsed();
+    terminate_ok(&mut child, &w.log_path()).await;
+    assert!(given_up, "{}", w.log());
+    let probes: Vec<u64> = w.api.requests()[..]
+        .iter()
+        .filter(|r| r.method == "POST")
+        .skip(first_round)
+        .map(|r| r.at_unix_ms)
+        .collect();
+    println!(
+        "outage: {} POST(s) after the first pass, the first {:?} ms after it; all given up {:.1} s after it",
+        probes.len(),
+        probes.first().map(|at| at.saturating_sub(first_round_end)),
+        took.as_secs_f64()
+    );
+    assert_eq!(
+        probes.len(),
+        1,
+        "one probe for twelve waiting replies: {probes:?}"
+    );
+    assert!(w.folder("INBOX").is_empty());
+    assert_eq!(w.api.total_posted(), 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_credentials_for_longer_than_max_attempts_give_nothing_up() {
     let w = World::start().await;
@@ -392,6 +457,55 @@ async fn refused_credentials_for_longer_than_max_attempts_give_nothing_up() {
     drain(&w, &good, 2).await;
     assert_eq!(audit(&w, 3, 1), (0, 0));
     assert!(w.folder("Failed").is_empty());
+}
+
+/// Waiting has one bound, `delivery.max_age` from first seen: through a refused
+/// password as through an outage, a reply older than that goes to `on_failed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn max_age_gives_up_a_reply_that_waits_on_a_refused_password_or_an_outage() {
+    let w = World::start().await;
+    let max_age = Duration::from_secs(2);
+    let good = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        "[delivery]\nmax_age = \"2s\"\n",
+    );
+    let bad = w.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        read(&good).replace(w.api.password(), "expired-password"),
+    )
+    .unwrap();
+
+    for (ticket, config) in [(1, &bad), (2, &good)] {
+        w.api.add_ticket(ticket, CUSTOMER);
+        w.append(&reply(ticket, 0, &format!("reply 0 to {ticket}")));
+        if ticket == 2 {
+            // The whole API is down: the sender check's ticket reads fail first.
+            w.api.fail_every(1, Fault::Status(503));
+            w.api.fail_next(100, Fault::GetFails(503));
+        }
+        let out = once(config, &[]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            w.folder("Failed").len() < ticket as usize,
+            "younger than max_age: {}",
+            text(&out)
+        );
+        // First seen during that pass, so max_age from now on it is older.
+        tokio::time::sleep(max_age).await;
+        let out = once(config, &[]).await;
+        assert_eq!(w.folder("Failed").len(), ticket as usize, "{}", text(&out));
+        assert!(w.folder("INBOX").is_empty(), "{}", text(&out));
+        let id = format!("<reply-{ticket}-0@customer.example>");
+        let (_, shown) = ledger(config, &["show", &id]).await;
+        assert!(
+            shown.contains("state:       failed")
+                && shown.contains("gave up after 0 failed attempts"),
+            "{shown}"
+        );
+    }
+    assert_eq!(w.api.total_posted(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

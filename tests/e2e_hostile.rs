@@ -69,6 +69,30 @@ async fn a_stranger_guessing_a_ticket_number_is_held_and_a_colleague_in_the_thre
         "{}",
         text(&out)
     );
+
+    // verify_sender = "warn": the same stranger is posted, and the log says why it
+    // would have been held.
+    w.append(&mail(
+        "",
+        "mallory@evil.example",
+        5,
+        "guess-2",
+        "Posted anyway, with a warning",
+    ));
+    let warn = w.config_with(&[MailboxOpts::default()], "verify_sender = \"warn\"", "");
+    let out = once(&warn, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let posted = w.api.posted(5);
+    assert_eq!(posted.len(), 3, "{posted:?}");
+    assert!(posted[2].body.contains("Posted anyway"), "{posted:?}");
+    assert_eq!(w.folder("Unverified").len(), 1, "only the first stranger");
+    assert!(
+        stderr(&out).lines().any(|l| l.contains(" WARN ")
+            && l.contains("sender mallory@evil.example is not the ticket's customer")
+            && l.contains("posting anyway (verify_sender = \"warn\")")),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,6 +187,39 @@ async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.api.posted(6).len(), 2);
     assert_eq!(w.folder("Unverified").len(), 4);
+
+    // verify_sender = "warn": a forgery the trusted server caught is posted, and logged.
+    let warn = w.config_with(
+        &[MailboxOpts {
+            extra: "trusted_authserv_id = [\"mx.example.com\"]\n".into(),
+            ..MailboxOpts::default()
+        }],
+        "verify_sender = \"warn\"",
+        "",
+    );
+    w.append(&mail(
+        forged,
+        CUSTOMER,
+        6,
+        "forged-4",
+        "posted with a warning",
+    ));
+    let out = once(&warn, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let posted = w.api.posted(6);
+    assert_eq!(posted.len(), 3, "{posted:?}");
+    assert!(
+        posted[2].body.contains("posted with a warning"),
+        "{posted:?}"
+    );
+    assert_eq!(w.folder("Unverified").len(), 4);
+    assert!(
+        stderr(&out).lines().any(|l| l.contains(" WARN ")
+            && l.contains("is not authenticated by the receiving server")
+            && l.contains("posting anyway (verify_sender = \"warn\")")),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -214,6 +214,58 @@ async fn a_new_mail_becomes_one_ticket_with_its_two_attachments() {
     assert_eq!(w.api.uploads().len(), 2);
 }
 
+/// `max_attachment_size` bounds each file and `max_attachments_total` all of one mail
+/// (inclusive); what does not fit is named in the body instead of uploaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_attachment_limits_hold_and_what_is_left_out_is_named() {
+    let w = World::start().await;
+    let files = [
+        ("a.bin", binary(40_000, 1)),
+        ("b.bin", binary(40_000, 2)),
+        ("past-the-total.bin", binary(40_000, 3)),
+        ("over-each.bin", binary(60_000, 4)),
+    ];
+    let mut raw = format!(
+        "From: Customer <{CUSTOMER}>\r\nTo: {HELPDESK}\r\nSubject: Four scans\r\n\
+         Date: Thu, 26 Nov 2026 11:00:00 +0100\r\nMessage-ID: <four@customer.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nFour scans attached.\r\n"
+    );
+    for (name, data) in &files {
+        raw.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n{}",
+            base64_lines(data)
+        ));
+    }
+    raw.push_str("--b--\r\n");
+    w.append(raw.as_bytes());
+    let config = w.config_with(
+        &[new_ticket_mailbox("")],
+        "",
+        "[content]\nmax_attachment_size = \"50000\"\nmax_attachments_total = \"80000\"\n",
+    );
+
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let created = w.api.created_tickets();
+    assert_eq!(created.len(), 1, "{}", text(&out));
+    let uploaded = w.api.ticket_files(created[0].ticket);
+    let names: Vec<&str> = uploaded.iter().map(|f| f.filename.as_str()).collect();
+    assert_eq!(names, ["a.bin", "b.bin"], "{}", created[0].body);
+    assert!(uploaded[0].bytes == files[0].1 && uploaded[1].bytes == files[1].1);
+    let total: usize = w.api.uploads().iter().map(|f| f.bytes.len()).sum();
+    assert!(total <= 80_000, "{total} bytes uploaded");
+    let body = &created[0].body;
+    assert!(
+        body.contains("Not attached, over the size limit")
+            && body.contains("past-the-total.bin")
+            && body.contains("over-each.bin")
+            && !body.contains("a.bin"),
+        "{body}"
+    );
+}
+
 /// The answer to `POST tickets` is lost once: the next pass reads the list back and finds
 /// the ticket. `per_sender_per_hour = 1`: the retry must not count the mail against itself.
 /// Opens `count` tickets in the same queue from other customers, the way an agent's
@@ -621,8 +673,30 @@ async fn a_flood_from_one_sender_is_capped_and_the_rest_go_to_the_fallback() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
+async fn auto_replies_bounces_loops_denied_and_unauthenticated_senders_never_become_tickets() {
     let w = World::start().await;
+    // The receiving server's verdicts (trusted_authserv_id = mx.acme.example).
+    let verdict = |result: &str| {
+        format!(
+            "Authentication-Results: mx.acme.example; dmarc={result} header.from=customer.example\r\n"
+        )
+    };
+    let unauthenticated = [
+        ("Forged", verdict("fail")),
+        ("No verdict", String::new()),
+        (
+            "Passed elsewhere",
+            "Authentication-Results: evil.example; dmarc=pass header.from=customer.example\r\n"
+                .to_string(),
+        ),
+    ];
+    for (n, (subject, headers)) in unauthenticated.iter().enumerate() {
+        let raw =
+            String::from_utf8(plain_mail(CUSTOMER, 40 + n as u32, subject, None)).expect("utf-8");
+        w.append(format!("{headers}{raw}").as_bytes());
+    }
+    let genuine = String::from_utf8(plain_mail(CUSTOMER, 50, "Genuine", None)).expect("utf-8");
+    w.append(format!("{}{genuine}", verdict("pass")).as_bytes());
     let mails = [
         format!(
             "From: {CUSTOMER}\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\
@@ -650,8 +724,13 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
     for m in &mails {
         w.append(m.as_bytes());
     }
+    let mut mailbox = new_ticket_mailbox("");
+    mailbox.extra = format!(
+        "trusted_authserv_id = [\"mx.acme.example\"]\n{}",
+        mailbox.extra
+    );
     let config = w.config_with(
-        &[new_ticket_mailbox("")],
+        &[mailbox],
         "",
         &format!(
             "[filters]\ndeny_senders = [\"*@spam.example\"]\nown_addresses = [\"{USER}@acme.example\"]\n"
@@ -660,7 +739,18 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
 
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(w.api.total_created(), 0, "{}", text(&out));
+    let created: Vec<String> = w
+        .api
+        .created_tickets()
+        .iter()
+        .map(|t| t.subject.clone())
+        .collect();
+    assert_eq!(
+        created,
+        ["Genuine"],
+        "only the authenticated one: {}",
+        text(&out)
+    );
     assert!(w.api.uploads().is_empty());
     assert_eq!(
         w.subjects("Ignored"),
@@ -675,8 +765,25 @@ async fn auto_replies_bounces_loops_and_denied_senders_never_become_tickets() {
         text(&out)
     );
     assert!(w.folder("INBOX").is_empty());
-    assert!(w.folder("Processed").is_empty());
-    assert!(w.folder("Unmatched").is_empty());
+    assert_eq!(w.subjects("Processed"), ["Genuine"]);
+    assert_eq!(
+        w.subjects("Unmatched"),
+        ["Forged", "No verdict", "Passed elsewhere"],
+        "the fallback holds the unauthenticated: {}",
+        text(&out)
+    );
+    assert_eq!(
+        stderr_of(&out)
+            .matches("not opened as a ticket: From anna@customer.example is not authenticated")
+            .count(),
+        3,
+        "{}",
+        text(&out)
+    );
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

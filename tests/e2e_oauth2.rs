@@ -225,6 +225,21 @@ async fn every_grant_logs_in_to_dovecot_and_the_mail_is_posted() {
     ] {
         assert!(grants.contains(&g.to_string()), "{g} in {grants:?}");
     }
+    // The mechanism on the wire, as Dovecot logged each login: OAUTHBEARER where the
+    // mailbox asks for it, XOAUTH2 (the default) elsewhere.
+    for (user, mechanism) in [
+        ("cc", "XOAUTH2"),
+        ("rt", "XOAUTH2"),
+        ("jwt", "OAUTHBEARER"),
+        ("cmd", "XOAUTH2"),
+    ] {
+        let used = o.w.dovecot.login_mechanisms(user);
+        assert!(
+            !used.is_empty() && used.iter().all(|m| m == mechanism),
+            "{user}: {used:?}\n{}",
+            o.w.dovecot.log()
+        );
+    }
     // Dovecot checked four tokens, all live: no login was tried with a bad one.
     let checks = o.idp.introspections();
     assert!(

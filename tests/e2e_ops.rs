@@ -494,9 +494,21 @@ async fn mails_total_counts_every_outcome_exactly() {
     );
     w.append(b"From: a@b.example\r\nSubject: no tag\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <u@b>\r\n\r\nx\r\n");
     w.append(b"From: a@b.example\r\nSubject: [#1] away\r\nAuto-Submitted: auto-replied\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <i@b>\r\n\r\nx\r\n");
+    // a stranger guessing ticket 1: unverified
+    w.append(&reply_from("mallory@evil.example", 1, 1, "a guess"));
+    // a mail without a ticket number to a mailbox that opens tickets: new_ticket
+    w.dovecot.add_user("sales", "sales-Secret-3").unwrap();
+    let sales = MailboxOpts {
+        extra: "on_unmatched = \"new_ticket\"\n[mailbox.new_ticket]\nto = \"help@acme.example\"\n"
+            .into(),
+        ..MailboxOpts::of_user("sales", "sales-Secret-3")
+    };
+    w.dovecot
+        .append("sales", "INBOX", b"From: Customer <anna@customer.example>\r\nTo: help@acme.example\r\nSubject: A new question\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <new@customer.example>\r\n\r\nThe printer jams.\r\n", &[])
+        .unwrap();
     let port = free_port();
     let config = w.config_with(
-        &[MailboxOpts::default()],
+        &[MailboxOpts::default(), sales],
         "",
         &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
@@ -506,20 +518,27 @@ async fn mails_total_counts_every_outcome_exactly() {
             && w.folder("Failed").len() == 2
             && w.folder("Unmatched").len() == 1
             && w.folder("Ignored").len() == 1
+            && w.folder("Unverified").len() == 1
+            && w.dovecot
+                .folder_mails("sales", "Processed")
+                .unwrap_or_default()
+                .len()
+                == 1
     })
     .await;
     assert!(all_disposed, "{}", w.log());
     let m = metrics(port).await;
     terminate_ok(&mut child, &w.log_path()).await;
     println!("{m}");
-    let count = |outcome: &str| {
+    let count_in = |mailbox: &str, outcome: &str| {
         metric(
             &m,
             "thulium_bridge_mails_total",
-            &[("mailbox", "support"), ("outcome", outcome)],
+            &[("mailbox", mailbox), ("outcome", outcome)],
         )
         .unwrap_or(0.0)
     };
+    let count = |outcome: &str| count_in("support", outcome);
     let counted: Vec<(&str, f64)> = [
         "posted",
         "duplicate",
@@ -541,11 +560,14 @@ async fn mails_total_counts_every_outcome_exactly() {
             ("retried", 1.0),
             ("unmatched", 1.0),
             ("ignored", 1.0),
-            ("unverified", 0.0),
+            ("unverified", 1.0),
         ],
         "{m}\n{}",
         w.log()
     );
+    assert_eq!(count("new_ticket"), 0.0, "{m}");
+    assert_eq!(count_in("sales", "new_ticket"), 1.0, "{m}");
+    assert_eq!(w.api.total_created(), 1);
     let requests = |status: u16| {
         metric(
             &m,
@@ -566,7 +588,11 @@ async fn mails_total_counts_every_outcome_exactly() {
         w.api
             .requests()
             .iter()
-            .filter(|r| r.method == "POST" && r.status == Some(status))
+            .filter(|r| {
+                r.method == "POST"
+                    && r.path.ends_with("/customer_response")
+                    && r.status == Some(status)
+            })
             .count()
     };
     assert_eq!(

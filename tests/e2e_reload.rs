@@ -1,12 +1,14 @@
-//! SIGHUP under `run`: mailboxes removed, changed and kept, a refused `state.dir`
-//! change, and an OAuth2 secret changed inline. What is running is read from
-//! Dovecot's side (its logins and ended sessions), not only from our own log.
+//! SIGHUP under `run`: mailboxes removed, changed (after their mail in hand) and kept,
+//! a refused `state.dir` change, and an OAuth2 secret changed inline. What is running
+//! is read from Dovecot's side (its logins and ended sessions), not only from our own
+//! log.
 
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 use support::*;
-use testbed::{Dovecot, DovecotOptions, FakeIdp, FakeThulium};
+use testbed::{Dovecot, DovecotOptions, FakeIdp, FakeThulium, Fault};
 
 const SALES_PW: &str = "sales-Secret-3";
 
@@ -67,6 +69,15 @@ async fn both_posting(w: &World) -> Daemon {
     child
 }
 
+/// POSTs the fake API received for `ticket`, answered or not.
+fn posts_to(w: &World, ticket: u64) -> usize {
+    w.api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.ticket == Some(ticket))
+        .count()
+}
+
 fn stopped(log: &str, mailbox: &str) -> bool {
     log.lines().any(|l| {
         l.contains("stopping mailbox (removed or changed)") && has_field(l, "mailbox", mailbox)
@@ -117,10 +128,23 @@ async fn a_removed_mailbox_stops_and_the_other_keeps_posting() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_changed_mailbox_restarts_with_its_new_settings_and_the_others_run_on() {
+async fn a_changed_mailbox_finishes_its_mail_in_hand_then_restarts_with_its_new_settings() {
     let w = world().await;
     let mut child = both_posting(&w).await;
     let support_logins = w.dovecot.logins(USER);
+
+    // A reply in hand in sales: its POST is under way when the reload comes.
+    w.api.add_ticket(5, CUSTOMER);
+    w.api
+        .fail_next_for(5, 1, Fault::Latency(Duration::from_millis(1500)));
+    w.dovecot
+        .append("sales", "INBOX", &reply(5, 0, "in hand at the reload"), &[])
+        .unwrap();
+    assert!(
+        eventually(WAIT, || w.api.posts_in_flight() == 1).await,
+        "{}",
+        w.log()
+    );
 
     // Sales now flags what it posted instead of moving it.
     let changed = MailboxOpts {
@@ -128,7 +152,22 @@ async fn a_changed_mailbox_restarts_with_its_new_settings_and_the_others_run_on(
         ..sales()
     };
     w.config_with(&[MailboxOpts::default(), changed], "", "");
+    signal(&child, "HUP");
+    assert_eq!(
+        w.api.posts_in_flight(),
+        1,
+        "the reload must come while the POST is under way"
+    );
     reload(&w, &child, 1).await;
+    // Finished under the old settings before the restart: posted once, moved.
+    assert_eq!(posts_to(&w, 5), 1, "{}", w.log());
+    assert_eq!(w.api.posted(5).len(), 1);
+    assert_eq!(
+        w.dovecot.folder_mails("sales", "Processed").unwrap().len(),
+        2,
+        "{}",
+        w.log()
+    );
     assert!(stopped(&w.log(), "sales"), "{}", w.log());
     assert!(!stopped(&w.log(), "support"), "{}", w.log());
     w.dovecot
@@ -156,9 +195,10 @@ async fn a_changed_mailbox_restarts_with_its_new_settings_and_the_others_run_on(
     assert_eq!(w.api.posted(3).len(), 1);
     assert_eq!(
         w.dovecot.folder_mails("sales", "Processed").unwrap().len(),
-        1,
+        2,
         "the new mail stayed in INBOX, flagged"
     );
+    assert_eq!(posts_to(&w, 5), 1, "{}", w.log());
     // The unchanged mailbox kept its session: no new login across the reload.
     assert_eq!(w.dovecot.logins(USER), support_logins, "{}", w.log());
 }

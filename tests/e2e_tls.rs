@@ -198,16 +198,26 @@ async fn tls_fingerprint_pins_the_leaf_without_ca_file_in_every_spelling() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_untrusted_or_wrongly_pinned_certificate_fails_check_showing_what_was_presented() {
+async fn an_untrusted_or_wrongly_pinned_certificate_fails_check_naming_its_case_and_what_was_presented()
+ {
     let (cert, _) = guide_cert();
     let w = serving(cert.clone()).await;
     let real = fingerprint_of(&cert.cert_pem);
     let (other, _) = guide_cert();
     let wrong = fingerprint_of(&other.cert_pem);
+    // What was tried, the mode, the trust lines, and the case the failure must name.
+    let self_signed = "the certificate is self-signed, so no CA vouches for it";
+    let not_in_ca_file = "the certificate is self-signed and not the one in ca_file";
+    let not_pinned = "the server's certificate is not the one tls_fingerprint pins";
     let cases = [
-        ("no ca_file, no pin", "tls", String::new()),
-        ("no ca_file, no pin", "starttls", String::new()),
-        ("a wrong pin", "tls", format!("tls_fingerprint = {wrong:?}")),
+        ("no ca_file, no pin", "tls", String::new(), self_signed),
+        ("no ca_file, no pin", "starttls", String::new(), self_signed),
+        (
+            "a wrong pin",
+            "tls",
+            format!("tls_fingerprint = {wrong:?}"),
+            not_pinned,
+        ),
         // With a pin set, ca_file is not consulted, even when it holds the server's
         // own certificate.
         (
@@ -217,14 +227,16 @@ async fn an_untrusted_or_wrongly_pinned_certificate_fails_check_showing_what_was
                 "tls_fingerprint = {wrong:?}\nca_file = {:?}",
                 pem_file(&w, "real.pem", &cert.cert_pem)
             ),
+            not_pinned,
         ),
         (
             "a wrong certificate in ca_file",
             "starttls",
             format!("ca_file = {:?}", pem_file(&w, "other.pem", &other.cert_pem)),
+            not_in_ca_file,
         ),
     ];
-    for (what, tls, trust) in cases {
+    for (what, tls, trust, case) in cases {
         let out = check(&config(&w, tls, "localhost", &trust)).await;
         let shown = all(&out);
         assert_eq!(out.status.code(), Some(1), "{what} ({tls}): {shown}");
@@ -247,6 +259,14 @@ async fn an_untrusted_or_wrongly_pinned_certificate_fails_check_showing_what_was
             format!("tls_fingerprint = \"{real}\""),
             "{what} ({tls})"
         );
+        // Its own case, and no other's.
+        for other in [self_signed, not_in_ca_file, not_pinned] {
+            assert_eq!(
+                fail.contains(other),
+                other == case,
+                "{what} ({tls}): says {case:?} only: {fail}"
+            );
+        }
         if what.starts_with("a wrong pin") {
             assert!(fail.contains(&wrong), "the pin that did not match: {fail}");
         }

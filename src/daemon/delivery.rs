@@ -459,6 +459,36 @@ struct One<'a> {
 
 impl One<'_> {
     async fn deliver(&mut self) -> Tried {
+        let tried = self.attempt().await;
+        self.bounded_by_max_age(tried)
+    }
+
+    /// Waiting on the API (an outage, refused credentials, a read-back that fails) is
+    /// bounded by `max_age` alone, whichever way the mail waited: a probe's failure, a
+    /// turn skipped while the API is down or posting is paused.
+    fn bounded_by_max_age(&self, tried: Tried) -> Tried {
+        let (Outcome::Deferred(cause), Some(b)) = (&tried.outcome, self.begun) else {
+            return tried;
+        };
+        if !cause.is_api_failure() {
+            return tried;
+        }
+        let attempts = b.entry.attempts + u32::from(tried.counted);
+        match self
+            .bridge
+            .config
+            .delivery
+            .given_up(attempts, b.entry.age())
+        {
+            Some(given_up) => Tried {
+                outcome: Outcome::Failed(format!("{given_up} (last: {cause})")),
+                ..tried
+            },
+            None => tried,
+        }
+    }
+
+    async fn attempt(&mut self) -> Tried {
         let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
         let not_posted = |outcome, unknown| Tried::not_posted(outcome, unknown);
         let posted = if self.mail.forwarded {

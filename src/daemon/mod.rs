@@ -15,6 +15,8 @@ pub(crate) mod poison;
 mod retention;
 mod supervisor;
 pub(crate) mod tally;
+#[cfg(feature = "test-crash")]
+mod test_crash;
 pub(crate) mod ticket_holds;
 pub(crate) mod ticket_owners;
 pub(crate) mod waiting;

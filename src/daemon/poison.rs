@@ -294,6 +294,8 @@ fn decide_guarded(
     place: &Location,
     internal_date: Option<DateTime<FixedOffset>>,
 ) -> Decision {
+    #[cfg(feature = "test-crash")]
+    super::test_crash::on_marker(raw);
     let rules = bridge.rules_at(&place.mailbox, &place.folder);
     let refs: &dyn decide::References = if rules.use_references {
         bridge.ledger()

@@ -435,6 +435,22 @@ impl Dovecot {
             .count()
     }
 
+    /// The SASL mechanism of each login of `user` Dovecot accepted so far, in order
+    /// (`PLAIN`, `XOAUTH2`, `OAUTHBEARER`…), as its login line says (`method=`): what
+    /// was spoken on the wire, whatever the client believes it chose.
+    pub fn login_mechanisms(&self, user: &str) -> Vec<String> {
+        let needle = format!("Login: user=<{user}>");
+        fs::read_to_string(self.log_file())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("imap-login") && l.contains(&needle))
+            .filter_map(|l| {
+                let method = l.split("method=").nth(1)?;
+                Some(method.split(',').next()?.trim().to_string())
+            })
+            .collect()
+    }
+
     /// Every command line `user`'s IMAP clients sent after logging in, session
     /// by session in the order the sessions began, as `TAG COMMAND ...` (needs
     /// [`DovecotOptions::rawlog`]; the login itself is not recorded). Literals

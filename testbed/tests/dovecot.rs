@@ -160,7 +160,7 @@ async fn flags_keywords_folders_and_moves_show_on_disk() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn append_many_is_fast_and_visible() -> Result<()> {
+async fn append_many_makes_every_mail_visible() -> Result<()> {
     let dovecot = Dovecot::start()?;
     dovecot.add_user("support", "secret")?;
     let mails: Vec<Vec<u8>> = (0..2000).map(|i| mail(&format!("[#{i}] bulk"))).collect();

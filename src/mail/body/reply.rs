@@ -383,12 +383,10 @@ mod tests {
         assert_eq!(strip(&t), "Hello");
     }
 
+    /// How long it takes is `benches/hostile.rs`'s "text: 2 MB of one '>' line".
     #[test]
-    fn long_quote_is_linear() {
+    fn a_long_quote_line_is_cut() {
         let t = format!("Hi folks\n\nWhat now?\n{}\n", ">".repeat(800_000));
-        let started = std::time::Instant::now();
         assert_eq!(strip(&t), "Hi folks\n\nWhat now?");
-        // Not a timing assertion; the figure is printed for `--nocapture`.
-        println!("800 KB quote line: {:?}", started.elapsed());
     }
 }

@@ -536,17 +536,16 @@ pub(super) mod tests {
         }
     }
 
+    /// How long it takes is `benches/hostile.rs`'s "html: 100k nested <div>".
     #[test]
-    fn deep_nesting_is_flattened_quickly() {
+    fn deep_nesting_is_flattened() {
         let html = format!(
             "{}deep text{}",
             "<div>".repeat(100_000),
             "</div>".repeat(100_000)
         );
         assert!(too_complex(&html));
-        let started = std::time::Instant::now();
         let out = clean(&html, RemoteImages::Drop);
-        println!("100k nested divs: {:?}", started.elapsed());
         assert_eq!(out, "<pre>deep text</pre>");
         let spans = "<b>x".repeat(50_000);
         assert!(violations(&clean(&spans, RemoteImages::Drop)).is_empty());

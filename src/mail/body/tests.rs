@@ -411,10 +411,11 @@ fn forged_marks_are_removed() {
     assert!(!b.text.contains(markers::QUOTE_MARK));
 }
 
+/// How long these take is `benches/hostile.rs`'s business ("text: 2 MB of one '>'
+/// line", "html: 100k nested <div>", "text: 300k 'On Monday' lines").
 #[test]
-fn huge_inputs_return_quickly() {
+fn a_huge_quote_deep_html_and_many_reply_lines_are_read() {
     let content = ContentConfig::default();
-    let started = std::time::Instant::now();
     let quote = format!("Hi folks\n\nWhat now?\n{}\n", ">".repeat(800_000));
     let b = extract_raw(&mail("text/plain", &quote), &content);
     assert_eq!(b.text, "Hi folks\n\nWhat now?");
@@ -426,9 +427,12 @@ fn huge_inputs_return_quickly() {
         &b.text[..100.min(b.text.len())]
     );
     let many_lines = "On Monday\n".repeat(300_000);
-    let _ = extract_raw(&mail("text/plain", &many_lines), &content);
-    // Printed, not asserted: timing belongs to benchmarks.
-    println!("huge inputs: {:?}", started.elapsed());
+    let b = extract_raw(&mail("text/plain", &many_lines), &content);
+    assert!(
+        b.text.starts_with("On Monday"),
+        "{}",
+        &b.text[..100.min(b.text.len())]
+    );
 }
 
 #[test]
