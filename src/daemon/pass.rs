@@ -263,7 +263,7 @@ impl Pass<'_> {
                     authentication: decision.authentication,
                     references: decision.references,
                     // The bytes decide parsed: its attachments' offsets point into them.
-                    raw: Arc::new(crate::mail::into_normalized_line_ends(raw)),
+                    raw: Arc::new(crate::mail::into_prepared(raw)),
                     reading: None,
                 }),
                 Action::Skip { kind, reason } => tally.record(Handled {

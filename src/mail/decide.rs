@@ -12,6 +12,7 @@ use crate::mail::body::{self, Attachment, BodyType};
 use crate::mail::classify::{self, SenderRules};
 use crate::mail::date::{self, SentSource};
 use crate::mail::identity::MailId;
+use crate::mail::invisible;
 use crate::mail::thread;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
 use crate::thulium::new_ticket::NewTicketRequest;
@@ -243,8 +244,11 @@ pub fn decide(
             ),
         );
     }
-    let normalized = crate::mail::normalize_line_ends(raw);
-    let Some(msg) = mail_parser::MessageParser::default().parse(normalized.as_ref()) else {
+    let prepared = crate::mail::prepared(raw);
+    if let Err(why) = crate::mail::mime_parameters::check_attached_messages(&prepared) {
+        return unread(SkipKind::Failed, why);
+    }
+    let Some(msg) = mail_parser::MessageParser::default().parse(prepared.as_ref()) else {
         return unread(SkipKind::Failed, "not a parseable mail".into());
     };
     if msg.headers().is_empty() {
@@ -269,11 +273,14 @@ pub fn decide(
         msg.header_raw("Date").unwrap_or(""),
         full_subject,
     );
-    // Logs and `explain` show at most what ticket matching reads.
-    let subject = full_subject
-        .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
-        .unwrap_or("")
-        .to_string();
+    // Logs and `explain` show at most what ticket matching reads, and nothing unseen
+    // (a new ticket's subject is what agents read first).
+    let subject = invisible::strip(
+        full_subject
+            .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
+            .unwrap_or("")
+            .to_string(),
+    );
     let (sent, sent_source) = date::choose(date::sent_at(&msg), internal_date);
     let from_domain = from
         .as_deref()

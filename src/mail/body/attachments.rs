@@ -102,11 +102,10 @@ pub fn human_size(bytes: u64) -> String {
     format!("{} {}", text.trim_end_matches(".0"), UNITS[unit])
 }
 
-/// A file name fit for one line of the note, without bidi controls.
+/// A file name fit for one line of the note, without invisible characters.
 fn one_line(s: &str) -> String {
-    let cleaned: String = s
+    let cleaned: String = crate::mail::invisible::strip(s.to_string())
         .chars()
-        .filter(|&c| !super::bidi::is_bidi_control(c))
         .map(|c| {
             if c.is_control() || super::markers::is_marker(c) {
                 ' '
@@ -162,9 +161,13 @@ mod tests {
     }
 
     #[test]
-    fn names_lose_bidi_controls() {
+    fn names_lose_invisible_characters() {
         assert_eq!(one_line("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
         assert_eq!(one_line("a\u{2066}b\u{2069}\u{200F}c\u{061C}"), "abc");
+        assert_eq!(
+            one_line("in\u{200B}voice\u{FEFF}.pdf\u{E0041}\u{200D}"),
+            "invoice.pdf"
+        );
     }
 
     #[test]

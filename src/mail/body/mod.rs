@@ -7,9 +7,11 @@
 //! closes the open tags. Every step is linear in the input, which is capped.
 
 mod attachments;
-mod bidi;
+mod attribute_cap;
 mod choose;
+mod css_values;
 mod headers;
+mod hidden_text;
 mod html_lines;
 mod html_scan;
 mod limit;
@@ -29,8 +31,10 @@ pub use html_lines::html_to_text;
 pub use sanitize::escape as escape_html;
 
 use crate::config::{ContentConfig, Prefer, RemoteImages};
+use crate::mail::invisible;
 use mail_parser::{Message, MimeHeaders, PartType};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// Thulium's `body_type`.
@@ -65,7 +69,7 @@ fn input_cap(max_body: usize) -> usize {
 /// the caller decides what to do with it.
 pub fn extract(msg: &Message<'_>, content: &ContentConfig) -> Body {
     let mut body = extract_any(msg, content);
-    body.text = bidi::strip(body.text);
+    body.text = invisible::strip(body.text);
     body
 }
 
@@ -172,7 +176,7 @@ fn text_source(msg: &Message<'_>, parts: &[u32]) -> String {
         .iter()
         .filter_map(|&id| recover::text(msg, msg.part(id)?))
         .collect();
-    bidi::strip(texts.join("\n").replace("\r\n", "\n"))
+    invisible::strip(texts.join("\n").replace("\r\n", "\n"))
 }
 
 /// The body parts as one HTML document; text parts are escaped into it.
@@ -191,7 +195,7 @@ fn html_source(msg: &Message<'_>, parts: &[u32]) -> String {
             out.push_str("</div>");
         }
     }
-    bidi::strip(out)
+    invisible::strip(out)
 }
 
 /// File names of parts by Content-ID, for `cid:` images: each id as written and
@@ -245,6 +249,9 @@ fn clean_html(
     content: &ContentConfig,
 ) -> CleanHtml {
     let source = markers::strip_marks(source);
+    // HTML whose tags cannot be told apart for sure is read as text.
+    let source =
+        attribute_cap::cap(&source).unwrap_or_else(|| Cow::Owned(sanitize::flatten(&source)));
     let options = markers::Options {
         quotes: content.strip_quotes,
         signatures: content.strip_signatures,
