@@ -513,3 +513,57 @@ async fn giant_tags_and_mime_parameters_are_read_within_their_caps_and_nothing_u
     );
     assert!(w.folder("INBOX").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_ticket_gets_at_most_50_uploads_only_real_cc_and_a_subject_without_controls() {
+    let w = World::start().await;
+    let mut body = String::from("--b\r\nContent-Type: text/plain\r\n\r\nPlease help.\r\n");
+    for i in 0..300 {
+        body.push_str(&format!(
+            "--b\r\nContent-Disposition: attachment; filename=\"empty-{i}.txt\"\r\n\r\n\r\n"
+        ));
+    }
+    body.push_str("--b--\r\n");
+    w.append(
+        format!(
+            "From: Anna <{CUSTOMER}>\r\nTo: help@acme.example\r\n\
+             Cc: '@', Bob <bob@customer.example>, <@>, \"Eve\" <eve@\u{202e}customer.example>\r\n\
+             Subject: =?utf-8?B?{}?=\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n\
+             Message-ID: <many@hostile.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n{body}",
+            {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .encode("Printer \u{202e}fdp.exe\u{200b}\u{e0041} broken")
+            }
+        )
+        .as_bytes(),
+    );
+    let config = w.config_with(
+        &[MailboxOpts {
+            extra:
+                "on_unmatched = \"new_ticket\"\n[mailbox.new_ticket]\nto = \"help@acme.example\"\n"
+                    .into(),
+            ..MailboxOpts::default()
+        }],
+        "",
+        "",
+    );
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let created = w.api.created_tickets();
+    assert_eq!(created.len(), 1, "{}", text(&out));
+    let t = &created[0];
+    assert_eq!(t.subject, "Printer fdp.exe broken");
+    assert_eq!(t.cc, ["bob@customer.example"]);
+    assert_eq!(t.attachments.len(), 50);
+    assert_eq!(w.api.uploads().len(), 50);
+    assert!(
+        t.body.contains(
+            "Not attached, over the limits (20 MiB each, 40 MiB together, 50 files): \
+             empty-50.txt (0 B), empty-51.txt (0 B), "
+        ) && t.body.contains("empty-99.txt (0 B), and 200 more"),
+        "{}",
+        t.body
+    );
+}

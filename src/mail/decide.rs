@@ -7,6 +7,7 @@ use crate::config::{
     Config, ContentConfig, Disposition, FiltersConfig, Invalid, MailboxConfig, MatchConfig,
     NewTicketConfig,
 };
+use crate::mail::address::is_plain_address;
 use crate::mail::authentication::{self, AuthVerdict};
 use crate::mail::body::{self, Attachment, BodyType};
 use crate::mail::classify::{self, SenderRules};
@@ -386,8 +387,8 @@ fn ignore_reason(
 }
 
 /// A new ticket from a mail: its body cleaned like a reply's and sent as HTML; its
-/// attachments (not the images the body shows) attached within the size limits, the
-/// rest named in the body.
+/// attachments (not the images the body shows) attached within the size and count
+/// limits, the rest named in the body.
 fn new_ticket(
     msg: &mail_parser::Message<'_>,
     rules: &Rules,
@@ -402,15 +403,16 @@ fn new_ticket(
         BodyType::Html => body.text,
         BodyType::Plain => body::plain_to_html(&body.text),
     };
-    let (each, total) = (
+    let (each, total, files) = (
         content.max_attachment_size.bytes(),
         content.max_attachments_total.bytes(),
+        content.max_attachments,
     );
     let mut attached = Vec::new();
     let mut left_out = Vec::new();
     let mut sum = 0u64;
     for a in body.attachments {
-        if a.size <= each && sum + a.size <= total {
+        if attached.len() < files && a.size <= each && sum + a.size <= total {
             sum += a.size;
             attached.push(a);
         } else {
@@ -418,21 +420,11 @@ fn new_ticket(
         }
     }
     if !left_out.is_empty() {
-        let names: Vec<String> = left_out
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} ({})",
-                    body::escape_html(&a.name),
-                    body::human_size(a.size)
-                )
-            })
-            .collect();
         html.push_str(&format!(
-            "<p>Not attached, over the size limit ({} each, {} together): {}</p>",
+            "<p>Not attached, over the limits ({} each, {} together, {files} files): {}</p>",
             content.max_attachment_size,
             content.max_attachments_total,
-            names.join(", ")
+            body::escape_html(&body::attachment_names(&left_out))
         ));
     }
     // A mail without text shows its attachment note instead (body::extract).
@@ -442,15 +434,7 @@ fn new_ticket(
             reason: "nothing to open a ticket with: the mail has no text and no attachments".into(),
         };
     }
-    let cc = msg
-        .cc()
-        .map(|list| {
-            list.iter()
-                .filter_map(|a| a.address())
-                .map(|a| a.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
+    let cc = cc_addresses(msg, from);
     let subject = if subject.trim().is_empty() {
         "(no subject)".to_string()
     } else {
@@ -472,6 +456,28 @@ fn new_ticket(
         },
         attachments: attached,
     }
+}
+
+/// Cc of a new ticket at most (each is copied on the helpdesk's answers).
+const MAX_CC: usize = 50;
+
+/// The mail's Cc that the helpdesk can write to: addresses only (not `'@'`), each once,
+/// not the customer's own.
+fn cc_addresses(msg: &mail_parser::Message<'_>, from: &str) -> Vec<String> {
+    let mut cc: Vec<String> = Vec::new();
+    let Some(list) = msg.cc() else {
+        return cc;
+    };
+    for address in list.iter().filter_map(|a| a.address()) {
+        let address = address.trim().to_ascii_lowercase();
+        if cc.len() == MAX_CC {
+            break;
+        }
+        if address != from && is_plain_address(&address) && !cc.contains(&address) {
+            cc.push(address);
+        }
+    }
+    cc
 }
 
 /// A posted mail this one answers (In-Reply-To first, then References, newest first).

@@ -1,5 +1,6 @@
 //! The pure part: reading a mail and deciding about it, with no I/O.
 
+pub mod address;
 pub mod authentication;
 pub mod body;
 pub mod classify;

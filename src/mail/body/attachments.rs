@@ -71,6 +71,11 @@ pub fn note(list: &[Attachment]) -> Option<String> {
     if list.is_empty() {
         return None;
     }
+    Some(format!("Attachments: {}", names(list)))
+}
+
+/// "invoice.pdf (120 KiB), photo.jpg (2.1 MiB)"; past [`MAX_LISTED`], "and 12 more".
+pub fn names(list: &[Attachment]) -> String {
     let mut items: Vec<String> = list
         .iter()
         .take(MAX_LISTED)
@@ -79,7 +84,7 @@ pub fn note(list: &[Attachment]) -> Option<String> {
     if list.len() > MAX_LISTED {
         items.push(format!("and {} more", list.len() - MAX_LISTED));
     }
-    Some(format!("Attachments: {}", items.join(", ")))
+    items.join(", ")
 }
 
 /// A size as people read it: 512 B, 8.5 KiB, 120 KiB, 2.1 MiB.

@@ -25,7 +25,7 @@ mod signature;
 mod tests;
 mod text_runs;
 
-pub use attachments::{Attachment, human_size};
+pub use attachments::{Attachment, human_size, names as attachment_names};
 pub use choose::{Choice, choose};
 pub use html_lines::html_to_text;
 pub use sanitize::escape as escape_html;
