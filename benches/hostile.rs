@@ -15,7 +15,7 @@ use chrono::{DateTime, FixedOffset};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use thulium_mail_bridge::config::ContentConfig;
+use thulium_mail_bridge::config::{ContentConfig, MailboxConfig};
 use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
 
 /// Timed runs per mail (the median is reported).
@@ -27,8 +27,17 @@ const MAX_MAIL: usize = 25 << 20;
 struct Mail {
     name: &'static str,
     raw: Vec<u8>,
-    /// The rules to decide it with: `true` trusts an Authentication-Results id.
-    authenticated: bool,
+    rules: Which,
+}
+
+/// The rules a mail is decided with.
+#[derive(Clone, Copy)]
+enum Which {
+    Default,
+    /// Trusts an Authentication-Results id.
+    Authenticated,
+    /// The mailbox opens new tickets.
+    NewTickets,
 }
 
 const HEAD: &str = "From: Anna Nowak <anna@customer.example>\r\n\
@@ -91,6 +100,63 @@ fn with_attachments(html_body: &str, n: usize, cid: bool) -> Vec<u8> {
     )
 }
 
+/// ` a0 a1 a2 …`: distinct attribute names, about `size` bytes of them.
+fn distinct_attributes(size: usize) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while out.len() < size {
+        let _ = write!(out, " a{i:x}");
+        i += 1;
+    }
+    out
+}
+
+/// `; filename*0*=utf-8''a; filename*1*=b; …`: one RFC 2231 value in `n` pieces.
+fn filename_pieces(n: usize) -> String {
+    let mut out = String::from("; filename*0*=utf-8''a");
+    for i in 1..n {
+        let _ = write!(out, ";\r\n filename*{i}*=b");
+    }
+    out
+}
+
+/// `; p0*=utf-8'en'x; p1*=utf-8'en'x; …`: `n` parameters, each with a language.
+fn language_parameters(n: usize) -> String {
+    (0..n).map(|i| format!(";\r\n p{i}*=utf-8'en'x")).collect()
+}
+
+/// A mail whose one attachment has a Content-Disposition of `disposition` and `parameters`.
+fn with_parameters(disposition: &str, parameters: &str) -> Vec<u8> {
+    let body = format!(
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nsee attached\r\n\
+         --b\r\nContent-Type: application/pdf\r\nContent-Disposition: {disposition}{parameters}\r\n\r\nx\r\n--b--\r\n"
+    );
+    mail(
+        "Re: [#1] hostile",
+        "",
+        "multipart/mixed; boundary=b",
+        body.as_bytes(),
+    )
+}
+
+/// A mail without a ticket number: a line of text and `n` empty attachments.
+fn empty_attachments(n: usize) -> Vec<u8> {
+    let mut body = String::from("--b\r\nContent-Type: text/plain\r\n\r\nplease help\r\n");
+    for i in 0..n {
+        let _ = write!(
+            body,
+            "--b\r\nContent-Disposition: attachment; filename=f{i}\r\n\r\n"
+        );
+    }
+    body.push_str("--b--\r\n");
+    mail(
+        "no ticket",
+        "",
+        "multipart/mixed; boundary=b",
+        body.as_bytes(),
+    )
+}
+
 /// Every hostile mail, `scale` = 1 for the real sizes.
 fn mails(scale: usize) -> Vec<Mail> {
     let mb = (2 << 20) / scale;
@@ -98,7 +164,7 @@ fn mails(scale: usize) -> Vec<Mail> {
     let m = |name, raw| Mail {
         name,
         raw,
-        authenticated: false,
+        rules: Which::Default,
     };
     let tags: String = (1..=n(200_000)).map(|i| format!("[#{i}] ")).collect();
     let encoded: String = (0..n(100_000)).map(|_| "=?utf-8?B?W1RIIzFd?= ").collect();
@@ -317,7 +383,7 @@ fn mails(scale: usize) -> Vec<Mail> {
         Mail {
             name: "headers: 20k Authentication-Results",
             raw: mail("Re: [#1] hostile", &auth_results, "text/plain", b"x"),
-            authenticated: true,
+            rules: Which::Authenticated,
         },
         m(
             "headers: one 8 MB Reply-To",
@@ -350,6 +416,57 @@ fn mails(scale: usize) -> Vec<Mail> {
                     1,
                 )
                 .into_bytes(),
+        ),
+        m(
+            "html: 276k distinct attribute names",
+            // Within the input cap (2 MiB), so the text after the tag is read.
+            html(&format!("<p{}>x</p>", distinct_attributes(mb - 4096))),
+        ),
+        m(
+            "html: 1000 distinct attributes per tag",
+            html(&fill(
+                &format!("<p{}>x</p>", distinct_attributes(8_000)),
+                mb,
+            )),
+        ),
+        m(
+            "mime: 800k RFC 2231 filename pieces",
+            with_parameters("attachment", &filename_pieces(n(800_000))),
+        ),
+        m(
+            "mime: 100k parameters with a language",
+            with_parameters("attachment", &language_parameters(n(100_000))),
+        ),
+        Mail {
+            name: "new ticket: 300k empty attachments",
+            raw: empty_attachments(n(300_000)),
+            rules: Which::NewTickets,
+        },
+        m(
+            "html: 1M zero-width and tag characters",
+            html(&fill("a\u{200b}\u{e0041}\u{2060}\u{feff}", mb)),
+        ),
+        m(
+            "html: 50k white-on-white 1px spans",
+            html(&fill(
+                "<span style=\"color:#fff;font-size:1px\">hidden</span>seen ",
+                mb,
+            )),
+        ),
+        m(
+            "html: 300-deep shrinking spans (2 MB)",
+            html(&fill(
+                &format!(
+                    "{}x{}",
+                    "<span style=\"font-size:99%;color:#fefefe\">".repeat(300),
+                    "</span>".repeat(300)
+                ),
+                mb,
+            )),
+        ),
+        m(
+            "html: 100k <bdo dir=rtl>",
+            html(&"<bdo dir=\"rtl\">abc</bdo> ".repeat(n(100_000))),
         ),
         m("25 MiB text/plain reply", text_25),
         m("25 MiB HTML reply", html_25),
@@ -386,12 +503,27 @@ fn outcome(mail: &Mail, rules: &Rules) -> String {
     }
 }
 
+/// Rules of a mailbox that opens new tickets.
+fn new_tickets(rules: &Rules) -> Rules {
+    let mailbox: MailboxConfig = toml::from_str(
+        "name = \"support\"\nhost = \"imap.example.com\"\nusername = \"support@helpdesk.example\"\n\
+         password = \"x\"\non_unmatched = \"new_ticket\"\n[new_ticket]\nto = \"support@helpdesk.example\"\n",
+    )
+    .expect("a mailbox that opens tickets");
+    rules.for_mailbox(&mailbox)
+}
+
 fn main() {
     let rules = Rules::defaults().expect("default rules");
     let mut trusting = rules.clone();
     // An id none of the headers has: every one of them is read.
     trusting.trusted_authserv_id = vec!["mx.nowhere.example".into()];
-    let pick = |m: &Mail| if m.authenticated { &trusting } else { &rules };
+    let ticketing = new_tickets(&rules);
+    let pick = |m: &Mail| match m.rules {
+        Which::Default => &rules,
+        Which::Authenticated => &trusting,
+        Which::NewTickets => &ticketing,
+    };
     assert_eq!(
         ContentConfig::default().max_message_size.bytes(),
         MAX_MAIL as u64

@@ -458,3 +458,169 @@ fn base64_basic(user: &str, password: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
 }
+
+/// A reply to `ticket` from the customer: `content_type` and `body` as given.
+fn reply_of(ticket: u64, id: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: <{CUSTOMER}>\r\nTo: support@acme.example\r\nSubject: Re: [TH#{ticket}] Order\r\n\
+         Date: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <{id}@hostile.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// `Content-Disposition` parameters: one file name in `n` RFC 2231 pieces.
+fn file_name_pieces(n: usize) -> String {
+    let mut name = String::from("filename*0*=utf-8''a");
+    for i in 1..n {
+        name.push_str(&format!(";\r\n filename*{i}*=b"));
+    }
+    name
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn giant_tags_and_mime_parameters_are_read_within_their_caps_and_nothing_unseen_is_posted() {
+    let w = World::start().await;
+    for ticket in 21..=26 {
+        w.api.add_ticket(ticket, CUSTOMER);
+    }
+    // One tag with 276,007 distinct attribute names (2 MiB); past the first 64, even
+    // an allowed attribute is not read.
+    let names: String = (0..276_007).map(|i| format!(" a{i:x}")).collect();
+    w.append(&reply_of(
+        21,
+        "attributes",
+        "text/html",
+        &format!("<p{names}>Hello</p>"),
+    ));
+    let names: String = (0..1_000).map(|i| format!(" b{i}")).collect();
+    w.append(&reply_of(
+        22,
+        "title",
+        "text/html",
+        &format!("<p title=\"kept\"{names} lang=\"dropped\">Hi</p>"),
+    ));
+    // A file name in 100,000 RFC 2231 pieces: the first 100 are read.
+    w.append(&reply_of(
+        23,
+        "pieces",
+        "multipart/mixed; boundary=b",
+        &format!(
+            "--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: application/pdf\r\n\
+             Content-Disposition: attachment; {}\r\n\r\nx\r\n--b--",
+            file_name_pieces(100_000)
+        ),
+    ));
+    // The same hidden in a base64 attached message, where no pass over the bytes sees it.
+    let inner = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "From: b@customer.example\r\nSubject: inner\r\nContent-Type: text/plain\r\n\
+             Content-Disposition: attachment; {}\r\n\r\nx\r\n",
+            file_name_pieces(20_000)
+        ))
+    };
+    w.append(&reply_of(
+        24,
+        "encoded",
+        "multipart/mixed; boundary=b",
+        &format!(
+            "--b\r\nContent-Type: text/plain\r\n\r\nForwarded.\r\n--b\r\nContent-Type: message/rfc822\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{inner}\r\n--b--"
+        ),
+    ));
+    // Text turned around, hidden, or spelt with invisible characters.
+    w.append(&reply_of(
+        25,
+        "invisible",
+        "text/html; charset=utf-8",
+        "<div dir=\"rtl\"><bdo dir=\"rtl\">Pay 1000</bdo> now</div>\
+         <p>pay\u{200b}pal\u{2060}\u{e0041}\u{e0042} 👩\u{200d}💻 \u{202e}txt.exe</p>\
+         <p style=\"color:#fefefe;background-color:#fff\">white on white</p>\
+         <p style=\"font-size:1px\">tiny</p>\
+         <p style=\"color:red;font-family:u&#x202E;rl(https://t.example/x)\">styled</p>",
+    ));
+    w.append(&reply(26, 1, "the mail after them"));
+
+    let out = once(&w.config(), &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let body = |ticket| {
+        let posted = w.api.posted(ticket);
+        assert_eq!(posted.len(), 1, "ticket {ticket}: {posted:?}");
+        posted[0].body.clone()
+    };
+    assert_eq!(body(21), "<p>Hello</p>");
+    assert_eq!(body(22), "<p title=\"kept\">Hi</p>");
+    assert_eq!(
+        body(23),
+        format!("See attached.\n\nAttachments: a{} (1 B)", "b".repeat(99))
+    );
+    assert_eq!(
+        body(25),
+        "<div>Pay 1000 now</div><p>paypal 👩\u{200d}💻 txt.exe</p><p>white on white</p>\
+         <p>tiny</p><p>styled</p>"
+    );
+    assert!(body(26).contains("the mail after them"));
+    assert!(w.api.posted(24).is_empty());
+    assert_eq!(w.subjects("Failed"), ["Re: [TH#24] Order"]);
+    assert!(
+        stderr(&out).contains("an attached message has a Content-Type or Content-Disposition field over 100 parameters"),
+        "{}",
+        text(&out)
+    );
+    assert!(w.folder("INBOX").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_ticket_gets_at_most_50_uploads_only_real_cc_and_a_subject_without_controls() {
+    let w = World::start().await;
+    let mut body = String::from("--b\r\nContent-Type: text/plain\r\n\r\nPlease help.\r\n");
+    for i in 0..300 {
+        body.push_str(&format!(
+            "--b\r\nContent-Disposition: attachment; filename=\"empty-{i}.txt\"\r\n\r\n\r\n"
+        ));
+    }
+    body.push_str("--b--\r\n");
+    w.append(
+        format!(
+            "From: Anna <{CUSTOMER}>\r\nTo: help@acme.example\r\n\
+             Cc: '@', Bob <bob@customer.example>, <@>, \"Eve\" <eve@\u{202e}customer.example>\r\n\
+             Subject: =?utf-8?B?{}?=\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n\
+             Message-ID: <many@hostile.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n{body}",
+            {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .encode("Printer \u{202e}fdp.exe\u{200b}\u{e0041} broken")
+            }
+        )
+        .as_bytes(),
+    );
+    let config = w.config_with(
+        &[MailboxOpts {
+            extra:
+                "on_unmatched = \"new_ticket\"\n[mailbox.new_ticket]\nto = \"help@acme.example\"\n"
+                    .into(),
+            ..MailboxOpts::default()
+        }],
+        "",
+        "",
+    );
+    let out = once(&config, &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let created = w.api.created_tickets();
+    assert_eq!(created.len(), 1, "{}", text(&out));
+    let t = &created[0];
+    assert_eq!(t.subject, "Printer fdp.exe broken");
+    assert_eq!(t.cc, ["bob@customer.example"]);
+    assert_eq!(t.attachments.len(), 50);
+    assert_eq!(w.api.uploads().len(), 50);
+    assert!(
+        t.body.contains(
+            "Not attached, over the limits (20 MiB each, 40 MiB together, 50 files): \
+             empty-50.txt (0 B), empty-51.txt (0 B), "
+        ) && t.body.contains("empty-99.txt (0 B), and 200 more"),
+        "{}",
+        t.body
+    );
+}

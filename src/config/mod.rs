@@ -335,6 +335,8 @@ pub struct ContentConfig {
     pub max_attachment_size: ByteSize,
     /// All attachments of one new ticket together at most.
     pub max_attachments_total: ByteSize,
+    /// Files attached to one new ticket at most (each is an upload); the rest are named.
+    pub max_attachments: usize,
 }
 
 impl Default for ContentConfig {
@@ -349,6 +351,7 @@ impl Default for ContentConfig {
             max_body_size: ByteSize(512 << 10),
             max_attachment_size: ByteSize(20 << 20),
             max_attachments_total: ByteSize(40 << 20),
+            max_attachments: 50,
         }
     }
 }

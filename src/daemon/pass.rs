@@ -281,7 +281,7 @@ impl Pass<'_> {
                     // The bytes decide parsed: its attachments' offsets point into them.
                     raw: Arc::new(match decision.forward {
                         Some(f) => f.raw,
-                        None => crate::mail::into_normalized_line_ends(raw),
+                        None => crate::mail::into_prepared(raw),
                     }),
                     forwarded,
                     reading: None,

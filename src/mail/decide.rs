@@ -7,12 +7,14 @@ use crate::config::{
     Config, ContentConfig, Disposition, FiltersConfig, Invalid, MailboxConfig, MatchConfig,
     NewTicketConfig,
 };
+use crate::mail::address::is_plain_address;
 use crate::mail::authentication::{self, AuthVerdict};
 use crate::mail::body::{self, Attachment, BodyType};
 use crate::mail::classify::{self, PatternList, SenderRules};
 use crate::mail::date::{self, SentSource};
 use crate::mail::forward::{self, Forwarded};
 use crate::mail::identity::MailId;
+use crate::mail::invisible;
 use crate::mail::thread;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
 use crate::thulium::new_ticket::NewTicketRequest;
@@ -256,8 +258,11 @@ pub fn decide(
             ),
         );
     }
-    let normalized = crate::mail::normalize_line_ends(raw);
-    let Some(msg) = mail_parser::MessageParser::default().parse(normalized.as_ref()) else {
+    let prepared = crate::mail::prepared(raw);
+    if let Err(why) = crate::mail::mime_parameters::check_attached_messages(&prepared) {
+        return unread(SkipKind::Failed, why);
+    }
+    let Some(msg) = mail_parser::MessageParser::default().parse(prepared.as_ref()) else {
         return unread(SkipKind::Failed, "not a parseable mail".into());
     };
     if msg.headers().is_empty() {
@@ -282,11 +287,14 @@ pub fn decide(
         msg.header_raw("Date").unwrap_or(""),
         full_subject,
     );
-    // Logs and `explain` show at most what ticket matching reads.
-    let subject = full_subject
-        .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
-        .unwrap_or("")
-        .to_string();
+    // Logs and `explain` show at most what ticket matching reads, and nothing unseen
+    // (a new ticket's subject is what agents read first).
+    let subject = invisible::strip(
+        full_subject
+            .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
+            .unwrap_or("")
+            .to_string(),
+    );
     let (sent, sent_source) = date::choose(date::sent_at(&msg), internal_date);
     let from_domain = from
         .as_deref()
@@ -509,8 +517,8 @@ fn ignore_reason(
 }
 
 /// A new ticket from a mail: its body cleaned like a reply's and sent as HTML; its
-/// attachments (not the images the body shows) attached within the size limits, the
-/// rest named in the body.
+/// attachments (not the images the body shows) attached within the size and count
+/// limits, the rest named in the body.
 fn new_ticket(
     msg: &mail_parser::Message<'_>,
     rules: &Rules,
@@ -525,15 +533,16 @@ fn new_ticket(
         BodyType::Html => body.text,
         BodyType::Plain => body::plain_to_html(&body.text),
     };
-    let (each, total) = (
+    let (each, total, files) = (
         content.max_attachment_size.bytes(),
         content.max_attachments_total.bytes(),
+        content.max_attachments,
     );
     let mut attached = Vec::new();
     let mut left_out = Vec::new();
     let mut sum = 0u64;
     for a in body.attachments {
-        if a.size <= each && sum + a.size <= total {
+        if attached.len() < files && a.size <= each && sum + a.size <= total {
             sum += a.size;
             attached.push(a);
         } else {
@@ -541,21 +550,11 @@ fn new_ticket(
         }
     }
     if !left_out.is_empty() {
-        let names: Vec<String> = left_out
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} ({})",
-                    body::escape_html(&a.name),
-                    body::human_size(a.size)
-                )
-            })
-            .collect();
         html.push_str(&format!(
-            "<p>Not attached, over the size limit ({} each, {} together): {}</p>",
+            "<p>Not attached, over the limits ({} each, {} together, {files} files): {}</p>",
             content.max_attachment_size,
             content.max_attachments_total,
-            names.join(", ")
+            body::escape_html(&body::attachment_names(&left_out))
         ));
     }
     // A mail without text shows its attachment note instead (body::extract).
@@ -565,15 +564,7 @@ fn new_ticket(
             reason: "nothing to open a ticket with: the mail has no text and no attachments".into(),
         };
     }
-    let cc = msg
-        .cc()
-        .map(|list| {
-            list.iter()
-                .filter_map(|a| a.address())
-                .map(|a| a.trim().to_ascii_lowercase())
-                .collect()
-        })
-        .unwrap_or_default();
+    let cc = cc_addresses(msg, from);
     let subject = if subject.trim().is_empty() {
         "(no subject)".to_string()
     } else {
@@ -595,6 +586,28 @@ fn new_ticket(
         },
         attachments: attached,
     }
+}
+
+/// Cc of a new ticket at most (each is copied on the helpdesk's answers).
+const MAX_CC: usize = 50;
+
+/// The mail's Cc that the helpdesk can write to: addresses only (not `'@'`), each once,
+/// not the customer's own.
+fn cc_addresses(msg: &mail_parser::Message<'_>, from: &str) -> Vec<String> {
+    let mut cc: Vec<String> = Vec::new();
+    let Some(list) = msg.cc() else {
+        return cc;
+    };
+    for address in list.iter().filter_map(|a| a.address()) {
+        let address = address.trim().to_ascii_lowercase();
+        if cc.len() == MAX_CC {
+            break;
+        }
+        if address != from && is_plain_address(&address) && !cc.contains(&address) {
+            cc.push(address);
+        }
+    }
+    cc
 }
 
 /// A posted mail this one answers (In-Reply-To first, then References, newest first).

@@ -212,16 +212,14 @@ fn attached(msg: &Message<'_>) -> Option<Forwarded> {
             }),
             _ => None,
         })?;
-    let raw = crate::mail::into_normalized_line_ends(raw.into_owned());
+    let raw = crate::mail::into_prepared(raw.into_owned());
     let inner = MessageParser::default().parse(&raw)?;
     if inner.headers().is_empty() {
         return None;
     }
     let mailbox = inner.from().and_then(|a| a.first());
-    let from = mailbox
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| !a.is_empty());
+    // Read as the agent's own From is: none where it could be read two ways.
+    let from = crate::mail::sender::sender(&inner).ok();
     let sender = match (mailbox.and_then(|a| a.name()), &from) {
         (Some(name), Some(address)) => format!("{} <{address}>", name.trim()),
         (_, Some(address)) => address.clone(),
@@ -543,7 +541,7 @@ fn rebuilt(msg: &Message<'_>, plain: Option<&str>, html: Option<&str>) -> Vec<u8
         }
     }
     out.extend_from_slice(format!("--{boundary}--\n").as_bytes());
-    crate::mail::into_normalized_line_ends(out)
+    crate::mail::into_prepared(out)
 }
 
 /// The note trimmed and cut to [`MAX_NOTE`] characters.

@@ -71,6 +71,11 @@ pub fn note(list: &[Attachment]) -> Option<String> {
     if list.is_empty() {
         return None;
     }
+    Some(format!("Attachments: {}", names(list)))
+}
+
+/// "invoice.pdf (120 KiB), photo.jpg (2.1 MiB)"; past [`MAX_LISTED`], "and 12 more".
+pub fn names(list: &[Attachment]) -> String {
     let mut items: Vec<String> = list
         .iter()
         .take(MAX_LISTED)
@@ -79,7 +84,7 @@ pub fn note(list: &[Attachment]) -> Option<String> {
     if list.len() > MAX_LISTED {
         items.push(format!("and {} more", list.len() - MAX_LISTED));
     }
-    Some(format!("Attachments: {}", items.join(", ")))
+    items.join(", ")
 }
 
 /// A size as people read it: 512 B, 8.5 KiB, 120 KiB, 2.1 MiB.
@@ -102,11 +107,10 @@ pub fn human_size(bytes: u64) -> String {
     format!("{} {}", text.trim_end_matches(".0"), UNITS[unit])
 }
 
-/// A file name fit for one line of the note, without bidi controls.
+/// A file name fit for one line of the note, without invisible characters.
 fn one_line(s: &str) -> String {
-    let cleaned: String = s
+    let cleaned: String = crate::mail::invisible::strip(s.to_string())
         .chars()
-        .filter(|&c| !super::bidi::is_bidi_control(c))
         .map(|c| {
             if c.is_control() || super::markers::is_marker(c) {
                 ' '
@@ -162,9 +166,13 @@ mod tests {
     }
 
     #[test]
-    fn names_lose_bidi_controls() {
+    fn names_lose_invisible_characters() {
         assert_eq!(one_line("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
         assert_eq!(one_line("a\u{2066}b\u{2069}\u{200F}c\u{061C}"), "abc");
+        assert_eq!(
+            one_line("in\u{200B}voice\u{FEFF}.pdf\u{E0041}\u{200D}"),
+            "invoice.pdf"
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! closes the open tags. Every step is linear in the input, which is capped.
 
 mod attachments;
-mod bidi;
+mod attribute_cap;
 mod choose;
+mod css_values;
 mod headers;
+mod hidden_text;
 mod html_lines;
 mod html_scan;
 mod limit;
@@ -23,7 +25,7 @@ mod signature;
 mod tests;
 mod text_runs;
 
-pub use attachments::{Attachment, human_size};
+pub use attachments::{Attachment, human_size, names as attachment_names};
 pub use choose::{Choice, choose};
 pub(crate) use headers::{ForwardStart, Label, field, forward_start, is_forward_separator};
 pub(crate) use html_lines::html_lines;
@@ -32,8 +34,10 @@ pub(crate) use lines::{Line, text_lines};
 pub use sanitize::escape as escape_html;
 
 use crate::config::{ContentConfig, Prefer, RemoteImages};
+use crate::mail::invisible;
 use mail_parser::{Message, MimeHeaders, PartType};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// Thulium's `body_type`.
@@ -68,7 +72,7 @@ fn input_cap(max_body: usize) -> usize {
 /// the caller decides what to do with it.
 pub fn extract(msg: &Message<'_>, content: &ContentConfig) -> Body {
     let mut body = extract_any(msg, content);
-    body.text = bidi::strip(body.text);
+    body.text = invisible::strip(body.text);
     body
 }
 
@@ -196,7 +200,7 @@ fn text_source(msg: &Message<'_>, parts: &[u32]) -> String {
         .iter()
         .filter_map(|&id| recover::text(msg, msg.part(id)?))
         .collect();
-    bidi::strip(texts.join("\n").replace("\r\n", "\n"))
+    invisible::strip(texts.join("\n").replace("\r\n", "\n"))
 }
 
 /// The body parts as one HTML document; text parts are escaped into it.
@@ -215,7 +219,7 @@ fn html_source(msg: &Message<'_>, parts: &[u32]) -> String {
             out.push_str("</div>");
         }
     }
-    bidi::strip(out)
+    invisible::strip(out)
 }
 
 /// File names of parts by Content-ID, for `cid:` images: each id as written and
@@ -269,6 +273,9 @@ fn clean_html(
     content: &ContentConfig,
 ) -> CleanHtml {
     let source = markers::strip_marks(source);
+    // HTML whose tags cannot be told apart for sure is read as text.
+    let source =
+        attribute_cap::cap(&source).unwrap_or_else(|| Cow::Owned(sanitize::flatten(&source)));
     let options = markers::Options {
         quotes: content.strip_quotes,
         signatures: content.strip_signatures,

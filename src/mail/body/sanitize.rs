@@ -12,7 +12,9 @@
 use super::html_lines::{html_lines, lines_to_text};
 use super::html_scan::{Markup, is_void, markup_at};
 use crate::config::RemoteImages;
+use crate::mail::invisible;
 use ammonia::{Builder, UrlRelative};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
@@ -28,7 +30,6 @@ const TAGS: &[&str] = &[
     "abbr",
     "b",
     "bdi",
-    "bdo",
     "blockquote",
     "br",
     "caption",
@@ -156,14 +157,20 @@ fn builder(images: bool) -> Builder<'static> {
     b.tags(tags)
         .clean_content_tags(DROP_WITH_CONTENT.iter().copied().collect())
         .tag_attributes(attributes)
-        .generic_attributes(HashSet::from(["dir", "lang", "title", "style"]))
+        // Not `dir`, nor `<bdo>`: they turn text around as the bidi controls do.
+        .generic_attributes(HashSet::from(["lang", "title", "style"]))
         .filter_style_properties(STYLE_PROPERTIES.iter().copied().collect())
         .url_schemes(HashSet::from(["http", "https", "mailto", "tel"]))
         .url_relative(UrlRelative::Deny)
         .link_rel(Some("noopener noreferrer"))
         .strip_comments(true)
         .attribute_filter(|element, attribute, value| {
-            if value.len() > MAX_ATTRIBUTE || (attribute == "style" && !is_plain_style(value)) {
+            if value.len() > MAX_ATTRIBUTE {
+                return None;
+            }
+            // Checked as it will be read: an invisible character in `url(` is no disguise.
+            let value = invisible::strip(value.to_string());
+            if attribute == "style" && !is_plain_style(&value) {
                 return None;
             }
             // Images only ever load over the web; everything else was turned into text before.
@@ -184,7 +191,7 @@ fn builder(images: bool) -> Builder<'static> {
 fn is_plain_style(value: &str) -> bool {
     let v: String = value
         .chars()
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && !c.is_control())
         .flat_map(char::to_lowercase)
         .collect();
     !(v.contains('\\')
@@ -220,7 +227,11 @@ pub(super) fn clean(html: &str, remote_images: RemoteImages) -> String {
         RemoteImages::Keep => &*WITH_IMAGES,
         RemoteImages::Drop => &*WITHOUT_IMAGES,
     };
-    b.clean(&html).to_string()
+    let clean = b.clean(&html).to_string();
+    match super::hidden_text::reveal(&clean) {
+        Cow::Borrowed(_) => clean,
+        Cow::Owned(shown) => shown,
+    }
 }
 
 /// Too many tags, or too deep: nesting is estimated by counting open tags that
@@ -283,7 +294,7 @@ fn closes_implicitly(name: &str) -> bool {
 
 /// Complex HTML as its escaped text in one `<pre>` (quotes as `> `, marks kept),
 /// so the sanitizer builds one element and the lines survive.
-fn flatten(html: &str) -> String {
+pub(super) fn flatten(html: &str) -> String {
     format!(
         "<pre>{}</pre>",
         escape(&lines_to_text(&html_lines(html), true))
