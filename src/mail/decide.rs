@@ -12,8 +12,8 @@ use crate::mail::body::{self, Attachment, BodyType};
 use crate::mail::classify::{self, SenderRules};
 use crate::mail::date::{self, SentSource};
 use crate::mail::identity::MailId;
-use crate::mail::thread;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
+use crate::mail::{sender, thread};
 use crate::thulium::new_ticket::NewTicketRequest;
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
@@ -256,11 +256,8 @@ pub fn decide(
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(|id| id.to_string());
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_ascii_lowercase());
+    let sender = sender::sender(&msg);
+    let from = sender.as_ref().ok().cloned();
     let full_subject = msg.subject().unwrap_or("").trim();
     let id = MailId::of(
         raw,
@@ -300,8 +297,8 @@ pub fn decide(
     {
         return skipped(SkipKind::Ignored, reason);
     }
-    if from.is_none() {
-        return skipped(SkipKind::Ignored, "no From address".into());
+    if let Err(why) = sender {
+        return skipped(SkipKind::Ignored, why);
     }
 
     let (ticket, matched_by) = match rules.tickets.find(&subject) {

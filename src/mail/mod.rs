@@ -8,6 +8,7 @@ pub mod decide;
 #[cfg(test)]
 mod hostile;
 pub mod identity;
+pub(crate) mod sender;
 pub mod thread;
 pub mod ticket;
 
