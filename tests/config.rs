@@ -180,6 +180,103 @@ fn plaintext_imap_is_refused_off_loopback() {
     assert!(Config::parse(&loopback, "c").is_ok());
 }
 
+/// A secret no config error may show, whole or in part.
+const DISTINCT: &str = "Zebra7-Quokka-Hunter2";
+
+#[test]
+fn config_errors_never_show_a_secret_or_the_userinfo_of_a_url() {
+    let api_password = format!("password = \"{DISTINCT}\"");
+    let minimal = MINIMAL.replace("password = \"secret-api-pass\"", &api_password);
+    let oauth2 = |secret: &str| {
+        minimal.replace(
+            "password = \"secret-imap-pass\"",
+            &format!(
+                "[mailbox.oauth2]\ngrant = \"client_credentials\"\ntoken_url = \"https://login.example.com/t\"\nclient_id = \"id\"\nclient_secret = {secret}"
+            ),
+        )
+    };
+    // (the mistake, the config, what the error must say instead)
+    let cases = [
+        (
+            "an unclosed quote on the password line",
+            minimal.replace(&api_password, &format!("password = \"{DISTINCT}")),
+            "(syntax): line 5, column ",
+        ),
+        (
+            "an unquoted password",
+            minimal.replace(&api_password, &format!("password = {DISTINCT}")),
+            "(syntax): line 5, column 12: ",
+        ),
+        (
+            "a multi-line password left open",
+            minimal.replace(&api_password, &format!("password = \"\"\"{DISTINCT}\nrest")),
+            "(syntax): line ",
+        ),
+        (
+            "a password that is a number",
+            MINIMAL.replace("\"secret-imap-pass\"", "91827364555"),
+            "mailbox[0].password: must be a quoted string, not integer",
+        ),
+        (
+            "a client secret that is a list",
+            oauth2(&format!("[\"{DISTINCT}\"]")),
+            "mailbox[0].oauth2.client_secret: must be a quoted string, not array",
+        ),
+        (
+            "a URL that is not one, with user:password@",
+            minimal.replace(
+                "url = \"https://acme.thulium.com/api\"",
+                &format!("url = \"https://api:{DISTINCT}@acme.thulium.com:99999/api\""),
+            ),
+            "thulium.url: not a URL (invalid port number): \"https://***@acme.thulium.com:99999/api\"",
+        ),
+        (
+            "a password with / in a URL that is not one",
+            minimal.replace(
+                "url = \"https://acme.thulium.com/api\"",
+                &format!("url = \"https://api:a/{DISTINCT}@acme.thulium.com/api\""),
+            ),
+            "thulium.url: not a URL (invalid port number): \"https://***@acme.thulium.com/api\"",
+        ),
+        (
+            "a URL with user:password@",
+            minimal.replace(
+                "url = \"https://acme.thulium.com/api\"",
+                &format!("url = \"https://api:{DISTINCT}@acme.thulium.com/api\""),
+            ),
+            "thulium.url: must not hold a user or password",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (mistake, text, said) in cases {
+        assert!(
+            text.contains(DISTINCT) || text.contains("91827364555"),
+            "{mistake}"
+        );
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_thulium-mail-bridge"))
+            .arg("--config")
+            .arg(&path)
+            .arg("check")
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{mistake}: {shown}");
+        assert!(
+            shown.contains(&format!("{}: {said}", path.display())),
+            "{mistake}: {shown}"
+        );
+        for part in ["Zebra7", "Quokka", "Hunter2", "91827364555"] {
+            assert!(!shown.contains(part), "{mistake}: {part:?} shown: {shown}");
+        }
+    }
+}
+
 #[test]
 fn world_readable_inline_password_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;

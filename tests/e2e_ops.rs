@@ -255,6 +255,84 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
     terminate_ok(&mut child, &w.log_path()).await;
 }
 
+/// One raw request on a fresh connection; the whole answer (until the server closes).
+async fn raw_request(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    c.write_all(request.as_bytes()).await.expect("request sent");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, c.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_never_lock_out_healthz_and_only_get_and_head_are_answered() {
+    use tokio::io::AsyncReadExt;
+    let w = World::start().await;
+    let port = free_port();
+    let config = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut child = w.spawn_run(&config);
+    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    if let Err(last) = probe_until(WAIT, || get(&healthz), |(status, _)| *status == 200).await {
+        panic!("{last:?}\n{}", w.log());
+    }
+
+    // More idle connections than the listener keeps open, none sending a byte.
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+        );
+    }
+    for round in 0..3 {
+        let (status, body) = get(&healthz).await;
+        assert_eq!(status, 200, "round {round}: {body}\n{}", w.log());
+    }
+    // The oldest idle connection made room: the listener closed it.
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(WAIT, idle[0].read(&mut byte)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the oldest idle connection is still open: {closed:?}"
+    );
+
+    let post = raw_request(
+        port,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        post.starts_with("HTTP/1.1 405 ") && post.contains("\r\nAllow: GET, HEAD\r\n"),
+        "{post}"
+    );
+    assert!(!post.contains("thulium_bridge_"), "{post}");
+    for method in ["PUT", "DELETE", "OPTIONS"] {
+        let answer = raw_request(port, &format!("{method} /healthz HTTP/1.1\r\n\r\n")).await;
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{method}: {answer}");
+    }
+    let head = raw_request(port, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "HEAD answers without a body: {head}"
+    );
+    let got = raw_request(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        got.starts_with("HTTP/1.1 200 OK\r\n") && got.contains("thulium_bridge_mailbox_up"),
+        "{got}"
+    );
+    drop(idle);
+    terminate_ok(&mut child, &w.log_path()).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_mailbox_never_holds_up_a_good_one_and_no_secret_is_ever_logged() {
     let w = World::start().await;

@@ -269,6 +269,76 @@ async fn a_state_dir_change_is_refused_and_the_old_config_kept() {
     assert!(ok && shown.contains("state:       posted"), "{shown}");
 }
 
+/// A new password typed into the config, to be seen in no log line.
+const NEW_SECRET: &str = "Zebra7-Quokka-Hunter2";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_new_config_is_logged_without_its_secrets() {
+    let w = world().await;
+    for t in 1..=2 {
+        w.api.add_ticket(t, CUSTOMER);
+    }
+    let config = w.config();
+    let mut child = w.spawn_run(&config);
+    w.append(&reply(1, 0, "before"));
+    assert!(
+        eventually(WAIT, || w.api.posted(1).len() == 1).await,
+        "{}",
+        w.log()
+    );
+    let good = std::fs::read_to_string(&config).unwrap();
+    let api_url = format!("url = {:?}", w.api.url());
+    let with_userinfo = w
+        .api
+        .url()
+        .replace("http://", &format!("http://api:{NEW_SECRET}@"));
+    let broken = [
+        // A closing quote forgotten on the new IMAP password.
+        good.replace(
+            &format!("password = {PASSWORD:?}"),
+            &format!("password = \"{NEW_SECRET}"),
+        ),
+        // user:password@ in a URL that does not parse (a port too big) ...
+        good.replace(
+            &api_url,
+            &format!("url = \"http://api:{NEW_SECRET}@127.0.0.1:99999/api\""),
+        ),
+        // ... and in one that does.
+        good.replace(&api_url, &format!("url = {with_userinfo:?}")),
+    ];
+    for (n, text) in broken.iter().enumerate() {
+        assert!(text.contains(NEW_SECRET), "{text}");
+        std::fs::write(&config, text).unwrap();
+        reload(&w, &child, n + 1).await;
+    }
+    let log = w.log();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("config reload failed, keeping the old config"))
+        .collect();
+    assert_eq!(failures.len(), 3, "{log}");
+    assert!(failures[0].contains("(syntax): line "), "{}", failures[0]);
+    assert!(failures[1].contains("***@"), "{}", failures[1]);
+    assert!(
+        failures[2].contains("must not hold a user or password"),
+        "{}",
+        failures[2]
+    );
+    for part in ["Zebra7", "Quokka", "Hunter2"] {
+        assert!(!log.contains(part), "{part:?} logged:\n{log}");
+    }
+
+    // The old config runs on.
+    w.append(&reply(2, 0, "after"));
+    assert!(
+        eventually(WAIT, || w.api.posted(2).len() == 1).await,
+        "{}",
+        w.log()
+    );
+    terminate_ok(&mut child, &w.log_path()).await;
+    assert!(!w.log().contains("Hunter2"));
+}
+
 /// The config as it was before the edit (its own `state.dir`), for `ledger show`.
 fn config_with_state(config: &Path, w: &World) -> std::path::PathBuf {
     let text = std::fs::read_to_string(config).unwrap().replace(

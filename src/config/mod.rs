@@ -88,6 +88,7 @@ pub struct Config {
 pub struct ThuliumConfig {
     pub url: String,
     pub user: String,
+    #[serde(default, deserialize_with = "secret::inline")]
     pub password: Option<SecretString>,
     pub password_file: Option<PathBuf>,
     #[serde(default = "default_timezone")]
@@ -140,6 +141,7 @@ pub struct MailboxConfig {
     /// Pins the server's certificate (its SHA-256); replaces CA validation.
     pub tls_fingerprint: Option<Fingerprint>,
     pub username: String,
+    #[serde(default, deserialize_with = "secret::inline")]
     pub password: Option<SecretString>,
     pub password_file: Option<PathBuf>,
     pub oauth2: Option<OAuth2Config>,
@@ -276,6 +278,7 @@ pub struct OAuth2Config {
     /// RFC 8628 device endpoint for `oauth2 login`; derived from `token_url` when absent.
     pub device_authorization_url: Option<String>,
     pub client_id: Option<String>,
+    #[serde(default, deserialize_with = "secret::inline")]
     pub client_secret: Option<SecretString>,
     pub client_secret_file: Option<PathBuf>,
     pub scope: Option<String>,
@@ -531,7 +534,7 @@ impl Config {
             message,
         };
         let de = toml::Deserializer::parse(text)
-            .map_err(|e| err("(syntax)".into(), one_line(&e.to_string())))?;
+            .map_err(|e| err("(syntax)".into(), syntax(text, &e)))?;
         let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let key = if key == "." {
@@ -585,6 +588,18 @@ impl OAuth2Grant {
             OAuth2Grant::Command => "command",
         }
     }
+}
+
+/// Where the syntax error is and what it is, without the line itself: it may be a
+/// password's (toml's own message quotes it).
+fn syntax(text: &str, e: &toml::de::Error) -> String {
+    let Some(at) = e.span().map(|s| s.start) else {
+        return one_line(e.message());
+    };
+    let before = text.get(..text.floor_char_boundary(at)).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}: {}", one_line(e.message()))
 }
 
 fn one_line(s: &str) -> String {

@@ -1,6 +1,7 @@
 //! Secrets given inline or as a file (systemd credentials), never printed.
 
 use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
 
 /// Why a secret file could not be used.
@@ -95,5 +96,61 @@ pub fn resolve(
         (None, Some(f)) => Ok(read_secret_file(f)?),
         (Some(_), Some(_)) => Err(SecretError::Both),
         (None, None) => Err(SecretError::Missing),
+    }
+}
+
+/// Deserializes an inline secret. A value of the wrong type (an unquoted number, say)
+/// is named by its type only: serde's own message would quote the value.
+pub(super) fn inline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => Ok(Some(SecretString::from(s))),
+        other => Err(serde::de::Error::custom(format!(
+            "must be a quoted string, not {} (the value is not shown: it is a secret)",
+            other.type_str()
+        ))),
+    }
+}
+
+/// `url` with anything that may be `user:password@` shown as `***@`: for a URL that
+/// did not parse, everything between the scheme's `://` (or the start) and the last
+/// `@`, since where its userinfo ends cannot be trusted.
+pub(super) fn without_userinfo(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let start = url
+        .find("://")
+        .filter(|&i| {
+            let scheme = &url[..i];
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        })
+        .map_or(0, |i| i + 3)
+        .min(at);
+    format!("{}***@{}", &url[..start], &url[at + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_hidden_wherever_it_may_end() {
+        assert_eq!(
+            without_userinfo("https://u:hunter2@x.example/api"),
+            "https://***@x.example/api"
+        );
+        // A password holding `/`, `:` or `@` is hidden whole.
+        assert_eq!(
+            without_userinfo("https://u:p/a@ss@x.example/api"),
+            "https://***@x.example/api"
+        );
+        assert_eq!(without_userinfo("u:pa://ss@x.example"), "***@x.example");
+        assert_eq!(
+            without_userinfo("https://x.example/api"),
+            "https://x.example/api"
+        );
     }
 }

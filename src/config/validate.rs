@@ -73,8 +73,17 @@ impl Config {
 }
 
 fn thulium(t: &mut ThuliumConfig) -> Result<(), Invalid> {
-    let url = reqwest::Url::parse(&t.url)
-        .map_err(|e| Invalid::new("thulium.url", format!("not a URL ({e}): {:?}", t.url)))?;
+    let url = reqwest::Url::parse(&t.url).map_err(|e| {
+        let shown = secret::without_userinfo(&t.url);
+        Invalid::new("thulium.url", format!("not a URL ({e}): {shown:?}"))
+    })?;
+    // The API password belongs in `password`: a URL is printed (check, errors, logs).
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Invalid::new(
+            "thulium.url",
+            "must not hold a user or password (user:password@); set thulium.user and thulium.password",
+        ));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Invalid::new(
             "thulium.url",

@@ -11,7 +11,8 @@
 //! writes none): safe only where the receiving server removes or renames incoming
 //! Authentication-Results headers, as Exchange Online does.
 //!
-//! It passes on `dmarc=pass` (for the From domain, when `header.from` names one), on
+//! It passes on `dmarc=pass` naming the From domain in `header.from` (a pass naming no
+//! domain may be about another From header than the one read here), on
 //! `dkim=pass` with a signing domain aligned with the From domain, or on `spf=pass`
 //! with an aligned `smtp.mailfrom`; never on `smtp.helo`. An explicit `dmarc=fail` is
 //! the domain owner's policy (strict alignment, say) and wins over DKIM and SPF.
@@ -148,11 +149,14 @@ impl MethodResult {
 
 fn verdict(header: &Header, from: &str) -> AuthVerdict {
     let of = |method: &'static str| header.results.iter().filter(move |r| r.method == method);
-    let about_from = |r: &&MethodResult| {
-        r.property("header.from")
-            .is_none_or(|d| normalized(d) == from)
-    };
-    if let Some(r) = of("dmarc").filter(about_from).find(|r| r.result == "fail") {
+    let names_from = |r: &MethodResult| r.property("header.from").map(normalized);
+    // A fail that names no domain still counts against the mail; a pass must name it.
+    let maybe_about_from = |r: &&MethodResult| names_from(r).is_none_or(|d| d == from);
+    let about_from = |r: &&MethodResult| names_from(r).is_some_and(|d| d == from);
+    if let Some(r) = of("dmarc")
+        .filter(maybe_about_from)
+        .find(|r| r.result == "fail")
+    {
         return AuthVerdict::Fail(format!(
             "{}: {}",
             server(header),
@@ -446,7 +450,17 @@ mod tests {
             v,
             AuthVerdict::Pass("dmarc=pass header.from=customer.example".into())
         );
-        assert!(passes(&["mx.example.com; dmarc=pass"], "customer.example"));
+        // A DMARC pass naming no From domain may be about another From header.
+        assert!(!passes(&["mx.example.com; dmarc=pass"], "customer.example"));
+        assert!(!passes(
+            &["mx.example.com; dmarc=pass (p=reject) header.d=customer.example"],
+            "customer.example"
+        ));
+        // ... while a DMARC fail naming none still counts against the mail.
+        assert!(!passes(
+            &["mx.example.com; dmarc=fail; dkim=pass header.d=customer.example"],
+            "customer.example"
+        ));
         // A DMARC pass for some other From is not about this mail.
         assert!(!passes(
             &["mx.example.com; dmarc=pass header.from=other.example"],
@@ -560,7 +574,10 @@ mod tests {
             AuthVerdict::Fail("no Authentication-Results header of mx.example.com".into())
         );
         // The trusted id matches whatever its case.
-        assert!(passes(&["MX.Example.COM; dmarc=pass"], "customer.example"));
+        assert!(passes(
+            &["MX.Example.COM; dmarc=pass header.from=customer.example"],
+            "customer.example"
+        ));
         // A forged header below a trusted pass changes nothing either.
         assert!(passes(&[forged, ours], "customer.example"));
     }

@@ -15,8 +15,8 @@ use crate::mail::date::{self, SentSource};
 use crate::mail::forward::{self, Forwarded};
 use crate::mail::identity::MailId;
 use crate::mail::invisible;
-use crate::mail::thread;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
+use crate::mail::{sender, thread};
 use crate::thulium::new_ticket::NewTicketRequest;
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
@@ -274,11 +274,8 @@ pub fn decide(
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(|id| id.to_string());
-    let from = msg
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(|a| a.trim().to_ascii_lowercase());
+    let sender = sender::sender(&msg);
+    let from = sender.as_ref().ok().cloned();
     let full_subject = msg.subject().unwrap_or("").trim();
     let id = MailId::of(
         raw,
@@ -322,8 +319,8 @@ pub fn decide(
     {
         return skipped(SkipKind::Ignored, reason);
     }
-    if from.is_none() {
-        return skipped(SkipKind::Ignored, "no From address".into());
+    if let Err(why) = sender {
+        return skipped(SkipKind::Ignored, why);
     }
     let is_agent = |address: &str| rules.agents.first_match(address).is_some();
     // A forged From is no agent: only the receiving server's verdict makes one.

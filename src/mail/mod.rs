@@ -12,6 +12,7 @@ mod hostile;
 pub mod identity;
 pub(crate) mod invisible;
 pub mod mime_parameters;
+pub(crate) mod sender;
 pub mod thread;
 pub mod ticket;
 

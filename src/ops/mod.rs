@@ -2,6 +2,7 @@
 //! logging.
 
 pub(crate) mod api_health;
+pub(crate) mod connection_slots;
 pub(crate) mod health;
 pub(crate) mod http;
 pub(crate) mod metrics;
