@@ -13,6 +13,7 @@ pub const LISTED: &[&str] = &[
     "unmatched",
     "ignored",
     "approved",
+    "forwarded",
     "posted",
     "new_ticket",
     "duplicate",
@@ -117,6 +118,7 @@ mod tests {
         let all = [
             Outcome::Posted,
             Outcome::Approved,
+            Outcome::Forwarded,
             Outcome::Duplicate,
             Outcome::NewTicket { ticket: 1 },
             Outcome::Unmatched(String::new()),
@@ -129,6 +131,7 @@ mod tests {
             let (listed, placed) = match outcome {
                 Outcome::Posted
                 | Outcome::Approved
+                | Outcome::Forwarded
                 | Outcome::Duplicate
                 | Outcome::NewTicket { .. } => (true, true),
                 Outcome::Unmatched(_)
