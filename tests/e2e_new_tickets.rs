@@ -258,7 +258,7 @@ async fn the_attachment_limits_hold_and_what_is_left_out_is_named() {
     assert!(total <= 80_000, "{total} bytes uploaded");
     let body = &created[0].body;
     assert!(
-        body.contains("Not attached, over the size limit")
+        body.contains("Not attached, over the limits")
             && body.contains("past-the-total.bin")
             && body.contains("over-each.bin")
             && !body.contains("a.bin"),
