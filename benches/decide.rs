@@ -24,6 +24,7 @@ use criterion::{Criterion, Throughput};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use thulium_mail_bridge::config::default_rules;
 use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
 
 /// Where the conformance tests find the corpus: one lookup for both.
@@ -281,7 +282,7 @@ fn summary(mails: &[Mail], rules: &Rules) -> String {
 }
 
 fn main() {
-    let rules = Rules::defaults().expect("default rules");
+    let rules = default_rules().expect("default rules");
     let mails = match corpus::find() {
         Some(dir) => corpus_mails(&dir),
         None => {

@@ -15,7 +15,8 @@ use chrono::{DateTime, FixedOffset};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use thulium_mail_bridge::config::{ContentConfig, MailboxConfig};
+use thulium_mail_bridge::config::{MailboxConfig, default_rules};
+use thulium_mail_bridge::mail::content::ContentConfig;
 use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
 
 /// Timed runs per mail (the median is reported).
@@ -510,11 +511,11 @@ fn new_tickets(rules: &Rules) -> Rules {
          password = \"x\"\non_unmatched = \"new_ticket\"\n[new_ticket]\nto = \"support@helpdesk.example\"\n",
     )
     .expect("a mailbox that opens tickets");
-    rules.for_mailbox(&mailbox)
+    mailbox.rules(rules)
 }
 
 fn main() {
-    let rules = Rules::defaults().expect("default rules");
+    let rules = default_rules().expect("default rules");
     let mut trusting = rules.clone();
     // An id none of the headers has: every one of them is read.
     trusting.trusted_authserv_id = vec!["mx.nowhere.example".into()];

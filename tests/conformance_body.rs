@@ -8,8 +8,8 @@ mod corpus;
 
 use mail_parser::MessageParser;
 use std::path::{Path, PathBuf};
-use thulium_mail_bridge::config::{ContentConfig, Prefer};
 use thulium_mail_bridge::mail::body::{Body, BodyType, choose, extract, html_to_text};
+use thulium_mail_bridge::mail::content::{ContentConfig, Prefer};
 
 /// Files in `dir` whose names end with `suffix`, sorted.
 fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {

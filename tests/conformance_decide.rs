@@ -4,7 +4,8 @@
 mod corpus;
 
 use thulium_mail_bridge::commands::explain;
-use thulium_mail_bridge::mail::decide::{Action, NoReferences, Rules, decide};
+use thulium_mail_bridge::config::default_rules;
+use thulium_mail_bridge::mail::decide::{Action, NoReferences, decide};
 
 /// The subject rewritten to carry a ticket tag, as a customer's reply would.
 fn tagged(raw: &[u8]) -> Vec<u8> {
@@ -28,7 +29,7 @@ fn tagged(raw: &[u8]) -> Vec<u8> {
 #[test]
 fn every_corpus_mail_gets_a_decision_and_an_explanation() {
     let dir = corpus::dir();
-    let rules = Rules::defaults().unwrap();
+    let rules = default_rules().unwrap();
     let mails = corpus::raw_mails(&dir);
     let (mut post, mut skip) = (0, 0);
     for path in &mails {
@@ -116,6 +117,6 @@ fn a_nested_empty_rfc822_part_is_decided() {
     let raw = b"From: a@b.example\r\nSubject: Re: [#1] x\r\nDate: Tue, 04 Mar 2025 10:15:00 +0100\r\n\
         Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
         Content-Type: message/rfc822\r\n\r\n\r\n--b--\r\n";
-    let d = decide(raw, &Rules::defaults().unwrap(), &NoReferences, None);
+    let d = decide(raw, &default_rules().unwrap(), &NoReferences, None);
     assert!(matches!(d.action, Action::Post { ticket: 1, .. }), "{d:?}");
 }

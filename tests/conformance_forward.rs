@@ -6,8 +6,8 @@
 mod corpus;
 
 use mail_parser::MessageParser;
-use thulium_mail_bridge::config::ContentConfig;
 use thulium_mail_bridge::mail::body::{self, Body, BodyType};
+use thulium_mail_bridge::mail::content::ContentConfig;
 use thulium_mail_bridge::mail::date::sent_at;
 use thulium_mail_bridge::mail::forward::{Context, Forwarded, Shape, unwrap};
 

@@ -5,9 +5,10 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
+use thulium_mail_bridge::config::default_rules;
 use thulium_mail_bridge::mail::decide::{NoReferences, Rules, decide};
 
-static RULES: LazyLock<Rules> = LazyLock::new(|| Rules::defaults().expect("default rules"));
+static RULES: LazyLock<Rules> = LazyLock::new(|| default_rules().expect("default rules"));
 
 fuzz_target!(|raw: &[u8]| {
     common::run(|| {

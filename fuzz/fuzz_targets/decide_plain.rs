@@ -6,11 +6,12 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
-use thulium_mail_bridge::config::Prefer;
+use thulium_mail_bridge::config::default_rules;
+use thulium_mail_bridge::mail::content::Prefer;
 use thulium_mail_bridge::mail::decide::{NoReferences, Rules, decide};
 
 static RULES: LazyLock<Rules> = LazyLock::new(|| {
-    let mut rules = Rules::defaults().expect("default rules");
+    let mut rules = default_rules().expect("default rules");
     rules.content.prefer = Prefer::Plain;
     rules.content.strip_quotes = true;
     rules.content.strip_signatures = true;

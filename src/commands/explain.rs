@@ -3,6 +3,7 @@
 use crate::mail::date::SentSource;
 use crate::mail::decide::{Action, Decision, SkipKind};
 use crate::mail::forward::Forwarded;
+use crate::thulium::new_ticket::NewTicketRequest;
 use serde_json::json;
 
 /// The one JSON object of `explain --json`.
@@ -29,13 +30,15 @@ pub fn to_json(d: &Decision) -> serde_json::Value {
             None,
             "posted",
             None,
-            serde_json::to_value(request).ok().map(|mut r| {
-                r["attachments"] = attachments
-                    .iter()
-                    .map(|a| json!({"name": a.name, "size": a.size}))
-                    .collect();
-                r
-            }),
+            serde_json::to_value(NewTicketRequest::from(request.clone()))
+                .ok()
+                .map(|mut r| {
+                    r["attachments"] = attachments
+                        .iter()
+                        .map(|a| json!({"name": a.name, "size": a.size}))
+                        .collect();
+                    r
+                }),
         ),
         Action::Skip { kind, reason } => (
             "skip",
@@ -226,7 +229,8 @@ fn skip_name(kind: SkipKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::decide::{NoReferences, Rules, decide};
+    use crate::config::default_rules;
+    use crate::mail::decide::{NoReferences, decide};
     use chrono::DateTime;
 
     const MAIL: &[u8] =
@@ -235,7 +239,7 @@ From: Anna <anna@customer.example>\r\nSubject: Re: [#7] x\r\n\
 Date: Mon, 01 Jan 2035 10:00:00 +0100\r\nIn-Reply-To: <t@helpdesk.example>\r\n\r\nThanks\r\n";
 
     fn explained() -> Decision {
-        let mut rules = Rules::defaults().expect("default rules");
+        let mut rules = default_rules().expect("default rules");
         rules.trusted_authserv_id = vec!["mx.example.com".into()];
         let received = DateTime::parse_from_rfc3339("2025-03-04T10:00:00+01:00").ok();
         decide(MAIL, &rules, &NoReferences, received)
@@ -268,7 +272,7 @@ From: Jan <jan@acme.pl>\r\nSubject: Fwd: [#12] Printer\r\nDate: Wed, 05 Mar 2025
 Anna called me about this.\r\n\r\n---------- Forwarded message ---------\r\n\
 From: Anna Nowak <anna@customer.example>\r\nDate: Tue, Mar 4, 2025 at 10:15 AM\r\n\
 Subject: Printer\r\nTo: <jan@acme.pl>\r\n\r\nThe printer is on fire.\r\n";
-        let mut rules = Rules::defaults().expect("default rules");
+        let mut rules = default_rules().expect("default rules");
         rules.trusted_authserv_id = vec!["mx.example.com".into()];
         rules.agents = crate::mail::classify::PatternList::new("agents", &["*@acme.pl".into()])
             .expect("a glob");
@@ -313,7 +317,7 @@ Subject: Printer\r\nTo: <jan@acme.pl>\r\n\r\nThe printer is on fire.\r\n";
         );
         let plain = decide(
             MAIL,
-            &Rules::defaults().expect("default rules"),
+            &default_rules().expect("default rules"),
             &NoReferences,
             None,
         );

@@ -10,7 +10,7 @@ pub(crate) mod ledger_retry;
 pub(crate) mod status;
 
 use crate::cli::{Cli, Command, LedgerCommand, OAuth2Command};
-use crate::config::{Config, ConfigError, Invalid};
+use crate::config::{Config, ConfigError, Invalid, default_rules};
 use crate::ledger::ReadOnlyLedger;
 use crate::mail::decide::{self, NoReferences, References, Rules};
 use ledger_retry::RetryTarget;
@@ -162,15 +162,16 @@ fn explain_file(
         None
     };
     let rules = match &config {
-        Some(c) => Rules::new(c)
+        Some(c) => c
+            .rules()
             .map_err(config_error)
             .and_then(|rules| match mailbox {
                 None => Ok(c
                     .mailboxes
                     .first()
-                    .map_or(rules.clone(), |mb| rules.for_mailbox(mb))),
+                    .map_or(rules.clone(), |mb| mb.rules(&rules))),
                 Some(name) => match c.mailboxes.iter().find(|m| m.name == name) {
-                    Some(mb) => Ok(rules.for_mailbox(mb)),
+                    Some(mb) => Ok(mb.rules(&rules)),
                     None => Err(ConfigError {
                         file: path.display().to_string(),
                         key: "--mailbox".into(),
@@ -178,7 +179,7 @@ fn explain_file(
                     }),
                 },
             }),
-        None => Rules::defaults().map_err(config_error),
+        None => default_rules().map_err(config_error),
     };
     let rules = match rules {
         Ok(r) => r,

@@ -5,15 +5,17 @@
 
 mod disposition;
 mod fingerprint;
+mod rules;
 mod secret;
-mod size;
 mod validate;
 
 pub use disposition::Disposition;
 pub use fingerprint::Fingerprint;
+pub use rules::default_rules;
 pub use secret::{SecretError, SecretFileError, expand_credentials_dir, read_secret_file};
-pub use size::ByteSize;
 
+use crate::mail::content::ContentConfig;
+use crate::mail::ticket::DEFAULT_SUBJECT_PATTERN;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -22,10 +24,6 @@ use std::time::Duration;
 
 /// Where the config is read from when neither `--config` nor the environment says.
 pub const DEFAULT_PATH: &str = "/etc/thulium-mail-bridge/config.toml";
-
-/// The default ticket tags: `[#1234]`, `[TH#1234]`, `[Ticket#1234]`, `[TH-1234]`.
-pub const DEFAULT_SUBJECT_PATTERN: &str =
-    r"(?i)\[\s*(?:(?:TH|Ticket)\s*#|#|TH-)\s*(?P<id>[0-9]{1,12})\s*\]";
 
 /// A config error: the file, the key path and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -304,57 +302,6 @@ impl Default for MatchConfig {
         MatchConfig {
             subject_patterns: default_subject_patterns(),
             use_references: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Prefer {
-    #[default]
-    Html,
-    Plain,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RemoteImages {
-    #[default]
-    Drop,
-    Keep,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ContentConfig {
-    pub prefer: Prefer,
-    pub strip_quotes: bool,
-    pub strip_signatures: bool,
-    pub remote_images: RemoteImages,
-    pub attachment_note: bool,
-    pub max_message_size: ByteSize,
-    pub max_body_size: ByteSize,
-    /// A new ticket's attachment larger than this is named in the body, not attached.
-    pub max_attachment_size: ByteSize,
-    /// All attachments of one new ticket together at most.
-    pub max_attachments_total: ByteSize,
-    /// Files attached to one new ticket at most (each is an upload); the rest are named.
-    pub max_attachments: usize,
-}
-
-impl Default for ContentConfig {
-    fn default() -> Self {
-        ContentConfig {
-            prefer: Prefer::Html,
-            strip_quotes: true,
-            strip_signatures: true,
-            remote_images: RemoteImages::Drop,
-            attachment_note: true,
-            max_message_size: ByteSize(25 << 20),
-            max_body_size: ByteSize(512 << 10),
-            max_attachment_size: ByteSize(20 << 20),
-            max_attachments_total: ByteSize(40 << 20),
-            max_attachments: 50,
         }
     }
 }

@@ -34,7 +34,7 @@ impl Config {
 
         agents_need_authentication(self)?;
         // Subject patterns, sender filters and agents compile, with the keys named.
-        crate::mail::decide::Rules::new(self)?;
+        self.rules()?;
         if self.content.max_body_size.bytes() < 1024 {
             return Err(Invalid::new(
                 "content.max_body_size",

@@ -136,7 +136,8 @@ mod tests {
             .parse(raw.as_slice())
             .expect("parses");
         let list =
-            crate::mail::body::extract(&msg, &crate::config::ContentConfig::default()).attachments;
+            crate::mail::body::extract(&msg, &crate::mail::content::ContentConfig::default())
+                .attachments;
         let at = list[0].base64_at.clone().expect("base64");
         assert_eq!(decoded(raw.clone(), at.start, at.end).await, data);
     }

@@ -84,7 +84,7 @@ impl Bridge {
         dry_run: bool,
         runtime: Arc<Runtime>,
     ) -> anyhow::Result<Bridge> {
-        let rules = Rules::new(&config).map_err(anyhow::Error::msg)?;
+        let rules = config.rules().map_err(anyhow::Error::msg)?;
         let t = &config.thulium;
         let password = t
             .password
@@ -95,14 +95,14 @@ impl Bridge {
         let mailbox_rules = config
             .mailboxes
             .iter()
-            .map(|mb| (mb.name.clone(), rules.for_mailbox(mb)))
+            .map(|mb| (mb.name.clone(), mb.rules(&rules)))
             .collect();
         let approve_rules = config
             .mailboxes
             .iter()
             .filter_map(|mb| {
                 let folder = mb.approve_folder()?.to_string();
-                Some((mb.name.clone(), (folder, rules.for_mailbox(mb).vouched())))
+                Some((mb.name.clone(), (folder, mb.rules(&rules).vouched())))
             })
             .collect();
         Ok(Bridge {

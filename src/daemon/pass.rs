@@ -274,7 +274,7 @@ impl Pass<'_> {
                 } => new_tickets.push(NewTicketMail {
                     uid,
                     id: decision.id,
-                    request,
+                    request: request.into(),
                     attachments,
                     authentication: decision.authentication,
                     references: decision.references,

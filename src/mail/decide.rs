@@ -3,31 +3,29 @@
 //! Pure: no network, no clock, no disk. The daemon and `explain` both call
 //! [`decide`], so they can never disagree about a mail.
 
-use crate::config::{
-    Config, ContentConfig, Disposition, FiltersConfig, Invalid, MailboxConfig, MatchConfig,
-    NewTicketConfig,
-};
 use crate::mail::address::is_plain_address;
 use crate::mail::authentication::{self, AuthVerdict};
 use crate::mail::body::{self, Attachment, BodyType};
 use crate::mail::classify::{self, PatternList, SenderRules};
+use crate::mail::content::ContentConfig;
 use crate::mail::date::{self, SentSource};
 use crate::mail::forward::{self, Forwarded};
 use crate::mail::identity::MailId;
 use crate::mail::invisible;
 use crate::mail::ticket::{MAX_SUBJECT, SubjectMatch, TicketMatcher};
 use crate::mail::{sender, thread};
-use crate::thulium::new_ticket::NewTicketRequest;
 use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// The config's deciding rules, compiled once.
+/// The rules `decide` applies, compiled once (from the config, by `config::rules`).
 #[derive(Debug, Clone)]
 pub struct Rules {
     pub tickets: TicketMatcher,
     pub senders: SenderRules,
-    pub filters: FiltersConfig,
+    /// `[filters]`: auto-replies and bounces are ignored, not posted.
+    pub skip_auto_replies: bool,
+    pub skip_bounces: bool,
     pub content: ContentConfig,
     pub timezone: chrono_tz::Tz,
     pub use_references: bool,
@@ -36,7 +34,7 @@ pub struct Rules {
     /// Authentication-Results ids whose verdict counts (empty: not checked).
     pub trusted_authserv_id: Vec<String>,
     /// Set when the mailbox turns mails without a ticket into new tickets.
-    pub new_ticket: Option<NewTicketConfig>,
+    pub new_ticket: Option<NewTicketSettings>,
     /// A person moved the mail into the approve folder: what would only ignore it
     /// (auto-reply, bounce, the helpdesk's own address, `deny_senders`) does not.
     pub vouched: bool,
@@ -46,75 +44,6 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Compiles the rules of a config that `Config::parse` already validated.
-    pub fn new(config: &Config) -> Result<Rules, Invalid> {
-        Rules::from_parts(
-            &config.matching,
-            &config.filters,
-            &config.content,
-            config.timezone(),
-            &config.thulium.agents,
-        )
-    }
-
-    /// The rules of an empty config (for `explain` without a config file).
-    pub fn defaults() -> Result<Rules, Invalid> {
-        Rules::from_parts(
-            &MatchConfig::default(),
-            &FiltersConfig::default(),
-            &ContentConfig::default(),
-            chrono_tz::Europe::Warsaw,
-            &[],
-        )
-    }
-
-    fn from_parts(
-        matching: &MatchConfig,
-        filters: &FiltersConfig,
-        content: &ContentConfig,
-        timezone: chrono_tz::Tz,
-        agents: &[String],
-    ) -> Result<Rules, Invalid> {
-        Ok(Rules {
-            tickets: TicketMatcher::new(&matching.subject_patterns)
-                .map_err(|(i, e)| Invalid::new(format!("match.subject_patterns[{i}]"), e))?,
-            senders: SenderRules::new(filters)
-                .map_err(|(k, e)| Invalid::new(format!("filters.{k}"), e))?,
-            filters: filters.clone(),
-            content: content.clone(),
-            timezone,
-            use_references: matching.use_references,
-            own_addresses: lower_case_list(&filters.own_addresses),
-            trusted_authserv_id: Vec::new(),
-            new_ticket: None,
-            vouched: false,
-            agents: PatternList::new("agents", agents)
-                .map_err(|(k, e)| Invalid::new(format!("thulium.{k}"), e))?,
-        })
-    }
-
-    /// These rules as one mailbox applies them: its own address is the helpdesk's too,
-    /// and its receiving server's Authentication-Results ids are trusted.
-    pub fn for_mailbox(&self, mailbox: &MailboxConfig) -> Rules {
-        let mut rules = self.clone();
-        if let Some(own) = mailbox.own_address()
-            && !rules.own_addresses.contains(&own)
-        {
-            rules.own_addresses.push(own);
-        }
-        rules.trusted_authserv_id = mailbox
-            .trusted_authserv_id
-            .iter()
-            .map(|id| id.trim().to_string())
-            .filter(|id| !id.is_empty())
-            .collect();
-        rules.new_ticket = match mailbox.on_unmatched {
-            Disposition::NewTicket => mailbox.new_ticket.clone(),
-            _ => None,
-        };
-        rules
-    }
-
     /// These rules for mails a person vouched for (the approve folder).
     pub fn vouched(&self) -> Rules {
         Rules {
@@ -124,13 +53,17 @@ impl Rules {
     }
 }
 
-/// Trimmed, lower-cased, without empty entries.
-fn lower_case_list(items: &[String]) -> Vec<String> {
-    items
-        .iter()
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| !a.is_empty())
-        .collect()
+/// Where a mailbox's new tickets go and what they carry (`[mailbox.new_ticket]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicketSettings {
+    /// The helpdesk mailbox's address (it picks the queue when none is given).
+    pub to: String,
+    pub ticket_queue_id: Option<u64>,
+    pub tags: Vec<String>,
+    pub category_id: Option<u64>,
+    pub status_id: Option<u64>,
+    /// New tickets one sender address may open per hour (counted by the daemon).
+    pub per_sender_per_hour: u32,
 }
 
 /// Message-IDs the bridge already posted, and to which ticket (backed by the ledger).
@@ -155,6 +88,24 @@ pub struct CustomerResponse {
     pub date: String,
 }
 
+/// A new ticket for a mail: what `POST tickets` sends, but the attachments, which are
+/// uploaded first (their tokens go into the request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTicket {
+    /// The helpdesk mailbox's address.
+    pub to: String,
+    /// The customer's address.
+    pub from: String,
+    pub subject: String,
+    pub body: String,
+    pub body_type: BodyType,
+    pub cc: Vec<String>,
+    pub ticket_queue_id: Option<u64>,
+    pub tags: Vec<String>,
+    pub category_id: Option<u64>,
+    pub status_id: Option<u64>,
+}
+
 /// Where a skipped mail goes: the mailbox's `on_unmatched`, `on_ignored` or `on_failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -174,7 +125,7 @@ pub enum Action {
     /// No ticket number, and the mailbox opens tickets: `POST tickets` with the
     /// `attachments` uploaded first (their tokens go into the request).
     NewTicket {
-        request: NewTicketRequest,
+        request: NewTicket,
         attachments: Vec<Attachment>,
     },
     Skip {
@@ -495,12 +446,12 @@ fn ignore_reason(
     rules: &Rules,
     from: Option<&str>,
 ) -> Option<String> {
-    if rules.filters.skip_bounces
+    if rules.skip_bounces
         && let Some(reason) = classify::bounce_reason(msg)
     {
         return Some(reason);
     }
-    if rules.filters.skip_auto_replies
+    if rules.skip_auto_replies
         && let Some(reason) = classify::auto_reply_reason(msg)
     {
         return Some(reason);
@@ -519,7 +470,7 @@ fn ignore_reason(
 fn new_ticket(
     msg: &mail_parser::Message<'_>,
     rules: &Rules,
-    settings: &NewTicketConfig,
+    settings: &NewTicketSettings,
     from: &str,
     subject: &str,
 ) -> Action {
@@ -568,14 +519,13 @@ fn new_ticket(
         subject.to_string()
     };
     Action::NewTicket {
-        request: NewTicketRequest {
+        request: NewTicket {
             to: settings.to.clone(),
             from: from.to_string(),
             subject,
             body: html,
             body_type: BodyType::Html,
             cc,
-            attachments: Vec::new(),
             ticket_queue_id: settings.ticket_queue_id,
             tags: settings.tags.clone(),
             category_id: settings.category_id,
@@ -621,6 +571,37 @@ fn references_ticket(
         .find_map(|id| refs.ticket_for(id).map(|t| (t, id.clone())))
 }
 
+/// What an empty config compiles to (`config::default_rules`, held to this by a test
+/// there): the core's own tests start from it.
+#[cfg(test)]
+impl Rules {
+    pub(crate) fn for_tests() -> Rules {
+        let none: &[String] = &[];
+        let compiled = (
+            TicketMatcher::new(&[crate::mail::ticket::DEFAULT_SUBJECT_PATTERN.to_string()]),
+            SenderRules::new(none, none),
+            PatternList::new("agents", none),
+        );
+        let (Ok(tickets), Ok(senders), Ok(agents)) = compiled else {
+            panic!("the default rules compile: {compiled:?}");
+        };
+        Rules {
+            tickets,
+            senders,
+            skip_auto_replies: true,
+            skip_bounces: true,
+            content: ContentConfig::default(),
+            timezone: chrono_tz::Europe::Warsaw,
+            use_references: true,
+            own_addresses: Vec::new(),
+            trusted_authserv_id: Vec::new(),
+            new_ticket: None,
+            vouched: false,
+            agents,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,23 +621,13 @@ mod tests {
     }
 
     fn rules() -> Rules {
-        Rules::defaults().expect("default rules")
+        Rules::for_tests()
     }
 
     fn skip(d: &Decision) -> Option<(SkipKind, &str)> {
         match &d.action {
             Action::Skip { kind, reason } => Some((*kind, reason.as_str())),
             Action::Post { .. } | Action::NewTicket { .. } => None,
-        }
-    }
-
-    fn mailbox(username: &str, trusted: &[&str]) -> MailboxConfig {
-        let toml = format!(
-            "name = \"support\"\nhost = \"imap.example.com\"\nusername = \"{username}\"\npassword = \"x\"\ntrusted_authserv_id = {trusted:?}\n"
-        );
-        match toml::from_str(&toml) {
-            Ok(m) => m,
-            Err(e) => panic!("test mailbox: {e}"),
         }
     }
 
@@ -686,7 +657,7 @@ mod tests {
             ))
         );
         let mut off = rules();
-        off.filters.skip_auto_replies = false;
+        off.skip_auto_replies = false;
         for raw in [&challenge[..], &czech[..]] {
             let d = decide(raw, &off, &NoReferences, received());
             assert!(matches!(d.action, Action::Post { ticket: 12, .. }), "{d:?}");
@@ -718,26 +689,6 @@ mod tests {
     }
 
     #[test]
-    fn a_mailbox_adds_its_own_address_and_trusted_ids() {
-        let mut base = Rules::defaults().expect("default rules");
-        base.own_addresses = vec!["help@helpdesk.example".into()];
-        let r = base.for_mailbox(&mailbox(
-            "Support@Helpdesk.Example",
-            &["mx.example.com", " "],
-        ));
-        assert_eq!(
-            r.own_addresses,
-            ["help@helpdesk.example", "support@helpdesk.example"]
-        );
-        assert_eq!(r.trusted_authserv_id, ["mx.example.com"]);
-        // A login name that is not an address adds nothing; the base rules are unchanged.
-        let r = base.for_mailbox(&mailbox("support", &[]));
-        assert_eq!(r.own_addresses, ["help@helpdesk.example"]);
-        assert!(r.trusted_authserv_id.is_empty());
-        assert!(base.trusted_authserv_id.is_empty());
-    }
-
-    #[test]
     fn the_verdict_and_the_thread_are_reported() {
         let raw = mail(
             "Authentication-Results: mx.example.com; dkim=pass header.d=customer.example\r\n\
@@ -750,7 +701,10 @@ mod tests {
             d.references,
             ["<b@helpdesk.example>", "<a@helpdesk.example>"]
         );
-        let r = rules().for_mailbox(&mailbox("support@helpdesk.example", &["mx.example.com"]));
+        let r = Rules {
+            trusted_authserv_id: vec!["mx.example.com".into()],
+            ..rules()
+        };
         let d = decide(&raw, &r, &NoReferences, received());
         assert_eq!(
             d.authentication,
@@ -843,15 +797,20 @@ mod tests {
         assert!(matches!(skip(&d), Some((SkipKind::Failed, _))));
     }
 
-    fn ticketing(extra: &str) -> Rules {
-        let toml = format!(
-            "name = \"support\"\nhost = \"imap.example.com\"\nusername = \"support@acme.example\"\npassword = \"x\"\non_unmatched = \"new_ticket\"\n[new_ticket]\nto = \"help@acme.example\"\nticket_queue_id = 3\n{extra}"
-        );
-        let mb: MailboxConfig = match toml::from_str(&toml) {
-            Ok(m) => m,
-            Err(e) => panic!("test mailbox: {e}"),
-        };
-        rules().for_mailbox(&mb)
+    /// A mailbox that opens tickets in queue 3.
+    fn ticketing() -> Rules {
+        Rules {
+            own_addresses: vec!["support@acme.example".into()],
+            new_ticket: Some(NewTicketSettings {
+                to: "help@acme.example".into(),
+                ticket_queue_id: Some(3),
+                tags: Vec::new(),
+                category_id: None,
+                status_id: None,
+                per_sender_per_hour: 10,
+            }),
+            ..rules()
+        }
     }
 
     /// A first mail: HTML with an inline image, a PDF and a spreadsheet attached.
@@ -878,7 +837,7 @@ mod tests {
 
     #[test]
     fn a_mail_without_a_ticket_becomes_one_with_its_attachments_but_not_its_inline_image() {
-        let d = decide(&first_mail(2000), &ticketing(""), &NoReferences, None);
+        let d = decide(&first_mail(2000), &ticketing(), &NoReferences, None);
         let Action::NewTicket {
             request,
             attachments,
@@ -902,9 +861,9 @@ mod tests {
 
     #[test]
     fn an_attachment_over_the_limit_is_named_in_the_body_instead() {
-        let rules = ticketing("");
+        let rules = ticketing();
         let mut rules = rules;
-        rules.content.max_attachment_size = crate::config::ByteSize(1000);
+        rules.content.max_attachment_size = crate::mail::size::ByteSize(1000);
         let d = decide(&first_mail(2000), &rules, &NoReferences, None);
         let Action::NewTicket {
             request,
@@ -999,7 +958,7 @@ mod tests {
     #[test]
     fn an_agents_forward_without_a_ticket_opens_one_for_the_customer_or_is_unmatched() {
         let raw = agents_forward("Fwd: Printer", "pass");
-        let d = decide(&raw, &with_agents(ticketing("")), &NoReferences, received());
+        let d = decide(&raw, &with_agents(ticketing()), &NoReferences, received());
         let Action::NewTicket { request, .. } = &d.action else {
             panic!("{:?}", d.action);
         };
@@ -1056,7 +1015,7 @@ mod tests {
     #[test]
     fn a_plain_first_mail_is_sent_as_escaped_html_and_a_mailbox_without_tickets_skips_it() {
         let raw = b"From: a@customer.example\r\nSubject: Hi <there>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\n\r\nLine 1 & co\r\nLine 2\r\n\r\nNext\r\n";
-        let d = decide(raw, &ticketing(""), &NoReferences, None);
+        let d = decide(raw, &ticketing(), &NoReferences, None);
         let Action::NewTicket { request, .. } = &d.action else {
             panic!("{:?}", d.action);
         };

@@ -2,7 +2,9 @@
 //! (How long they take is `benches/hostile.rs`'s business.)
 
 use crate::mail::AuthVerdict;
-use crate::mail::decide::{Action, Decision, NoReferences, Rules, SkipKind, decide};
+use crate::mail::decide::{
+    Action, Decision, NewTicket, NewTicketSettings, NoReferences, Rules, SkipKind, decide,
+};
 use chrono::{DateTime, FixedOffset};
 
 fn received() -> Option<DateTime<FixedOffset>> {
@@ -29,13 +31,13 @@ fn posted_body(d: &Decision) -> &str {
 }
 
 fn max_body() -> usize {
-    crate::config::ContentConfig::default()
+    crate::mail::content::ContentConfig::default()
         .max_body_size
         .bytes() as usize
 }
 
 fn rules() -> Rules {
-    Rules::defaults().expect("default rules")
+    Rules::for_tests()
 }
 
 #[test]
@@ -216,17 +218,21 @@ fn bidi_controls_never_reach_the_helpdesk() {
 
 /// Rules of a mailbox that opens new tickets.
 fn ticketing() -> Rules {
-    let mailbox: crate::config::MailboxConfig = match toml::from_str(
-        "name = \"support\"\nhost = \"imap.example.com\"\nusername = \"support@acme.example\"\n\
-         password = \"x\"\non_unmatched = \"new_ticket\"\n[new_ticket]\nto = \"help@acme.example\"\n",
-    ) {
-        Ok(m) => m,
-        Err(e) => panic!("test mailbox: {e}"),
-    };
-    rules().for_mailbox(&mailbox)
+    Rules {
+        own_addresses: vec!["support@acme.example".into()],
+        new_ticket: Some(NewTicketSettings {
+            to: "help@acme.example".into(),
+            ticket_queue_id: None,
+            tags: Vec::new(),
+            category_id: None,
+            status_id: None,
+            per_sender_per_hour: 10,
+        }),
+        ..rules()
+    }
 }
 
-fn new_ticket(d: &Decision) -> (&crate::thulium::new_ticket::NewTicketRequest, usize) {
+fn new_ticket(d: &Decision) -> (&NewTicket, usize) {
     match &d.action {
         Action::NewTicket {
             request,

@@ -4,6 +4,7 @@ pub mod address;
 pub mod authentication;
 pub mod body;
 pub mod classify;
+pub mod content;
 pub mod date;
 pub mod decide;
 pub mod forward;
@@ -13,6 +14,7 @@ pub mod identity;
 pub(crate) mod invisible;
 pub mod mime_parameters;
 pub(crate) mod sender;
+pub mod size;
 pub mod thread;
 pub mod ticket;
 

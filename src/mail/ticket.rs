@@ -6,6 +6,10 @@ use regex::Regex;
 /// longer than this is a hostile one.
 pub(crate) const MAX_SUBJECT: usize = 16 << 10;
 
+/// The default ticket tags: `[#1234]`, `[TH#1234]`, `[Ticket#1234]`, `[TH-1234]`.
+pub const DEFAULT_SUBJECT_PATTERN: &str =
+    r"(?i)\[\s*(?:(?:TH|Ticket)\s*#|#|TH-)\s*(?P<id>[0-9]{1,12})\s*\]";
+
 /// The configured subject patterns, compiled; each has a named group `id`.
 #[derive(Debug, Clone)]
 pub struct TicketMatcher {
@@ -87,7 +91,6 @@ impl TicketMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DEFAULT_SUBJECT_PATTERN;
 
     fn default() -> TicketMatcher {
         TicketMatcher::new(&[DEFAULT_SUBJECT_PATTERN.to_string()]).unwrap()

@@ -3,6 +3,7 @@
 
 use super::Ticket;
 use crate::mail::body::BodyType;
+use crate::mail::decide::NewTicket;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -30,6 +31,25 @@ pub struct NewTicketRequest {
     pub category_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_id: Option<u64>,
+}
+
+impl From<NewTicket> for NewTicketRequest {
+    /// Without attachments yet: their tokens come from the uploads just before the POST.
+    fn from(t: NewTicket) -> NewTicketRequest {
+        NewTicketRequest {
+            to: t.to,
+            from: t.from,
+            subject: t.subject,
+            body: t.body,
+            body_type: t.body_type,
+            cc: t.cc,
+            attachments: Vec::new(),
+            ticket_queue_id: t.ticket_queue_id,
+            tags: t.tags,
+            category_id: t.category_id,
+            status_id: t.status_id,
+        }
+    }
 }
 
 /// The tickets in a `GET tickets` answer: a bare array, or an object holding one (under
@@ -88,19 +108,19 @@ mod tests {
 
     #[test]
     fn the_request_is_the_documented_json() {
-        let req = NewTicketRequest {
+        let mut req = NewTicketRequest::from(NewTicket {
             to: "support@acme.example".into(),
             from: "anna@customer.example".into(),
             subject: "Printer".into(),
             body: "<p>Hi</p>".into(),
             body_type: BodyType::Html,
             cc: vec![],
-            attachments: vec!["tok".into()],
             ticket_queue_id: Some(2),
             tags: vec![],
             category_id: None,
             status_id: None,
-        };
+        });
+        req.attachments.push("tok".into());
         assert_eq!(
             serde_json::to_value(&req).unwrap(),
             json!({"to": "support@acme.example", "from": "anna@customer.example", "subject": "Printer",

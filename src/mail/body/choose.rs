@@ -6,7 +6,7 @@
 //! mail is PLAIN even with `prefer = "html"`.
 
 use super::{BodyType, recover};
-use crate::config::Prefer;
+use crate::mail::content::Prefer;
 use mail_parser::{Message, MimeHeaders, PartType};
 
 /// The parts that make the body, in order, and how they are sent.

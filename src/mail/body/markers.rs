@@ -5,7 +5,7 @@
 //! sanitizing and show up in the visible text at the right place; no DOM is
 //! built and no element is moved.
 
-use crate::config::RemoteImages;
+use crate::mail::content::RemoteImages;
 use lol_html::html_content::{ContentType, Element};
 use lol_html::{ElementContentHandlers, RewriteStrSettings, Selector, rewrite_str};
 use std::borrow::Cow;

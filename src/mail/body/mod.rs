@@ -33,7 +33,7 @@ pub use html_lines::html_to_text;
 pub(crate) use lines::{Line, text_lines};
 pub use sanitize::escape as escape_html;
 
-use crate::config::{ContentConfig, Prefer, RemoteImages};
+use crate::mail::content::{ContentConfig, Prefer, RemoteImages};
 use crate::mail::invisible;
 use mail_parser::{Message, MimeHeaders, PartType};
 use serde::Serialize;

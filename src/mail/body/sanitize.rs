@@ -11,7 +11,7 @@
 
 use super::html_lines::{html_lines, lines_to_text};
 use super::html_scan::{Markup, is_void, markup_at};
-use crate::config::RemoteImages;
+use crate::mail::content::RemoteImages;
 use crate::mail::invisible;
 use ammonia::{Builder, UrlRelative};
 use std::borrow::Cow;

@@ -1,7 +1,8 @@
 //! End-to-end cases of `extract`: one raw mail in, one body out.
 
 use super::*;
-use crate::config::{ByteSize, Prefer};
+use crate::mail::content::Prefer;
+use crate::mail::size::ByteSize;
 use mail_parser::MessageParser;
 
 fn mail(content_type: &str, body: &str) -> String {

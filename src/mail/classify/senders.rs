@@ -1,6 +1,5 @@
 //! `deny_senders` / `allow_senders`: glob patterns on the From address.
 
-use crate::config::FiltersConfig;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// `deny_senders` / `allow_senders` glob patterns on the From address, compiled.
@@ -23,10 +22,10 @@ pub struct PatternList {
 
 impl SenderRules {
     /// Compiles the globs; the error is (key within `[filters]`, message), e.g. ("deny_senders[2]", "...").
-    pub fn new(filters: &FiltersConfig) -> Result<Self, (String, String)> {
+    pub fn new(deny: &[String], allow: &[String]) -> Result<Self, (String, String)> {
         Ok(SenderRules {
-            deny: PatternList::new("deny_senders", &filters.deny_senders)?,
-            allow: PatternList::new("allow_senders", &filters.allow_senders)?,
+            deny: PatternList::new("deny_senders", deny)?,
+            allow: PatternList::new("allow_senders", allow)?,
         })
     }
 
@@ -89,12 +88,8 @@ mod tests {
     use super::*;
 
     fn rules(deny: &[&str], allow: &[&str]) -> SenderRules {
-        let filters = FiltersConfig {
-            deny_senders: deny.iter().map(|s| s.to_string()).collect(),
-            allow_senders: allow.iter().map(|s| s.to_string()).collect(),
-            ..FiltersConfig::default()
-        };
-        match SenderRules::new(&filters) {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match SenderRules::new(&list(deny), &list(allow)) {
             Ok(r) => r,
             Err(e) => panic!("rules did not compile: {e:?}"),
         }
@@ -167,29 +162,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_index() {
-        let filters = FiltersConfig {
-            deny_senders: vec!["ok@*".into(), "[bad".into()],
-            ..FiltersConfig::default()
-        };
-        let (key, message) = SenderRules::new(&filters).err().unwrap_or_default();
+        let (key, message) = SenderRules::new(&["ok@*".into(), "[bad".into()], &[])
+            .err()
+            .unwrap_or_default();
         assert_eq!(key, "deny_senders[1]");
         assert!(message.contains("\"[bad\""), "{message}");
 
-        let filters = FiltersConfig {
-            allow_senders: vec!["  ".into()],
-            ..FiltersConfig::default()
-        };
-        let (key, message) = SenderRules::new(&filters).err().unwrap_or_default();
+        let (key, message) = SenderRules::new(&[], &["  ".into()])
+            .err()
+            .unwrap_or_default();
         assert_eq!(
             (key.as_str(), message.as_str()),
             ("allow_senders[0]", "empty pattern")
         );
 
-        let filters = FiltersConfig {
-            allow_senders: vec!["a@x.example, b@x.example".into()],
-            ..FiltersConfig::default()
-        };
-        let (key, message) = SenderRules::new(&filters).err().unwrap_or_default();
+        let (key, message) = SenderRules::new(&[], &["a@x.example, b@x.example".into()])
+            .err()
+            .unwrap_or_default();
         assert_eq!(key, "allow_senders[0]");
         assert!(message.contains("blanks"), "{message}");
     }

@@ -1,8 +1,8 @@
 //! Each shape of forward as its client writes it, and forwards of forwards.
 
 use super::*;
-use crate::config::ContentConfig;
 use crate::mail::body::BodyType;
+use crate::mail::content::{ContentConfig, Prefer};
 
 fn is_agent(address: &str) -> bool {
     address.ends_with("@acme.pl")
@@ -108,7 +108,7 @@ fn gmail_inline_gives_the_customers_mail_its_html_and_the_attachment() {
     assert_eq!(names(&b), ["invoice.pdf"]);
     // The same forward read as plain text.
     let plain = ContentConfig {
-        prefer: crate::config::Prefer::Plain,
+        prefer: Prefer::Plain,
         ..ContentConfig::default()
     };
     let msg = MessageParser::default().parse(&f.raw).expect("parses");
