@@ -139,6 +139,8 @@ pub enum Action {
 pub struct Decision {
     /// Which mail this is, for the ledger.
     pub id: MailId,
+    /// The Message-ID header as written, for `explain`; not `id.message_id`, which is
+    /// its key form (and, for an agent's forward, the forwarded mail's).
     pub message_id: Option<String>,
     /// The From address, lower-cased (for `verify_sender`).
     pub from: Option<String>,
