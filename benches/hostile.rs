@@ -160,79 +160,44 @@ fn empty_attachments(n: usize) -> Vec<u8> {
 
 /// Every hostile mail, `scale` = 1 for the real sizes.
 fn mails(scale: usize) -> Vec<Mail> {
-    let mb = (2 << 20) / scale;
-    let n = |count: usize| (count / scale).max(2);
-    let m = |name, raw| Mail {
+    [
+        subject_mails(scale),
+        html_mails(scale),
+        text_mails(scale),
+        structure_mails(scale),
+        capped_mails(scale),
+        largest_replies(scale),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// 2 MiB at `1/scale`: the size of most floods.
+fn two_mib(scale: usize) -> usize {
+    (2 << 20) / scale
+}
+
+/// `count` items at `1/scale`, at least 2.
+fn count_at(scale: usize, count: usize) -> usize {
+    (count / scale).max(2)
+}
+
+/// A mail decided with the default rules.
+fn m(name: &'static str, raw: Vec<u8>) -> Mail {
+    Mail {
         name,
         raw,
         rules: Which::Default,
-    };
+    }
+}
+
+/// Subjects with many ticket tags, encoded words, or none in 2 MB.
+fn subject_mails(scale: usize) -> Vec<Mail> {
+    let mb = two_mib(scale);
+    let n = |count: usize| count_at(scale, count);
     let tags: String = (1..=n(200_000)).map(|i| format!("[#{i}] ")).collect();
     let encoded: String = (0..n(100_000)).map(|_| "=?utf-8?B?W1RIIzFd?= ").collect();
-    let nested_quotes = format!(
-        "Hello{}deep{}",
-        "<blockquote>".repeat(n(10_000)),
-        "</blockquote>".repeat(n(10_000))
-    );
-    let cids: String = (0..n(20_000))
-        .map(|i| format!("<img src=\"cid:i{i}@x\">"))
-        .collect();
-    let references: String = (0..n(200_000)).map(|i| format!(" <r{i}@x>")).collect();
-    let auth_results: String = (0..n(20_000))
-        .map(|i| {
-            format!(
-                "Authentication-Results: mx{i}.example; dkim=pass (a comment (nested)) header.d=customer.example; spf=fail smtp.mailfrom=x@evil.example\r\n"
-            )
-        })
-        .collect();
-    let received: String = (0..n(100_000))
-        .map(|i| {
-            format!(
-                "Received: from h{i}.example by mx.example; Tue, 04 Mar 2025 10:15:00 +0100\r\n"
-            )
-        })
-        .collect();
-    let deep_multipart = {
-        let depth = n(5_000);
-        let mut body = String::new();
-        for i in 0..depth {
-            let _ = write!(
-                body,
-                "--b{i}\r\nContent-Type: multipart/mixed; boundary=b{}\r\n\r\n",
-                i + 1
-            );
-        }
-        let _ = write!(
-            body,
-            "--b{depth}\r\nContent-Type: text/plain\r\n\r\ndeep\r\n"
-        );
-        mail(
-            "Re: [#1] hostile",
-            "",
-            "multipart/mixed; boundary=b0",
-            body.as_bytes(),
-        )
-    };
-    let base64_garbage = mail(
-        "Re: [#1] hostile",
-        "Content-Transfer-Encoding: base64\r\n",
-        "text/plain; charset=utf-8",
-        fill("!@#$%^&*()_+{}|:\"<>?~`-=[]\\;',./\r\n", 20 * mb / 2).as_bytes(),
-    );
-    let text_25 = {
-        let mut raw = text("");
-        let line = "Thanks, the invoice arrived and everything in it is fine.\r\n";
-        let body = fill(line, MAX_MAIL / scale - raw.len() - line.len());
-        raw.extend_from_slice(body.as_bytes());
-        raw
-    };
-    let html_25 = {
-        let mut raw = html("");
-        let para = "<p style=\"color:#333\">Thanks, the <b>invoice</b> arrived &amp; everything in it is <a href=\"https://customer.example/x\">fine</a>.</p>\r\n";
-        let body = fill(para, MAX_MAIL / scale - raw.len() - para.len());
-        raw.extend_from_slice(body.as_bytes());
-        raw
-    };
     vec![
         m(
             "subject: 200k distinct tags",
@@ -250,6 +215,22 @@ fn mails(scale: usize) -> Vec<Mail> {
             "subject: 2 MB without a tag",
             mail(&fill("Re: ", mb), "", "text/plain", b"x"),
         ),
+    ]
+}
+
+/// HTML floods of entities, tags, nesting, attributes, cid: images and bidi controls.
+fn html_mails(scale: usize) -> Vec<Mail> {
+    let mb = two_mib(scale);
+    let n = |count: usize| count_at(scale, count);
+    let nested_quotes = format!(
+        "Hello{}deep{}",
+        "<blockquote>".repeat(n(10_000)),
+        "</blockquote>".repeat(n(10_000))
+    );
+    let cids: String = (0..n(20_000))
+        .map(|i| format!("<img src=\"cid:i{i}@x\">"))
+        .collect();
+    vec![
         m("html: &amp; flood (2 MB)", html(&fill("&amp;", mb))),
         m("html: &lt; flood (2 MB)", html(&fill("&lt;", mb))),
         m(
@@ -336,6 +317,19 @@ fn mails(scale: usize) -> Vec<Mail> {
             "html: 1M bidi controls",
             html(&fill("\u{202e}a\u{2066}", mb)),
         ),
+    ]
+}
+
+/// Plain text with giant lines, quotes, reply headers, signatures, bidi controls.
+fn text_mails(scale: usize) -> Vec<Mail> {
+    let mb = two_mib(scale);
+    let base64_garbage = mail(
+        "Re: [#1] hostile",
+        "Content-Transfer-Encoding: base64\r\n",
+        "text/plain; charset=utf-8",
+        fill("!@#$%^&*()_+{}|:\"<>?~`-=[]\\;',./\r\n", 20 * mb / 2).as_bytes(),
+    );
+    vec![
         m("text: one 8 MB line", text(&fill("a", 4 * mb))),
         m("text: 200k quote lines", text(&fill("> quoted\n", mb))),
         m("text: 2 MB of one '>' line", text(&fill(">", mb))),
@@ -367,6 +361,50 @@ fn mails(scale: usize) -> Vec<Mail> {
             text(&fill("\u{202e}a\u{200f}", mb)),
         ),
         m("text: 10 MB base64 garbage", base64_garbage),
+    ]
+}
+
+/// Deep MIME nesting and giant or countless headers.
+fn structure_mails(scale: usize) -> Vec<Mail> {
+    let mb = two_mib(scale);
+    let n = |count: usize| count_at(scale, count);
+    let deep_multipart = {
+        let depth = n(5_000);
+        let mut body = String::new();
+        for i in 0..depth {
+            let _ = write!(
+                body,
+                "--b{i}\r\nContent-Type: multipart/mixed; boundary=b{}\r\n\r\n",
+                i + 1
+            );
+        }
+        let _ = write!(
+            body,
+            "--b{depth}\r\nContent-Type: text/plain\r\n\r\ndeep\r\n"
+        );
+        mail(
+            "Re: [#1] hostile",
+            "",
+            "multipart/mixed; boundary=b0",
+            body.as_bytes(),
+        )
+    };
+    let references: String = (0..n(200_000)).map(|i| format!(" <r{i}@x>")).collect();
+    let received: String = (0..n(100_000))
+        .map(|i| {
+            format!(
+                "Received: from h{i}.example by mx.example; Tue, 04 Mar 2025 10:15:00 +0100\r\n"
+            )
+        })
+        .collect();
+    let auth_results: String = (0..n(20_000))
+        .map(|i| {
+            format!(
+                "Authentication-Results: mx{i}.example; dkim=pass (a comment (nested)) header.d=customer.example; spf=fail smtp.mailfrom=x@evil.example\r\n"
+            )
+        })
+        .collect();
+    vec![
         m("mime: 5000 nested multiparts", deep_multipart),
         m(
             "headers: 200k references",
@@ -418,6 +456,15 @@ fn mails(scale: usize) -> Vec<Mail> {
                 )
                 .into_bytes(),
         ),
+    ]
+}
+
+/// What the caps before the parsers bound: attribute names, MIME parameters, attachments,
+/// and text agents cannot see.
+fn capped_mails(scale: usize) -> Vec<Mail> {
+    let mb = two_mib(scale);
+    let n = |count: usize| count_at(scale, count);
+    vec![
         m(
             "html: 276k distinct attribute names",
             // Within the input cap (2 MiB), so the text after the tag is read.
@@ -469,6 +516,26 @@ fn mails(scale: usize) -> Vec<Mail> {
             "html: 100k <bdo dir=rtl>",
             html(&"<bdo dir=\"rtl\">abc</bdo> ".repeat(n(100_000))),
         ),
+    ]
+}
+
+/// The largest replies `max_message_size` lets in.
+fn largest_replies(scale: usize) -> Vec<Mail> {
+    let text_25 = {
+        let mut raw = text("");
+        let line = "Thanks, the invoice arrived and everything in it is fine.\r\n";
+        let body = fill(line, MAX_MAIL / scale - raw.len() - line.len());
+        raw.extend_from_slice(body.as_bytes());
+        raw
+    };
+    let html_25 = {
+        let mut raw = html("");
+        let para = "<p style=\"color:#333\">Thanks, the <b>invoice</b> arrived &amp; everything in it is <a href=\"https://customer.example/x\">fine</a>.</p>\r\n";
+        let body = fill(para, MAX_MAIL / scale - raw.len() - para.len());
+        raw.extend_from_slice(body.as_bytes());
+        raw
+    };
+    vec![
         m("25 MiB text/plain reply", text_25),
         m("25 MiB HTML reply", html_25),
     ]

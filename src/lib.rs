@@ -5,6 +5,9 @@
 //! runs the pipeline; `ops` is what operators see; `commands` are what the command
 //! line calls. Public are only what tests, benches and the fuzz targets use.
 
+// The bridge needs no unsafe code of its own (the test bed, with its libc calls, may).
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;

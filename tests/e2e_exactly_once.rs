@@ -630,7 +630,7 @@ async fn reused_message_ids_and_true_copies_in_one_folder_are_finished_in_one_pa
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upgrade_from_the_redb_ledger_posts_nothing_again() {
     use redb::{Database, TableDefinition};
-    const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+    const ENTRIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("entries");
     let w = World::start().await;
     w.api.add_ticket(1, CUSTOMER);
     // Posted by 0.1, whose disposal never happened.

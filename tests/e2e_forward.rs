@@ -105,6 +105,100 @@ fn move_all(w: &World, from: &str, to: &str) {
     client.logout().expect("logout");
 }
 
+/// The customer's mail, with her date and text; not Jan's note, nor the forgery.
+fn the_customers_mails_are_posted(w: &World) {
+    let inline = &w.api.posted(12)[0];
+    assert!(
+        inline.body.contains("The printer is on fire."),
+        "{}",
+        inline.body
+    );
+    assert!(!inline.body.contains("sorry"), "the note: {}", inline.body);
+    assert!(
+        !inline.body.contains("Forwarded message"),
+        "{}",
+        inline.body
+    );
+    assert_eq!(inline.date.as_deref(), Some("2026-12-01 16:05"));
+    assert!(
+        w.api
+            .all_posted()
+            .iter()
+            .all(|p| !p.body.contains("Refund"))
+    );
+    let attached_post = &w.api.posted(13)[0];
+    assert_eq!(attached_post.body_type, "PLAIN");
+    assert_eq!(
+        attached_post.body,
+        "The invoice is wrong.\n\nAttachments: scan.pdf (19 B)"
+    );
+    assert_eq!(attached_post.date.as_deref(), Some("2026-12-01 16:30"));
+}
+
+/// The forgery is held as any stranger's mail; the agent's note is logged.
+fn the_forgery_is_held_and_the_note_logged(w: &World) {
+    let log = w.log();
+    assert!(
+        log.lines().any(|l| has_field(l, "outcome", "unverified")
+            && l.contains("jan@acme.pl is not authenticated")),
+        "the forgery is held as any stranger's mail: {log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("an agent's forward") && l.contains("Anna wrote to me directly")),
+        "the note is logged: {log}"
+    );
+}
+
+/// Two forwards and one unverified mail, in the mail counter.
+async fn the_forwards_are_counted(port: u16) {
+    let m = metrics(port).await;
+    let count = |outcome| {
+        metric(
+            &m,
+            "thulium_bridge_mails_total",
+            &[("mailbox", "support"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(count("forwarded"), Some(2.0), "{m}");
+    assert_eq!(count("unverified"), Some(1.0), "{m}");
+}
+
+/// Forwarded again later (another note, another Message-ID), and moved in again by
+/// mistake: the ledger knows the customer's mail was posted. Stops the daemon.
+async fn forwarded_again_or_moved_back_it_is_not_posted_twice(
+    w: &World,
+    anna: &str,
+    child: &mut Daemon,
+) {
+    w.append(&attached(
+        "fwd-3@acme.pl",
+        "FW: Invoice [#13]",
+        "Did this arrive?",
+        anna,
+    ));
+    let again = eventually(WAIT, || {
+        w.folder("INBOX").is_empty() && w.folder("Processed").len() == 3
+    })
+    .await;
+    assert!(again, "{}", w.log());
+    move_all(w, "Processed", "INBOX");
+    let moved = eventually(WAIT, || {
+        w.folder("INBOX").is_empty() && w.folder("Processed").len() == 3
+    })
+    .await;
+    terminate_ok(child, &w.log_path()).await;
+    assert!(moved, "{}", w.log());
+    assert_eq!(w.api.posted(12).len(), 1, "not posted twice:\n{}", w.log());
+    assert_eq!(w.api.posted(13).len(), 1, "not posted twice:\n{}", w.log());
+    let duplicates = w
+        .log()
+        .lines()
+        .filter(|l| l.contains("mail handled") && has_field(l, "outcome", "duplicate"))
+        .count();
+    assert_eq!(duplicates, 4, "{}", w.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agents_forward_posts_the_customers_mail_once_and_a_forged_agent_is_a_stranger() {
     let w = World::start().await;
@@ -150,83 +244,10 @@ async fn an_agents_forward_posts_the_customers_mail_once_and_a_forged_agent_is_a
     .await;
     assert!(handled, "{}", w.log());
 
-    // The customer's mail, with her date and text; not Jan's note, nor the forgery.
-    let inline = &w.api.posted(12)[0];
-    assert!(
-        inline.body.contains("The printer is on fire."),
-        "{}",
-        inline.body
-    );
-    assert!(!inline.body.contains("sorry"), "the note: {}", inline.body);
-    assert!(
-        !inline.body.contains("Forwarded message"),
-        "{}",
-        inline.body
-    );
-    assert_eq!(inline.date.as_deref(), Some("2026-12-01 16:05"));
-    assert!(
-        w.api
-            .all_posted()
-            .iter()
-            .all(|p| !p.body.contains("Refund"))
-    );
-    let attached_post = &w.api.posted(13)[0];
-    assert_eq!(attached_post.body_type, "PLAIN");
-    assert_eq!(
-        attached_post.body,
-        "The invoice is wrong.\n\nAttachments: scan.pdf (19 B)"
-    );
-    assert_eq!(attached_post.date.as_deref(), Some("2026-12-01 16:30"));
-    let log = w.log();
-    assert!(
-        log.lines().any(|l| has_field(l, "outcome", "unverified")
-            && l.contains("jan@acme.pl is not authenticated")),
-        "the forgery is held as any stranger's mail: {log}"
-    );
-    assert!(
-        log.lines()
-            .any(|l| l.contains("an agent's forward") && l.contains("Anna wrote to me directly")),
-        "the note is logged: {log}"
-    );
-    let m = metrics(port).await;
-    let count = |outcome| {
-        metric(
-            &m,
-            "thulium_bridge_mails_total",
-            &[("mailbox", "support"), ("outcome", outcome)],
-        )
-    };
-    assert_eq!(count("forwarded"), Some(2.0), "{m}");
-    assert_eq!(count("unverified"), Some(1.0), "{m}");
-
-    // Forwarded again later (another note, another Message-ID), and moved in again by
-    // mistake: the ledger knows the customer's mail was posted.
-    w.append(&attached(
-        "fwd-3@acme.pl",
-        "FW: Invoice [#13]",
-        "Did this arrive?",
-        &anna,
-    ));
-    let again = eventually(WAIT, || {
-        w.folder("INBOX").is_empty() && w.folder("Processed").len() == 3
-    })
-    .await;
-    assert!(again, "{}", w.log());
-    move_all(&w, "Processed", "INBOX");
-    let moved = eventually(WAIT, || {
-        w.folder("INBOX").is_empty() && w.folder("Processed").len() == 3
-    })
-    .await;
-    terminate_ok(&mut child, &w.log_path()).await;
-    assert!(moved, "{}", w.log());
-    assert_eq!(w.api.posted(12).len(), 1, "not posted twice:\n{}", w.log());
-    assert_eq!(w.api.posted(13).len(), 1, "not posted twice:\n{}", w.log());
-    let duplicates = w
-        .log()
-        .lines()
-        .filter(|l| l.contains("mail handled") && has_field(l, "outcome", "duplicate"))
-        .count();
-    assert_eq!(duplicates, 4, "{}", w.log());
+    the_customers_mails_are_posted(&w);
+    the_forgery_is_held_and_the_note_logged(&w);
+    the_forwards_are_counted(port).await;
+    forwarded_again_or_moved_back_it_is_not_posted_twice(&w, &anna, &mut child).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -95,16 +95,27 @@ async fn a_stranger_guessing_a_ticket_number_is_held_and_a_colleague_in_the_thre
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
-    let w = World::start().await;
-    w.api.add_ticket(6, CUSTOMER);
-    let forged = "Authentication-Results: mx.example.com; spf=fail smtp.mailfrom=evil.example; \
-                  dmarc=fail (p=none) header.from=customer.example\r\n";
+/// Authentication-Results of a forgery, written by the receiving server.
+const FORGED: &str = "Authentication-Results: mx.example.com; spf=fail smtp.mailfrom=evil.example; \
+                      dmarc=fail (p=none) header.from=customer.example\r\n";
 
-    // Without trusted_authserv_id nothing can tell the forgery: `check` says so.
+/// A config whose mailbox trusts the Authentication-Results of `authserv_id`, with
+/// `thulium` in its `[thulium]` table.
+fn trusting(w: &World, authserv_id: &str, thulium: &str) -> std::path::PathBuf {
+    w.config_with(
+        &[MailboxOpts {
+            extra: format!("trusted_authserv_id = [{authserv_id:?}]\n"),
+            ..MailboxOpts::default()
+        }],
+        thulium,
+        "",
+    )
+}
+
+/// Without trusted_authserv_id nothing can tell the forgery: `check` says so.
+async fn without_a_trusted_server_check_warns_and_a_forgery_is_posted(w: &World) {
     w.append(&mail(
-        forged,
+        FORGED,
         CUSTOMER,
         6,
         "forged-1",
@@ -122,20 +133,15 @@ async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
     let out = once(&plain, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.api.posted(6).len(), 1, "the known limit without it");
+}
 
-    // With it: the forgery, a mail whose only pass comes from a header another host
-    // wrote, and a mail with no verdict at all are held; the genuine one is posted.
-    let trusted = w.config_with(
-        &[MailboxOpts {
-            extra: "trusted_authserv_id = [\"mx.example.com\"]\n".into(),
-            ..MailboxOpts::default()
-        }],
-        "",
-        "",
-    );
-    w.append(&mail(forged, CUSTOMER, 6, "forged-2", "cancel my order"));
+/// With it: the forgery, a mail whose only pass comes from a header another host
+/// wrote, and a mail with no verdict at all are held; the genuine one is posted.
+async fn with_a_trusted_server_forgeries_and_mails_without_its_verdict_are_held(w: &World) {
+    let trusted = trusting(w, "mx.example.com", "");
+    w.append(&mail(FORGED, CUSTOMER, 6, "forged-2", "cancel my order"));
     w.append(&mail(
-        &format!("{forged}Authentication-Results: evil.example; dmarc=pass header.from=customer.example\r\n"),
+        &format!("{FORGED}Authentication-Results: evil.example; dmarc=pass header.from=customer.example\r\n"),
         CUSTOMER,
         6,
         "forged-3",
@@ -164,16 +170,11 @@ async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
         "{said}"
     );
     assert!(said.contains("dmarc=fail"), "{said}");
+}
 
-    // "topmost": the receiving server's own header is the first one, whatever its id.
-    let topmost = w.config_with(
-        &[MailboxOpts {
-            extra: "trusted_authserv_id = [\"topmost\"]\n".into(),
-            ..MailboxOpts::default()
-        }],
-        "",
-        "",
-    );
+/// "topmost": the receiving server's own header is the first one, whatever its id.
+async fn topmost_trusts_the_first_header_whatever_its_id(w: &World) {
+    let topmost = trusting(w, "topmost", "");
     w.append(&mail(
         "Authentication-Results: spf=fail smtp.mailfrom=evil.example; dmarc=fail action=none \
          header.from=customer.example\r\nAuthentication-Results: mx.example.com; dmarc=pass \
@@ -187,18 +188,13 @@ async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.api.posted(6).len(), 2);
     assert_eq!(w.folder("Unverified").len(), 4);
+}
 
-    // verify_sender = "warn": a forgery the trusted server caught is posted, and logged.
-    let warn = w.config_with(
-        &[MailboxOpts {
-            extra: "trusted_authserv_id = [\"mx.example.com\"]\n".into(),
-            ..MailboxOpts::default()
-        }],
-        "verify_sender = \"warn\"",
-        "",
-    );
+/// verify_sender = "warn": a forgery the trusted server caught is posted, and logged.
+async fn warn_posts_a_caught_forgery_and_logs_it(w: &World) {
+    let warn = trusting(w, "mx.example.com", "verify_sender = \"warn\"");
     w.append(&mail(
-        forged,
+        FORGED,
         CUSTOMER,
         6,
         "forged-4",
@@ -220,6 +216,17 @@ async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
         "{}",
         text(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_from_is_caught_only_where_the_receiving_server_is_trusted() {
+    let w = World::start().await;
+    w.api.add_ticket(6, CUSTOMER);
+    // In this order: each step counts what the steps before it posted and held.
+    without_a_trusted_server_check_warns_and_a_forgery_is_posted(&w).await;
+    with_a_trusted_server_forgeries_and_mails_without_its_verdict_are_held(&w).await;
+    topmost_trusts_the_first_header_whatever_its_id(&w).await;
+    warn_posts_a_caught_forgery_and_logs_it(&w).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

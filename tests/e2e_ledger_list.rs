@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use support::*;
 use testbed::{Fault, ImapClient};
 
@@ -87,9 +87,10 @@ fn age_decision(config: &Path, message_id: &str, days: u64) {
     assert_eq!(changed, 1, "{message_id} has one decision");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_are_swept() {
-    let w = World::start().await;
+/// Two passes over mixed mail: a reply posted, one unmatched, an auto-reply, a
+/// stranger's, one refused, a colleague's held as unverified and then approved, and one
+/// deferred (429) and posted on the second pass. Returns the config.
+async fn mixed_run(w: &World) -> PathBuf {
     for ticket in [1, 3, 4, 5] {
         w.api.add_ticket(ticket, CUSTOMER);
     }
@@ -129,15 +130,19 @@ async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_a
     assert_eq!(subjects(&posted), ["Re: [TH#1] Order question"]);
 
     // A person approves the colleague's reply; the next pass posts both.
-    move_one(&w, "Unverified", "Re: [TH#3] Order question", "Approve");
+    move_one(w, "Unverified", "Re: [TH#3] Order question", "Approve");
     let out = once(&config, &[]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(w.api.posted(3).len(), 1, "{}", text(&out));
     assert_eq!(w.api.posted(5).len(), 1, "{}", text(&out));
     assert!(w.folder("INBOX").is_empty() && w.folder("Approve").is_empty());
 
-    // The default list: what reached no ticket, one line a mail, with why.
-    let table = list(&config, &[]).await;
+    config
+}
+
+/// The default list: what reached no ticket, one line a mail, with why.
+async fn the_default_list_shows_what_reached_no_ticket(config: &Path) {
+    let table = list(config, &[]).await;
     println!("$ thulium-mail-bridge ledger list\n{table}");
     let header: Vec<&str> = table
         .lines()
@@ -191,9 +196,11 @@ async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_a
         lines_with(&table, "Re: [TH#5]").is_empty(),
         "posted: placed"
     );
+}
 
-    // JSON Lines carry every field.
-    let rows = list_json(&config, &[]).await;
+/// JSON Lines carry every field.
+async fn json_lines_carry_every_field(config: &Path) {
+    let rows = list_json(config, &[]).await;
     assert_eq!(rows.len(), 4, "{rows:?}");
     let stranger = rows
         .iter()
@@ -213,59 +220,67 @@ async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_a
     let unmatched = rows.iter().find(|r| r["state"] == "unmatched").unwrap();
     assert_eq!(unmatched["ticket"], Value::Null);
     assert_eq!(unmatched["sender"], "jan@customer.example");
+}
 
-    // --state: the approved reply is listed once, as approved, not also as unverified.
-    let approved = list_json(&config, &["--state", "approved"]).await;
+/// --state: the approved reply is listed once, as approved, not also as unverified.
+async fn state_picks_the_latest_decision(config: &Path) {
+    let approved = list_json(config, &["--state", "approved"]).await;
     assert_eq!(approved.len(), 1, "{approved:?}");
     assert_eq!(approved[0]["subject"], "Re: [TH#3] Order question");
     assert_eq!(approved[0]["folder"], "Approve");
     assert_eq!(approved[0]["sender"], COLLEAGUE);
     assert_eq!(approved[0]["ticket"], 3);
-    let unverified = list_json(&config, &["--state", "unverified"]).await;
+    let unverified = list_json(config, &["--state", "unverified"]).await;
     assert_eq!(subjects(&unverified), ["Re: [TH#1] Order question"]);
-    let posted = list_json(&config, &["--state", "posted"]).await;
+    let posted = list_json(config, &["--state", "posted"]).await;
     assert_eq!(
         subjects(&posted),
         ["Re: [TH#1] Order question", "Re: [TH#5] Order question"],
         "the deferred one once, as posted"
     );
-    let two = list_json(&config, &["--state", "failed", "--state", "ignored"]).await;
+    let two = list_json(config, &["--state", "failed", "--state", "ignored"]).await;
     assert_eq!(
         subjects(&two),
         ["Out of office [TH#1]", "Re: [TH#4] Order question"]
     );
+}
 
-    // --mailbox
-    assert_eq!(list_json(&config, &["--mailbox", "support"]).await.len(), 4);
-    assert!(list_json(&config, &["--mailbox", "sales"]).await.is_empty());
-    let none = list(&config, &["--mailbox", "sales"]).await;
+/// --mailbox: only its mails, and for a mailbox without any a line that says so.
+async fn mailbox_picks_its_mails(config: &Path) {
+    assert_eq!(list_json(config, &["--mailbox", "support"]).await.len(), 4);
+    assert!(list_json(config, &["--mailbox", "sales"]).await.is_empty());
+    let none = list(config, &["--mailbox", "sales"]).await;
     assert!(
         none.starts_with(
             "no mail failed, unverified, unmatched or ignored in the last 7days in mailbox sales"
         ),
         "{none}"
     );
+}
 
-    // --since: a decision ten days old is outside the default week.
-    age_decision(&config, "<no-tag@customer.example>", 10);
-    let week = list_json(&config, &[]).await;
+/// --since: a decision ten days old is outside the default week.
+async fn since_picks_recent_decisions(config: &Path) {
+    age_decision(config, "<no-tag@customer.example>", 10);
+    let week = list_json(config, &[]).await;
     assert_eq!(week.len(), 3, "{week:?}");
     assert!(!subjects(&week).contains(&"Question without a tag".to_string()));
-    assert_eq!(list_json(&config, &["--since", "30d"]).await.len(), 4);
-    assert_eq!(list_json(&config, &["--since", "1h"]).await.len(), 3);
+    assert_eq!(list_json(config, &["--since", "30d"]).await.len(), 4);
+    assert_eq!(list_json(config, &["--since", "1h"]).await.len(), 3);
+}
 
-    // Retention: the daemon sweeps at start what is older than keep_decisions (90d).
-    age_decision(&config, "<away@customer.example>", 100);
+/// Retention: the daemon sweeps at start what is older than keep_decisions (90d).
+async fn the_daemon_sweeps_old_decisions_at_start(w: &World, config: &Path) {
+    age_decision(config, "<away@customer.example>", 100);
     assert_eq!(
-        list_json(&config, &["--since", "365d", "--state", "ignored"])
+        list_json(config, &["--since", "365d", "--state", "ignored"])
             .await
             .len(),
         1
     );
-    let mut daemon = w.spawn_run(&config);
+    let mut daemon = w.spawn_run(config);
     let swept = probe_until(
         WAIT,
-        || list_json(&config, &["--since", "365d", "--state", "ignored"]),
+        || list_json(config, &["--since", "365d", "--state", "ignored"]),
         |rows| rows.is_empty(),
     )
     .await;
@@ -277,7 +292,7 @@ async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_a
         "{}",
         w.log()
     );
-    let left = list_json(&config, &["--since", "365d"]).await;
+    let left = list_json(config, &["--since", "365d"]).await;
     assert_eq!(
         subjects(&left),
         [
@@ -287,6 +302,18 @@ async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_a
         ],
         "ten days old is kept"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_mixed_run_each_mail_is_listed_once_with_why_and_old_decisions_are_swept() {
+    let w = World::start().await;
+    let config = mixed_run(&w).await;
+    the_default_list_shows_what_reached_no_ticket(&config).await;
+    json_lines_carry_every_field(&config).await;
+    state_picks_the_latest_decision(&config).await;
+    mailbox_picks_its_mails(&config).await;
+    since_picks_recent_decisions(&config).await;
+    the_daemon_sweeps_old_decisions_at_start(&w, &config).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

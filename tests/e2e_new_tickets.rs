@@ -672,15 +672,16 @@ async fn a_flood_from_one_sender_is_capped_and_the_rest_go_to_the_fallback() {
     assert_eq!(w.subjects("Held"), ["Flood 3", "Flood 4", "Flood 5"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn auto_replies_bounces_loops_denied_and_unauthenticated_senders_never_become_tickets() {
-    let w = World::start().await;
-    // The receiving server's verdicts (trusted_authserv_id = mx.acme.example).
-    let verdict = |result: &str| {
-        format!(
-            "Authentication-Results: mx.acme.example; dmarc={result} header.from=customer.example\r\n"
-        )
-    };
+/// The receiving server's verdict (trusted_authserv_id = mx.acme.example).
+fn verdict(result: &str) -> String {
+    format!(
+        "Authentication-Results: mx.acme.example; dmarc={result} header.from=customer.example\r\n"
+    )
+}
+
+/// Three mails from the customer's address that the receiving server did not
+/// authenticate (forged, no verdict, a pass another host wrote), and a genuine one.
+fn append_unauthenticated_and_genuine(w: &World) {
     let unauthenticated = [
         ("Forged", verdict("fail")),
         ("No verdict", String::new()),
@@ -697,6 +698,10 @@ async fn auto_replies_bounces_loops_denied_and_unauthenticated_senders_never_bec
     }
     let genuine = String::from_utf8(plain_mail(CUSTOMER, 50, "Genuine", None)).expect("utf-8");
     w.append(format!("{}{genuine}", verdict("pass")).as_bytes());
+}
+
+/// An auto-reply, a bulk mail, a bounce, the mailbox's own mail and a denied sender's.
+fn append_auto_bulk_bounce_own_and_denied(w: &World) {
     let mails = [
         format!(
             "From: {CUSTOMER}\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\
@@ -724,6 +729,13 @@ async fn auto_replies_bounces_loops_denied_and_unauthenticated_senders_never_bec
     for m in &mails {
         w.append(m.as_bytes());
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_replies_bounces_loops_denied_and_unauthenticated_senders_never_become_tickets() {
+    let w = World::start().await;
+    append_unauthenticated_and_genuine(&w);
+    append_auto_bulk_bounce_own_and_denied(&w);
     let mut mailbox = new_ticket_mailbox("");
     mailbox.extra = format!(
         "trusted_authserv_id = [\"mx.acme.example\"]\n{}",

@@ -140,37 +140,24 @@ async fn systemd_hears_ready_status_watchdog_reloading_and_stopping_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
-    let w = World::start().await;
-    w.api.add_ticket(1, CUSTOMER);
-    w.api.add_ticket(2, CUSTOMER);
-    w.append(&reply(1, 1, "one"));
-    w.append(&reply(2, 1, "two"));
-    w.append(b"From: a@b.example\r\nSubject: no tag\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <u@b>\r\n\r\nx\r\n");
-    w.append(b"From: a@b.example\r\nSubject: [#1] away\r\nAuto-Submitted: auto-replied\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <i@b>\r\n\r\nx\r\n");
-    let port = free_port();
-    let config = w.config_with(
-        &[MailboxOpts::default()],
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
-    let mut child = w.spawn_run(&config);
-    let base = format!("http://127.0.0.1:{port}");
-    let mails = |m: &str, outcome: &str| {
-        metric(
-            m,
-            "thulium_bridge_mails_total",
-            &[("mailbox", "support"), ("outcome", outcome)],
-        )
-    };
+/// `thulium_bridge_mails_total` of the support mailbox for `outcome`.
+fn mails(m: &str, outcome: &str) -> Option<f64> {
+    metric(
+        m,
+        "thulium_bridge_mails_total",
+        &[("mailbox", "support"), ("outcome", outcome)],
+    )
+}
+
+/// The metrics once every mail is handled and a pass has succeeded.
+async fn metrics_after_the_pass(w: &World, port: u16) -> String {
     // Every mail handled once the four mails have left INBOX (counted before disposal).
     assert!(
         eventually(WAIT, || w.folder("INBOX").is_empty()).await,
         "{}",
         w.log()
     );
-    let m = probe_until(
+    probe_until(
         WAIT,
         || metrics(port),
         |m| {
@@ -183,43 +170,50 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
         },
     )
     .await
-    .unwrap_or_else(|m| panic!("no pass succeeded:\n{m}"));
+    .unwrap_or_else(|m| panic!("no pass succeeded:\n{m}"))
+}
+
+/// Two posted, one unmatched, one ignored, nothing else.
+fn the_outcomes_are_counted(m: &str) {
     println!("{m}");
-    assert_eq!(mails(&m, "posted"), Some(2.0), "{m}");
-    assert_eq!(mails(&m, "unmatched"), Some(1.0), "{m}");
-    assert_eq!(mails(&m, "ignored"), Some(1.0), "{m}");
+    assert_eq!(mails(m, "posted"), Some(2.0), "{m}");
+    assert_eq!(mails(m, "unmatched"), Some(1.0), "{m}");
+    assert_eq!(mails(m, "ignored"), Some(1.0), "{m}");
     for outcome in ["duplicate", "failed", "retried", "unverified"] {
-        assert_eq!(mails(&m, outcome).unwrap_or(0.0), 0.0, "{outcome}: {m}");
+        assert_eq!(mails(m, outcome).unwrap_or(0.0), 0.0, "{outcome}: {m}");
     }
-    // Every request the API answered, counted once: the two POSTs, and the ticket
-    // reads of verify_sender when it is on.
+}
+
+/// Every request the API answered, counted once: the two POSTs, and the ticket
+/// reads of verify_sender when it is on, each timed; and the mailbox is up.
+fn the_api_requests_are_counted(w: &World, m: &str) {
     assert_eq!(posts(&w.api), 2);
-    assert_eq!(answered(&w, 200), w.api.requests().len(), "only 200s");
+    assert_eq!(answered(w, 200), w.api.requests().len(), "only 200s");
     assert_eq!(
-        metric(
-            &m,
-            "thulium_bridge_api_requests_total",
-            &[("status", "200")]
-        ),
-        Some(answered(&w, 200) as f64),
+        metric(m, "thulium_bridge_api_requests_total", &[("status", "200")]),
+        Some(answered(w, 200) as f64),
         "{m}"
     );
     assert_eq!(
-        metric(&m, "thulium_bridge_mailbox_up", &[("mailbox", "support")]),
+        metric(m, "thulium_bridge_mailbox_up", &[("mailbox", "support")]),
         Some(1.0),
         "{m}"
     );
     assert_eq!(
-        metric(&m, "thulium_bridge_api_request_duration_seconds_count", &[]),
+        metric(m, "thulium_bridge_api_request_duration_seconds_count", &[]),
         Some(w.api.requests().len() as f64),
         "{m}"
     );
+}
+
+/// The last success is a Unix time of this run.
+fn the_last_success_is_now(m: &str) {
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default();
     let last = metric(
-        &m,
+        m,
         "thulium_bridge_last_success_timestamp_seconds",
         &[("mailbox", "support")],
     )
@@ -228,6 +222,12 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
         (started - 3600.0..=started + 60.0).contains(&last),
         "a Unix time of this run: {last} ({started})"
     );
+}
+
+/// /healthz is 200, then 503 naming the mailbox (and `mailbox_up` 0) while Dovecot is
+/// stopped, then 200 again once it is back.
+async fn healthz_follows_the_mailbox(w: &World, port: u16) {
+    let base = format!("http://127.0.0.1:{port}");
     let (status, body) = get(&format!("{base}/healthz")).await;
     assert_eq!(status, 200, "{body}");
 
@@ -252,6 +252,29 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
     if let Err(last) = probe_until(WAIT, || get(&healthz), |(status, _)| *status == 200).await {
         panic!("{last:?}\n{}", w.log());
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
+    let w = World::start().await;
+    w.api.add_ticket(1, CUSTOMER);
+    w.api.add_ticket(2, CUSTOMER);
+    w.append(&reply(1, 1, "one"));
+    w.append(&reply(2, 1, "two"));
+    w.append(b"From: a@b.example\r\nSubject: no tag\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <u@b>\r\n\r\nx\r\n");
+    w.append(b"From: a@b.example\r\nSubject: [#1] away\r\nAuto-Submitted: auto-replied\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <i@b>\r\n\r\nx\r\n");
+    let port = free_port();
+    let config = w.config_with(
+        &[MailboxOpts::default()],
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut child = w.spawn_run(&config);
+    let m = metrics_after_the_pass(&w, port).await;
+    the_outcomes_are_counted(&m);
+    the_api_requests_are_counted(&w, &m);
+    the_last_success_is_now(&m);
+    healthz_follows_the_mailbox(&w, port).await;
     terminate_ok(&mut child, &w.log_path()).await;
 }
 
@@ -537,9 +560,9 @@ async fn ready_comes_only_once_every_mailbox_was_opened_or_failed_once() {
     terminate_ok(&mut child, &w.log_path()).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mails_total_counts_every_outcome_exactly() {
-    let w = World::start().await;
+/// One mail of each outcome in the support mailbox (a throttled one retried, a true
+/// copy a duplicate), and a new ticket's mail in a sales mailbox, which it returns.
+fn one_mail_of_each_outcome(w: &World) -> MailboxOpts {
     for t in [1, 2, 5, 7] {
         w.api.add_ticket(t, CUSTOMER);
     }
@@ -584,33 +607,14 @@ async fn mails_total_counts_every_outcome_exactly() {
     w.dovecot
         .append("sales", "INBOX", b"From: Customer <anna@customer.example>\r\nTo: help@acme.example\r\nSubject: A new question\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <new@customer.example>\r\n\r\nThe printer jams.\r\n", &[])
         .unwrap();
-    let port = free_port();
-    let config = w.config_with(
-        &[MailboxOpts::default(), sales],
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
-    let mut child = w.spawn_run(&config);
-    let all_disposed = eventually(WAIT, || {
-        w.folder("Processed").len() == 4
-            && w.folder("Failed").len() == 2
-            && w.folder("Unmatched").len() == 1
-            && w.folder("Ignored").len() == 1
-            && w.folder("Unverified").len() == 1
-            && w.dovecot
-                .folder_mails("sales", "Processed")
-                .unwrap_or_default()
-                .len()
-                == 1
-    })
-    .await;
-    assert!(all_disposed, "{}", w.log());
-    let m = metrics(port).await;
-    terminate_ok(&mut child, &w.log_path()).await;
-    println!("{m}");
+    sales
+}
+
+/// Each outcome counted exactly, per mailbox.
+fn every_outcome_is_counted(w: &World, m: &str) {
     let count_in = |mailbox: &str, outcome: &str| {
         metric(
-            &m,
+            m,
             "thulium_bridge_mails_total",
             &[("mailbox", mailbox), ("outcome", outcome)],
         )
@@ -646,9 +650,13 @@ async fn mails_total_counts_every_outcome_exactly() {
     assert_eq!(count("new_ticket"), 0.0, "{m}");
     assert_eq!(count_in("sales", "new_ticket"), 1.0, "{m}");
     assert_eq!(w.api.total_created(), 1);
+}
+
+/// Every API answer counted by status; the POSTs' own statuses.
+fn every_api_answer_is_counted(w: &World, m: &str) {
     let requests = |status: u16| {
         metric(
-            &m,
+            m,
             "thulium_bridge_api_requests_total",
             &[("status", &status.to_string())],
         )
@@ -657,7 +665,7 @@ async fn mails_total_counts_every_outcome_exactly() {
     for status in [200, 404, 422, 429] {
         assert_eq!(
             requests(status),
-            answered(&w, status) as f64,
+            answered(w, status) as f64,
             "HTTP {status}: {m}"
         );
     }
@@ -679,6 +687,38 @@ async fn mails_total_counts_every_outcome_exactly() {
         "{:?}",
         w.api.requests()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mails_total_counts_every_outcome_exactly() {
+    let w = World::start().await;
+    let sales = one_mail_of_each_outcome(&w);
+    let port = free_port();
+    let config = w.config_with(
+        &[MailboxOpts::default(), sales],
+        "",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let mut child = w.spawn_run(&config);
+    let all_disposed = eventually(WAIT, || {
+        w.folder("Processed").len() == 4
+            && w.folder("Failed").len() == 2
+            && w.folder("Unmatched").len() == 1
+            && w.folder("Ignored").len() == 1
+            && w.folder("Unverified").len() == 1
+            && w.dovecot
+                .folder_mails("sales", "Processed")
+                .unwrap_or_default()
+                .len()
+                == 1
+    })
+    .await;
+    assert!(all_disposed, "{}", w.log());
+    let m = metrics(port).await;
+    terminate_ok(&mut child, &w.log_path()).await;
+    println!("{m}");
+    every_outcome_is_counted(&w, &m);
+    every_api_answer_is_counted(&w, &m);
 }
 
 /// Requests the fake API answered with `status`.

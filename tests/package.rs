@@ -45,19 +45,12 @@ fn package(into: &Path) -> PathBuf {
     deb
 }
 
-#[test]
-fn the_package_holds_what_the_readme_says() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let deb = package(dir.path());
-    let arch = stdout(&run(Command::new("dpkg").arg("--print-architecture")));
-    assert_eq!(
-        deb.file_name().and_then(|n| n.to_str()),
-        Some(format!("{NAME}_{}-1_{}.deb", env!("CARGO_PKG_VERSION"), arch.trim()).as_str()),
-        "the name README's install line matches"
-    );
+/// The systemd unit, installed neither enabled nor started.
+const UNIT: &str = "/usr/lib/systemd/system/thulium-mail-bridge.service";
 
-    // What is in it, with each file's mode (`-rwxr-xr-x root/root … ./usr/bin/…`).
-    let listing = stdout(&run(Command::new("dpkg-deb").arg("-c").arg(&deb)));
+/// What is in it, with each file's mode (`-rwxr-xr-x root/root … ./usr/bin/…`).
+fn every_file_is_there_with_its_mode(deb: &Path) {
+    let listing = stdout(&run(Command::new("dpkg-deb").arg("-c").arg(deb)));
     let mode_of = |path: &str| {
         listing
             .lines()
@@ -65,10 +58,9 @@ fn the_package_holds_what_the_readme_says() {
             .and_then(|l| l.split_whitespace().next())
             .map(str::to_string)
     };
-    let unit = "/usr/lib/systemd/system/thulium-mail-bridge.service";
     for (path, mode) in [
         ("/usr/bin/thulium-mail-bridge", "-rwxr-xr-x"),
-        (unit, "-rw-r--r--"),
+        (UNIT, "-rw-r--r--"),
         ("/etc/thulium-mail-bridge/config.toml", "-rw-r--r--"),
         ("/usr/share/man/man1/thulium-mail-bridge.1.gz", "-rw-r--r--"),
         (
@@ -99,10 +91,13 @@ fn the_package_holds_what_the_readme_says() {
             "{path} in:\n{listing}"
         );
     }
+}
 
-    // The control part: the config is a conffile (kept on upgrade and removal, removed
-    // on purge: dpkg's rule for conffiles), and the unit is neither enabled nor started.
-    let info = stdout(&run(Command::new("dpkg-deb").arg("-I").arg(&deb)));
+/// The control part: the name, procps among the dependencies, and the config as a
+/// conffile (kept on upgrade and removal, removed on purge: dpkg's rule for conffiles).
+/// Returns the folder the control part is unpacked in.
+fn the_config_is_a_conffile(deb: &Path, dir: &Path) -> PathBuf {
+    let info = stdout(&run(Command::new("dpkg-deb").arg("-I").arg(deb)));
     assert!(info.contains(&format!(" Package: {NAME}\n")), "{info}");
     let depends = info
         .lines()
@@ -112,58 +107,31 @@ fn the_package_holds_what_the_readme_says() {
         depends.contains("procps"),
         "ExecReload= runs /bin/kill: {info}"
     );
-    let control = dir.path().join("control");
-    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    let control = dir.join("control");
+    run(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&control));
     assert_eq!(
         String::from_utf8_lossy(&read(&control.join("conffiles"))),
         "/etc/thulium-mail-bridge/config.toml\n"
     );
-    // What `postinst` asks of systemd when the package is installed fresh (`configure`)
-    // and upgraded (`configure OLD-VERSION`) by an admin who never enabled the unit,
-    // recorded by stand-ins for systemd's tools that answer as Debian's do then, and as
-    // if systemd were running (the script checks for /run/systemd/system).
-    let running = dir.path().join("run-systemd-system");
+    control
+}
+
+/// What `postinst` asks of systemd when the package is installed fresh (`configure`)
+/// and upgraded (`configure OLD-VERSION`) by an admin who never enabled the unit,
+/// recorded by stand-ins for systemd's tools that answer as Debian's do then, and as
+/// if systemd were running (the script checks for /run/systemd/system).
+fn postinst_neither_enables_nor_starts_the_unit(dir: &Path, control: &Path) {
+    let running = dir.join("run-systemd-system");
     std::fs::create_dir_all(&running).expect("mkdir");
-    let postinst = dir.path().join("postinst");
+    let postinst = dir.join("postinst");
     std::fs::write(
         &postinst,
         String::from_utf8_lossy(&read(&control.join("postinst")))
             .replace("/run/systemd/system", &running.display().to_string()),
     )
     .expect("written");
-    let systemd_calls = |args: &[&str]| {
-        let fresh = args.len() == 1;
-        let bin = dir.path().join("stand-ins");
-        let calls = dir.path().join("calls");
-        std::fs::create_dir_all(&bin).expect("mkdir");
-        let _ = std::fs::remove_file(&calls);
-        // deb-systemd-helper: `debian-installed` is false on a fresh install;
-        // `was-enabled` is true there (nothing recorded yet) and false after an admin
-        // left the unit disabled.
-        let (installed, was_enabled) = if fresh { (1, 0) } else { (0, 1) };
-        for tool in ["deb-systemd-helper", "deb-systemd-invoke", "systemctl"] {
-            let script = format!(
-                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\n\
-                 case \"$*\" in *debian-installed*) exit {installed};; *was-enabled*) exit {was_enabled};; esac\nexit 0\n",
-                calls.display()
-            );
-            let path = bin.join(tool);
-            std::fs::write(&path, script).expect("stand-in written");
-            run(Command::new("chmod").arg("+x").arg(&path));
-        }
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        run(Command::new("sh")
-            .arg(&postinst)
-            .args(args)
-            .env("PATH", path));
-        std::fs::read_to_string(&calls).unwrap_or_default()
-    };
     for args in [&["configure"][..], &["configure", "0.0.9-1"][..]] {
-        let calls = systemd_calls(args);
+        let calls = systemd_calls(dir, &postinst, args);
         assert!(
             calls.contains("systemctl --system daemon-reload"),
             "the stand-ins heard the script: {calls}"
@@ -182,17 +150,52 @@ fn the_package_holds_what_the_readme_says() {
             "postinst {args:?} enables or starts the unit: {enabled_or_started:?}\n{calls}"
         );
     }
+}
 
-    // The files themselves are the checkout's.
-    let root = dir.path().join("root");
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+/// What the stand-ins for systemd's tools heard from `postinst <args>`.
+fn systemd_calls(dir: &Path, postinst: &Path, args: &[&str]) -> String {
+    let fresh = args.len() == 1;
+    let bin = dir.join("stand-ins");
+    let calls = dir.join("calls");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let _ = std::fs::remove_file(&calls);
+    // deb-systemd-helper: `debian-installed` is false on a fresh install;
+    // `was-enabled` is true there (nothing recorded yet) and false after an admin
+    // left the unit disabled.
+    let (installed, was_enabled) = if fresh { (1, 0) } else { (0, 1) };
+    for tool in ["deb-systemd-helper", "deb-systemd-invoke", "systemctl"] {
+        let script = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\n\
+             case \"$*\" in *debian-installed*) exit {installed};; *was-enabled*) exit {was_enabled};; esac\nexit 0\n",
+            calls.display()
+        );
+        let path = bin.join(tool);
+        std::fs::write(&path, script).expect("stand-in written");
+        run(Command::new("chmod").arg("+x").arg(&path));
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    run(Command::new("sh")
+        .arg(postinst)
+        .args(args)
+        .env("PATH", path));
+    std::fs::read_to_string(&calls).unwrap_or_default()
+}
+
+/// The files themselves are the checkout's.
+fn the_files_are_the_checkouts(deb: &Path, dir: &Path) {
+    let root = dir.join("root");
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root));
     let installed = |path: &str| read(&root.join(path.trim_start_matches('/')));
     for (path, source) in [
         (
             "/etc/thulium-mail-bridge/config.toml",
             "config.example.toml",
         ),
-        (unit, "systemd/thulium-mail-bridge.service"),
+        (UNIT, "systemd/thulium-mail-bridge.service"),
         (
             "/usr/share/thulium-mail-bridge/alerts.yml",
             "monitoring/alerts.yml",
@@ -240,4 +243,20 @@ fn the_package_holds_what_the_readme_says() {
             "{path}: {text:.200}"
         );
     }
+}
+
+#[test]
+fn the_package_holds_what_the_readme_says() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let deb = package(dir.path());
+    let arch = stdout(&run(Command::new("dpkg").arg("--print-architecture")));
+    assert_eq!(
+        deb.file_name().and_then(|n| n.to_str()),
+        Some(format!("{NAME}_{}-1_{}.deb", env!("CARGO_PKG_VERSION"), arch.trim()).as_str()),
+        "the name README's install line matches"
+    );
+    every_file_is_there_with_its_mode(&deb);
+    let control = the_config_is_a_conffile(&deb, dir.path());
+    postinst_neither_enables_nor_starts_the_unit(dir.path(), &control);
+    the_files_are_the_checkouts(&deb, dir.path());
 }

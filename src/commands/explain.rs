@@ -101,31 +101,15 @@ fn sent_from(source: &SentSource) -> (&'static str, Option<&str>) {
 /// A short human summary, then the exact body.
 pub fn to_text(d: &Decision) -> String {
     let mut out = String::new();
-    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<11} {v}\n"));
-    line("message-id:", d.message_id.as_deref().unwrap_or("(none)"));
-    line("from:", d.from.as_deref().unwrap_or("(none)"));
-    line("subject:", &d.subject);
+    line(
+        &mut out,
+        "message-id:",
+        d.message_id.as_deref().unwrap_or("(none)"),
+    );
+    line(&mut out, "from:", d.from.as_deref().unwrap_or("(none)"));
+    line(&mut out, "subject:", &d.subject);
     if let Some(f) = &d.forward {
-        let levels = match f.depth {
-            1 => String::new(),
-            n => format!(", {n} forwards deep"),
-        };
-        line("forwards:", &format!("{}{levels}", f.shape));
-        line("  sender:", &f.sender);
-        let date = f.date.map(|t| format!(" ({})", t.to_rfc3339()));
-        line(
-            "  date:",
-            &format!("{}{}", f.date_text, date.unwrap_or_default()),
-        );
-        line("  subject:", &f.subject);
-        if let Some(id) = &f.message_id {
-            line("  msg-id:", id);
-        }
-        let note = match f.note.as_str() {
-            "" => "(none)".to_string(),
-            note => format!("{:?} (the agent's; not posted)", excerpt(note)),
-        };
-        line("  note:", &note);
+        forward_text(&mut out, f);
     }
     let sent = d
         .sent
@@ -133,32 +117,74 @@ pub fn to_text(d: &Decision) -> String {
         .unwrap_or_else(|| "(unknown)".into());
     match &d.sent_source {
         SentSource::InternalDate(why) => {
-            line("sent:", &format!("{sent} (INTERNALDATE)"));
-            line("date note:", &format!("Date header not used: {why}"));
+            line(&mut out, "sent:", &format!("{sent} (INTERNALDATE)"));
+            line(
+                &mut out,
+                "date note:",
+                &format!("Date header not used: {why}"),
+            );
         }
         SentSource::Forward(why) => {
-            line("sent:", &format!("{sent} (the forward's)"));
-            line("date note:", why);
+            line(&mut out, "sent:", &format!("{sent} (the forward's)"));
+            line(&mut out, "date note:", why);
         }
-        _ => line("sent:", &sent),
+        _ => line(&mut out, "sent:", &sent),
     }
     let auth = &d.authentication;
     match auth.detail() {
-        "" => line("auth:", auth.name()),
-        detail => line("auth:", &format!("{}: {detail}", auth.name())),
+        "" => line(&mut out, "auth:", auth.name()),
+        detail => line(&mut out, "auth:", &format!("{}: {detail}", auth.name())),
     }
-    match &d.action {
+    action_text(&mut out, &d.action);
+    out
+}
+
+/// One `key value` line of the summary.
+fn line(out: &mut String, k: &str, v: &str) {
+    out.push_str(&format!("{k:<11} {v}\n"));
+}
+
+/// The forwarded mail an agent's forward carries, indented under `forwards:`.
+fn forward_text(out: &mut String, f: &Forwarded) {
+    let levels = match f.depth {
+        1 => String::new(),
+        n => format!(", {n} forwards deep"),
+    };
+    line(out, "forwards:", &format!("{}{levels}", f.shape));
+    line(out, "  sender:", &f.sender);
+    let date = f.date.map(|t| format!(" ({})", t.to_rfc3339()));
+    line(
+        out,
+        "  date:",
+        &format!("{}{}", f.date_text, date.unwrap_or_default()),
+    );
+    line(out, "  subject:", &f.subject);
+    if let Some(id) = &f.message_id {
+        line(out, "  msg-id:", id);
+    }
+    let note = match f.note.as_str() {
+        "" => "(none)".to_string(),
+        note => format!("{:?} (the agent's; not posted)", excerpt(note)),
+    };
+    line(out, "  note:", &note);
+}
+
+/// What would be done, and for a post the exact body.
+fn action_text(out: &mut String, action: &Action) {
+    match action {
         Action::Post {
             ticket,
             matched_by,
             request,
         } => {
             line(
+                out,
                 "action:",
                 &format!("post to ticket {ticket} (found by {matched_by})"),
             );
-            line("date:", &request.date);
+            line(out, "date:", &request.date);
             line(
+                out,
                 "body_type:",
                 if request.body_type == crate::mail::body::BodyType::Html {
                     "HTML"
@@ -166,47 +192,47 @@ pub fn to_text(d: &Decision) -> String {
                     "PLAIN"
                 },
             );
-            line("body:", &format!("{} bytes", request.body.len()));
-            out.push_str("----\n");
-            out.push_str(&request.body);
-            if !request.body.ends_with('\n') {
-                out.push('\n');
-            }
-            out.push_str("----\n");
+            body_text(out, &request.body);
         }
         Action::NewTicket {
             request,
             attachments,
         } => {
             line(
+                out,
                 "action:",
                 &format!("new ticket in {} from {}", request.to, request.from),
             );
-            line("subject:", &request.subject);
+            line(out, "subject:", &request.subject);
             if !request.cc.is_empty() {
-                line("cc:", &request.cc.join(", "));
+                line(out, "cc:", &request.cc.join(", "));
             }
             for a in attachments {
                 line(
+                    out,
                     "attach:",
                     &format!("{} ({})", a.name, crate::mail::body::human_size(a.size)),
                 );
             }
-            line("body_type:", "HTML");
-            line("body:", &format!("{} bytes", request.body.len()));
-            out.push_str("----\n");
-            out.push_str(&request.body);
-            if !request.body.ends_with('\n') {
-                out.push('\n');
-            }
-            out.push_str("----\n");
+            line(out, "body_type:", "HTML");
+            body_text(out, &request.body);
         }
         Action::Skip { kind, reason } => {
-            line("action:", &format!("skip -> on_{}", skip_name(*kind)));
-            line("reason:", reason);
+            line(out, "action:", &format!("skip -> on_{}", skip_name(*kind)));
+            line(out, "reason:", reason);
         }
     }
-    out
+}
+
+/// The body's size, then the body itself between `----` lines.
+fn body_text(out: &mut String, body: &str) {
+    line(out, "body:", &format!("{} bytes", body.len()));
+    out.push_str("----\n");
+    out.push_str(body);
+    if !body.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("----\n");
 }
 
 /// The first 200 characters of a note, on one line.

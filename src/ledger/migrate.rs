@@ -11,8 +11,8 @@ use std::path::Path;
 pub const OLD_FILE: &str = "ledger.redb";
 pub const BACKUP_FILE: &str = "ledger.redb.bak";
 
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
-const MESSAGE_IDS: TableDefinition<&str, u64> = TableDefinition::new("message_ids");
+const ENTRIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("entries");
+const MESSAGE_IDS: TableDefinition<'static, &str, u64> = TableDefinition::new("message_ids");
 
 /// 0.1's entry, as it stored it (JSON).
 #[derive(Deserialize)]

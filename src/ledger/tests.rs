@@ -310,8 +310,8 @@ fn an_unwritable_place_is_a_clear_error() {
 #[test]
 fn a_ledger_from_0_1_is_migrated_kept_as_a_backup_and_nothing_is_posted_again() {
     use redb::{Database, TableDefinition};
-    const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
-    const MESSAGE_IDS: TableDefinition<&str, u64> = TableDefinition::new("message_ids");
+    const ENTRIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("entries");
+    const MESSAGE_IDS: TableDefinition<'static, &str, u64> = TableDefinition::new("message_ids");
     let dir = tempfile::tempdir().unwrap();
     {
         let db = Database::create(dir.path().join("ledger.redb")).unwrap();

@@ -280,7 +280,7 @@ impl ImapClient {
         }
     }
 
-    fn command_with(&mut self, args: &[Arg]) -> Result<Reply> {
+    fn command_with(&mut self, args: &[Arg<'_>]) -> Result<Reply> {
         self.tag += 1;
         let tag = format!("h{}", self.tag);
         let mut untagged = Vec::new();

@@ -1,7 +1,7 @@
 //! The Cyrus harness: Debian's namespace (`INBOX.` and `.`), real password
 //! logins, folders with modified UTF-7 names, seeding and reading, IDLE.
 
-#[allow(dead_code)] // shared with the other test files
+#[allow(dead_code, reason = "shared with the other test files")]
 mod support;
 
 use anyhow::Result;

@@ -1,6 +1,6 @@
 //! The Dovecot harness: logins on every listener, seeding, IDLE, restart.
 
-#[allow(dead_code)] // shared with the other test files
+#[allow(dead_code, reason = "shared with the other test files")]
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The fake IdP on its own and behind Dovecot's oauth2 passdb.
 
-#[allow(dead_code)] // shared with the other test files
+#[allow(dead_code, reason = "shared with the other test files")]
 mod support;
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! AUTHENTICATE PLAIN), speak STARTTLS and implicit TLS with the harness's CA, and
 //! announce an appended mail to a client in IDLE.
 
-#[allow(dead_code)] // shared with the other test files
+#[allow(dead_code, reason = "shared with the other test files")]
 mod support;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The capability-filtering proxy in front of a real Dovecot: what it hides
 //! and refuses, that everything else still works through it, and its drops.
 
-#[allow(dead_code)] // shared with the other test files
+#[allow(dead_code, reason = "shared with the other test files")]
 mod support;
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! The real-world corpora for conformance tests, found where `scripts/fetch-corpus.sh`
 //! puts them.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part of it")]
 
 use std::path::{Path, PathBuf};
 

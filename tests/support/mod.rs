@@ -1,6 +1,6 @@
 //! The integration harness: a real Dovecot, the fake Thulium API, a config, and the
 //! real `thulium-mail-bridge` binary run as a child process.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part of it")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
