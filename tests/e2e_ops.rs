@@ -305,6 +305,11 @@ async fn idle_connections_never_lock_out_healthz_and_only_get_and_head_are_answe
     if let Err(last) = probe_until(WAIT, || get(&healthz), |(status, _)| *status == 200).await {
         panic!("{last:?}\n{}", w.log());
     }
+    // The mailbox is up too, so the last GET /metrics below has its gauge to show.
+    let up = |m: &String| m.contains("thulium_bridge_mailbox_up");
+    if let Err(last) = probe_until(WAIT, || metrics(port), up).await {
+        panic!("{last}\n{}", w.log());
+    }
 
     // More idle connections than the listener keeps open, none sending a byte.
     let mut idle = Vec::new();
