@@ -123,10 +123,10 @@ impl Delivery {
     /// Takes over a batch: records it pending in the ledger, then starts posting it,
     /// each ticket's replies oldest first and after the ones submitted before.
     pub async fn submit(&mut self, mails: Vec<Outgoing>) {
-        let runtime = Arc::clone(&self.bridge.runtime);
+        let bridge = Arc::clone(&self.bridge);
         let mut leaders = Vec::with_capacity(mails.len());
         for mail in mails {
-            if runtime.holds.held_until(mail.ticket).is_some() {
+            if bridge.holds().held_until(mail.ticket).is_some() {
                 let cause = DeferCause::EarlierReplyWaiting {
                     ticket: mail.ticket,
                 };
@@ -134,7 +134,7 @@ impl Delivery {
                     .push(Done::untouched(mail, Outcome::Deferred(cause)));
                 continue;
             }
-            match runtime.claims.claim(&mail.id) {
+            match bridge.claim(&mail.id) {
                 Ok(claim) => leaders.push((mail, claim)),
                 Err(claimant) => {
                     let span = tracing::info_span!("mail", uid = mail.uid, ticket = mail.ticket);
@@ -151,12 +151,12 @@ impl Delivery {
         if leaders.is_empty() {
             return;
         }
-        let begun: Vec<Option<Begun>> = if self.bridge.dry_run {
+        let begun: Vec<Option<Begun>> = if bridge.dry_run() {
             // Nothing is written; what the ledger knows still shows (duplicates).
             leaders
                 .iter()
                 .map(|(mail, _)| {
-                    let entry = runtime.ledger.find(&mail.id).ok().flatten()?;
+                    let entry = bridge.ledger().find(&mail.id).ok().flatten()?;
                     (entry.state != EntryState::Pending).then_some(Begun {
                         entry,
                         outcome_unknown: false,
@@ -177,7 +177,7 @@ impl Delivery {
                     new_ticket_from: None,
                 })
                 .collect();
-            match runtime.ledger.begin(attempts).await {
+            match bridge.ledger().begin(attempts).await {
                 Ok(begun) => begun.into_iter().map(Some).collect(),
                 Err(e) => {
                     let cause = DeferCause::Ledger {
@@ -256,7 +256,7 @@ impl Delivery {
         let location = self.location(mail.uid);
         let span = tracing::info_span!("mail", uid = mail.uid, ticket);
         let task = async move {
-            let holds = &bridge.runtime.holds;
+            let holds = bridge.holds();
             if let Some(rx) = previous
                 && rx.await.is_err()
             {
@@ -316,7 +316,7 @@ impl Delivery {
             return Vec::new();
         }
         let records: Vec<Finish> = done.iter().filter_map(|d| d.record.clone()).collect();
-        if !self.bridge.dry_run
+        if !self.bridge.dry_run()
             && let Err(e) = self.bridge.ledger().finish(records).await
         {
             // Nothing of this group is disposed: a posted mail stays `pending` with its
@@ -330,7 +330,7 @@ impl Delivery {
             }
         }
         let now = Instant::now();
-        let holds = &self.bridge.runtime.holds;
+        let holds = self.bridge.holds();
         // A ticket is held until its deferred replies are due, all at that one instant:
         // a later reply (due at once behind an earlier one) must never be due alone, a
         // moment before the earlier reply, and go first.
@@ -474,12 +474,7 @@ impl One<'_> {
             return tried;
         }
         let attempts = b.entry.attempts + u32::from(tried.counted);
-        match self
-            .bridge
-            .config
-            .delivery
-            .given_up(attempts, b.entry.age())
-        {
+        match self.bridge.given_up(attempts, b.entry.age()) {
             Some(given_up) => Tried {
                 outcome: Outcome::Failed(format!("{given_up} (last: {cause})")),
                 ..tried
@@ -498,20 +493,20 @@ impl One<'_> {
         } else {
             Outcome::Posted
         };
-        if self.bridge.config.thulium.verify_sender != VerifySender::Off
+        if self.bridge.verify_sender() != VerifySender::Off
             && !self.mail.approved
             && !self.mail.forwarded
             && let Err(outcome) = self.verify_sender().await
         {
             return not_posted(outcome, unknown);
         }
-        if self.bridge.dry_run {
+        if self.bridge.dry_run() {
             let m = self.mail;
             tracing::info!(ticket = m.ticket, uid = m.uid, body_type = ?m.request.body_type,
                 date = %m.request.date, body = %m.request.body, "dry run: would post");
             return not_posted(posted, false);
         }
-        let api = self.bridge.runtime.api();
+        let api = self.bridge.api_health();
         let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
         let mut tries = 0;
         let mut first_try_ms = None;
@@ -538,7 +533,7 @@ impl One<'_> {
             }
             tries += 1;
             first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
-            let slot = self.bridge.api_slots.acquire().await;
+            let turn = self.bridge.write_turn().await;
             if self.stop.is_cancelled() {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
@@ -547,9 +542,7 @@ impl One<'_> {
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
             let post_began = unix_now();
-            let result = self
-                .bridge
-                .api
+            let result = turn
                 .post_customer_response(self.mail.ticket, &self.mail.request)
                 .await;
             // The pause is set before the slot is given up.
@@ -559,7 +552,7 @@ impl One<'_> {
                 }
                 _ => None,
             };
-            drop(slot);
+            drop(turn);
             if let Some(outcome) = refused {
                 return not_posted(outcome, unknown);
             }
@@ -615,7 +608,7 @@ impl One<'_> {
             Some(b) => (b.entry.attempts + u32::from(counted), b.entry.age()),
             None => (u32::from(counted), Duration::ZERO),
         };
-        let outcome = match self.bridge.config.delivery.given_up(attempts, age) {
+        let outcome = match self.bridge.given_up(attempts, age) {
             Some(given_up) => Outcome::Failed(format!("{given_up} (last: {cause})")),
             None => Outcome::Deferred(cause),
         };
@@ -661,13 +654,12 @@ impl One<'_> {
             .begun
             .map(|b| b.entry.unknown_since.unwrap_or(b.entry.first_seen))
             .unwrap_or_else(unix_now);
-        let runtime = &self.bridge.runtime;
-        runtime.owners.remember(mail.ticket, ticket.from.as_deref());
-        runtime
-            .clock
-            .learn(self.bridge.ledger(), &ticket, None)
-            .await;
-        let (matching, others) = runtime.clock.with(|clock| {
+        self.bridge
+            .owners()
+            .remember(mail.ticket, ticket.from.as_deref());
+        let clock = self.bridge.clock();
+        clock.learn(self.bridge.ledger(), &ticket, None).await;
+        let (matching, others) = clock.with(|clock| {
             let sent = Sent {
                 request: &mail.request,
                 first_attempt,
@@ -678,7 +670,7 @@ impl One<'_> {
         });
         let found = matching > others;
         if found {
-            self.bridge.runtime.api().works();
+            self.bridge.api_health().works();
         }
         tracing::info!(
             ticket = mail.ticket,
@@ -694,15 +686,12 @@ impl One<'_> {
     /// While little is known of the API's clock: reads the ticket just posted to, where
     /// this reply shows how its `created_at` was written. A failed read is only missed.
     async fn learn_clock(&self, post_began: u64) {
-        let clock = &self.bridge.runtime.clock;
+        let clock = self.bridge.clock();
         let Some(_turn) = clock.read_turn() else {
             return;
         };
         let mail = self.mail;
-        let ticket = {
-            let _slot = self.bridge.read_slots.acquire().await;
-            self.bridge.api.get_ticket(mail.ticket).await
-        };
+        let ticket = self.bridge.read_turn().await.get_ticket(mail.ticket).await;
         match ticket {
             Ok(ticket) => {
                 let posted = PostedReply {
@@ -724,14 +713,15 @@ impl One<'_> {
 
     /// `GET tickets/{id}`, noting what it says about the API's health.
     async fn get_ticket(&self) -> Result<Ticket, ApiError> {
-        let result = {
-            let _slot = self.bridge.read_slots.acquire().await;
-            self.bridge.api.get_ticket(self.mail.ticket).await
-        };
+        let result = self
+            .bridge
+            .read_turn()
+            .await
+            .get_ticket(self.mail.ticket)
+            .await;
         if let Err(e @ ApiError::Transient { .. }) = &result {
             self.bridge
-                .runtime
-                .api()
+                .api_health()
                 .request_failed(&e.to_string(), false);
         }
         result
@@ -757,7 +747,7 @@ impl One<'_> {
                 "From {} is not authenticated by the receiving server: {why}",
                 mail.from.as_deref().unwrap_or("")
             );
-            return match self.bridge.config.thulium.verify_sender {
+            return match self.bridge.verify_sender() {
                 VerifySender::Enforce => Err(Outcome::Unverified(reason)),
                 _ => {
                     tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");
@@ -765,7 +755,7 @@ impl One<'_> {
                 }
             };
         }
-        let owners = &self.bridge.runtime.owners;
+        let owners = self.bridge.owners();
         let owner = match owners.get(mail.ticket) {
             Some(owner) => owner,
             None => {
@@ -780,7 +770,7 @@ impl One<'_> {
                     }),
                 })?;
                 owners.remember(mail.ticket, ticket.from.as_deref());
-                let clock = &self.bridge.runtime.clock;
+                let clock = self.bridge.clock();
                 if clock.wants_more() {
                     clock.learn(self.bridge.ledger(), &ticket, None).await;
                 }
@@ -796,7 +786,7 @@ impl One<'_> {
             owner.as_deref().unwrap_or("unknown"),
             mail.ticket
         );
-        match self.bridge.config.thulium.verify_sender {
+        match self.bridge.verify_sender() {
             VerifySender::Enforce => Err(Outcome::Unverified(reason)),
             _ => {
                 tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");

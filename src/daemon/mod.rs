@@ -1,6 +1,7 @@
 //! The shell around the pure core: one supervisor, a worker per mailbox, its passes,
 //! and the delivery of replies to the API.
 
+pub(crate) mod api_turns;
 pub(crate) mod attachment_stream;
 pub(crate) mod bridge;
 pub(crate) mod claims;

@@ -83,7 +83,7 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
             });
         }
     }
-    if bridge.dry_run {
+    if bridge.dry_run() {
         tracing::info!(uid = mail.uid, to = %mail.request.to, from = %mail.request.from,
             subject = %mail.request.subject, attachments = mail.attachments.len(),
             "dry run: would open a ticket");
@@ -167,17 +167,14 @@ fn counts(bridge: &Bridge, begun: &Begun, tried_ms: u64, outcome: &Outcome) -> b
     matches!(
         outcome,
         Outcome::Deferred(DeferCause::ApiUnavailable { .. })
-    ) && bridge.runtime.api().post_succeeded_after(since)
+    ) && bridge.api_health().post_succeeded_after(since)
 }
 
 /// After `max_attempts` counted tries, or `max_age` after first seen, the mail goes to the
 /// fallback instead of being tried again. Asked only once an earlier try is known not to
 /// have opened a ticket (read back), so giving up never hides a ticket that exists.
 fn exhausted(bridge: &Bridge, begun: &Begun) -> Option<String> {
-    let given_up = bridge
-        .config
-        .delivery
-        .given_up(begun.entry.attempts, begun.entry.age())?;
+    let given_up = bridge.given_up(begun.entry.attempts, begun.entry.age())?;
     let read_back = if begun.outcome_unknown {
         " (read back: none of them opened one)"
     } else {
@@ -223,7 +220,7 @@ async fn create(
     begun: &Begun,
     queue: &Option<u64>,
 ) -> (Outcome, bool) {
-    let api = bridge.runtime.api();
+    let api = bridge.api_health();
     if begun.outcome_unknown {
         match find_created(bridge, mail, begun, *queue).await {
             Ok(Some(ticket)) => {
@@ -248,19 +245,17 @@ async fn create(
                 "an attachment could not be read back from the mail; the ticket opens without it");
             continue;
         };
-        let uploaded = {
-            let _slot = bridge.api_slots.acquire().await;
-            bridge.api.upload(&upload_name(&a.name), body, a.size).await
-        };
+        let uploaded = bridge
+            .write_turn()
+            .await
+            .upload(&upload_name(&a.name), body, a.size)
+            .await;
         match uploaded {
             Ok(token) => request.attachments.push(token),
             Err(e) => return (trouble(bridge, e, "uploading an attachment"), false),
         }
     }
-    let created = {
-        let _slot = bridge.api_slots.acquire().await;
-        bridge.api.create_ticket(&request).await
-    };
+    let created = bridge.write_turn().await.create_ticket(&request).await;
     match created {
         Ok(ticket) => {
             api.post_succeeded();
@@ -299,7 +294,7 @@ fn trouble(bridge: &Bridge, e: ApiError, what: &str) -> Outcome {
             retry_after,
             ..
         } => {
-            bridge.runtime.api().request_failed(&reason, false);
+            bridge.api_health().request_failed(&reason, false);
             Outcome::Deferred(DeferCause::ApiUnavailable {
                 reason: format!("{what}: {reason}"),
                 retry_after,
@@ -325,18 +320,15 @@ async fn find_created(
     // and candidates are matched on customer, subject and text anyway. The day as the
     // API's clock may write it: the earliest any clock still possible would.
     let from = bridge
-        .runtime
-        .clock
+        .clock()
         .with(|c| c.earliest_day(since.saturating_sub(120) as i64));
     for page in 0..READ_BACK_PAGES {
-        let listed = {
-            let _slot = bridge.read_slots.acquire().await;
-            bridge
-                .api
-                .find_tickets(&from, queue, page * TICKET_PAGE)
-                .await
-                .map_err(failed)?
-        };
+        let listed = bridge
+            .read_turn()
+            .await
+            .find_tickets(&from, queue, page * TICKET_PAGE)
+            .await
+            .map_err(failed)?;
         let full = listed.len() >= TICKET_PAGE;
         if let Some(id) = created_among(bridge, mail, listed).await? {
             return Ok(Some(id));
@@ -381,14 +373,12 @@ async fn created_among(
         {
             continue;
         }
-        let ticket = {
-            let _slot = bridge.read_slots.acquire().await;
-            bridge
-                .api
-                .get_ticket(candidate.ticket_id)
-                .await
-                .map_err(failed)?
-        };
+        let ticket = bridge
+            .read_turn()
+            .await
+            .get_ticket(candidate.ticket_id)
+            .await
+            .map_err(failed)?;
         let first_mail = ticket.messages.iter().find(|m| m.is_mail());
         let ours = same(ticket.from.as_deref(), &mail.request.from)
             && same(ticket.subject.as_deref(), &mail.request.subject)

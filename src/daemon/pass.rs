@@ -81,7 +81,7 @@ pub async fn run_pass(
     };
     // A child: a broken session stops this pass's posting without stopping the daemon.
     let stop = shutdown.child_token();
-    let reading = Reading::open(&bridge.config.state.dir, bridge.ledger(), &mb.name).await;
+    let reading = Reading::open(bridge.state_dir(), bridge.ledger(), &mb.name).await;
     let mut pass = Pass {
         session,
         bridge,
@@ -128,7 +128,7 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     async fn run(&mut self, uids: &[u32], tally: &mut Tally<'_>) -> Result<(), ImapError> {
-        let max = &self.bridge.rules.content.max_message_size;
+        let max = self.bridge.max_message_size();
         for chunk in uids.chunks(META_CHUNK) {
             if self.stop.is_cancelled() {
                 return Ok(());
@@ -306,7 +306,7 @@ impl Pass<'_> {
     /// none when the pass stops while waiting for it.
     async fn reading_permit(&self, batch: &[MailMeta]) -> Option<OwnedSemaphorePermit> {
         let bytes: u64 = batch.iter().map(|m| u64::from(m.size.unwrap_or(0))).sum();
-        let wanted = Arc::clone(&self.bridge.runtime.reading).acquire_many_owned(kib(bytes));
+        let wanted = self.bridge.reading_budget(kib(bytes));
         tokio::select! {
             permit = wanted => permit.ok().filter(|_| !self.stop.is_cancelled()),
             _ = self.stop.cancelled() => None,
@@ -318,7 +318,7 @@ impl Pass<'_> {
     async fn open_ticket(&mut self, mail: NewTicketMail, tally: &mut Tally<'_>) {
         let (uid, id) = (mail.uid, mail.id.clone());
         let (sender, subject) = (mail.request.from.clone(), mail.request.subject.clone());
-        let outcome = match self.bridge.runtime.claims.claim(&id) {
+        let outcome = match self.bridge.claim(&id) {
             Ok(claim) => {
                 let outcome = new_tickets::open(self.bridge, &self.place, mail).await;
                 claim.release(&outcome);
@@ -356,7 +356,7 @@ impl Pass<'_> {
     /// A failure costs only lines of `ledger list`, so it is said and not retried.
     async fn record_decisions(&self, tally: &mut Tally<'_>) {
         let decisions = tally.take_decisions();
-        if self.bridge.dry_run || decisions.is_empty() {
+        if self.bridge.dry_run() || decisions.is_empty() {
             return;
         }
         let mails = decisions.len();
@@ -370,7 +370,7 @@ impl Pass<'_> {
     async fn dispose(&mut self, tally: &mut Tally<'_>) -> Result<(), ImapError> {
         self.record_decisions(tally).await;
         let dispose = tally.take_dispositions();
-        if self.bridge.dry_run {
+        if self.bridge.dry_run() {
             return Ok(());
         }
         for (disposition, uids) in &dispose {
