@@ -7,9 +7,10 @@
 use super::attachment_stream;
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
+use super::handled::{About, Handled};
 use super::outcome::Outcome;
 use crate::ledger::{
-    Attempt, Begun, EntryState, Finish, Ledger, LedgerError, Location, unix_now, unix_now_ms,
+    Attempt, Begun, EntryState, Ledger, LedgerError, Location, unix_now, unix_now_ms,
 };
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
@@ -43,10 +44,13 @@ pub struct NewTicketMail {
 }
 
 /// Opens the ticket (or finds it opened before); what became of the mail.
-pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Outcome {
+pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Handled {
     let settings = match bridge.rules_for(&place.mailbox).new_ticket.clone() {
         Some(s) => s,
-        None => return Outcome::Unmatched("no ticket number in the subject".into()),
+        None => {
+            let outcome = Outcome::Unmatched("no ticket number in the subject".into());
+            return handled(&mail, outcome);
+        }
     };
     // A person who moved the mail into the approve folder, or an agent who forwarded
     // it, vouched for its sender.
@@ -54,40 +58,34 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
     if let AuthVerdict::Fail(why) = &mail.authentication
         && !vouched
     {
-        return Outcome::Unmatched(format!(
+        let outcome = Outcome::Unmatched(format!(
             "not opened as a ticket: From {} is not authenticated: {why}",
             mail.request.from
         ));
+        return handled(&mail, outcome);
     }
     let ledger = bridge.ledger();
     match answered_in_flight(ledger, &mail.references, &mail.id) {
-        Ok(Some(cause)) => return Outcome::Deferred(cause),
+        Ok(Some(cause)) => return handled(&mail, Outcome::Deferred(cause)),
         Ok(None) => {}
-        Err(e) => {
-            return Outcome::Deferred(DeferCause::Ledger {
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     }
     match ledger.new_tickets_in_last_hour(&mail.request.from, &mail.id) {
         Ok(n) if n >= settings.per_sender_per_hour && !vouched => {
-            return Outcome::Unmatched(format!(
+            let outcome = Outcome::Unmatched(format!(
                 "not opened as a ticket: {} opened {n} in the last hour (per_sender_per_hour = {})",
                 mail.request.from, settings.per_sender_per_hour
             ));
+            return handled(&mail, outcome);
         }
         Ok(_) => {}
-        Err(e) => {
-            return Outcome::Deferred(DeferCause::Ledger {
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     }
     if bridge.dry_run() {
         tracing::info!(uid = mail.uid, to = %mail.request.to, from = %mail.request.from,
             subject = %mail.request.subject, attachments = mail.attachments.len(),
             "dry run: would open a ticket");
-        return Outcome::NewTicket { ticket: 0 };
+        return handled(&mail, Outcome::NewTicket { ticket: 0 });
     }
     let attempt = Attempt {
         id: mail.id.clone(),
@@ -104,59 +102,45 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
     let begun = match ledger.begin(vec![attempt.clone()]).await {
         Ok(mut b) if !b.is_empty() => b.remove(0),
         Ok(_) => {
-            return Outcome::Deferred(DeferCause::Ledger {
+            let cause = DeferCause::Ledger {
                 reason: "no entry".into(),
-            });
+            };
+            return handled(&mail, Outcome::Deferred(cause));
         }
-        Err(e) => {
-            return Outcome::Deferred(DeferCause::Ledger {
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     };
-    let mut counted_attempt = false;
-    let (outcome, unknown) = match begun.entry.state {
-        EntryState::Posted => (Outcome::Duplicate, false),
-        EntryState::Failed => (
-            Outcome::Unmatched(begun.entry.reason.clone().unwrap_or_default()),
-            false,
-        ),
-        EntryState::Pending => {
-            let tried_ms = unix_now_ms();
-            let (outcome, unknown) = create(bridge, &mail, &begun, &settings.ticket_queue_id).await;
-            counted_attempt = counts(bridge, &begun, tried_ms, &outcome);
-            (outcome, unknown)
-        }
-    };
-    let record = match &outcome {
-        Outcome::NewTicket { ticket } => Some(Finish::Posted {
-            id: mail.id.clone(),
-            ticket: *ticket,
-        }),
-        Outcome::Unmatched(reason) if begun.entry.state == EntryState::Pending => {
-            Some(Finish::Failed {
-                id: mail.id.clone(),
-                reason: reason.clone(),
-                outcome_unknown: unknown,
-                location: attempt.location.clone(),
-            })
-        }
-        Outcome::Deferred(_) => Some(Finish::Deferred {
-            id: mail.id.clone(),
-            counted: counted_attempt,
-            outcome_unknown: unknown,
-        }),
-        _ => None,
-    };
-    if let Some(record) = record
+    let reason = || begun.entry.reason.clone().unwrap_or_default();
+    match begun.entry.state {
+        EntryState::Posted => return handled(&mail, Outcome::Duplicate),
+        EntryState::Failed => return handled(&mail, Outcome::Unmatched(reason())),
+        EntryState::Pending => {}
+    }
+    let tried_ms = unix_now_ms();
+    let (outcome, unknown) = create(bridge, &mail, &begun, &settings.ticket_queue_id).await;
+    let mut tried = handled(&mail, outcome);
+    tried.counted = counts(bridge, &begun, tried_ms, &tried.outcome);
+    tried.outcome_unknown = unknown;
+    if let Some(record) = tried.ledger_record(attempt.location)
         && let Err(e) = ledger.finish(vec![record]).await
     {
         tracing::error!("ledger write failed after opening a ticket: {e}");
-        return Outcome::Deferred(DeferCause::Ledger {
-            reason: e.to_string(),
-        });
+        return handled(&mail, Outcome::Deferred(e.into()));
     }
-    outcome
+    tried
+}
+
+/// What became of a mail to be opened as a ticket.
+pub fn handled(mail: &NewTicketMail, outcome: Outcome) -> Handled {
+    let ticket = match outcome {
+        Outcome::NewTicket { ticket } => Some(ticket),
+        _ => None,
+    };
+    let about = About {
+        id: mail.id.clone(),
+        sender: Some(mail.request.from.clone()),
+        subject: mail.request.subject.clone(),
+    };
+    Handled::new(mail.uid, Some(about), ticket, outcome)
 }
 
 /// The rule for replies holds for new tickets too: an API failure counts as an attempt
@@ -389,9 +373,7 @@ async fn created_among(
             && !bridge
                 .ledger()
                 .ticket_opened_by_another(ticket.ticket_id, &mail.id)
-                .map_err(|e| DeferCause::Ledger {
-                    reason: e.to_string(),
-                })?
+                .map_err(DeferCause::from)?
         {
             tracing::info!(
                 ticket = ticket.ticket_id,

@@ -8,11 +8,12 @@
 
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
-use super::delivery::{Delivery, Finished, Outgoing};
+use super::delivery::{Delivery, Outgoing};
+use super::handled::{About, Handled};
 use super::new_tickets::{self, NewTicketMail};
 use super::outcome::Outcome;
 use super::poison::{self, Read, Reading, ToRead};
-use super::tally::{About, Deferrals, Handled, PassReport, Tally};
+use super::tally::{Deferrals, PassReport, Tally};
 use crate::config::{Disposition, MailboxConfig};
 use crate::imap::{ImapError, MailMeta, MailSession, RawMail};
 use crate::ledger::Location;
@@ -146,13 +147,7 @@ impl Pass<'_> {
                         "the server gave no size for it; taken as over max_message_size ({max}), not downloaded"
                     ),
                 };
-                tally.record(Handled {
-                    uid: m.uid,
-                    about: None,
-                    ticket: None,
-                    outcome: Outcome::Failed(reason),
-                    retry_at: None,
-                });
+                tally.record(Handled::new(m.uid, None, None, Outcome::Failed(reason)));
             }
             for batch in batches(&metas) {
                 // Room for one more batch: collect what the API finished meanwhile.
@@ -230,13 +225,7 @@ impl Pass<'_> {
                     } else {
                         Outcome::Deferred(DeferCause::SlowToRead { reason })
                     };
-                    tally.record(Handled {
-                        uid,
-                        about: None,
-                        ticket: None,
-                        outcome,
-                        retry_at: None,
-                    });
+                    tally.record(Handled::new(uid, None, None, outcome));
                     continue;
                 }
             };
@@ -286,17 +275,15 @@ impl Pass<'_> {
                     forwarded,
                     reading: None,
                 }),
-                Action::Skip { kind, reason } => tally.record(Handled {
-                    uid,
-                    about: Some(About {
-                        id: &decision.id,
-                        sender: decision.from.as_deref(),
-                        subject: &decision.subject,
-                    }),
-                    ticket: None,
-                    outcome: Outcome::skipped(kind, reason),
-                    retry_at: None,
-                }),
+                Action::Skip { kind, reason } => {
+                    let about = About {
+                        id: decision.id,
+                        sender: decision.from,
+                        subject: decision.subject,
+                    };
+                    let outcome = Outcome::skipped(kind, reason);
+                    tally.record(Handled::new(uid, Some(about), None, outcome));
+                }
             }
         }
         (outgoing, new_tickets)
@@ -316,31 +303,17 @@ impl Pass<'_> {
     /// Opens a ticket from a mail (one at a time: they are few), claiming it first so a
     /// copy in another mailbox waits for this one.
     async fn open_ticket(&mut self, mail: NewTicketMail, tally: &mut Tally<'_>) {
-        let (uid, id) = (mail.uid, mail.id.clone());
-        let (sender, subject) = (mail.request.from.clone(), mail.request.subject.clone());
-        let outcome = match self.bridge.claim(&id) {
+        let handled = match self.bridge.claim(&mail.id) {
             Ok(claim) => {
-                let outcome = new_tickets::open(self.bridge, &self.place, mail).await;
-                claim.release(&outcome);
-                outcome
+                let handled = new_tickets::open(self.bridge, &self.place, mail).await;
+                claim.release(&handled.outcome);
+                handled
             }
-            Err(claimant) => super::claims::outcome_for_copy(claimant).await,
+            Err(claimant) => {
+                new_tickets::handled(&mail, super::claims::outcome_for_copy(claimant).await)
+            }
         };
-        let ticket = match &outcome {
-            Outcome::NewTicket { ticket } => Some(*ticket),
-            _ => None,
-        };
-        tally.record(Handled {
-            uid,
-            about: Some(About {
-                id: &id,
-                sender: Some(&sender),
-                subject: &subject,
-            }),
-            ticket,
-            outcome,
-            retry_at: None,
-        });
+        tally.record(handled);
     }
 
     /// Waits for some mail to finish (or for shutdown), then records what finished.
@@ -381,19 +354,9 @@ impl Pass<'_> {
 }
 
 /// Records the mails the delivery finished.
-fn record(done: Vec<Finished>, tally: &mut Tally<'_>) {
-    for f in done {
-        tally.record(Handled {
-            uid: f.mail.uid,
-            about: Some(About {
-                id: &f.mail.id,
-                sender: f.mail.from.as_deref(),
-                subject: &f.mail.subject,
-            }),
-            ticket: Some(f.mail.ticket),
-            outcome: f.outcome,
-            retry_at: f.retry_at,
-        });
+fn record(done: Vec<Handled>, tally: &mut Tally<'_>) {
+    for handled in done {
+        tally.record(handled);
     }
 }
 
