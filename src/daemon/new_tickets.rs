@@ -109,10 +109,12 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
         }
         Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     };
-    let reason = || begun.entry.reason.clone().unwrap_or_default();
     match begun.entry.state {
         EntryState::Posted => return handled(&mail, Outcome::Duplicate),
-        EntryState::Failed => return handled(&mail, Outcome::Unmatched(reason())),
+        EntryState::Failed => {
+            let reason = begun.entry.reason.clone().unwrap_or_default();
+            return handled(&mail, Outcome::Unmatched(reason));
+        }
         EntryState::Pending => {}
     }
     let tried_ms = unix_now_ms();
