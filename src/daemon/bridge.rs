@@ -1,20 +1,25 @@
 //! What every mailbox worker shares: the config-derived parts (rules, API client, limits),
 //! replaced on reload, and the [`Runtime`], which outlives reloads.
 
-use crate::config::Config;
-use crate::daemon::claims::Claims;
+use crate::config::{Config, VerifySender};
+use crate::daemon::api_turns::{ReadTurn, WriteTurn};
+use crate::daemon::claims::{Claim, Claims};
 use crate::daemon::clock_learning::ClockLearning;
 use crate::daemon::defer_cause::DeferCause;
+use crate::daemon::outcome::Outcome;
 use crate::daemon::ticket_holds::TicketHolds;
 use crate::daemon::ticket_owners::TicketOwners;
 use crate::ledger::Ledger;
+use crate::mail::MailId;
 use crate::mail::decide::Rules;
+use crate::mail::size::ByteSize;
 use crate::ops::api_health::ApiHealth;
 use crate::ops::health::Health;
 use crate::thulium::ThuliumClient;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, watch};
 
 /// How long posting pauses after the API refused our credentials.
 pub const CREDENTIALS_PAUSE: Duration = Duration::from_secs(300);
@@ -23,15 +28,15 @@ pub const CREDENTIALS_PAUSE: Duration = Duration::from_secs(300);
 /// outage in progress are facts about the world, not about the config.
 #[derive(Debug)]
 pub struct Runtime {
-    pub ledger: Ledger,
-    pub health: Arc<Health>,
-    pub claims: Arc<Claims>,
-    pub holds: TicketHolds,
-    pub owners: TicketOwners,
+    ledger: Ledger,
+    health: Arc<Health>,
+    claims: Arc<Claims>,
+    holds: TicketHolds,
+    owners: TicketOwners,
     /// What the API's `created_at` means, as far as it is known.
-    pub clock: ClockLearning,
+    clock: ClockLearning,
     /// Raw mail bytes being fetched and decided at once, across mailboxes, in KiB.
-    pub reading: Arc<tokio::sync::Semaphore>,
+    reading: Arc<Semaphore>,
 }
 
 /// A mail costs about four times its size while fetched and parsed (measured: 108 MiB
@@ -48,31 +53,37 @@ impl Runtime {
             claims: Arc::default(),
             holds: TicketHolds::default(),
             owners: TicketOwners::default(),
-            reading: Arc::new(tokio::sync::Semaphore::new(READING_BUDGET_KIB as usize)),
+            reading: Arc::new(Semaphore::new(READING_BUDGET_KIB as usize)),
         })
     }
 
-    pub fn api(&self) -> &ApiHealth {
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn api_health(&self) -> &ApiHealth {
         &self.health.api
     }
 }
 
+/// The daemon's parts as one config made them; each reached through a method that
+/// says what a caller may do with it.
 pub struct Bridge {
-    pub config: Arc<Config>,
-    pub rules: Rules,
+    config: Arc<Config>,
+    rules: Rules,
     /// The rules with each mailbox's own facts (its address, its trusted
     /// Authentication-Results ids), by mailbox name.
     mailbox_rules: std::collections::HashMap<String, Rules>,
     /// The same for mails in each mailbox's approve folder: vouched for by a person.
     approve_rules: std::collections::HashMap<String, (String, Rules)>,
-    pub api: ThuliumClient,
-    pub runtime: Arc<Runtime>,
+    api: ThuliumClient,
+    runtime: Arc<Runtime>,
     /// `thulium.concurrency`: POSTs in flight across all mailboxes and tickets.
-    pub api_slots: Semaphore,
+    api_slots: Semaphore,
     /// As many again for reading tickets (verify_sender, read-backs): a backlog to many
     /// tickets needs one read per ticket, which must not halve the posting rate.
-    pub read_slots: Semaphore,
-    pub dry_run: bool,
+    read_slots: Semaphore,
+    dry_run: bool,
     /// Set while the API refuses our credentials (with the status it answered): nobody
     /// posts until it has passed. Not carried over a reload: a new password is tried at once.
     credentials_refused_until: Mutex<Option<(u16, Instant)>>,
@@ -136,6 +147,91 @@ impl Bridge {
         &self.runtime.ledger
     }
 
+    /// Nothing is written: not to the API, the ledger or the mailbox.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Waits for a turn at writing to the API.
+    pub async fn write_turn(&self) -> WriteTurn<'_> {
+        WriteTurn {
+            api: &self.api,
+            _slot: self.api_slots.acquire().await.ok(),
+        }
+    }
+
+    /// Waits for a turn at reading tickets.
+    pub async fn read_turn(&self) -> ReadTurn<'_> {
+        ReadTurn {
+            api: &self.api,
+            _slot: self.read_slots.acquire().await.ok(),
+        }
+    }
+
+    /// Whether the API is up, and what a request's result says about it.
+    pub fn api_health(&self) -> &ApiHealth {
+        self.runtime.api_health()
+    }
+
+    /// The daemon's health, for `/healthz` and the status line.
+    pub fn health(&self) -> &Health {
+        &self.runtime.health
+    }
+
+    /// Claims a mail for this delivery, or hands over the claimant's outcome to wait for.
+    pub fn claim(&self, id: &MailId) -> Result<Claim, watch::Receiver<Option<Outcome>>> {
+        self.runtime.claims.claim(id)
+    }
+
+    /// Tickets whose next reply has to wait.
+    pub fn holds(&self) -> &TicketHolds {
+        &self.runtime.holds
+    }
+
+    /// Each ticket's customer, as read.
+    pub fn owners(&self) -> &TicketOwners {
+        &self.runtime.owners
+    }
+
+    /// What the API's `created_at` means, as far as it is known.
+    pub fn clock(&self) -> &ClockLearning {
+        &self.runtime.clock
+    }
+
+    /// Waits for `kib` of the process-wide budget for mail being read.
+    pub async fn reading_budget(&self, kib: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
+        Arc::clone(&self.runtime.reading)
+            .acquire_many_owned(kib)
+            .await
+    }
+
+    /// `delivery.max_attempts` / `max_age`: why a mail is given up, if it is.
+    pub fn given_up(&self, attempts: u32, age: Duration) -> Option<String> {
+        self.config.delivery.given_up(attempts, age)
+    }
+
+    pub fn verify_sender(&self) -> VerifySender {
+        self.config.thulium.verify_sender
+    }
+
+    pub fn max_message_size(&self) -> ByteSize {
+        self.rules.content.max_message_size
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.config.state.dir
+    }
+
+    /// `state.keep_decisions`: how long `ledger list` remembers a decided mail.
+    pub fn keep_decisions(&self) -> Duration {
+        self.config.state.keep_decisions
+    }
+
+    /// `delivery.stop_timeout`: how long a stop waits for the posts under way.
+    pub fn stop_timeout(&self) -> Duration {
+        self.config.delivery.stop_timeout
+    }
+
     /// While the API refuses our credentials: what a mail waits for (the status it
     /// answered, and the pause left).
     pub fn credentials_paused(&self) -> Option<DeferCause> {
@@ -163,8 +259,7 @@ impl Bridge {
             "the Thulium API refused our credentials ({message}); posting paused for every mailbox. \
              Check thulium.user and the password, and that the API user may write to tickets"
         );
-        self.runtime
-            .api()
+        self.api_health()
             .request_failed(&format!("HTTP {status}: {message}"), true);
         let mut until = self
             .credentials_refused_until

@@ -100,3 +100,11 @@ impl fmt::Display for DeferCause {
         }
     }
 }
+
+impl From<crate::ledger::LedgerError> for DeferCause {
+    fn from(e: crate::ledger::LedgerError) -> DeferCause {
+        DeferCause::Ledger {
+            reason: e.to_string(),
+        }
+    }
+}

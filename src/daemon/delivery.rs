@@ -13,6 +13,7 @@
 use super::bridge::Bridge;
 use super::claims::{self, Claim};
 use super::defer_cause::DeferCause;
+use super::handled::{About, Handled};
 use super::outcome::Outcome;
 use crate::config::VerifySender;
 use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, PostedReply, unix_now};
@@ -56,20 +57,18 @@ pub struct Outgoing {
     pub forwarded: bool,
 }
 
-/// A mail whose delivery ended in this pass, recorded in the ledger: safe to dispose.
-#[derive(Debug)]
-pub struct Finished {
-    pub mail: Outgoing,
-    pub outcome: Outcome,
-    /// For a deferred mail: the earliest time worth trying it again.
-    pub retry_at: Option<Instant>,
-}
-
-/// A mail done in its task, its ledger record and claim still to settle.
+/// A mail done in its task, its ledger record and claim still to settle: its
+/// [`Handled`] with what only the delivery needs, above all the claim, which copies wait
+/// on and which is released only after the ledger commit in [`Delivery::collect`].
 struct Done {
-    mail: Outgoing,
-    outcome: Outcome,
-    record: Option<Finish>,
+    handled: Handled,
+    /// The ticket whose chain it was in.
+    ticket: u64,
+    /// Its request body's bytes, counted in `body_bytes` while its task ran.
+    body_len: usize,
+    /// This try began its ledger entry, which learns the outcome (not in a dry run, nor
+    /// for a mail the ledger or a copy had decided).
+    entry: bool,
     claim: Option<Claim>,
 }
 
@@ -123,10 +122,10 @@ impl Delivery {
     /// Takes over a batch: records it pending in the ledger, then starts posting it,
     /// each ticket's replies oldest first and after the ones submitted before.
     pub async fn submit(&mut self, mails: Vec<Outgoing>) {
-        let runtime = Arc::clone(&self.bridge.runtime);
+        let bridge = Arc::clone(&self.bridge);
         let mut leaders = Vec::with_capacity(mails.len());
         for mail in mails {
-            if runtime.holds.held_until(mail.ticket).is_some() {
+            if bridge.holds().held_until(mail.ticket).is_some() {
                 let cause = DeferCause::EarlierReplyWaiting {
                     ticket: mail.ticket,
                 };
@@ -134,7 +133,7 @@ impl Delivery {
                     .push(Done::untouched(mail, Outcome::Deferred(cause)));
                 continue;
             }
-            match runtime.claims.claim(&mail.id) {
+            match bridge.claim(&mail.id) {
                 Ok(claim) => leaders.push((mail, claim)),
                 Err(claimant) => {
                     let span = tracing::info_span!("mail", uid = mail.uid, ticket = mail.ticket);
@@ -151,12 +150,12 @@ impl Delivery {
         if leaders.is_empty() {
             return;
         }
-        let begun: Vec<Option<Begun>> = if self.bridge.dry_run {
+        let begun: Vec<Option<Begun>> = if bridge.dry_run() {
             // Nothing is written; what the ledger knows still shows (duplicates).
             leaders
                 .iter()
                 .map(|(mail, _)| {
-                    let entry = runtime.ledger.find(&mail.id).ok().flatten()?;
+                    let entry = bridge.ledger().find(&mail.id).ok().flatten()?;
                     (entry.state != EntryState::Pending).then_some(Begun {
                         entry,
                         outcome_unknown: false,
@@ -177,12 +176,10 @@ impl Delivery {
                     new_ticket_from: None,
                 })
                 .collect();
-            match runtime.ledger.begin(attempts).await {
+            match bridge.ledger().begin(attempts).await {
                 Ok(begun) => begun.into_iter().map(Some).collect(),
                 Err(e) => {
-                    let cause = DeferCause::Ledger {
-                        reason: e.to_string(),
-                    };
+                    let cause = DeferCause::from(e);
                     for (mail, claim) in leaders {
                         let mut done = Done::untouched(mail, Outcome::Deferred(cause.clone()));
                         done.claim = Some(claim);
@@ -253,10 +250,9 @@ impl Delivery {
         self.body_bytes += mail.request.body.len();
         let bridge = Arc::clone(&self.bridge);
         let stop = self.stop.clone();
-        let location = self.location(mail.uid);
         let span = tracing::info_span!("mail", uid = mail.uid, ticket);
         let task = async move {
-            let holds = &bridge.runtime.holds;
+            let holds = bridge.holds();
             if let Some(rx) = previous
                 && rx.await.is_err()
             {
@@ -265,10 +261,10 @@ impl Delivery {
             }
             let unknown = begun.as_ref().is_some_and(|b| b.outcome_unknown);
             let tried = if stop.is_cancelled() {
-                Tried::not_posted(Outcome::Deferred(DeferCause::Stopping), unknown)
+                handled(&mail, Outcome::Deferred(DeferCause::Stopping), unknown)
             } else if holds.held_until(ticket).is_some() {
                 let cause = DeferCause::EarlierReplyWaiting { ticket };
-                Tried::not_posted(Outcome::Deferred(cause), unknown)
+                handled(&mail, Outcome::Deferred(cause), unknown)
             } else {
                 let mut one = One {
                     bridge: &bridge,
@@ -284,11 +280,11 @@ impl Delivery {
                 holds.hold(ticket, cause.wait());
             }
             let _ = next.send(());
-            let record = begun.map(|_| tried.record(&mail, location));
             Done {
-                mail,
-                outcome: tried.outcome,
-                record,
+                handled: tried,
+                ticket,
+                body_len: mail.request.body.len(),
+                entry: begun.is_some(),
                 claim: Some(claim),
             }
         };
@@ -307,7 +303,7 @@ impl Delivery {
 
     /// The mails finished since the last call, their outcomes committed to the ledger
     /// (one commit) and their copies told: safe to dispose.
-    pub async fn collect(&mut self) -> Vec<Finished> {
+    pub async fn collect(&mut self) -> Vec<Handled> {
         while let Some(result) = self.tasks.try_join_next() {
             self.task_ended(result);
         }
@@ -315,49 +311,50 @@ impl Delivery {
         if done.is_empty() {
             return Vec::new();
         }
-        let records: Vec<Finish> = done.iter().filter_map(|d| d.record.clone()).collect();
-        if !self.bridge.dry_run
+        let records: Vec<Finish> = done
+            .iter()
+            .filter(|d| d.entry)
+            .filter_map(|d| d.handled.ledger_record(self.location(d.handled.uid)))
+            .collect();
+        if !self.bridge.dry_run()
             && let Err(e) = self.bridge.ledger().finish(records).await
         {
             // Nothing of this group is disposed: a posted mail stays `pending` with its
             // outcome unknown, so the next pass reads it back instead of posting again.
             tracing::error!("ledger write failed after delivering: {e}");
-            let cause = DeferCause::Ledger {
-                reason: e.to_string(),
-            };
-            for d in done.iter_mut().filter(|d| d.record.is_some()) {
-                d.outcome = Outcome::Deferred(cause.clone());
+            let cause = DeferCause::from(e);
+            for d in done.iter_mut().filter(|d| d.entry) {
+                d.handled.outcome = Outcome::Deferred(cause.clone());
             }
         }
         let now = Instant::now();
-        let holds = &self.bridge.runtime.holds;
+        let holds = self.bridge.holds();
         // A ticket is held until its deferred replies are due, all at that one instant:
         // a later reply (due at once behind an earlier one) must never be due alone, a
         // moment before the earlier reply, and go first.
         for d in &done {
-            if let Outcome::Deferred(cause) = &d.outcome
+            if let Outcome::Deferred(cause) = &d.handled.outcome
                 && cause.holds_ticket()
             {
-                holds.hold(d.mail.ticket, cause.wait());
+                holds.hold(d.ticket, cause.wait());
             }
         }
         done.into_iter()
             .map(|d| {
                 if let Some(claim) = d.claim {
-                    claim.release(&d.outcome);
+                    claim.release(&d.handled.outcome);
                 }
-                let retry_at = match &d.outcome {
+                let retry_at = match &d.handled.outcome {
                     Outcome::Deferred(DeferCause::Stopping) => None,
                     Outcome::Deferred(cause) => {
                         let own = now.checked_add(cause.wait()).unwrap_or(now);
-                        Some(holds.held_until(d.mail.ticket).unwrap_or(own).max(own))
+                        Some(holds.held_until(d.ticket).unwrap_or(own).max(own))
                     }
                     _ => None,
                 };
-                Finished {
-                    mail: d.mail,
-                    outcome: d.outcome,
+                Handled {
                     retry_at,
+                    ..d.handled
                 }
             })
             .collect()
@@ -374,11 +371,11 @@ impl Delivery {
             }
         };
         if done.claim.is_some() {
-            self.body_bytes = self.body_bytes.saturating_sub(done.mail.request.body.len());
-            if let Some(chain) = self.chains.get_mut(&done.mail.ticket) {
+            self.body_bytes = self.body_bytes.saturating_sub(done.body_len);
+            if let Some(chain) = self.chains.get_mut(&done.ticket) {
                 chain.unfinished -= 1;
                 if chain.unfinished == 0 {
-                    self.chains.remove(&done.mail.ticket);
+                    self.chains.remove(&done.ticket);
                 }
             }
         }
@@ -390,62 +387,35 @@ impl Done {
     /// A mail decided without a POST and without a ledger record of its own.
     fn untouched(mail: Outgoing, outcome: Outcome) -> Done {
         Done {
-            mail,
-            outcome,
-            record: None,
+            handled: handled(&mail, outcome, false),
+            ticket: mail.ticket,
+            body_len: mail.request.body.len(),
+            entry: false,
             claim: None,
         }
     }
 }
 
-/// One mail's delivery and what the ledger must learn from it.
-struct Tried {
-    outcome: Outcome,
-    /// A POST may have reached the helpdesk unseen (read back before the next one).
-    outcome_unknown: bool,
-    /// The failure counts against the mail's `max_attempts`.
-    counted: bool,
+/// What became of a reply; nothing counted against its attempts.
+fn handled(mail: &Outgoing, outcome: Outcome, outcome_unknown: bool) -> Handled {
+    let about = About {
+        id: mail.id.clone(),
+        sender: mail.from.clone(),
+        subject: mail.subject.clone(),
+    };
+    Handled {
+        outcome_unknown,
+        ..Handled::new(mail.uid, Some(about), Some(mail.ticket), outcome)
+    }
 }
 
-impl Tried {
-    fn not_posted(outcome: Outcome, outcome_unknown: bool) -> Tried {
-        Tried {
-            outcome,
-            outcome_unknown,
-            counted: false,
-        }
-    }
-
-    fn record(&self, mail: &Outgoing, location: Location) -> Finish {
-        let id = mail.id.clone();
-        match &self.outcome {
-            Outcome::Posted
-            | Outcome::Approved
-            | Outcome::Forwarded
-            | Outcome::Duplicate
-            | Outcome::NewTicket { .. } => Finish::Posted {
-                id,
-                ticket: mail.ticket,
-            },
-            Outcome::Failed(reason) => Finish::Failed {
-                id,
-                reason: reason.clone(),
-                outcome_unknown: self.outcome_unknown,
-                location,
-            },
-            Outcome::Unverified(_) | Outcome::Unmatched(_) | Outcome::Ignored(_) => {
-                Finish::Released {
-                    id,
-                    outcome_unknown: self.outcome_unknown,
-                }
-            }
-            Outcome::Deferred(_) => Finish::Deferred {
-                id,
-                counted: self.counted,
-                outcome_unknown: self.outcome_unknown,
-            },
-        }
-    }
+/// Why a ticket is read: what a failed read means for the mail.
+#[derive(Clone, Copy)]
+enum ReadFor {
+    /// Whether an earlier POST with an unknown outcome is on the ticket.
+    ReadBack,
+    /// Who the ticket's customer is.
+    VerifySender,
 }
 
 /// One reply on its way: verify, read back if needed, post with retries.
@@ -458,7 +428,7 @@ struct One<'a> {
 }
 
 impl One<'_> {
-    async fn deliver(&mut self) -> Tried {
+    async fn deliver(&mut self) -> Handled {
         let tried = self.attempt().await;
         self.bounded_by_max_age(tried)
     }
@@ -466,7 +436,7 @@ impl One<'_> {
     /// Waiting on the API (an outage, refused credentials, a read-back that fails) is
     /// bounded by `max_age` alone, whichever way the mail waited: a probe's failure, a
     /// turn skipped while the API is down or posting is paused.
-    fn bounded_by_max_age(&self, tried: Tried) -> Tried {
+    fn bounded_by_max_age(&self, tried: Handled) -> Handled {
         let (Outcome::Deferred(cause), Some(b)) = (&tried.outcome, self.begun) else {
             return tried;
         };
@@ -474,13 +444,8 @@ impl One<'_> {
             return tried;
         }
         let attempts = b.entry.attempts + u32::from(tried.counted);
-        match self
-            .bridge
-            .config
-            .delivery
-            .given_up(attempts, b.entry.age())
-        {
-            Some(given_up) => Tried {
+        match self.bridge.given_up(attempts, b.entry.age()) {
+            Some(given_up) => Handled {
                 outcome: Outcome::Failed(format!("{given_up} (last: {cause})")),
                 ..tried
             },
@@ -488,9 +453,10 @@ impl One<'_> {
         }
     }
 
-    async fn attempt(&mut self) -> Tried {
+    async fn attempt(&mut self) -> Handled {
         let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
-        let not_posted = |outcome, unknown| Tried::not_posted(outcome, unknown);
+        let mail = self.mail;
+        let not_posted = |outcome, unknown| handled(mail, outcome, unknown);
         let posted = if self.mail.forwarded {
             Outcome::Forwarded
         } else if self.mail.approved {
@@ -498,20 +464,20 @@ impl One<'_> {
         } else {
             Outcome::Posted
         };
-        if self.bridge.config.thulium.verify_sender != VerifySender::Off
+        if self.bridge.verify_sender() != VerifySender::Off
             && !self.mail.approved
             && !self.mail.forwarded
             && let Err(outcome) = self.verify_sender().await
         {
             return not_posted(outcome, unknown);
         }
-        if self.bridge.dry_run {
+        if self.bridge.dry_run() {
             let m = self.mail;
             tracing::info!(ticket = m.ticket, uid = m.uid, body_type = ?m.request.body_type,
                 date = %m.request.date, body = %m.request.body, "dry run: would post");
             return not_posted(posted, false);
         }
-        let api = self.bridge.runtime.api();
+        let api = self.bridge.api_health();
         let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
         let mut tries = 0;
         let mut first_try_ms = None;
@@ -538,7 +504,7 @@ impl One<'_> {
             }
             tries += 1;
             first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
-            let slot = self.bridge.api_slots.acquire().await;
+            let turn = self.bridge.write_turn().await;
             if self.stop.is_cancelled() {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
@@ -547,9 +513,7 @@ impl One<'_> {
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
             let post_began = unix_now();
-            let result = self
-                .bridge
-                .api
+            let result = turn
                 .post_customer_response(self.mail.ticket, &self.mail.request)
                 .await;
             // The pause is set before the slot is given up.
@@ -559,7 +523,7 @@ impl One<'_> {
                 }
                 _ => None,
             };
-            drop(slot);
+            drop(turn);
             if let Some(outcome) = refused {
                 return not_posted(outcome, unknown);
             }
@@ -610,19 +574,18 @@ impl One<'_> {
 
     /// A transient failure: deferred, or given up on once it has counted
     /// `max_attempts` times or the mail is older than `max_age`.
-    fn deferred(&self, cause: DeferCause, unknown: bool, counted: bool) -> Tried {
+    fn deferred(&self, cause: DeferCause, unknown: bool, counted: bool) -> Handled {
         let (attempts, age) = match self.begun {
             Some(b) => (b.entry.attempts + u32::from(counted), b.entry.age()),
             None => (u32::from(counted), Duration::ZERO),
         };
-        let outcome = match self.bridge.config.delivery.given_up(attempts, age) {
+        let outcome = match self.bridge.given_up(attempts, age) {
             Some(given_up) => Outcome::Failed(format!("{given_up} (last: {cause})")),
             None => Outcome::Deferred(cause),
         };
-        Tried {
-            outcome,
-            outcome_unknown: unknown,
+        Handled {
             counted,
+            ..handled(self.mail, outcome, unknown)
         }
     }
 
@@ -634,22 +597,12 @@ impl One<'_> {
     /// Reads the ticket back: is this reply already among its messages?
     async fn read_back(&self) -> Result<bool, Outcome> {
         let mail = self.mail;
-        let ticket = self.get_ticket().await.map_err(|e| match e {
-            ApiError::Permanent { status, message } => Outcome::Failed(format!(
-                "reading ticket {} back failed (HTTP {status}): {message}",
-                mail.ticket
-            )),
-            e => self.api_trouble(e, |reason| DeferCause::ReadBackFailed { reason }),
-        })?;
+        let ticket = self.read_ticket(ReadFor::ReadBack).await?;
         let others = self
             .bridge
             .ledger()
             .posted_with_same_text(mail.ticket, &read_back::text_hash(&mail.request), &mail.id)
-            .map_err(|e| {
-                Outcome::Deferred(DeferCause::Ledger {
-                    reason: e.to_string(),
-                })
-            })?
+            .map_err(|e| Outcome::Deferred(e.into()))?
             .into_iter()
             .map(|(date_sent, first_seen, posted)| OtherPost {
                 date_sent,
@@ -661,13 +614,12 @@ impl One<'_> {
             .begun
             .map(|b| b.entry.unknown_since.unwrap_or(b.entry.first_seen))
             .unwrap_or_else(unix_now);
-        let runtime = &self.bridge.runtime;
-        runtime.owners.remember(mail.ticket, ticket.from.as_deref());
-        runtime
-            .clock
-            .learn(self.bridge.ledger(), &ticket, None)
-            .await;
-        let (matching, others) = runtime.clock.with(|clock| {
+        self.bridge
+            .owners()
+            .remember(mail.ticket, ticket.from.as_deref());
+        let clock = self.bridge.clock();
+        clock.learn(self.bridge.ledger(), &ticket, None).await;
+        let (matching, others) = clock.with(|clock| {
             let sent = Sent {
                 request: &mail.request,
                 first_attempt,
@@ -678,7 +630,7 @@ impl One<'_> {
         });
         let found = matching > others;
         if found {
-            self.bridge.runtime.api().works();
+            self.bridge.api_health().works();
         }
         tracing::info!(
             ticket = mail.ticket,
@@ -694,15 +646,12 @@ impl One<'_> {
     /// While little is known of the API's clock: reads the ticket just posted to, where
     /// this reply shows how its `created_at` was written. A failed read is only missed.
     async fn learn_clock(&self, post_began: u64) {
-        let clock = &self.bridge.runtime.clock;
+        let clock = self.bridge.clock();
         let Some(_turn) = clock.read_turn() else {
             return;
         };
         let mail = self.mail;
-        let ticket = {
-            let _slot = self.bridge.read_slots.acquire().await;
-            self.bridge.api.get_ticket(mail.ticket).await
-        };
+        let ticket = self.bridge.read_turn().await.get_ticket(mail.ticket).await;
         match ticket {
             Ok(ticket) => {
                 let posted = PostedReply {
@@ -722,27 +671,48 @@ impl One<'_> {
         }
     }
 
-    /// `GET tickets/{id}`, noting what it says about the API's health.
-    async fn get_ticket(&self) -> Result<Ticket, ApiError> {
-        let result = {
-            let _slot = self.bridge.read_slots.acquire().await;
-            self.bridge.api.get_ticket(self.mail.ticket).await
-        };
-        if let Err(e @ ApiError::Transient { .. }) = &result {
-            self.bridge
-                .runtime
-                .api()
-                .request_failed(&e.to_string(), false);
-        }
-        result
+    /// `GET tickets/{id}`, noting what it says about the API's health; a failure as
+    /// what it means for the mail, which depends on why the ticket was read.
+    async fn read_ticket(&self, why: ReadFor) -> Result<Ticket, Outcome> {
+        let result = self
+            .bridge
+            .read_turn()
+            .await
+            .get_ticket(self.mail.ticket)
+            .await;
+        let ticket = self.mail.ticket;
+        result.map_err(|e| match (e, why) {
+            (ApiError::Credentials { status, message }, _) => {
+                self.credentials_refused(status, &message)
+            }
+            (ApiError::Permanent { status, message }, ReadFor::ReadBack) => Outcome::Failed(
+                format!("reading ticket {ticket} back failed (HTTP {status}): {message}"),
+            ),
+            (ApiError::Permanent { status, message }, ReadFor::VerifySender) => Outcome::Failed(
+                format!("API rejected reading ticket {ticket} (HTTP {status}): {message}"),
+            ),
+            (e @ ApiError::Transient { .. }, why) => {
+                let reason = e.to_string();
+                self.bridge.api_health().request_failed(&reason, false);
+                Outcome::Deferred(match why {
+                    ReadFor::ReadBack => DeferCause::ReadBackFailed { reason },
+                    ReadFor::VerifySender => DeferCause::ApiUnavailable {
+                        reason: format!("reading the ticket for verify_sender failed: {reason}"),
+                        retry_after: None,
+                    },
+                })
+            }
+        })
     }
 
-    /// A transient or credentials error as the deferral it means (`transient` wraps
-    /// the reason of a transient one).
-    fn api_trouble(&self, e: ApiError, transient: impl FnOnce(String) -> DeferCause) -> Outcome {
-        match e {
-            ApiError::Credentials { status, message } => self.credentials_refused(status, &message),
-            e => Outcome::Deferred(transient(e.to_string())),
+    /// A sender `verify_sender` does not know: refused when it enforces, else said.
+    fn unverified(&self, reason: String) -> Result<(), Outcome> {
+        match self.bridge.verify_sender() {
+            VerifySender::Enforce => Err(Outcome::Unverified(reason)),
+            _ => {
+                tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");
+                Ok(())
+            }
         }
     }
 
@@ -757,30 +727,15 @@ impl One<'_> {
                 "From {} is not authenticated by the receiving server: {why}",
                 mail.from.as_deref().unwrap_or("")
             );
-            return match self.bridge.config.thulium.verify_sender {
-                VerifySender::Enforce => Err(Outcome::Unverified(reason)),
-                _ => {
-                    tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");
-                    Ok(())
-                }
-            };
+            return self.unverified(reason);
         }
-        let owners = &self.bridge.runtime.owners;
+        let owners = self.bridge.owners();
         let owner = match owners.get(mail.ticket) {
             Some(owner) => owner,
             None => {
-                let ticket = self.get_ticket().await.map_err(|e| match e {
-                    ApiError::Permanent { status, message } => Outcome::Failed(format!(
-                        "API rejected reading ticket {} (HTTP {status}): {message}",
-                        mail.ticket
-                    )),
-                    e => self.api_trouble(e, |reason| DeferCause::ApiUnavailable {
-                        reason: format!("reading the ticket for verify_sender failed: {reason}"),
-                        retry_after: None,
-                    }),
-                })?;
+                let ticket = self.read_ticket(ReadFor::VerifySender).await?;
                 owners.remember(mail.ticket, ticket.from.as_deref());
-                let clock = &self.bridge.runtime.clock;
+                let clock = self.bridge.clock();
                 if clock.wants_more() {
                     clock.learn(self.bridge.ledger(), &ticket, None).await;
                 }
@@ -796,13 +751,7 @@ impl One<'_> {
             owner.as_deref().unwrap_or("unknown"),
             mail.ticket
         );
-        match self.bridge.config.thulium.verify_sender {
-            VerifySender::Enforce => Err(Outcome::Unverified(reason)),
-            _ => {
-                tracing::warn!("{reason}; posting anyway (verify_sender = \"warn\")");
-                Ok(())
-            }
-        }
+        self.unverified(reason)
     }
 
     /// Whether the mail's In-Reply-To/References name a mail posted to the same ticket.

@@ -1,6 +1,7 @@
 //! The shell around the pure core: one supervisor, a worker per mailbox, its passes,
 //! and the delivery of replies to the API.
 
+pub(crate) mod api_turns;
 pub(crate) mod attachment_stream;
 pub(crate) mod bridge;
 pub(crate) mod claims;
@@ -8,6 +9,7 @@ pub(crate) mod clock_learning;
 pub(crate) mod defer_cause;
 pub(crate) mod delivery;
 mod expiring;
+pub(crate) mod handled;
 pub(crate) mod new_tickets;
 pub(crate) mod outcome;
 pub(crate) mod pass;

@@ -7,9 +7,10 @@
 use super::attachment_stream;
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
+use super::handled::{About, Handled};
 use super::outcome::Outcome;
 use crate::ledger::{
-    Attempt, Begun, EntryState, Finish, Ledger, LedgerError, Location, unix_now, unix_now_ms,
+    Attempt, Begun, EntryState, Ledger, LedgerError, Location, unix_now, unix_now_ms,
 };
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
@@ -43,10 +44,13 @@ pub struct NewTicketMail {
 }
 
 /// Opens the ticket (or finds it opened before); what became of the mail.
-pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Outcome {
+pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Handled {
     let settings = match bridge.rules_for(&place.mailbox).new_ticket.clone() {
         Some(s) => s,
-        None => return Outcome::Unmatched("no ticket number in the subject".into()),
+        None => {
+            let outcome = Outcome::Unmatched("no ticket number in the subject".into());
+            return handled(&mail, outcome);
+        }
     };
     // A person who moved the mail into the approve folder, or an agent who forwarded
     // it, vouched for its sender.
@@ -54,40 +58,34 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
     if let AuthVerdict::Fail(why) = &mail.authentication
         && !vouched
     {
-        return Outcome::Unmatched(format!(
+        let outcome = Outcome::Unmatched(format!(
             "not opened as a ticket: From {} is not authenticated: {why}",
             mail.request.from
         ));
+        return handled(&mail, outcome);
     }
     let ledger = bridge.ledger();
     match answered_in_flight(ledger, &mail.references, &mail.id) {
-        Ok(Some(cause)) => return Outcome::Deferred(cause),
+        Ok(Some(cause)) => return handled(&mail, Outcome::Deferred(cause)),
         Ok(None) => {}
-        Err(e) => {
-            return Outcome::Deferred(DeferCause::Ledger {
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     }
     match ledger.new_tickets_in_last_hour(&mail.request.from, &mail.id) {
         Ok(n) if n >= settings.per_sender_per_hour && !vouched => {
-            return Outcome::Unmatched(format!(
+            let outcome = Outcome::Unmatched(format!(
                 "not opened as a ticket: {} opened {n} in the last hour (per_sender_per_hour = {})",
                 mail.request.from, settings.per_sender_per_hour
             ));
+            return handled(&mail, outcome);
         }
         Ok(_) => {}
-        Err(e) => {
-            return Outcome::Deferred(DeferCause::Ledger {
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     }
-    if bridge.dry_run {
+    if bridge.dry_run() {
         tracing::info!(uid = mail.uid, to = %mail.request.to, from = %mail.request.from,
             subject = %mail.request.subject, attachments = mail.attachments.len(),
             "dry run: would open a ticket");
-        return Outcome::NewTicket { ticket: 0 };
+        return handled(&mail, Outcome::NewTicket { ticket: 0 });
     }
     let attempt = Attempt {
         id: mail.id.clone(),
@@ -104,59 +102,47 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
     let begun = match ledger.begin(vec![attempt.clone()]).await {
         Ok(mut b) if !b.is_empty() => b.remove(0),
         Ok(_) => {
-            return Outcome::Deferred(DeferCause::Ledger {
+            let cause = DeferCause::Ledger {
                 reason: "no entry".into(),
-            });
+            };
+            return handled(&mail, Outcome::Deferred(cause));
         }
-        Err(e) => {
-            return Outcome::Deferred(DeferCause::Ledger {
-                reason: e.to_string(),
-            });
-        }
+        Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     };
-    let mut counted_attempt = false;
-    let (outcome, unknown) = match begun.entry.state {
-        EntryState::Posted => (Outcome::Duplicate, false),
-        EntryState::Failed => (
-            Outcome::Unmatched(begun.entry.reason.clone().unwrap_or_default()),
-            false,
-        ),
-        EntryState::Pending => {
-            let tried_ms = unix_now_ms();
-            let (outcome, unknown) = create(bridge, &mail, &begun, &settings.ticket_queue_id).await;
-            counted_attempt = counts(bridge, &begun, tried_ms, &outcome);
-            (outcome, unknown)
+    match begun.entry.state {
+        EntryState::Posted => return handled(&mail, Outcome::Duplicate),
+        EntryState::Failed => {
+            let reason = begun.entry.reason.clone().unwrap_or_default();
+            return handled(&mail, Outcome::Unmatched(reason));
         }
-    };
-    let record = match &outcome {
-        Outcome::NewTicket { ticket } => Some(Finish::Posted {
-            id: mail.id.clone(),
-            ticket: *ticket,
-        }),
-        Outcome::Unmatched(reason) if begun.entry.state == EntryState::Pending => {
-            Some(Finish::Failed {
-                id: mail.id.clone(),
-                reason: reason.clone(),
-                outcome_unknown: unknown,
-                location: attempt.location.clone(),
-            })
-        }
-        Outcome::Deferred(_) => Some(Finish::Deferred {
-            id: mail.id.clone(),
-            counted: counted_attempt,
-            outcome_unknown: unknown,
-        }),
-        _ => None,
-    };
-    if let Some(record) = record
+        EntryState::Pending => {}
+    }
+    let tried_ms = unix_now_ms();
+    let (outcome, unknown) = create(bridge, &mail, &begun, &settings.ticket_queue_id).await;
+    let mut tried = handled(&mail, outcome);
+    tried.counted = counts(bridge, &begun, tried_ms, &tried.outcome);
+    tried.outcome_unknown = unknown;
+    if let Some(record) = tried.ledger_record(attempt.location)
         && let Err(e) = ledger.finish(vec![record]).await
     {
         tracing::error!("ledger write failed after opening a ticket: {e}");
-        return Outcome::Deferred(DeferCause::Ledger {
-            reason: e.to_string(),
-        });
+        return handled(&mail, Outcome::Deferred(e.into()));
     }
-    outcome
+    tried
+}
+
+/// What became of a mail to be opened as a ticket.
+pub fn handled(mail: &NewTicketMail, outcome: Outcome) -> Handled {
+    let ticket = match outcome {
+        Outcome::NewTicket { ticket } => Some(ticket),
+        _ => None,
+    };
+    let about = About {
+        id: mail.id.clone(),
+        sender: Some(mail.request.from.clone()),
+        subject: mail.request.subject.clone(),
+    };
+    Handled::new(mail.uid, Some(about), ticket, outcome)
 }
 
 /// The rule for replies holds for new tickets too: an API failure counts as an attempt
@@ -167,17 +153,14 @@ fn counts(bridge: &Bridge, begun: &Begun, tried_ms: u64, outcome: &Outcome) -> b
     matches!(
         outcome,
         Outcome::Deferred(DeferCause::ApiUnavailable { .. })
-    ) && bridge.runtime.api().post_succeeded_after(since)
+    ) && bridge.api_health().post_succeeded_after(since)
 }
 
 /// After `max_attempts` counted tries, or `max_age` after first seen, the mail goes to the
 /// fallback instead of being tried again. Asked only once an earlier try is known not to
 /// have opened a ticket (read back), so giving up never hides a ticket that exists.
 fn exhausted(bridge: &Bridge, begun: &Begun) -> Option<String> {
-    let given_up = bridge
-        .config
-        .delivery
-        .given_up(begun.entry.attempts, begun.entry.age())?;
+    let given_up = bridge.given_up(begun.entry.attempts, begun.entry.age())?;
     let read_back = if begun.outcome_unknown {
         " (read back: none of them opened one)"
     } else {
@@ -223,7 +206,7 @@ async fn create(
     begun: &Begun,
     queue: &Option<u64>,
 ) -> (Outcome, bool) {
-    let api = bridge.runtime.api();
+    let api = bridge.api_health();
     if begun.outcome_unknown {
         match find_created(bridge, mail, begun, *queue).await {
             Ok(Some(ticket)) => {
@@ -248,19 +231,17 @@ async fn create(
                 "an attachment could not be read back from the mail; the ticket opens without it");
             continue;
         };
-        let uploaded = {
-            let _slot = bridge.api_slots.acquire().await;
-            bridge.api.upload(&upload_name(&a.name), body, a.size).await
-        };
+        let uploaded = bridge
+            .write_turn()
+            .await
+            .upload(&upload_name(&a.name), body, a.size)
+            .await;
         match uploaded {
             Ok(token) => request.attachments.push(token),
             Err(e) => return (trouble(bridge, e, "uploading an attachment"), false),
         }
     }
-    let created = {
-        let _slot = bridge.api_slots.acquire().await;
-        bridge.api.create_ticket(&request).await
-    };
+    let created = bridge.write_turn().await.create_ticket(&request).await;
     match created {
         Ok(ticket) => {
             api.post_succeeded();
@@ -299,7 +280,7 @@ fn trouble(bridge: &Bridge, e: ApiError, what: &str) -> Outcome {
             retry_after,
             ..
         } => {
-            bridge.runtime.api().request_failed(&reason, false);
+            bridge.api_health().request_failed(&reason, false);
             Outcome::Deferred(DeferCause::ApiUnavailable {
                 reason: format!("{what}: {reason}"),
                 retry_after,
@@ -325,18 +306,15 @@ async fn find_created(
     // and candidates are matched on customer, subject and text anyway. The day as the
     // API's clock may write it: the earliest any clock still possible would.
     let from = bridge
-        .runtime
-        .clock
+        .clock()
         .with(|c| c.earliest_day(since.saturating_sub(120) as i64));
     for page in 0..READ_BACK_PAGES {
-        let listed = {
-            let _slot = bridge.read_slots.acquire().await;
-            bridge
-                .api
-                .find_tickets(&from, queue, page * TICKET_PAGE)
-                .await
-                .map_err(failed)?
-        };
+        let listed = bridge
+            .read_turn()
+            .await
+            .find_tickets(&from, queue, page * TICKET_PAGE)
+            .await
+            .map_err(failed)?;
         let full = listed.len() >= TICKET_PAGE;
         if let Some(id) = created_among(bridge, mail, listed).await? {
             return Ok(Some(id));
@@ -381,14 +359,12 @@ async fn created_among(
         {
             continue;
         }
-        let ticket = {
-            let _slot = bridge.read_slots.acquire().await;
-            bridge
-                .api
-                .get_ticket(candidate.ticket_id)
-                .await
-                .map_err(failed)?
-        };
+        let ticket = bridge
+            .read_turn()
+            .await
+            .get_ticket(candidate.ticket_id)
+            .await
+            .map_err(failed)?;
         let first_mail = ticket.messages.iter().find(|m| m.is_mail());
         let ours = same(ticket.from.as_deref(), &mail.request.from)
             && same(ticket.subject.as_deref(), &mail.request.subject)
@@ -399,9 +375,7 @@ async fn created_among(
             && !bridge
                 .ledger()
                 .ticket_opened_by_another(ticket.ticket_id, &mail.id)
-                .map_err(|e| DeferCause::Ledger {
-                    reason: e.to_string(),
-                })?
+                .map_err(DeferCause::from)?
         {
             tracing::info!(
                 ticket = ticket.ticket_id,

@@ -8,11 +8,12 @@
 
 use super::bridge::Bridge;
 use super::defer_cause::DeferCause;
-use super::delivery::{Delivery, Finished, Outgoing};
+use super::delivery::{Delivery, Outgoing};
+use super::handled::{About, Handled};
 use super::new_tickets::{self, NewTicketMail};
 use super::outcome::Outcome;
 use super::poison::{self, Read, Reading, ToRead};
-use super::tally::{About, Deferrals, Handled, PassReport, Tally};
+use super::tally::{Deferrals, PassReport, Tally};
 use crate::config::{Disposition, MailboxConfig};
 use crate::imap::{ImapError, MailMeta, MailSession, RawMail};
 use crate::ledger::Location;
@@ -81,7 +82,7 @@ pub async fn run_pass(
     };
     // A child: a broken session stops this pass's posting without stopping the daemon.
     let stop = shutdown.child_token();
-    let reading = Reading::open(&bridge.config.state.dir, bridge.ledger(), &mb.name).await;
+    let reading = Reading::open(bridge.state_dir(), bridge.ledger(), &mb.name).await;
     let mut pass = Pass {
         session,
         bridge,
@@ -128,7 +129,7 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     async fn run(&mut self, uids: &[u32], tally: &mut Tally<'_>) -> Result<(), ImapError> {
-        let max = &self.bridge.rules.content.max_message_size;
+        let max = self.bridge.max_message_size();
         for chunk in uids.chunks(META_CHUNK) {
             if self.stop.is_cancelled() {
                 return Ok(());
@@ -146,13 +147,7 @@ impl Pass<'_> {
                         "the server gave no size for it; taken as over max_message_size ({max}), not downloaded"
                     ),
                 };
-                tally.record(Handled {
-                    uid: m.uid,
-                    about: None,
-                    ticket: None,
-                    outcome: Outcome::Failed(reason),
-                    retry_at: None,
-                });
+                tally.record(Handled::new(m.uid, None, None, Outcome::Failed(reason)));
             }
             for batch in batches(&metas) {
                 // Room for one more batch: collect what the API finished meanwhile.
@@ -230,13 +225,7 @@ impl Pass<'_> {
                     } else {
                         Outcome::Deferred(DeferCause::SlowToRead { reason })
                     };
-                    tally.record(Handled {
-                        uid,
-                        about: None,
-                        ticket: None,
-                        outcome,
-                        retry_at: None,
-                    });
+                    tally.record(Handled::new(uid, None, None, outcome));
                     continue;
                 }
             };
@@ -286,17 +275,15 @@ impl Pass<'_> {
                     forwarded,
                     reading: None,
                 }),
-                Action::Skip { kind, reason } => tally.record(Handled {
-                    uid,
-                    about: Some(About {
-                        id: &decision.id,
-                        sender: decision.from.as_deref(),
-                        subject: &decision.subject,
-                    }),
-                    ticket: None,
-                    outcome: Outcome::skipped(kind, reason),
-                    retry_at: None,
-                }),
+                Action::Skip { kind, reason } => {
+                    let about = About {
+                        id: decision.id,
+                        sender: decision.from,
+                        subject: decision.subject,
+                    };
+                    let outcome = Outcome::skipped(kind, reason);
+                    tally.record(Handled::new(uid, Some(about), None, outcome));
+                }
             }
         }
         (outgoing, new_tickets)
@@ -306,7 +293,7 @@ impl Pass<'_> {
     /// none when the pass stops while waiting for it.
     async fn reading_permit(&self, batch: &[MailMeta]) -> Option<OwnedSemaphorePermit> {
         let bytes: u64 = batch.iter().map(|m| u64::from(m.size.unwrap_or(0))).sum();
-        let wanted = Arc::clone(&self.bridge.runtime.reading).acquire_many_owned(kib(bytes));
+        let wanted = self.bridge.reading_budget(kib(bytes));
         tokio::select! {
             permit = wanted => permit.ok().filter(|_| !self.stop.is_cancelled()),
             _ = self.stop.cancelled() => None,
@@ -316,31 +303,17 @@ impl Pass<'_> {
     /// Opens a ticket from a mail (one at a time: they are few), claiming it first so a
     /// copy in another mailbox waits for this one.
     async fn open_ticket(&mut self, mail: NewTicketMail, tally: &mut Tally<'_>) {
-        let (uid, id) = (mail.uid, mail.id.clone());
-        let (sender, subject) = (mail.request.from.clone(), mail.request.subject.clone());
-        let outcome = match self.bridge.runtime.claims.claim(&id) {
+        let handled = match self.bridge.claim(&mail.id) {
             Ok(claim) => {
-                let outcome = new_tickets::open(self.bridge, &self.place, mail).await;
-                claim.release(&outcome);
-                outcome
+                let handled = new_tickets::open(self.bridge, &self.place, mail).await;
+                claim.release(&handled.outcome);
+                handled
             }
-            Err(claimant) => super::claims::outcome_for_copy(claimant).await,
+            Err(claimant) => {
+                new_tickets::handled(&mail, super::claims::outcome_for_copy(claimant).await)
+            }
         };
-        let ticket = match &outcome {
-            Outcome::NewTicket { ticket } => Some(*ticket),
-            _ => None,
-        };
-        tally.record(Handled {
-            uid,
-            about: Some(About {
-                id: &id,
-                sender: Some(&sender),
-                subject: &subject,
-            }),
-            ticket,
-            outcome,
-            retry_at: None,
-        });
+        tally.record(handled);
     }
 
     /// Waits for some mail to finish (or for shutdown), then records what finished.
@@ -356,7 +329,7 @@ impl Pass<'_> {
     /// A failure costs only lines of `ledger list`, so it is said and not retried.
     async fn record_decisions(&self, tally: &mut Tally<'_>) {
         let decisions = tally.take_decisions();
-        if self.bridge.dry_run || decisions.is_empty() {
+        if self.bridge.dry_run() || decisions.is_empty() {
             return;
         }
         let mails = decisions.len();
@@ -370,7 +343,7 @@ impl Pass<'_> {
     async fn dispose(&mut self, tally: &mut Tally<'_>) -> Result<(), ImapError> {
         self.record_decisions(tally).await;
         let dispose = tally.take_dispositions();
-        if self.bridge.dry_run {
+        if self.bridge.dry_run() {
             return Ok(());
         }
         for (disposition, uids) in &dispose {
@@ -381,19 +354,9 @@ impl Pass<'_> {
 }
 
 /// Records the mails the delivery finished.
-fn record(done: Vec<Finished>, tally: &mut Tally<'_>) {
-    for f in done {
-        tally.record(Handled {
-            uid: f.mail.uid,
-            about: Some(About {
-                id: &f.mail.id,
-                sender: f.mail.from.as_deref(),
-                subject: &f.mail.subject,
-            }),
-            ticket: Some(f.mail.ticket),
-            outcome: f.outcome,
-            retry_at: f.retry_at,
-        });
+fn record(done: Vec<Handled>, tally: &mut Tally<'_>) {
+    for handled in done {
+        tally.record(handled);
     }
 }
 

@@ -62,7 +62,7 @@ pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
                 }
             }
         }
-        if api_failures > 0 && !runtime.api().any_post_succeeded() {
+        if api_failures > 0 && !runtime.api_health().any_post_succeeded() {
             tracing::error!(mails = api_failures, "the Thulium API could not be reached or accepted no post in this pass; the replies were left for a retry");
             all_ok = false;
         }
@@ -300,15 +300,15 @@ pub(crate) async fn serve(
             }
             _ = status_tick.tick() => notify::status(&health.status_line()),
             _ = sweep_tick.tick(), if !dry_run => {
-                let keep = supervisor.bridges.borrow().config.state.keep_decisions;
-                let ledger = runtime.ledger.clone();
+                let keep = supervisor.bridges.borrow().keep_decisions();
+                let ledger = runtime.ledger().clone();
                 tokio::spawn(async move { retention::sweep(&ledger, keep).await });
             }
         }
     }
     notify::stopping();
     tracing::info!("stopping: finishing the mail in hand");
-    let limit = bridge_tx.borrow().config.delivery.stop_timeout;
+    let limit = bridge_tx.borrow().stop_timeout();
     supervisor.stop(limit).await;
     Ok(true)
 }

@@ -2,10 +2,10 @@
 //! `ledger list`, and queued for its disposition or its retry, all by [`Tally::record`].
 
 use super::defer_cause::DeferCause;
+use super::handled::Handled;
 use super::outcome::Outcome;
 use crate::config::{Disposition, MailboxConfig};
 use crate::ledger::{DecisionRecord, Location, unix_now};
-use crate::mail::MailId;
 use crate::ops::metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -35,26 +35,6 @@ impl PassReport {
         };
         self.api_failures += other.api_failures;
     }
-}
-
-/// One finished mail as the tally needs it.
-pub struct Handled<'a> {
-    pub uid: u32,
-    /// What the mail said of itself; `None` for one not read (too big, unreadable).
-    pub about: Option<About<'a>>,
-    pub ticket: Option<u64>,
-    pub outcome: Outcome,
-    /// For a deferred mail: when it is worth trying again, if later than its cause's
-    /// own wait (a ticket held longer).
-    pub retry_at: Option<Instant>,
-}
-
-/// A read mail's identity and what `ledger list` shows of it.
-#[derive(Clone, Copy)]
-pub struct About<'a> {
-    pub id: &'a MailId,
-    pub sender: Option<&'a str>,
-    pub subject: &'a str,
 }
 
 pub struct Tally<'a> {
@@ -94,7 +74,7 @@ impl<'a> Tally<'a> {
     }
 
     /// Logs, counts and queues one finished mail.
-    pub fn record(&mut self, h: Handled<'_>) {
+    pub fn record(&mut self, h: Handled) {
         if h.outcome == Outcome::Deferred(DeferCause::Stopping) {
             tracing::debug!(uid = h.uid, ticket = h.ticket, "not posted: stopping");
             self.left += 1;
@@ -102,12 +82,12 @@ impl<'a> Tally<'a> {
         }
         let name = h.outcome.name();
         let reason = h.outcome.reason();
-        let message_id = h.about.and_then(|a| a.id.message_id.as_deref());
+        let message_id = h.about.as_ref().and_then(|a| a.id.message_id.as_deref());
         tracing::info!(mailbox = %self.mb.name, uid = h.uid, message_id = message_id.unwrap_or(""),
             ticket = h.ticket, outcome = name, reason = %reason, "mail handled");
         metrics::mail_handled(&self.mb.name, name);
         *self.report.counts.entry(name).or_default() += 1;
-        match &h.outcome {
+        match h.outcome {
             Outcome::Deferred(cause) => {
                 if let Some(at) = h
                     .retry_at
@@ -120,23 +100,27 @@ impl<'a> Tally<'a> {
                 }
             }
             outcome => {
+                if let Some(target) = outcome.disposition(self.mb) {
+                    self.dispose.entry(target.clone()).or_default().push(h.uid);
+                }
+                let (mail, sender, subject) = match h.about {
+                    Some(a) => (Some(a.id), a.sender, a.subject),
+                    None => (None, None, String::new()),
+                };
                 self.decisions.push(DecisionRecord {
                     decided: unix_now(),
                     place: Location {
                         uid: h.uid,
                         ..self.place.clone()
                     },
-                    mail: h.about.map(|a| a.id.clone()),
-                    sender: h.about.and_then(|a| a.sender).map(str::to_string),
-                    subject: h.about.map_or_else(String::new, |a| a.subject.to_string()),
+                    mail,
+                    sender,
+                    subject,
                     ticket: h.ticket,
                     outcome: name.to_string(),
                     reason,
-                    replaces: *outcome != Outcome::Duplicate,
+                    replaces: outcome != Outcome::Duplicate,
                 });
-                if let Some(target) = outcome.disposition(self.mb) {
-                    self.dispose.entry(target.clone()).or_default().push(h.uid);
-                }
             }
         }
     }

@@ -108,7 +108,7 @@ pub async fn open(
 
 /// One pass for `once`: open, pass, log out.
 pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport, ImapError> {
-    let mut session = open(mb, bridge.dry_run, imap::DAEMON_GREETING).await?;
+    let mut session = open(mb, bridge.dry_run(), imap::DAEMON_GREETING).await?;
     if let Some(warning) = session.expired_pin_warning() {
         tracing::warn!("{warning}");
     }
@@ -152,7 +152,7 @@ async fn approve_pass(
 ) -> Result<PassReport, ImapError> {
     match session.select(&approve.folder).await {
         // A dry run creates no folder: one not made yet holds nothing to approve.
-        Err(ImapError::Refused { .. }) if bridge.dry_run => {
+        Err(ImapError::Refused { .. }) if bridge.dry_run() => {
             session.select(&mb.folder).await?;
             return Ok(PassReport::default());
         }
@@ -197,7 +197,6 @@ pub async fn run(
             }
             Err(e) => {
                 let _ = ready.send(true);
-                let health = Arc::clone(&bridges.borrow().runtime.health);
                 let fatal = matches!(
                     e,
                     ImapError::Auth { .. }
@@ -205,7 +204,7 @@ pub async fn run(
                         | ImapError::Folder { .. }
                         | ImapError::NoSuchFolder { .. }
                 );
-                health.failed(&mb.name, e.kind(), fatal);
+                bridges.borrow().health().failed(&mb.name, e.kind(), fatal);
                 life.failures += 1;
                 let failures = life.failures;
                 let wait = reconnect_delay(failures);
@@ -257,7 +256,7 @@ async fn serve(
     ready: &watch::Sender<bool>,
     life: &mut Life,
 ) -> Result<Ended, ImapError> {
-    let dry_run = bridges.borrow().dry_run;
+    let dry_run = bridges.borrow().dry_run();
     // A token exchange is not raced against a stop: an IdP that rotates refresh tokens
     // has spent the old one once it answers, and the new one must reach its file. It is
     // bounded by the token endpoint's timeout; `open` then finds the token cached.
@@ -273,7 +272,7 @@ async fn serve(
         _ = stop.cancelled() => return Ok(Ended::Shutdown),
     };
     life.failures = 0;
-    bridges.borrow().runtime.health.connected(&mb.name);
+    bridges.borrow().health().connected(&mb.name);
     let _ = ready.send(true);
     tracing::info!(folder = %mb.folder, idle = mb.idle && session.has_idle(), "watching");
     if !life.told_expired_pin
@@ -310,8 +309,7 @@ async fn serve(
             life.waiting.update(&mb.name, deferrals);
             crate::ops::metrics::pass_succeeded(&mb.name);
             bridge
-                .runtime
-                .health
+                .health()
                 .posted(report.counts.get("posted").copied().unwrap_or(0));
             if !report.counts.is_empty() {
                 tracing::debug!(counts = ?report.counts, "pass done");
