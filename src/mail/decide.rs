@@ -194,128 +194,214 @@ pub fn decide(
     refs: &dyn References,
     internal_date: Option<DateTime<FixedOffset>>,
 ) -> Decision {
-    let id_of_raw = || MailId {
-        message_id: None,
-        content: hex::encode(Sha256::digest(raw)),
-        legacy: None,
+    let unread = |reason: String| {
+        let id = MailId {
+            message_id: None,
+            content: hex::encode(Sha256::digest(raw)),
+            legacy: None,
+        };
+        Decision::unread(id, SkipKind::Failed, reason, internal_date)
     };
-    let unread = |kind, reason: String| Decision::unread(id_of_raw(), kind, reason, internal_date);
-    let max = rules.content.max_message_size.bytes();
-    if raw.len() as u64 > max {
-        return unread(
-            SkipKind::Failed,
-            format!(
-                "mail is {} bytes, over max_message_size ({})",
-                raw.len(),
-                rules.content.max_message_size
-            ),
-        );
+    if let Some(reason) = oversize(raw, rules) {
+        return unread(reason);
     }
     let prepared = crate::mail::prepared(raw);
-    if let Err(why) = crate::mail::mime_parameters::check_attached_messages(&prepared) {
-        return unread(SkipKind::Failed, why);
-    }
-    let Some(msg) = mail_parser::MessageParser::default().parse(prepared.as_ref()) else {
-        return unread(SkipKind::Failed, "not a parseable mail".into());
+    let msg = match parse(&prepared) {
+        Ok(msg) => msg,
+        Err(why) => return unread(why),
     };
-    if msg.headers().is_empty() {
-        return unread(SkipKind::Failed, "not a mail: no header found".into());
-    }
 
-    let message_id = msg
-        .message_id()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(|id| id.to_string());
     let sender = sender::sender(&msg);
-    let from = sender.as_ref().ok().cloned();
-    let full_subject = msg.subject().unwrap_or("").trim();
-    let id = MailId::of(
+    let facts = Facts::read(
+        &msg,
         raw,
-        message_id.as_deref(),
-        from.as_deref().unwrap_or(""),
-        msg.header_raw("Date").unwrap_or(""),
-        full_subject,
+        sender.as_ref().ok().cloned(),
+        rules,
+        internal_date,
     );
-    // Logs and `explain` show at most what ticket matching reads, and nothing unseen
-    // (a new ticket's subject is what agents read first).
-    let subject = invisible::strip(
-        full_subject
-            .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
-            .unwrap_or("")
-            .to_string(),
-    );
-    let (sent, sent_source) = date::choose(date::sent_at(&msg), internal_date);
-    let from_domain = from
-        .as_deref()
-        .and_then(|a| a.rsplit_once('@'))
-        .map(|(_, d)| d);
-    let authentication =
-        authentication::authenticate(&msg, from_domain, &rules.trusted_authserv_id);
-    let references = thread::references(&msg);
-    let decision = |action| Decision {
-        id: id.clone(),
-        message_id: message_id.clone(),
-        from: from.clone(),
-        subject: subject.clone(),
-        sent,
-        sent_source: sent_source.clone(),
-        authentication: authentication.clone(),
-        references: references.clone(),
-        action,
-        forward: None,
-    };
-    let skipped = |kind, reason: String| decision(Action::Skip { kind, reason });
-
     if !rules.vouched
-        && let Some(reason) = ignore_reason(&msg, rules, from.as_deref())
+        && let Some(reason) = ignore_reason(&msg, rules, facts.from.as_deref())
     {
-        return skipped(SkipKind::Ignored, reason);
+        return facts.decision(skip(SkipKind::Ignored, reason));
     }
     if let Err(why) = sender {
-        return skipped(SkipKind::Ignored, why);
+        return facts.decision(skip(SkipKind::Ignored, why));
     }
-    let is_agent = |address: &str| rules.agents.first_match(address).is_some();
-    // A forged From is no agent: only the receiving server's verdict makes one.
-    if matches!(authentication, AuthVerdict::Pass(_))
-        && from.as_deref().is_some_and(is_agent)
-        && let Some(forwarded) = forward::unwrap(
-            &msg,
-            &forward::Context {
-                subject: &subject,
-                is_agent: &is_agent,
-                sent,
-                timezone: rules.timezone,
-            },
+    if let Some(forwarded) = agents_forward(&msg, rules, &facts) {
+        return forward_decision(forwarded, rules, facts);
+    }
+    let action = reply_action(&msg, rules, refs, &facts);
+    facts.decision(action)
+}
+
+fn skip(kind: SkipKind, reason: String) -> Action {
+    Action::Skip { kind, reason }
+}
+
+/// Why a mail is too big to be read at all.
+fn oversize(raw: &[u8], rules: &Rules) -> Option<String> {
+    let max = rules.content.max_message_size.bytes();
+    (raw.len() as u64 > max).then(|| {
+        format!(
+            "mail is {} bytes, over max_message_size ({})",
+            raw.len(),
+            rules.content.max_message_size
         )
-    {
-        let (sent, sent_source) = forwarded_date(&forwarded, sent, &sent_source);
-        let mut d = decision(forwarded_action(&forwarded, rules, &subject, sent));
-        d.id = forwarded.id.clone();
-        d.sent = sent;
-        d.sent_source = sent_source;
-        d.references = forwarded.references.clone();
-        d.forward = Some(Box::new(forwarded));
-        return d;
+    })
+}
+
+/// The mail parsed, or why it is no mail the bridge can read.
+fn parse(prepared: &[u8]) -> Result<mail_parser::Message<'_>, String> {
+    crate::mail::mime_parameters::check_attached_messages(prepared)?;
+    let Some(msg) = mail_parser::MessageParser::default().parse(prepared) else {
+        return Err("not a parseable mail".into());
+    };
+    if msg.headers().is_empty() {
+        return Err("not a mail: no header found".into());
+    }
+    Ok(msg)
+}
+
+/// What the log, the ledger and `explain` know of a read mail, whatever is done with it.
+struct Facts {
+    id: MailId,
+    message_id: Option<String>,
+    from: Option<String>,
+    subject: String,
+    sent: Option<DateTime<FixedOffset>>,
+    sent_source: SentSource,
+    authentication: AuthVerdict,
+    references: Vec<String>,
+}
+
+impl Facts {
+    /// `from` is the sender's address, when it has one.
+    fn read(
+        msg: &mail_parser::Message<'_>,
+        raw: &[u8],
+        from: Option<String>,
+        rules: &Rules,
+        internal_date: Option<DateTime<FixedOffset>>,
+    ) -> Facts {
+        let message_id = msg
+            .message_id()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| id.to_string());
+        let full_subject = msg.subject().unwrap_or("").trim();
+        let id = MailId::of(
+            raw,
+            message_id.as_deref(),
+            from.as_deref().unwrap_or(""),
+            msg.header_raw("Date").unwrap_or(""),
+            full_subject,
+        );
+        // Logs and `explain` show at most what ticket matching reads, and nothing unseen
+        // (a new ticket's subject is what agents read first).
+        let subject = invisible::strip(
+            full_subject
+                .get(..full_subject.floor_char_boundary(MAX_SUBJECT))
+                .unwrap_or("")
+                .to_string(),
+        );
+        let (sent, sent_source) = date::choose(date::sent_at(msg), internal_date);
+        let from_domain = from
+            .as_deref()
+            .and_then(|a| a.rsplit_once('@'))
+            .map(|(_, d)| d);
+        let authentication =
+            authentication::authenticate(msg, from_domain, &rules.trusted_authserv_id);
+        Facts {
+            id,
+            message_id,
+            from,
+            subject,
+            sent,
+            sent_source,
+            authentication,
+            references: thread::references(msg),
+        }
     }
 
-    let (ticket, matched_by) = match rules.tickets.find(&subject) {
+    fn decision(self, action: Action) -> Decision {
+        Decision {
+            id: self.id,
+            message_id: self.message_id,
+            from: self.from,
+            subject: self.subject,
+            sent: self.sent,
+            sent_source: self.sent_source,
+            authentication: self.authentication,
+            references: self.references,
+            action,
+            forward: None,
+        }
+    }
+}
+
+/// The mail an agent forwarded, when the mail is one. A forged From is no agent: only
+/// the receiving server's verdict makes one.
+fn agents_forward(
+    msg: &mail_parser::Message<'_>,
+    rules: &Rules,
+    facts: &Facts,
+) -> Option<Forwarded> {
+    let is_agent = |address: &str| rules.agents.first_match(address).is_some();
+    if !matches!(facts.authentication, AuthVerdict::Pass(_))
+        || !facts.from.as_deref().is_some_and(is_agent)
+    {
+        return None;
+    }
+    forward::unwrap(
+        msg,
+        &forward::Context {
+            subject: &facts.subject,
+            is_agent: &is_agent,
+            sent: facts.sent,
+            timezone: rules.timezone,
+        },
+    )
+}
+
+/// An agent's forward is decided about as the forwarded mail: its identity, date,
+/// references and body.
+fn forward_decision(forwarded: Forwarded, rules: &Rules, facts: Facts) -> Decision {
+    let (sent, sent_source) = forwarded_date(&forwarded, facts.sent, &facts.sent_source);
+    let action = forwarded_action(&forwarded, rules, &facts.subject, sent);
+    let mut d = facts.decision(action);
+    d.id = forwarded.id.clone();
+    d.sent = sent;
+    d.sent_source = sent_source;
+    d.references = forwarded.references.clone();
+    d.forward = Some(Box::new(forwarded));
+    d
+}
+
+/// A customer's mail: posted to the ticket its subject or its references name; without
+/// one, a new ticket (when the mailbox opens tickets).
+fn reply_action(
+    msg: &mail_parser::Message<'_>,
+    rules: &Rules,
+    refs: &dyn References,
+    facts: &Facts,
+) -> Action {
+    let (ticket, matched_by) = match rules.tickets.find(&facts.subject) {
         SubjectMatch::Ticket { id, pattern } => (id, format!("subject_patterns[{pattern}]")),
         SubjectMatch::Ambiguous(ids) => {
             let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-            return skipped(
+            return skip(
                 SkipKind::Unmatched,
                 format!("subject names more than one ticket ({})", ids.join(", ")),
             );
         }
-        SubjectMatch::None => match references_ticket(&references, rules, refs) {
+        SubjectMatch::None => match references_ticket(&facts.references, rules, refs) {
             Some((id, via)) => (id, format!("references ({via})")),
             None => {
-                return match (&rules.new_ticket, &from) {
+                return match (&rules.new_ticket, &facts.from) {
                     (Some(settings), Some(from)) => {
-                        decision(new_ticket(&msg, rules, settings, from, &subject))
+                        new_ticket(msg, rules, settings, from, &facts.subject)
                     }
-                    _ => skipped(
+                    _ => skip(
                         SkipKind::Unmatched,
                         "no ticket number in the subject".into(),
                     ),
@@ -324,20 +410,20 @@ pub fn decide(
         },
     };
 
-    let Some(sent_at) = sent else {
-        return skipped(
+    let Some(sent_at) = facts.sent else {
+        return skip(
             SkipKind::Failed,
             "no usable Date header and no INTERNALDATE".into(),
         );
     };
-    let body = body::extract(&msg, &rules.content);
+    let body = body::extract(msg, &rules.content);
     if body.text.trim().is_empty() {
-        return skipped(
+        return skip(
             SkipKind::Failed,
             "nothing to post: the mail has no text and no attachments".into(),
         );
     }
-    decision(Action::Post {
+    Action::Post {
         ticket,
         matched_by,
         request: CustomerResponse {
@@ -345,7 +431,7 @@ pub fn decide(
             body_type: body.body_type,
             date: date::thulium_date(sent_at, rules.timezone),
         },
-    })
+    }
 }
 
 /// The forwarded mail's own date, unless it has none or one after the forward's (a
@@ -386,7 +472,6 @@ fn forwarded_action(
     subject: &str,
     sent: Option<DateTime<FixedOffset>>,
 ) -> Action {
-    let skip = |kind, reason: String| Action::Skip { kind, reason };
     let Some(msg) = mail_parser::MessageParser::default().parse(&forwarded.raw) else {
         return skip(SkipKind::Failed, "the forwarded mail cannot be read".into());
     };

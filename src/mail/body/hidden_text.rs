@@ -113,28 +113,61 @@ fn element(source: &str, name: &str, parent: Looks) -> (Open, Option<String>) {
         };
         return (open, None);
     }
-    let mut attributes = attributes(source);
-    let mut declarations: Vec<(String, String)> = attributes
+    let attributes = attributes(source);
+    let declarations: Vec<(String, String)> = attributes
         .iter()
         .find(|a| a.name == "style")
         .map(|a| declarations(&a.value))
         .unwrap_or_default();
-    let declared = |declarations: &[(String, String)], property: &str| {
-        declarations
-            .iter()
-            .rev()
-            .find(|(p, _)| p == property)
-            .map(|(_, v)| v.clone())
-    };
-    let mut drop_properties: Vec<&str> = Vec::new();
-    let mut drop_attributes: Vec<&str> = Vec::new();
+    let mut dropped = Dropped::default();
+    let (px, unwrapped) = font_size(name, &attributes, &declarations, parent, &mut dropped);
+    let looks = colors(name, &attributes, &declarations, parent, px, &mut dropped);
 
+    let open = Open { looks, unwrapped };
+    if unwrapped {
+        return (open, Some(String::new()));
+    }
+    if dropped.properties.is_empty() && dropped.attributes.is_empty() {
+        return (open, None);
+    }
+    (
+        open,
+        Some(rewritten(name, attributes, declarations, &dropped)),
+    )
+}
+
+/// The style properties and attributes a tag loses: values not understood, and what
+/// hid its text.
+#[derive(Default)]
+struct Dropped {
+    properties: Vec<&'static str>,
+    attributes: Vec<&'static str>,
+}
+
+/// The last value `property` is declared with.
+fn declared(declarations: &[(String, String)], property: &str) -> Option<String> {
+    declarations
+        .iter()
+        .rev()
+        .find(|(p, _)| p == property)
+        .map(|(_, v)| v.clone())
+}
+
+/// The element's font size, and whether it is too small to read (then it is the
+/// parent's, and the tags are dropped).
+fn font_size(
+    name: &str,
+    attributes: &[Attribute],
+    declarations: &[(String, String)],
+    parent: Looks,
+    dropped: &mut Dropped,
+) -> (f32, bool) {
     // Size: the declaration, else the tag's own, else the parent's.
     let by_tag = match (name, attributes.iter().find(|a| a.name == "size")) {
         ("font", Some(size)) => {
             let px = css_values::font_size_attribute(&size.value);
             if px.is_none() {
-                drop_attributes.push("size");
+                dropped.attributes.push("size");
             }
             px
         }
@@ -142,43 +175,54 @@ fn element(source: &str, name: &str, parent: Looks) -> (Open, Option<String>) {
     }
     .unwrap_or(parent.px);
     let mut px = by_tag;
-    if let Some(v) = declared(&declarations, "font-size") {
+    if let Some(v) = declared(declarations, "font-size") {
         match css_values::font_size(&v, parent.px) {
             Some(size) if size >= MIN_FONT_PX => px = size,
-            _ => drop_properties.push("font-size"),
+            _ => dropped.properties.push("font-size"),
         }
     }
     let unwrapped = px < MIN_FONT_PX;
     if unwrapped {
         px = parent.px;
     }
+    (px, unwrapped)
+}
 
+/// How the element looks with its colors, `px` its font size.
+fn colors(
+    name: &str,
+    attributes: &[Attribute],
+    declarations: &[(String, String)],
+    parent: Looks,
+    px: f32,
+    dropped: &mut Dropped,
+) -> Looks {
     // Colors: a value not understood is dropped; then text must stand out.
     // A style's color overrides `<font color>`; one not understood leaves it in force.
-    let styled = declared(&declarations, "color").map(|v| css_values::color(&v));
+    let styled = declared(declarations, "color").map(|v| css_values::color(&v));
     if let Some(None) = styled {
-        drop_properties.push("color");
+        dropped.properties.push("color");
     }
     let text_color = match (styled, attributes.iter().find(|a| a.name == "color")) {
         (Some(Some(c)), _) => Some(c),
         (_, Some(c)) if name == "font" => match css_values::font_color(&c.value) {
             Some(c) => Some(Color::Rgba(c)),
             None => {
-                drop_attributes.push("color");
+                dropped.attributes.push("color");
                 None
             }
         },
         _ => None,
     };
-    let background =
-        match declared(&declarations, "background-color").map(|v| css_values::color(&v)) {
-            Some(Some(c)) => Some(c),
-            Some(None) => {
-                drop_properties.push("background-color");
-                None
-            }
-            None => None,
-        };
+    let background = match declared(declarations, "background-color").map(|v| css_values::color(&v))
+    {
+        Some(Some(c)) => Some(c),
+        Some(None) => {
+            dropped.properties.push("background-color");
+            None
+        }
+        None => None,
+    };
     let color = match text_color {
         Some(Color::Rgba(c)) => Some(c),
         Some(Color::Initial) => Some(Rgba::BLACK),
@@ -197,25 +241,27 @@ fn element(source: &str, name: &str, parent: Looks) -> (Open, Option<String>) {
         px,
     };
     if fg.contrast(bg) < MIN_CONTRAST {
-        drop_properties.extend(["color", "background-color"]);
-        drop_attributes.push("color");
+        dropped.properties.extend(["color", "background-color"]);
+        dropped.attributes.push("color");
         looks.color = parent.color;
         looks.background = parent.background;
     }
+    looks
+}
 
-    let open = Open { looks, unwrapped };
-    if unwrapped {
-        return (open, Some(String::new()));
-    }
-    if drop_properties.is_empty() && drop_attributes.is_empty() {
-        return (open, None);
-    }
-    declarations.retain(|(p, _)| !drop_properties.contains(&p.as_str()));
+/// The start tag of `name` again, without what was dropped.
+fn rewritten(
+    name: &str,
+    mut attributes: Vec<Attribute>,
+    mut declarations: Vec<(String, String)>,
+    dropped: &Dropped,
+) -> String {
+    declarations.retain(|(p, _)| !dropped.properties.contains(&p.as_str()));
     let style: Vec<String> = declarations
         .iter()
         .map(|(p, v)| format!("{p}:{v}"))
         .collect();
-    attributes.retain(|a| !drop_attributes.contains(&a.name.as_str()));
+    attributes.retain(|a| !dropped.attributes.contains(&a.name.as_str()));
     let mut tag = format!("<{name}");
     for a in &attributes {
         let value = if a.name == "style" {
@@ -229,7 +275,7 @@ fn element(source: &str, name: &str, parent: Looks) -> (Open, Option<String>) {
         tag.push_str(&format!(" {}=\"{}\"", a.name, escape(&value)));
     }
     tag.push('>');
-    (open, Some(tag))
+    tag
 }
 
 /// The attributes of a serialized start tag (`<p a="v" b="w">`), values decoded.
