@@ -3,7 +3,7 @@
 
 /// Why an answer could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("the answer is larger than {cap} bytes; not read further")]
     TooLarge { cap: usize },
     #[error(transparent)]
@@ -11,7 +11,10 @@ pub enum ReadError {
 }
 
 /// The whole body of `resp`, or an error once it passes `cap` bytes.
-pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, ReadError> {
     if resp.content_length().is_some_and(|n| n > cap as u64) {
         return Err(ReadError::TooLarge { cap });
     }

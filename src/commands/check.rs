@@ -8,7 +8,7 @@ use crate::thulium::ThuliumClient;
 type Line = (bool, String);
 
 /// Prints `ok` / `FAIL` lines; Ok(false) when anything failed.
-pub fn run(config: Config) -> anyhow::Result<bool> {
+pub(crate) fn run(config: Config) -> anyhow::Result<bool> {
     crate::imap::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

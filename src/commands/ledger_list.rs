@@ -7,14 +7,18 @@ use crate::ledger::{DecisionQuery, DecisionRecord, Ledger, LedgerError, unix_now
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What to list: outcome names (none: the mails not placed), how far back, which mailbox.
-pub struct ListFilter<'a> {
+pub(crate) struct ListFilter<'a> {
     pub states: &'a [String],
     pub since: Duration,
     pub mailbox: Option<&'a str>,
 }
 
 /// The table (or the JSON Lines) of the decisions `filter` asks for.
-pub fn list(ledger: &Ledger, filter: &ListFilter<'_>, json: bool) -> Result<String, LedgerError> {
+pub(crate) fn list(
+    ledger: &Ledger,
+    filter: &ListFilter<'_>,
+    json: bool,
+) -> Result<String, LedgerError> {
     let outcomes: Vec<String> = if filter.states.is_empty() {
         NOT_PLACED.iter().map(|s| s.to_string()).collect()
     } else {
@@ -49,7 +53,7 @@ const HEADERS: [&str; 8] = [
 const WIDEST: [usize; 7] = [20, 20, 24, 10, 10, 40, 50];
 
 /// An aligned table: a header line, then one line a mail.
-pub fn table(rows: &[DecisionRecord]) -> String {
+pub(crate) fn table(rows: &[DecisionRecord]) -> String {
     let lines: Vec<[String; 8]> = rows
         .iter()
         .map(|d| {
@@ -91,7 +95,7 @@ pub fn table(rows: &[DecisionRecord]) -> String {
 }
 
 /// One JSON object a line, every field present (`null` when unknown).
-pub fn json_lines(rows: &[DecisionRecord]) -> String {
+pub(crate) fn json_lines(rows: &[DecisionRecord]) -> String {
     rows.iter()
         .map(|d| {
             let line = serde_json::json!({

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// Every mail recorded under a Message-ID (brackets optional; a reused one has several),
 /// or under a `sha256:` content hash prefix. `None` when there is none.
-pub fn show(ledger: &Ledger, id: &str) -> Result<Option<String>, LedgerError> {
+pub(crate) fn show(ledger: &Ledger, id: &str) -> Result<Option<String>, LedgerError> {
     let entries = ledger.entries(id)?;
     if entries.is_empty() {
         return Ok(None);
@@ -16,7 +16,7 @@ pub fn show(ledger: &Ledger, id: &str) -> Result<Option<String>, LedgerError> {
     ))
 }
 
-pub fn describe(e: &Entry) -> String {
+pub(crate) fn describe(e: &Entry) -> String {
     let at = |secs: u64| {
         humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
     };
@@ -56,7 +56,7 @@ pub fn describe(e: &Entry) -> String {
     out
 }
 
-pub fn stats(ledger: &Ledger) -> Result<String, LedgerError> {
+pub(crate) fn stats(ledger: &Ledger) -> Result<String, LedgerError> {
     let s = ledger.stats()?;
     Ok(format!(
         "ledger {}\nposted   {}\npending  {}\nfailed   {}\nretry    {}\n",

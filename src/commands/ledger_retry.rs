@@ -8,14 +8,14 @@ use crate::ledger::{Entry, Ledger};
 use std::collections::BTreeMap;
 
 /// Which failed entries to retry.
-pub enum RetryTarget<'a> {
+pub(crate) enum RetryTarget<'a> {
     MessageId(&'a str),
     AllFailed,
 }
 
 /// Marks the entries and (with `move_back`) moves their mails back; Ok(false) when
 /// nothing matched or a mail could not be moved.
-pub fn retry(
+pub(crate) fn retry(
     config: &Config,
     ledger: &Ledger,
     target: RetryTarget<'_>,

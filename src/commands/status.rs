@@ -10,7 +10,7 @@ use std::time::Duration;
 /// One sample: metric name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
 
-pub fn run(config: &Config) -> anyhow::Result<bool> {
+pub(crate) fn run(config: &Config) -> anyhow::Result<bool> {
     let Some(addr) = config.metrics.listen else {
         println!(
             "status reads the running daemon's [metrics] listener, and this config has none:\n  add\n    [metrics]\n    listen = \"127.0.0.1:9898\"\n  and reload the daemon (systemctl reload thulium-mail-bridge)"
@@ -168,7 +168,7 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
 }
 
 /// The samples of a Prometheus text exposition (comments and histograms' buckets too).
-pub fn parse(text: &str) -> Vec<Sample> {
+pub(crate) fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|line| {

@@ -87,7 +87,7 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, SecretFileError> {
 }
 
 /// Exactly one of an inline secret and a secret file, resolved to the secret.
-pub fn resolve(
+pub(super) fn resolve(
     inline: Option<&SecretString>,
     file: Option<&Path>,
 ) -> Result<SecretString, SecretError> {

@@ -7,14 +7,14 @@ use crate::thulium::{ApiError, ThuliumClient, Ticket};
 use tokio::sync::SemaphorePermit;
 
 /// A turn at writing to the API (posting, uploading, opening tickets), held until dropped.
-pub struct WriteTurn<'a> {
+pub(crate) struct WriteTurn<'a> {
     pub(super) api: &'a ThuliumClient,
     /// `None` only if the slots were closed, which they never are.
     pub(super) _slot: Option<SemaphorePermit<'a>>,
 }
 
 impl WriteTurn<'_> {
-    pub async fn post_customer_response(
+    pub(crate) async fn post_customer_response(
         &self,
         ticket: u64,
         req: &CustomerResponse,
@@ -22,7 +22,7 @@ impl WriteTurn<'_> {
         self.api.post_customer_response(ticket, req).await
     }
 
-    pub async fn upload(
+    pub(crate) async fn upload(
         &self,
         filename: &str,
         body: reqwest::Body,
@@ -31,24 +31,24 @@ impl WriteTurn<'_> {
         self.api.upload(filename, body, size).await
     }
 
-    pub async fn create_ticket(&self, req: &NewTicketRequest) -> Result<u64, ApiError> {
+    pub(crate) async fn create_ticket(&self, req: &NewTicketRequest) -> Result<u64, ApiError> {
         self.api.create_ticket(req).await
     }
 }
 
 /// A turn at reading tickets (verify_sender, read-backs, the clock), held until dropped.
-pub struct ReadTurn<'a> {
+pub(crate) struct ReadTurn<'a> {
     pub(super) api: &'a ThuliumClient,
     /// `None` only if the slots were closed, which they never are.
     pub(super) _slot: Option<SemaphorePermit<'a>>,
 }
 
 impl ReadTurn<'_> {
-    pub async fn get_ticket(&self, ticket: u64) -> Result<Ticket, ApiError> {
+    pub(crate) async fn get_ticket(&self, ticket: u64) -> Result<Ticket, ApiError> {
         self.api.get_ticket(ticket).await
     }
 
-    pub async fn find_tickets(
+    pub(crate) async fn find_tickets(
         &self,
         create_date_from: &str,
         ticket_queue_id: Option<u64>,

@@ -14,7 +14,7 @@ const CHUNK: usize = 64 << 10;
 
 /// The decoded content of `attachment` as an upload body; `raw` are the bytes decide
 /// parsed (line ends normalized), so its offsets and part id hold.
-pub fn body(raw: Arc<Vec<u8>>, attachment: &Attachment) -> Option<reqwest::Body> {
+pub(crate) fn body(raw: Arc<Vec<u8>>, attachment: &Attachment) -> Option<reqwest::Body> {
     match attachment.base64_at.clone() {
         Some(at) if at.start <= at.end && at.end <= raw.len() => Some(reqwest::Body::wrap_stream(
             base64_chunks(raw, at.start, at.end),

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore, watch};
 
 /// How long posting pauses after the API refused our credentials.
-pub const CREDENTIALS_PAUSE: Duration = Duration::from_secs(300);
+pub(crate) const CREDENTIALS_PAUSE: Duration = Duration::from_secs(300);
 
 /// State that must survive a reload: a copy being delivered, a ticket on hold, an
 /// outage in progress are facts about the world, not about the config.
 #[derive(Debug)]
-pub struct Runtime {
+pub(crate) struct Runtime {
     ledger: Ledger,
     health: Arc<Health>,
     claims: Arc<Claims>,
@@ -42,10 +42,14 @@ pub struct Runtime {
 /// A mail costs about four times its size while fetched and parsed (measured: 108 MiB
 /// peak for a 27 MiB mail); 64 MiB of mail at once keeps that near 260 MiB whatever the
 /// number of mailboxes, well inside the unit's `MemoryMax=512M`.
-pub const READING_BUDGET_KIB: u32 = 64 << 10;
+pub(crate) const READING_BUDGET_KIB: u32 = 64 << 10;
 
 impl Runtime {
-    pub fn new(ledger: Ledger, health: Arc<Health>, timezone: chrono_tz::Tz) -> Arc<Runtime> {
+    pub(crate) fn new(
+        ledger: Ledger,
+        health: Arc<Health>,
+        timezone: chrono_tz::Tz,
+    ) -> Arc<Runtime> {
         Arc::new(Runtime {
             clock: ClockLearning::new(&ledger, timezone),
             ledger,
@@ -57,18 +61,18 @@ impl Runtime {
         })
     }
 
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         &self.ledger
     }
 
-    pub fn api_health(&self) -> &ApiHealth {
+    pub(crate) fn api_health(&self) -> &ApiHealth {
         &self.health.api
     }
 }
 
 /// The daemon's parts as one config made them; each reached through a method that
 /// says what a caller may do with it.
-pub struct Bridge {
+pub(crate) struct Bridge {
     config: Arc<Config>,
     rules: Rules,
     /// The rules with each mailbox's own facts (its address, its trusted
@@ -90,7 +94,7 @@ pub struct Bridge {
 }
 
 impl Bridge {
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<Config>,
         dry_run: bool,
         runtime: Arc<Runtime>,
@@ -131,29 +135,29 @@ impl Bridge {
     }
 
     /// The rules for one mailbox (the general ones for a name the config lacks).
-    pub fn rules_for(&self, mailbox: &str) -> &Rules {
+    pub(crate) fn rules_for(&self, mailbox: &str) -> &Rules {
         self.mailbox_rules.get(mailbox).unwrap_or(&self.rules)
     }
 
     /// The rules for a mail in `folder` of `mailbox`: vouched for in its approve folder.
-    pub fn rules_at(&self, mailbox: &str, folder: &str) -> &Rules {
+    pub(crate) fn rules_at(&self, mailbox: &str, folder: &str) -> &Rules {
         match self.approve_rules.get(mailbox) {
             Some((approve, rules)) if approve == folder => rules,
             _ => self.rules_for(mailbox),
         }
     }
 
-    pub fn ledger(&self) -> &Ledger {
+    pub(crate) fn ledger(&self) -> &Ledger {
         &self.runtime.ledger
     }
 
     /// Nothing is written: not to the API, the ledger or the mailbox.
-    pub fn dry_run(&self) -> bool {
+    pub(crate) fn dry_run(&self) -> bool {
         self.dry_run
     }
 
     /// Waits for a turn at writing to the API.
-    pub async fn write_turn(&self) -> WriteTurn<'_> {
+    pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
         WriteTurn {
             api: &self.api,
             _slot: self.api_slots.acquire().await.ok(),
@@ -161,7 +165,7 @@ impl Bridge {
     }
 
     /// Waits for a turn at reading tickets.
-    pub async fn read_turn(&self) -> ReadTurn<'_> {
+    pub(crate) async fn read_turn(&self) -> ReadTurn<'_> {
         ReadTurn {
             api: &self.api,
             _slot: self.read_slots.acquire().await.ok(),
@@ -169,72 +173,75 @@ impl Bridge {
     }
 
     /// Whether the API is up, and what a request's result says about it.
-    pub fn api_health(&self) -> &ApiHealth {
+    pub(crate) fn api_health(&self) -> &ApiHealth {
         self.runtime.api_health()
     }
 
     /// The daemon's health, for `/healthz` and the status line.
-    pub fn health(&self) -> &Health {
+    pub(crate) fn health(&self) -> &Health {
         &self.runtime.health
     }
 
     /// Claims a mail for this delivery, or hands over the claimant's outcome to wait for.
-    pub fn claim(&self, id: &MailId) -> Result<Claim, watch::Receiver<Option<Outcome>>> {
+    pub(crate) fn claim(&self, id: &MailId) -> Result<Claim, watch::Receiver<Option<Outcome>>> {
         self.runtime.claims.claim(id)
     }
 
     /// Tickets whose next reply has to wait.
-    pub fn holds(&self) -> &TicketHolds {
+    pub(crate) fn holds(&self) -> &TicketHolds {
         &self.runtime.holds
     }
 
     /// Each ticket's customer, as read.
-    pub fn owners(&self) -> &TicketOwners {
+    pub(crate) fn owners(&self) -> &TicketOwners {
         &self.runtime.owners
     }
 
     /// What the API's `created_at` means, as far as it is known.
-    pub fn clock(&self) -> &ClockLearning {
+    pub(crate) fn clock(&self) -> &ClockLearning {
         &self.runtime.clock
     }
 
     /// Waits for `kib` of the process-wide budget for mail being read.
-    pub async fn reading_budget(&self, kib: u32) -> Result<OwnedSemaphorePermit, AcquireError> {
+    pub(crate) async fn reading_budget(
+        &self,
+        kib: u32,
+    ) -> Result<OwnedSemaphorePermit, AcquireError> {
         Arc::clone(&self.runtime.reading)
             .acquire_many_owned(kib)
             .await
     }
 
     /// `delivery.max_attempts` / `max_age`: why a mail is given up, if it is.
-    pub fn given_up(&self, attempts: u32, age: Duration) -> Option<String> {
+    pub(crate) fn given_up(&self, attempts: u32, age: Duration) -> Option<String> {
         self.config.delivery.given_up(attempts, age)
     }
 
-    pub fn verify_sender(&self) -> VerifySender {
+    pub(crate) fn verify_sender(&self) -> VerifySender {
         self.config.thulium.verify_sender
     }
 
-    pub fn max_message_size(&self) -> ByteSize {
+    pub(crate) fn max_message_size(&self) -> ByteSize {
         self.rules.content.max_message_size
     }
 
-    pub fn state_dir(&self) -> &Path {
+    pub(crate) fn state_dir(&self) -> &Path {
         &self.config.state.dir
     }
 
     /// `state.keep_decisions`: how long `ledger list` remembers a decided mail.
-    pub fn keep_decisions(&self) -> Duration {
+    pub(crate) fn keep_decisions(&self) -> Duration {
         self.config.state.keep_decisions
     }
 
     /// `delivery.stop_timeout`: how long a stop waits for the posts under way.
-    pub fn stop_timeout(&self) -> Duration {
+    pub(crate) fn stop_timeout(&self) -> Duration {
         self.config.delivery.stop_timeout
     }
 
     /// While the API refuses our credentials: what a mail waits for (the status it
     /// answered, and the pause left).
-    pub fn credentials_paused(&self) -> Option<DeferCause> {
+    pub(crate) fn credentials_paused(&self) -> Option<DeferCause> {
         let mut until = self
             .credentials_refused_until
             .lock()
@@ -253,7 +260,7 @@ impl Bridge {
 
     /// The API refused our credentials with `status`: said loudly, counted against the
     /// API's health, and posting pauses for every mailbox. What the mail waits for.
-    pub fn credentials_refused(&self, status: u16, message: &str) -> DeferCause {
+    pub(crate) fn credentials_refused(&self, status: u16, message: &str) -> DeferCause {
         tracing::error!(
             status,
             "the Thulium API refused our credentials ({message}); posting paused for every mailbox. \

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 #[derive(Debug, Default)]
-pub struct Claims {
+pub(crate) struct Claims {
     in_hand: Mutex<HashMap<MailId, watch::Receiver<Option<Outcome>>>>,
 }
 
 /// Held by the claimant; says the outcome to the copies when released or dropped.
 #[derive(Debug)]
-pub struct Claim {
+pub(crate) struct Claim {
     claims: Arc<Claims>,
     id: MailId,
     outcome: watch::Sender<Option<Outcome>>,
@@ -23,7 +23,10 @@ pub struct Claim {
 
 impl Claims {
     /// The claim, or (for a copy) the claimant's outcome to wait for.
-    pub fn claim(self: &Arc<Self>, id: &MailId) -> Result<Claim, watch::Receiver<Option<Outcome>>> {
+    pub(crate) fn claim(
+        self: &Arc<Self>,
+        id: &MailId,
+    ) -> Result<Claim, watch::Receiver<Option<Outcome>>> {
         let mut in_hand = self.in_hand.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(outcome) = in_hand.get(id) {
             return Err(outcome.clone());
@@ -40,7 +43,7 @@ impl Claims {
 
 impl Claim {
     /// Ends the claim: copies waiting on it learn `outcome` (after its ledger commit).
-    pub fn release(self, outcome: &Outcome) {
+    pub(crate) fn release(self, outcome: &Outcome) {
         self.outcome.send_replace(Some(outcome.clone()));
     }
 }
@@ -67,7 +70,7 @@ impl Drop for Claim {
 }
 
 /// What a copy does once the claimant is done: a posted original makes it a duplicate.
-pub async fn outcome_for_copy(mut claimant: watch::Receiver<Option<Outcome>>) -> Outcome {
+pub(crate) async fn outcome_for_copy(mut claimant: watch::Receiver<Option<Outcome>>) -> Outcome {
     let outcome = match claimant.wait_for(Option::is_some).await {
         Ok(o) => o.clone(),
         Err(_) => None,

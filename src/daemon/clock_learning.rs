@@ -18,7 +18,7 @@ const ENOUGH: usize = 3;
 const FRUITLESS: u32 = 20;
 
 #[derive(Debug)]
-pub struct ClockLearning {
+pub(crate) struct ClockLearning {
     clock: Mutex<ApiClock>,
     /// An extra read after a post is under way (one at a time).
     reading: AtomicBool,
@@ -28,7 +28,7 @@ pub struct ClockLearning {
 
 impl ClockLearning {
     /// What the ledger kept, for an account in `account`; said in the log when known.
-    pub fn new(ledger: &Ledger, account: chrono_tz::Tz) -> ClockLearning {
+    pub(crate) fn new(ledger: &Ledger, account: chrono_tz::Tz) -> ClockLearning {
         let kept = ledger.clock_observations().unwrap_or_else(|e| {
             tracing::warn!("{e}; learning the API's clock afresh");
             Vec::new()
@@ -45,12 +45,12 @@ impl ClockLearning {
     }
 
     /// Runs `f` on what is known now.
-    pub fn with<R>(&self, f: impl FnOnce(&ApiClock) -> R) -> R {
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&ApiClock) -> R) -> R {
         f(&self.clock.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// A new `thulium.timezone`: what was seen is read again in it.
-    pub fn set_account(&self, account: chrono_tz::Tz) {
+    pub(crate) fn set_account(&self, account: chrono_tz::Tz) {
         let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
         if clock.account() != account {
             *clock = ApiClock::learn(account, clock.observations().cloned().collect::<Vec<_>>());
@@ -59,7 +59,7 @@ impl ClockLearning {
 
     /// Whether a ticket read only to learn is worth it now; if so, the caller holds the
     /// one turn until the returned guard drops.
-    pub fn read_turn(&self) -> Option<ReadTurn<'_>> {
+    pub(crate) fn read_turn(&self) -> Option<ReadTurn<'_>> {
         if !self.wants_more() {
             return None;
         }
@@ -67,14 +67,19 @@ impl ClockLearning {
     }
 
     /// Whether tickets read for other reasons should be looked at.
-    pub fn wants_more(&self) -> bool {
+    pub(crate) fn wants_more(&self) -> bool {
         self.with(|c| c.agreeing()) < ENOUGH && self.fruitless.load(Ordering::Relaxed) < FRUITLESS
     }
 
     /// Learns from `ticket`'s messages that are replies the ledger (or `just_posted`)
     /// knows were posted: only a text that one message and one post share says which
     /// message is which post.
-    pub async fn learn(&self, ledger: &Ledger, ticket: &Ticket, just_posted: Option<PostedReply>) {
+    pub(crate) async fn learn(
+        &self,
+        ledger: &Ledger,
+        ticket: &Ticket,
+        just_posted: Option<PostedReply>,
+    ) {
         let mut known = match ledger.posted_on_ticket(ticket.ticket_id) {
             Ok(known) => known,
             Err(e) => {
@@ -143,7 +148,7 @@ impl ClockLearning {
 }
 
 /// The one extra read after a post at a time; given back when dropped.
-pub struct ReadTurn<'a>(&'a AtomicBool);
+pub(crate) struct ReadTurn<'a>(&'a AtomicBool);
 
 impl Drop for ReadTurn<'_> {
     fn drop(&mut self) {

@@ -11,7 +11,7 @@ const API_RETRY: Duration = Duration::from_secs(30);
 const COPY_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeferCause {
+pub(crate) enum DeferCause {
     /// 5xx, 429, 408, a timeout or a broken connection.
     ApiUnavailable {
         reason: String,
@@ -38,7 +38,7 @@ pub enum DeferCause {
 
 impl DeferCause {
     /// The API failed, not this mail: counts toward "the API is down" and the exit code of `once`.
-    pub fn is_api_failure(&self) -> bool {
+    pub(crate) fn is_api_failure(&self) -> bool {
         matches!(
             self,
             DeferCause::ApiUnavailable { .. }
@@ -48,7 +48,7 @@ impl DeferCause {
     }
 
     /// How long until this mail is worth trying again.
-    pub fn wait(&self) -> Duration {
+    pub(crate) fn wait(&self) -> Duration {
         match self {
             DeferCause::ApiUnavailable { retry_after, .. } => retry_after.unwrap_or(API_RETRY),
             DeferCause::ApiCredentials { pause, .. } => *pause,
@@ -68,7 +68,7 @@ impl DeferCause {
     }
 
     /// Whether a later reply to the same ticket must wait for this one.
-    pub fn holds_ticket(&self) -> bool {
+    pub(crate) fn holds_ticket(&self) -> bool {
         !matches!(self, DeferCause::Stopping)
     }
 }

@@ -38,7 +38,7 @@ const LONGEST_IN_PASS_WAIT: Duration = Duration::from_secs(5);
 
 /// A reply `decide` wants posted.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub uid: u32,
     pub id: MailId,
     pub from: Option<String>,
@@ -73,7 +73,7 @@ struct Done {
 }
 
 /// The mails of one pass on their way to the API.
-pub struct Delivery {
+pub(crate) struct Delivery {
     bridge: Arc<Bridge>,
     /// The folder being handled; each mail adds its UID.
     place: Location,
@@ -97,7 +97,7 @@ struct Chain {
 }
 
 impl Delivery {
-    pub fn new(bridge: &Arc<Bridge>, place: Location, stop: CancellationToken) -> Delivery {
+    pub(crate) fn new(bridge: &Arc<Bridge>, place: Location, stop: CancellationToken) -> Delivery {
         Delivery {
             bridge: Arc::clone(bridge),
             place,
@@ -110,18 +110,18 @@ impl Delivery {
     }
 
     /// Mails handed over whose outcome was not yet collected.
-    pub fn unfinished(&self) -> usize {
+    pub(crate) fn unfinished(&self) -> usize {
         self.tasks.len() + self.ready.len()
     }
 
     /// Request body bytes held by the mails still being posted.
-    pub fn bytes_in_flight(&self) -> usize {
+    pub(crate) fn bytes_in_flight(&self) -> usize {
         self.body_bytes
     }
 
     /// Takes over a batch: records it pending in the ledger, then starts posting it,
     /// each ticket's replies oldest first and after the ones submitted before.
-    pub async fn submit(&mut self, mails: Vec<Outgoing>) {
+    pub(crate) async fn submit(&mut self, mails: Vec<Outgoing>) {
         let bridge = Arc::clone(&self.bridge);
         let mut leaders = Vec::with_capacity(mails.len());
         for mail in mails {
@@ -292,7 +292,7 @@ impl Delivery {
     }
 
     /// Waits until some mail has finished (at once if one has). Cancel-safe.
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         if !self.ready.is_empty() {
             return;
         }
@@ -303,7 +303,7 @@ impl Delivery {
 
     /// The mails finished since the last call, their outcomes committed to the ledger
     /// (one commit) and their copies told: safe to dispose.
-    pub async fn collect(&mut self) -> Vec<Handled> {
+    pub(crate) async fn collect(&mut self) -> Vec<Handled> {
         while let Some(result) = self.tasks.try_join_next() {
             self.task_ended(result);
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 #[derive(Debug)]
-pub struct Expiring<V> {
+pub(super) struct Expiring<V> {
     entries: HashMap<u64, (Instant, V)>,
     swept_at_len: usize,
 }
@@ -22,11 +22,11 @@ impl<V> Default for Expiring<V> {
 
 impl<V> Expiring<V> {
     /// The entry of `key` with its expiry, unless it has expired by `now`.
-    pub fn get(&self, key: u64, now: Instant) -> Option<&(Instant, V)> {
+    pub(super) fn get(&self, key: u64, now: Instant) -> Option<&(Instant, V)> {
         self.entries.get(&key).filter(|(expires, _)| *expires > now)
     }
 
-    pub fn insert(&mut self, key: u64, expires: Instant, value: V, now: Instant) {
+    pub(super) fn insert(&mut self, key: u64, expires: Instant, value: V, now: Instant) {
         if self.entries.len() >= 2 * self.swept_at_len.max(64) {
             self.entries.retain(|_, (expires, _)| *expires > now);
             self.swept_at_len = self.entries.len();

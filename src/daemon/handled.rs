@@ -8,7 +8,7 @@ use crate::mail::MailId;
 use std::time::Instant;
 
 /// One handled mail.
-pub struct Handled {
+pub(crate) struct Handled {
     pub uid: u32,
     /// What the mail said of itself; `None` for one not read (too big, unreadable).
     pub about: Option<About>,
@@ -25,7 +25,7 @@ pub struct Handled {
 }
 
 /// A read mail's identity and what `ledger list` shows of it.
-pub struct About {
+pub(crate) struct About {
     pub id: MailId,
     pub sender: Option<String>,
     pub subject: String,
@@ -33,7 +33,12 @@ pub struct About {
 
 impl Handled {
     /// A mail whose outcome leaves nothing unknown and counts no attempt.
-    pub fn new(uid: u32, about: Option<About>, ticket: Option<u64>, outcome: Outcome) -> Handled {
+    pub(crate) fn new(
+        uid: u32,
+        about: Option<About>,
+        ticket: Option<u64>,
+        outcome: Outcome,
+    ) -> Handled {
         Handled {
             uid,
             about,
@@ -50,7 +55,7 @@ impl Handled {
     /// own; `Unmatched` reaches here only from a mail that could not be opened as a
     /// ticket, which is given up for good like a `Failed` reply. `None` for a mail with no
     /// identity or a posted one with no ticket: nothing to record.
-    pub fn ledger_record(&self, location: Location) -> Option<Finish> {
+    pub(crate) fn ledger_record(&self, location: Location) -> Option<Finish> {
         let id = self.about.as_ref()?.id.clone();
         let outcome_unknown = self.outcome_unknown;
         Some(match &self.outcome {

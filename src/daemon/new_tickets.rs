@@ -25,7 +25,7 @@ use std::time::Duration;
 const IN_FLIGHT_FOR: Duration = Duration::from_secs(3600);
 
 /// A mail `decide` wants opened as a ticket.
-pub struct NewTicketMail {
+pub(crate) struct NewTicketMail {
     pub uid: u32,
     pub id: MailId,
     pub request: NewTicketRequest,
@@ -44,7 +44,7 @@ pub struct NewTicketMail {
 }
 
 /// Opens the ticket (or finds it opened before); what became of the mail.
-pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Handled {
+pub(crate) async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -> Handled {
     let settings = match bridge.rules_for(&place.mailbox).new_ticket.clone() {
         Some(s) => s,
         None => {
@@ -132,7 +132,7 @@ pub async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicketMail) -
 }
 
 /// What became of a mail to be opened as a ticket.
-pub fn handled(mail: &NewTicketMail, outcome: Outcome) -> Handled {
+pub(crate) fn handled(mail: &NewTicketMail, outcome: Outcome) -> Handled {
     let ticket = match outcome {
         Outcome::NewTicket { ticket } => Some(ticket),
         _ => None,

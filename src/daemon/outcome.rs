@@ -7,7 +7,7 @@ use crate::mail::decide::SkipKind;
 
 /// The outcomes `ledger list --state` offers: every one but a deferral (a mail left for
 /// a later pass is not decided yet). A new outcome's name goes here too.
-pub const LISTED: &[&str] = &[
+pub(crate) const LISTED: &[&str] = &[
     "failed",
     "unverified",
     "unmatched",
@@ -20,10 +20,10 @@ pub const LISTED: &[&str] = &[
 ];
 
 /// What `ledger list` shows without `--state`: the mails that reached no ticket.
-pub const NOT_PLACED: &[&str] = &["failed", "unverified", "unmatched", "ignored"];
+pub(crate) const NOT_PLACED: &[&str] = &["failed", "unverified", "unmatched", "ignored"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Accepted by the API now, or found on the ticket after a lost answer.
     Posted,
     /// Posted (or found on the ticket) because a person vouched for it: moved into the
@@ -51,7 +51,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// A mail `decide` skipped.
-    pub fn skipped(kind: SkipKind, reason: String) -> Outcome {
+    pub(crate) fn skipped(kind: SkipKind, reason: String) -> Outcome {
         match kind {
             SkipKind::Unmatched => Outcome::Unmatched(reason),
             SkipKind::Ignored => Outcome::Ignored(reason),
@@ -60,7 +60,7 @@ impl Outcome {
     }
 
     /// The name in logs and in `thulium_bridge_mails_total{outcome}`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Outcome::Posted => "posted",
             Outcome::Approved => "approved",
@@ -75,7 +75,7 @@ impl Outcome {
         }
     }
 
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         match self {
             Outcome::Posted => String::new(),
             Outcome::Approved => "approved by a person (moved into the approve folder)".into(),
@@ -91,7 +91,7 @@ impl Outcome {
     }
 
     /// Where the mail goes; `None` while it waits for a later pass.
-    pub fn disposition<'m>(&self, mb: &'m MailboxConfig) -> Option<&'m Disposition> {
+    pub(crate) fn disposition<'m>(&self, mb: &'m MailboxConfig) -> Option<&'m Disposition> {
         match self {
             Outcome::Posted
             | Outcome::Approved

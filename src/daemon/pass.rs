@@ -54,7 +54,7 @@ fn own_marks(mb: &MailboxConfig) -> (Vec<&str>, bool) {
 }
 
 /// One pass. `shutdown` stops fetching and posting; the POSTs under way finish first.
-pub async fn run_pass(
+pub(crate) async fn run_pass(
     session: &mut MailSession,
     mb: &MailboxConfig,
     bridge: &Arc<Bridge>,

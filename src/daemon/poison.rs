@@ -18,7 +18,7 @@ use std::time::Duration;
 
 /// Longest `decide` of one mail worth waiting for; every hostile input measured takes
 /// well under a second, so this only catches what nobody measured.
-pub const DECIDE_BUDGET: Duration = Duration::from_secs(10);
+pub(crate) const DECIDE_BUDGET: Duration = Duration::from_secs(10);
 /// Strikes after which a mail is not read again.
 const QUARANTINE_AT: u32 = 2;
 
@@ -26,14 +26,14 @@ const QUARANTINE_AT: u32 = 2;
 /// so that the next start knows which mail was in hand when the process died. Not
 /// fsynced: it must survive the process, not the machine.
 #[derive(Clone)]
-pub struct Reading {
+pub(crate) struct Reading {
     file: Option<Arc<std::fs::File>>,
 }
 
 impl Reading {
     /// The marker of `mailbox` in `state_dir`; a mail left in it by a dead process gets
     /// its strike now.
-    pub async fn open(state_dir: &Path, ledger: &Ledger, mailbox: &str) -> Reading {
+    pub(crate) async fn open(state_dir: &Path, ledger: &Ledger, mailbox: &str) -> Reading {
         let dir = state_dir.join("reading");
         let name = hex::encode(&Sha256::digest(mailbox.as_bytes())[..8]);
         let path = dir.join(name);
@@ -104,7 +104,7 @@ fn parse(text: &str, mailbox: &str) -> Option<Location> {
 }
 
 /// What reading one mail came to.
-pub enum Read {
+pub(crate) enum Read {
     /// The decision, and the raw mail back (a new ticket's attachments are read from it).
     Decided(Box<Decision>, Vec<u8>),
     /// Quarantined, or out of time: the reason; `quarantined` when it will not be read again.
@@ -112,7 +112,7 @@ pub enum Read {
 }
 
 /// A fetched mail to read.
-pub struct ToRead {
+pub(crate) struct ToRead {
     pub place: Location,
     pub raw: Vec<u8>,
     pub internal_date: Option<DateTime<FixedOffset>>,
@@ -125,7 +125,11 @@ type Queue = Arc<Mutex<VecDeque<(usize, ToRead)>>>;
 /// [`DECIDE_BUDGET`] each, unless it is quarantined already. One blocking thread reads
 /// them one after the other (a thread per mail cost a third of the throughput); a mail
 /// that overruns is struck and left to its thread, and a fresh thread takes the rest.
-pub async fn read_all(bridge: &Arc<Bridge>, marker: &Reading, mails: Vec<ToRead>) -> Vec<Read> {
+pub(crate) async fn read_all(
+    bridge: &Arc<Bridge>,
+    marker: &Reading,
+    mails: Vec<ToRead>,
+) -> Vec<Read> {
     let decide = {
         let bridge = Arc::clone(bridge);
         Arc::new(move |mail: &ToRead| {

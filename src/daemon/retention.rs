@@ -5,11 +5,11 @@ use crate::ledger::Ledger;
 use std::time::Duration;
 
 /// How often the daemon sweeps.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Forgets the decisions older than `keep`; a failure is said, and the next sweep
 /// tries again.
-pub async fn sweep(ledger: &Ledger, keep: Duration) {
+pub(super) async fn sweep(ledger: &Ledger, keep: Duration) {
     match ledger.sweep_decisions(keep).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(

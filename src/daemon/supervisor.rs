@@ -34,7 +34,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// `once`: one pass over every mailbox. Ok(false) when a mailbox or the API was unreachable.
-pub fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
+pub(crate) fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let config = Arc::new(config);
         let (ledger, _lock) = open_ledger(&config)?;
@@ -219,7 +219,7 @@ fn signals() -> std::io::Result<tokio::sync::mpsc::Receiver<Request>> {
 }
 
 /// `run`: the daemon, until SIGTERM/SIGINT; SIGHUP re-reads `path`.
-pub fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool> {
+pub(crate) fn run(config: Config, path: PathBuf, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move { serve(config, path, dry_run, signals()?).await })
 }
 

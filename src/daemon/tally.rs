@@ -11,11 +11,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 /// Mails to leave alone until a time (transient failures), per UID; kept across passes.
-pub type Deferrals = HashMap<u32, Instant>;
+pub(crate) type Deferrals = HashMap<u32, Instant>;
 
 /// What a pass did, for logs, exit codes and scheduling.
 #[derive(Debug, Default, Clone)]
-pub struct PassReport {
+pub(crate) struct PassReport {
     pub counts: BTreeMap<&'static str, u64>,
     /// Mails left for a later pass, with the earliest time worth retrying.
     pub retry_at: Option<Instant>,
@@ -25,7 +25,7 @@ pub struct PassReport {
 
 impl PassReport {
     /// Adds another pass's report (the approve folder's to the watched one's).
-    pub fn add(&mut self, other: PassReport) {
+    pub(crate) fn add(&mut self, other: PassReport) {
         for (name, n) in other.counts {
             *self.counts.entry(name).or_default() += n;
         }
@@ -37,7 +37,7 @@ impl PassReport {
     }
 }
 
-pub struct Tally<'a> {
+pub(crate) struct Tally<'a> {
     mb: &'a MailboxConfig,
     /// The folder being read (each mail adds its UID).
     place: Location,
@@ -52,7 +52,7 @@ pub struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    pub fn new(
+    pub(crate) fn new(
         mb: &'a MailboxConfig,
         uid_validity: u32,
         deferrals: &'a mut Deferrals,
@@ -74,7 +74,7 @@ impl<'a> Tally<'a> {
     }
 
     /// Logs, counts and queues one finished mail.
-    pub fn record(&mut self, h: Handled) {
+    pub(crate) fn record(&mut self, h: Handled) {
         if h.outcome == Outcome::Deferred(DeferCause::Stopping) {
             tracing::debug!(uid = h.uid, ticket = h.ticket, "not posted: stopping");
             self.left += 1;
@@ -126,31 +126,31 @@ impl<'a> Tally<'a> {
     }
 
     /// Decisions noted and not yet taken.
-    pub fn decided(&self) -> usize {
+    pub(crate) fn decided(&self) -> usize {
         self.decisions.len()
     }
 
     /// The decisions noted since the last call, for one ledger write.
-    pub fn take_decisions(&mut self) -> Vec<DecisionRecord> {
+    pub(crate) fn take_decisions(&mut self) -> Vec<DecisionRecord> {
         std::mem::take(&mut self.decisions)
     }
 
     /// Mails waiting for their disposition.
-    pub fn to_dispose(&self) -> usize {
+    pub(crate) fn to_dispose(&self) -> usize {
         self.dispose.values().map(Vec::len).sum()
     }
 
     /// The dispositions gathered so far, by target.
-    pub fn take_dispositions(&mut self) -> HashMap<Disposition, Vec<u32>> {
+    pub(crate) fn take_dispositions(&mut self) -> HashMap<Disposition, Vec<u32>> {
         std::mem::take(&mut self.dispose)
     }
 
     /// Mails left unposted because the pass stopped.
-    pub fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.left
     }
 
-    pub fn into_report(self) -> PassReport {
+    pub(crate) fn into_report(self) -> PassReport {
         let mut report = self.report;
         report.retry_at = self.deferrals.values().min().copied();
         report

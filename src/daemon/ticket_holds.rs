@@ -13,14 +13,14 @@ const LONGEST_HOLD: Duration = Duration::from_secs(24 * 3600);
 const SHORTEST_HOLD: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
-pub struct TicketHolds {
+pub(crate) struct TicketHolds {
     until: Mutex<Expiring<()>>,
 }
 
 impl TicketHolds {
     /// Holds `ticket` for `wait` from now (at least [`SHORTEST_HOLD`], longer if it was
     /// held longer); returns until when it is held.
-    pub fn hold(&self, ticket: u64, wait: Duration) -> Instant {
+    pub(crate) fn hold(&self, ticket: u64, wait: Duration) -> Instant {
         let now = Instant::now();
         let own = now
             .checked_add(wait.clamp(SHORTEST_HOLD, LONGEST_HOLD))
@@ -32,7 +32,7 @@ impl TicketHolds {
     }
 
     /// Until when `ticket` is held, if it is.
-    pub fn held_until(&self, ticket: u64) -> Option<Instant> {
+    pub(crate) fn held_until(&self, ticket: u64) -> Option<Instant> {
         let now = Instant::now();
         self.lock().get(ticket, now).map(|(t, _)| *t)
     }

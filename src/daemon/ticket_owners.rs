@@ -10,20 +10,20 @@ use std::time::{Duration, Instant};
 const REMEMBERED: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Default)]
-pub struct TicketOwners {
+pub(crate) struct TicketOwners {
     known: Mutex<Expiring<Option<String>>>,
 }
 
 impl TicketOwners {
     /// The ticket's customer address (lower-cased), if remembered and fresh.
-    pub fn get(&self, ticket: u64) -> Option<Option<String>> {
+    pub(crate) fn get(&self, ticket: u64) -> Option<Option<String>> {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known
             .get(ticket, Instant::now())
             .map(|(_, owner)| owner.clone())
     }
 
-    pub fn remember(&self, ticket: u64, owner: Option<&str>) {
+    pub(crate) fn remember(&self, ticket: u64, owner: Option<&str>) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let owner = owner.map(|o| o.trim().to_ascii_lowercase());

@@ -8,18 +8,18 @@ use std::time::{Duration, SystemTime};
 
 /// When each waiting mail (by UID) was first seen waiting.
 #[derive(Debug, Default)]
-pub struct Waiting {
+pub(crate) struct Waiting {
     since: HashMap<u32, SystemTime>,
 }
 
 impl Waiting {
     /// Seeds the times of mails the ledger has had pending since before this start.
-    pub fn seed(&mut self, pending: impl IntoIterator<Item = (u32, SystemTime)>) {
+    pub(crate) fn seed(&mut self, pending: impl IntoIterator<Item = (u32, SystemTime)>) {
         self.since.extend(pending);
     }
 
     /// After a pass: the deferred mails are the waiting ones; publishes the gauges.
-    pub fn update(&mut self, mailbox: &str, deferred: &Deferrals) {
+    pub(crate) fn update(&mut self, mailbox: &str, deferred: &Deferrals) {
         let now = SystemTime::now();
         self.since.retain(|uid, _| deferred.contains_key(uid));
         for uid in deferred.keys() {

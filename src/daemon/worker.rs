@@ -24,7 +24,7 @@ const RECONNECT_CAP: Duration = Duration::from_secs(300);
 
 /// How a mailbox signs in: its password, or an OAuth2 access token from
 /// `tokens` (`renew` skips a cached token the server just refused).
-pub async fn login_for(
+pub(crate) async fn login_for(
     mb: &MailboxConfig,
     tokens: &TokenCache,
     renew: bool,
@@ -50,7 +50,10 @@ pub async fn login_for(
 }
 
 /// Connects and signs in; the greeting must come within `greeting`.
-pub async fn connect(mb: &MailboxConfig, greeting: Duration) -> Result<MailSession, ImapError> {
+pub(crate) async fn connect(
+    mb: &MailboxConfig,
+    greeting: Duration,
+) -> Result<MailSession, ImapError> {
     let tokens = TokenCache::global();
     Ok(
         match imap::connect(mb, &login_for(mb, tokens, false).await?, greeting).await {
@@ -70,7 +73,7 @@ pub async fn connect(mb: &MailboxConfig, greeting: Duration) -> Result<MailSessi
 
 /// Connects, selects the folder, makes sure the server can carry out the dispositions
 /// and (unless dry-run) creates the target folders.
-pub async fn open(
+pub(crate) async fn open(
     mb: &MailboxConfig,
     dry_run: bool,
     greeting: Duration,
@@ -107,7 +110,10 @@ pub async fn open(
 }
 
 /// One pass for `once`: open, pass, log out.
-pub async fn once(mb: &MailboxConfig, bridge: &Arc<Bridge>) -> Result<PassReport, ImapError> {
+pub(crate) async fn once(
+    mb: &MailboxConfig,
+    bridge: &Arc<Bridge>,
+) -> Result<PassReport, ImapError> {
     let mut session = open(mb, bridge.dry_run(), imap::DAEMON_GREETING).await?;
     if let Some(warning) = session.expired_pin_warning() {
         tracing::warn!("{warning}");
@@ -165,7 +171,7 @@ async fn approve_pass(
 
 /// The daemon's loop for one mailbox, until `stop` is cancelled. `bridges` carries the
 /// current rules and API client, replaced on reload without restarting this loop.
-pub async fn run(
+pub(crate) async fn run(
     mb: MailboxConfig,
     bridges: watch::Receiver<Arc<Bridge>>,
     stop: CancellationToken,

@@ -2,14 +2,14 @@
 //! whether to trust it: subject, issuer, validity, names, and the SHA-256 fingerprint
 //! in the form `tls_fingerprint` takes (as `openssl x509 -fingerprint -sha256` prints it).
 
-pub use crate::config::Fingerprint;
+pub(super) use crate::config::Fingerprint;
 use std::fmt;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// A presented certificate, described.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Presented {
+pub(crate) struct Presented {
     pub subject: String,
     pub issuer: String,
     pub not_before: String,
@@ -23,7 +23,7 @@ pub struct Presented {
 impl Presented {
     /// Describes a DER certificate; what cannot be parsed is said so, the fingerprint
     /// always comes from the bytes themselves.
-    pub fn describe(der: &[u8]) -> Presented {
+    pub(crate) fn describe(der: &[u8]) -> Presented {
         let fingerprint = Fingerprint::of(der);
         match X509Certificate::from_der(der) {
             Ok((_, cert)) => {
@@ -64,13 +64,13 @@ impl Presented {
     }
 
     /// Its own issuer: what `openssl req -x509` makes (no CA vouches for it).
-    pub fn is_self_signed(&self) -> bool {
+    pub(crate) fn is_self_signed(&self) -> bool {
         !self.subject.is_empty() && self.subject == self.issuer
     }
 
     /// The warning for a pinned certificate past its end: a pin skips validity, so it
     /// still works, but the admin should know before someone "fixes" the pin.
-    pub fn expired_pin_warning(&self) -> Option<String> {
+    pub(crate) fn expired_pin_warning(&self) -> Option<String> {
         self.is_expired().then(|| {
             format!(
                 "the pinned certificate expired on {}; it is still trusted because it is pinned, but renew it on the server",
@@ -79,7 +79,7 @@ impl Presented {
         })
     }
 
-    pub fn is_expired(&self) -> bool {
+    pub(crate) fn is_expired(&self) -> bool {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -20,11 +20,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The daemon waits this long for a greeting; `check` only [`CHECK_GREETING`]: a
 /// server that answers at all greets at once, and an admin should not wait 30 s to
 /// learn that a port expects TLS.
-pub const DAEMON_GREETING: Duration = CONNECT_TIMEOUT;
-pub const CHECK_GREETING: Duration = Duration::from_secs(3);
+pub(crate) const DAEMON_GREETING: Duration = CONNECT_TIMEOUT;
+pub(crate) const CHECK_GREETING: Duration = Duration::from_secs(3);
 
 /// How a mailbox proves who it is.
-pub enum Login {
+pub(crate) enum Login {
     Password(SecretString),
     /// A SASL XOAUTH2/OAUTHBEARER access token.
     OAuth2 {
@@ -35,7 +35,7 @@ pub enum Login {
 
 /// Opens a connection per the mailbox's `tls` mode and logs in; the greeting must come
 /// within `greeting`.
-pub async fn connect(
+pub(crate) async fn connect(
     mb: &MailboxConfig,
     login: &Login,
     greeting: Duration,

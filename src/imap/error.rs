@@ -8,7 +8,7 @@ use super::tagged_reply::TaggedReplies;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ImapError {
+pub(crate) enum ImapError {
     /// DNS, TCP or the server's greeting: the server is down or unreachable.
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },
@@ -60,7 +60,7 @@ pub enum ImapError {
 
 impl ImapError {
     /// The kind of trouble, for `/healthz` (which must not echo user names).
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             ImapError::Connect { .. } => "unreachable",
             ImapError::Tls { .. } => "tls",

@@ -7,7 +7,7 @@ use super::utf7;
 
 /// Where a user's own folders live (RFC 2342 NAMESPACE), and how levels are separated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespace {
+pub(crate) struct Namespace {
     /// `""` on Dovecot, Exchange, Gmail; `"INBOX."` on Courier and classic Cyrus.
     pub prefix: String,
     /// The hierarchy delimiter; `None` on a flat server.
@@ -24,7 +24,7 @@ impl Default for Namespace {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FolderNameError {
+pub(crate) enum FolderNameError {
     #[error(
         "{name:?} holds {delimiter:?}, which separates folder levels on this server; write levels with '/' (e.g. \"Archive/2026\"), or pick another name"
     )]
@@ -37,7 +37,7 @@ pub enum FolderNameError {
 
 impl Namespace {
     /// The server's (modified UTF-7) name for a folder named `name` in the config.
-    pub fn server_name(&self, name: &str) -> Result<String, FolderNameError> {
+    pub(crate) fn server_name(&self, name: &str) -> Result<String, FolderNameError> {
         let name = name.trim();
         if name.eq_ignore_ascii_case("INBOX") {
             return Ok("INBOX".into());
@@ -84,7 +84,7 @@ impl Namespace {
 
     /// The parents of a server name, outermost first (for servers that do not create
     /// them with the folder).
-    pub fn parents(&self, server_name: &str) -> Vec<String> {
+    pub(crate) fn parents(&self, server_name: &str) -> Vec<String> {
         let Some(delimiter) = self.delimiter else {
             return Vec::new();
         };

@@ -9,11 +9,11 @@ mod sasl;
 mod session;
 mod stream;
 mod tagged_reply;
-pub mod tls;
+pub(crate) mod tls;
 mod tls_failure;
 mod uidset;
 pub(crate) mod utf7;
 
-pub use connect::{CHECK_GREETING, DAEMON_GREETING, Login, connect};
-pub use error::ImapError;
-pub use session::{IdleEnd, MailMeta, MailSession, RawMail};
+pub(crate) use connect::{CHECK_GREETING, DAEMON_GREETING, Login, connect};
+pub(crate) use error::ImapError;
+pub(crate) use session::{IdleEnd, MailMeta, MailSession, RawMail};

@@ -13,7 +13,7 @@ const MAX_LINE: usize = 16 << 10;
 
 /// Sends NAMESPACE and returns the first personal namespace; `None` when the server
 /// answered without one (then the caller falls back to `LIST "" ""`).
-pub async fn query(stream: &mut ImapStream) -> std::io::Result<Option<Namespace>> {
+pub(super) async fn query(stream: &mut ImapStream) -> std::io::Result<Option<Namespace>> {
     stream
         .write_all(format!("{TAG} NAMESPACE\r\n").as_bytes())
         .await?;
@@ -48,7 +48,7 @@ async fn read_line(stream: &mut ImapStream) -> std::io::Result<String> {
 }
 
 /// `(("INBOX." ".")) NIL NIL` → prefix `INBOX.`, delimiter `.`; `NIL …` → none.
-pub fn parse_personal(rest: &str) -> Option<Namespace> {
+pub(super) fn parse_personal(rest: &str) -> Option<Namespace> {
     let rest = rest.trim_start().strip_prefix("((")?;
     let (prefix, rest) = quoted(rest)?;
     let rest = rest.trim_start();

@@ -4,7 +4,7 @@ use crate::config::SaslMechanism;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Answers the server's challenge with the token; a second challenge (an error report) gets an empty reply.
-pub struct OAuth2Auth {
+pub(super) struct OAuth2Auth {
     response: SecretString,
     sent: bool,
 }
@@ -23,7 +23,7 @@ impl async_imap::Authenticator for OAuth2Auth {
 }
 
 /// The mechanism name and authenticator for `user` with access token `token`.
-pub fn oauth2(
+pub(super) fn oauth2(
     user: &str,
     token: &SecretString,
     mechanism: SaslMechanism,

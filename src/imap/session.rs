@@ -21,7 +21,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Fetching a batch of full mails may take longer on a slow link.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub struct MailSession {
+pub(crate) struct MailSession {
     session: async_imap::Session<ImapStream>,
     /// The server's tagged answers, for quoting a refusal.
     replies: TaggedReplies,
@@ -40,7 +40,7 @@ pub struct MailSession {
 
 /// A mail's UID and size, known before downloading it.
 #[derive(Debug, Clone, Copy)]
-pub struct MailMeta {
+pub(crate) struct MailMeta {
     pub uid: u32,
     /// `None` when the server gave none: then it is treated as too large.
     pub size: Option<u32>,
@@ -48,7 +48,7 @@ pub struct MailMeta {
 
 /// A downloaded mail.
 #[derive(Debug, Clone)]
-pub struct RawMail {
+pub(crate) struct RawMail {
     pub uid: u32,
     pub raw: Vec<u8>,
     pub internal_date: Option<DateTime<FixedOffset>>,
@@ -56,7 +56,7 @@ pub struct RawMail {
 
 /// What the selected folder looks like.
 #[derive(Debug, Clone, Copy)]
-pub struct FolderState {
+pub(crate) struct FolderState {
     pub uid_validity: u32,
     pub exists: u32,
     /// PERMANENTFLAGS allows new keywords (`\*`): a `flag:` disposition sticks.
@@ -66,7 +66,7 @@ pub struct FolderState {
 
 /// How IDLE ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum IdleEnd {
+pub(crate) enum IdleEnd {
     /// The server reported a change in the folder.
     NewData,
     /// Our own period ended (re-issue IDLE, poll as a safety net).
@@ -191,12 +191,12 @@ impl MailSession {
         Ok(s)
     }
 
-    pub fn has_idle(&self) -> bool {
+    pub(crate) fn has_idle(&self) -> bool {
         self.has_idle
     }
 
     /// The server's name for a folder named `name` in the config.
-    pub fn server_name(&self, name: &str) -> Result<String, ImapError> {
+    pub(crate) fn server_name(&self, name: &str) -> Result<String, ImapError> {
         self.namespace
             .server_name(name)
             .map_err(|problem| ImapError::Folder {
@@ -206,7 +206,7 @@ impl MailSession {
     }
 
     /// Why these dispositions cannot be carried out on this server, if they cannot.
-    pub fn unsupported(&self, dispositions: &[&Disposition]) -> Option<String> {
+    pub(crate) fn unsupported(&self, dispositions: &[&Disposition]) -> Option<String> {
         let moves = dispositions
             .iter()
             .find(|d| matches!(d, Disposition::Move(_) | Disposition::Delete));
@@ -247,22 +247,22 @@ impl MailSession {
     }
 
     /// Whether new mail was announced since the last call.
-    pub fn take_new_mail(&mut self) -> bool {
+    pub(crate) fn take_new_mail(&mut self) -> bool {
         std::mem::take(&mut self.new_mail)
     }
 
     /// The selected folder as its SELECT found it.
-    pub fn selected(&self) -> Option<FolderState> {
+    pub(crate) fn selected(&self) -> Option<FolderState> {
         self.selected
     }
 
     /// Whether the server's certificate was trusted as a pin (not through a CA).
-    pub fn pinned(&self) -> bool {
+    pub(crate) fn pinned(&self) -> bool {
         matches!(self.peer, Some((_, true)))
     }
 
     /// The warning for a pinned certificate past its validity (it still works).
-    pub fn expired_pin_warning(&self) -> Option<String> {
+    pub(crate) fn expired_pin_warning(&self) -> Option<String> {
         match &self.peer {
             Some((presented, true)) => presented.expired_pin_warning(),
             _ => None,
@@ -270,12 +270,12 @@ impl MailSession {
     }
 
     /// UIDVALIDITY of the selected folder: a UID means the same mail only under it.
-    pub fn uid_validity(&self) -> u32 {
+    pub(crate) fn uid_validity(&self) -> u32 {
         self.selected.map_or(0, |s| s.uid_validity)
     }
 
     /// Selects the folder named `folder` in the config.
-    pub async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
+    pub(crate) async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let name = self.server_name(folder)?;
         let mailbox = bounded(
             "SELECT",
@@ -317,7 +317,7 @@ impl MailSession {
     }
 
     /// Every folder, named for people (modified UTF-7 decoded).
-    pub async fn folders(&mut self) -> Result<Vec<String>, ImapError> {
+    pub(crate) async fn folders(&mut self) -> Result<Vec<String>, ImapError> {
         let mut names: Vec<String> = self
             .server_folders()
             .await?
@@ -332,7 +332,10 @@ impl MailSession {
     /// server names it created. One that exists after all — `[ALREADYEXISTS]`, another
     /// client was quicker — is no trouble; parents are created first where the server
     /// wants them so.
-    pub async fn ensure_folders(&mut self, folders: &[&str]) -> Result<Vec<String>, ImapError> {
+    pub(crate) async fn ensure_folders(
+        &mut self,
+        folders: &[&str],
+    ) -> Result<Vec<String>, ImapError> {
         let mut existing = self.server_folders().await?;
         let exists = |existing: &HashSet<String>, name: &str| {
             existing.contains(name)
@@ -379,7 +382,7 @@ impl MailSession {
     }
 
     /// UIDs of mails that carry none of the bridge's own marks.
-    pub async fn candidates(
+    pub(crate) async fn candidates(
         &mut self,
         own_keywords: &[&str],
         unseen_only: bool,
@@ -396,7 +399,10 @@ impl MailSession {
     }
 
     /// UIDs of the mails in the selected folder with this Message-ID (`ledger retry --move-back`).
-    pub async fn find_message_id(&mut self, message_id: &str) -> Result<Vec<u32>, ImapError> {
+    pub(crate) async fn find_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<u32>, ImapError> {
         self.search(&format!("HEADER Message-ID {}", quoted(message_id)))
             .await
     }
@@ -417,7 +423,7 @@ impl MailSession {
     }
 
     /// Sizes, so oversize mails are never downloaded.
-    pub async fn meta(&mut self, uids: &[u32]) -> Result<Vec<MailMeta>, ImapError> {
+    pub(crate) async fn meta(&mut self, uids: &[u32]) -> Result<Vec<MailMeta>, ImapError> {
         let mut metas = Vec::with_capacity(uids.len());
         self.fetch_each(uids, "(UID RFC822.SIZE)", |f| {
             if let Some(uid) = f.uid {
@@ -430,7 +436,11 @@ impl MailSession {
 
     /// Downloads mails with `BODY.PEEK[]<0.limit>`, which never sets `\Seen` and never
     /// reads more than `limit` bytes of one mail, whatever size the server announced.
-    pub async fn fetch(&mut self, uids: &[u32], limit: u64) -> Result<Vec<RawMail>, ImapError> {
+    pub(crate) async fn fetch(
+        &mut self,
+        uids: &[u32],
+        limit: u64,
+    ) -> Result<Vec<RawMail>, ImapError> {
         let mut mails = Vec::with_capacity(uids.len());
         let items = format!("(UID INTERNALDATE BODY.PEEK[]<0.{limit}>)");
         self.fetch_each(uids, &items, |f| {
@@ -471,7 +481,7 @@ impl MailSession {
     }
 
     /// Applies one disposition to a set of UIDs in as few commands as the server allows.
-    pub async fn dispose(
+    pub(crate) async fn dispose(
         &mut self,
         disposition: &Disposition,
         uids: &[u32],
@@ -539,7 +549,7 @@ impl MailSession {
 
     /// Waits in IDLE for up to `period`, or until `interrupt` completes. Consumes the
     /// session on error so a broken one is never reused.
-    pub async fn idle(
+    pub(crate) async fn idle(
         self,
         period: Duration,
         interrupt: impl Future<Output = ()>,
@@ -588,7 +598,7 @@ impl MailSession {
     }
 
     /// Says goodbye; errors do not matter any more.
-    pub async fn logout(mut self) {
+    pub(crate) async fn logout(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.session.logout()).await;
     }
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 #[derive(Debug)]
-pub struct ImapStream {
+pub(super) struct ImapStream {
     transport: Transport,
     replies: TaggedReplies,
 }
@@ -21,11 +21,11 @@ enum Transport {
 }
 
 impl ImapStream {
-    pub fn plain(tcp: TcpStream) -> ImapStream {
+    pub(super) fn plain(tcp: TcpStream) -> ImapStream {
         ImapStream::over(Transport::Plain(tcp))
     }
 
-    pub fn tls(tls: TlsStream<TcpStream>) -> ImapStream {
+    pub(super) fn tls(tls: TlsStream<TcpStream>) -> ImapStream {
         ImapStream::over(Transport::Tls(Box::new(tls)))
     }
 

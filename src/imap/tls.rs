@@ -19,13 +19,13 @@ use tokio_rustls::rustls::{
 };
 
 /// Makes sure one crypto provider is installed (two crates in the tree bring one each).
-pub fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Why the TLS settings could not be made (a config problem).
 #[derive(Debug, thiserror::Error)]
-pub enum TlsSetupError {
+pub(crate) enum TlsSetupError {
     #[error("cannot read ca_file {path}: {source}")]
     Unreadable {
         path: PathBuf,
@@ -38,7 +38,7 @@ pub enum TlsSetupError {
 }
 
 /// What a connection trusts, and what the server showed.
-pub struct Trust {
+pub(crate) struct Trust {
     pub config: Arc<ClientConfig>,
     /// The certificate the server presented, once the handshake got that far.
     pub presented: Arc<Mutex<Option<CertificateDer<'static>>>>,
@@ -47,20 +47,20 @@ pub struct Trust {
 }
 
 impl Trust {
-    pub fn presented(&self) -> Option<Presented> {
+    pub(crate) fn presented(&self) -> Option<Presented> {
         let der = self.presented.lock().unwrap_or_else(|e| e.into_inner());
         der.as_ref().map(|d| Presented::describe(d.as_ref()))
     }
 
     /// Whether `presented` was trusted as a pin, not through a CA.
-    pub fn was_pinned(&self, presented: &Presented) -> bool {
+    pub(crate) fn was_pinned(&self, presented: &Presented) -> bool {
         self.pins.contains(&presented.fingerprint)
     }
 }
 
 /// Settings trusting the system roots and `ca_file` (whose certificates are also pins),
 /// or only `fingerprint` when given (`ca_file` is then not consulted).
-pub fn trust(
+pub(crate) fn trust(
     ca_file: Option<&Path>,
     fingerprint: Option<Fingerprint>,
 ) -> Result<Trust, TlsSetupError> {

@@ -1,7 +1,7 @@
 //! IMAP UID sets: sorted UIDs written as ranges, so one command covers a whole batch.
 
 /// `[1,2,3,7,9,10]` -> `"1:3,7,9:10"`.
-pub fn uid_set(uids: &[u32]) -> String {
+pub(super) fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();

@@ -17,7 +17,7 @@ fn engine() -> Option<GeneralPurpose> {
 }
 
 /// A folder name as the server wants it.
-pub fn encode(name: &str) -> String {
+pub(crate) fn encode(name: &str) -> String {
     let Some(engine) = engine() else {
         return name.to_string();
     };
@@ -51,7 +51,7 @@ pub fn encode(name: &str) -> String {
 
 /// A folder name as the server sent it, for people; `None` when it is not valid
 /// modified UTF-7 (a server that sends raw UTF-8 is then shown as sent).
-pub fn decode(wire: &str) -> Option<String> {
+pub(crate) fn decode(wire: &str) -> Option<String> {
     let engine = engine()?;
     let mut out = String::with_capacity(wire.len());
     let mut rest = wire;

@@ -5,7 +5,7 @@ use crate::thulium::api_clock::{KEPT, Observation};
 use rusqlite::{Connection, params};
 
 /// The kept observations, oldest first.
-pub fn observations(conn: &Connection) -> rusqlite::Result<Vec<Observation>> {
+pub(super) fn observations(conn: &Connection) -> rusqlite::Result<Vec<Observation>> {
     let mut stmt = conn.prepare_cached(
         "SELECT created_at, date_sent, posted_from, posted_to FROM api_clock ORDER BY seen, rowid",
     )?;
@@ -21,7 +21,12 @@ pub fn observations(conn: &Connection) -> rusqlite::Result<Vec<Observation>> {
 }
 
 /// Keeps one more observation (a repeat is kept once), dropping the oldest beyond [`KEPT`].
-pub fn observe(conn: &Connection, ticket: u64, o: &Observation, now: u64) -> rusqlite::Result<()> {
+pub(super) fn observe(
+    conn: &Connection,
+    ticket: u64,
+    o: &Observation,
+    now: u64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR IGNORE INTO api_clock (ticket, created_at, date_sent, posted_from, posted_to, seen) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

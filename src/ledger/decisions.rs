@@ -9,11 +9,11 @@ use rusqlite::{Connection, Row, params, params_from_iter};
 use std::time::Duration;
 
 /// A subject is kept up to this many characters: enough to recognise the mail.
-pub const SUBJECT_CHARS: usize = 200;
+pub(super) const SUBJECT_CHARS: usize = 200;
 
 /// What became of one mail, as recorded for `ledger list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionRecord {
+pub(crate) struct DecisionRecord {
     /// Unix seconds.
     pub decided: u64,
     /// Where the mail was read from.
@@ -34,7 +34,7 @@ pub struct DecisionRecord {
 
 /// Which decisions `ledger list` wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionQuery {
+pub(crate) struct DecisionQuery {
     /// Outcome names; empty: every one.
     pub outcomes: Vec<String>,
     /// Decided at or after these unix seconds.
@@ -49,7 +49,7 @@ const COLUMNS: &str = "message_id, content, decided, mailbox, folder, uid_validi
 const PLACE_PREFIX: &str = "place:";
 
 /// Records decisions, each replacing the mail's earlier one unless it says otherwise.
-pub fn record(conn: &Connection, decisions: &[DecisionRecord]) -> rusqlite::Result<()> {
+pub(super) fn record(conn: &Connection, decisions: &[DecisionRecord]) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO decisions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
          ON CONFLICT (message_id, content) DO UPDATE SET decided = excluded.decided, \
@@ -92,7 +92,10 @@ pub fn record(conn: &Connection, decisions: &[DecisionRecord]) -> rusqlite::Resu
 }
 
 /// The decisions `query` asks for, oldest first.
-pub fn list(conn: &Connection, query: &DecisionQuery) -> rusqlite::Result<Vec<DecisionRecord>> {
+pub(super) fn list(
+    conn: &Connection,
+    query: &DecisionQuery,
+) -> rusqlite::Result<Vec<DecisionRecord>> {
     let mut sql = format!(
         "SELECT {COLUMNS} FROM decisions WHERE decided >= ?1 AND (?2 IS NULL OR mailbox = ?2)"
     );
@@ -114,7 +117,7 @@ pub fn list(conn: &Connection, query: &DecisionQuery) -> rusqlite::Result<Vec<De
 }
 
 /// Forgets decisions made more than `keep` ago; returns how many.
-pub fn sweep(conn: &Connection, keep: Duration) -> rusqlite::Result<usize> {
+pub(super) fn sweep(conn: &Connection, keep: Duration) -> rusqlite::Result<usize> {
     let before = unix_now().saturating_sub(keep.as_secs());
     conn.prepare_cached("DELETE FROM decisions WHERE decided < ?1")?
         .execute(params![before.min(i64::MAX as u64) as i64])

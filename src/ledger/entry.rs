@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where a mail stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EntryState {
+pub(crate) enum EntryState {
     /// Recorded before a POST; still so after a crash, a lost answer or a transient error.
     Pending,
     /// The API accepted it: never post again, only dispose.
@@ -15,7 +15,7 @@ pub enum EntryState {
 }
 
 impl EntryState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EntryState::Pending => "pending",
             EntryState::Posted => "posted",
@@ -36,7 +36,7 @@ impl EntryState {
 /// Where a mail sat when it was last handled. At a failure this tells a crash before the
 /// disposal (the same UID again) from a person moving the mail back (a new UID).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Location {
+pub(crate) struct Location {
     pub mailbox: String,
     pub folder: String,
     pub uid_validity: u32,
@@ -45,7 +45,7 @@ pub struct Location {
 
 /// One mail as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub id: MailId,
     pub state: EntryState,
     pub ticket: u64,
@@ -77,14 +77,14 @@ pub struct Entry {
 
 impl Entry {
     /// How long ago the first attempt was (zero if the clock went back).
-    pub fn age(&self) -> Duration {
+    pub(crate) fn age(&self) -> Duration {
         Duration::from_secs(unix_now().saturating_sub(self.first_seen))
     }
 }
 
 /// What [`crate::ledger::Ledger::begin`] records before a POST.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub id: MailId,
     /// The ticket replied to; 0 for a new ticket until it is created.
     pub ticket: u64,
@@ -98,7 +98,7 @@ pub struct Attempt {
 
 /// How a mail ended in a pass, for [`crate::ledger::Ledger::finish`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Finish {
+pub(crate) enum Finish {
     Posted {
         id: MailId,
         ticket: u64,
@@ -125,7 +125,7 @@ pub enum Finish {
 
 /// Entries by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
+pub(crate) struct Stats {
     pub pending: u64,
     pub posted: u64,
     pub failed: u64,
@@ -133,14 +133,14 @@ pub struct Stats {
     pub retry: u64,
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-pub fn unix_now_ms() -> u64 {
+pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

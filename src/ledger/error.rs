@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum LedgerError {
+pub(crate) enum LedgerError {
     #[error(
         "cannot create the ledger directory {path}: {message} (state.dir must be writable by the service user)"
     )]

@@ -8,8 +8,8 @@ use rusqlite::{Connection, params};
 use serde::Deserialize;
 use std::path::Path;
 
-pub const OLD_FILE: &str = "ledger.redb";
-pub const BACKUP_FILE: &str = "ledger.redb.bak";
+pub(super) const OLD_FILE: &str = "ledger.redb";
+pub(super) const BACKUP_FILE: &str = "ledger.redb.bak";
 
 const ENTRIES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("entries");
 const MESSAGE_IDS: TableDefinition<'static, &str, u64> = TableDefinition::new("message_ids");
@@ -38,7 +38,7 @@ struct OldEntry {
 }
 
 /// Copies `dir/ledger.redb` into `conn` if it is there; returns how many entries.
-pub fn from_redb(
+pub(super) fn from_redb(
     dir: &Path,
     conn: &mut Connection,
     path: &Path,

@@ -16,11 +16,13 @@ mod schema;
 mod store;
 mod writer;
 
-pub use decisions::{DecisionQuery, DecisionRecord};
-pub use entry::{Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms};
-pub use error::LedgerError;
-pub use read_only::ReadOnlyLedger;
-pub use store::{Begun, PostedReply};
+pub(crate) use decisions::{DecisionQuery, DecisionRecord};
+pub(crate) use entry::{
+    Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms,
+};
+pub(crate) use error::LedgerError;
+pub(crate) use read_only::ReadOnlyLedger;
+pub(crate) use store::{Begun, PostedReply};
 
 use crate::mail::MailId;
 use rusqlite::{Connection, OpenFlags};
@@ -30,14 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The ledger file inside `state.dir`.
-pub const FILE_NAME: &str = "ledger.sqlite3";
+pub(crate) const FILE_NAME: &str = "ledger.sqlite3";
 /// Held (flock) by the one daemon (`run`, `once`) working on a `state.dir`; `ledger`
 /// commands do not need it.
-pub const LOCK_FILE: &str = "daemon.lock";
+pub(crate) const LOCK_FILE: &str = "daemon.lock";
 
 /// Makes sure no other daemon works on `dir`: two would each think a mail in flight
 /// is theirs. Held until the returned file is dropped (or the process dies).
-pub fn lock_instance(dir: &Path) -> Result<std::fs::File, LedgerError> {
+pub(crate) fn lock_instance(dir: &Path) -> Result<std::fs::File, LedgerError> {
     create_private_dir(dir)?;
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
@@ -74,7 +76,7 @@ fn create_private_dir(dir: &Path) -> Result<(), LedgerError> {
 }
 
 #[derive(Clone)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     inner: Arc<Inner>,
 }
 
@@ -95,7 +97,7 @@ impl std::fmt::Debug for Ledger {
 impl Ledger {
     /// Opens (or creates) `dir/ledger.sqlite3`: the directory 0700 and the file 0600
     /// whatever the umask; a 0.1 redb ledger found there is migrated first.
-    pub fn open(dir: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
+    pub(crate) fn open(dir: impl AsRef<Path>) -> Result<Ledger, LedgerError> {
         let dir = dir.as_ref();
         create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
@@ -141,12 +143,12 @@ impl Ledger {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.inner.path
     }
 
     /// Records POSTs about to begin, in one durable commit; see [`store::begin`].
-    pub async fn begin(&self, attempts: Vec<Attempt>) -> Result<Vec<Begun>, LedgerError> {
+    pub(crate) async fn begin(&self, attempts: Vec<Attempt>) -> Result<Vec<Begun>, LedgerError> {
         self.write("recording attempts", move |conn| {
             attempts.iter().map(|a| store::begin(conn, a)).collect()
         })
@@ -154,7 +156,7 @@ impl Ledger {
     }
 
     /// Records how mails ended (posted, failed, deferred), in one durable commit.
-    pub async fn finish(&self, finished: Vec<Finish>) -> Result<(), LedgerError> {
+    pub(crate) async fn finish(&self, finished: Vec<Finish>) -> Result<(), LedgerError> {
         if finished.is_empty() {
             return Ok(());
         }
@@ -165,7 +167,10 @@ impl Ledger {
     }
 
     /// Marks failed entries to be tried again (every failed one with `None`).
-    pub fn mark_retry_blocking(&self, message_id: Option<&str>) -> Result<Vec<Entry>, LedgerError> {
+    pub(crate) fn mark_retry_blocking(
+        &self,
+        message_id: Option<&str>,
+    ) -> Result<Vec<Entry>, LedgerError> {
         let id = message_id.map(str::to_string);
         let answer = writer::submit(&self.inner.writer, "marking for retry", move |conn| {
             store::mark_retry(conn, id.as_deref())
@@ -176,7 +181,7 @@ impl Ledger {
 
     /// Counts a crash or hang while reading the mail at `place` (durably); returns its
     /// strikes now.
-    pub async fn strike(&self, place: Location, reason: String) -> Result<u32, LedgerError> {
+    pub(crate) async fn strike(&self, place: Location, reason: String) -> Result<u32, LedgerError> {
         self.write("counting a strike", move |conn| {
             store::strike(conn, &place, &reason)
         })
@@ -184,7 +189,7 @@ impl Ledger {
     }
 
     /// The struck mails of one folder, by UID: their strikes, and why.
-    pub fn struck(
+    pub(crate) fn struck(
         &self,
         mailbox: &str,
         uid_validity: u32,
@@ -195,19 +200,19 @@ impl Ledger {
     }
 
     /// The entry of one mail, if it was ever attempted.
-    pub fn find(&self, id: &MailId) -> Result<Option<Entry>, LedgerError> {
+    pub(crate) fn find(&self, id: &MailId) -> Result<Option<Entry>, LedgerError> {
         self.read("reading an entry", |conn| store::find(conn, id))
     }
 
     /// Every entry of a Message-ID (brackets optional), or of a `sha256:` content prefix.
-    pub fn entries(&self, message_id_or_hash: &str) -> Result<Vec<Entry>, LedgerError> {
+    pub(crate) fn entries(&self, message_id_or_hash: &str) -> Result<Vec<Entry>, LedgerError> {
         self.read("reading entries", |conn| {
             store::entries(conn, message_id_or_hash)
         })
     }
 
     /// The tickets posted mails with this Message-ID went to.
-    pub fn tickets_for_message_id(&self, message_id: &str) -> Result<Vec<u64>, LedgerError> {
+    pub(crate) fn tickets_for_message_id(&self, message_id: &str) -> Result<Vec<u64>, LedgerError> {
         let id = crate::mail::identity::message_id_key(message_id);
         self.read("looking up a Message-ID", |conn| {
             store::tickets_for_message_id(conn, &id)
@@ -216,7 +221,7 @@ impl Ledger {
 
     /// Posted mails other than `id` with the same text on `ticket`: each one's date sent,
     /// when it was first seen and when it was recorded posted (unix seconds).
-    pub fn posted_with_same_text(
+    pub(crate) fn posted_with_same_text(
         &self,
         ticket: u64,
         text_hash: &str,
@@ -228,21 +233,24 @@ impl Ledger {
     }
 
     /// Replies recorded posted to `ticket`: what the API's clock is learned from.
-    pub fn posted_on_ticket(&self, ticket: u64) -> Result<Vec<store::PostedReply>, LedgerError> {
+    pub(crate) fn posted_on_ticket(
+        &self,
+        ticket: u64,
+    ) -> Result<Vec<store::PostedReply>, LedgerError> {
         self.read("listing a ticket's posted replies", |conn| {
             store::posted_on_ticket(conn, ticket)
         })
     }
 
     /// What the API's clock was learned from, oldest first.
-    pub fn clock_observations(
+    pub(crate) fn clock_observations(
         &self,
     ) -> Result<Vec<crate::thulium::api_clock::Observation>, LedgerError> {
         self.read("reading the API's clock", clock::observations)
     }
 
     /// Keeps what a ticket showed of one of our replies (`ticket`'s).
-    pub async fn observe_clock(
+    pub(crate) async fn observe_clock(
         &self,
         ticket: u64,
         o: crate::thulium::api_clock::Observation,
@@ -254,7 +262,7 @@ impl Ledger {
     }
 
     /// The pending mails of `mailbox`: UID and when each was first seen.
-    pub fn pending_since(
+    pub(crate) fn pending_since(
         &self,
         mailbox: &str,
     ) -> Result<Vec<(u32, std::time::SystemTime)>, LedgerError> {
@@ -273,7 +281,7 @@ impl Ledger {
     }
 
     /// New tickets `sender` began in the last hour with mails other than `except`.
-    pub fn new_tickets_in_last_hour(
+    pub(crate) fn new_tickets_in_last_hour(
         &self,
         sender: &str,
         except: &MailId,
@@ -284,7 +292,11 @@ impl Ledger {
     }
 
     /// Whether a mail other than `id` is recorded as having opened `ticket`.
-    pub fn ticket_opened_by_another(&self, ticket: u64, id: &MailId) -> Result<bool, LedgerError> {
+    pub(crate) fn ticket_opened_by_another(
+        &self,
+        ticket: u64,
+        id: &MailId,
+    ) -> Result<bool, LedgerError> {
         self.read("looking up a new ticket", |conn| {
             store::ticket_opened_by_another(conn, ticket, id)
         })
@@ -292,7 +304,10 @@ impl Ledger {
 
     /// Records what became of mails (their latest decision, for `ledger list`), in one
     /// command of the grouped writer.
-    pub async fn record_decisions(&self, decided: Vec<DecisionRecord>) -> Result<(), LedgerError> {
+    pub(crate) async fn record_decisions(
+        &self,
+        decided: Vec<DecisionRecord>,
+    ) -> Result<(), LedgerError> {
         if decided.is_empty() {
             return Ok(());
         }
@@ -303,12 +318,18 @@ impl Ledger {
     }
 
     /// The decisions `query` asks for, oldest first.
-    pub fn decisions(&self, query: &DecisionQuery) -> Result<Vec<DecisionRecord>, LedgerError> {
+    pub(crate) fn decisions(
+        &self,
+        query: &DecisionQuery,
+    ) -> Result<Vec<DecisionRecord>, LedgerError> {
         self.read("listing decisions", |conn| decisions::list(conn, query))
     }
 
     /// Forgets decisions made more than `keep` ago (`state.keep_decisions`); returns how many.
-    pub async fn sweep_decisions(&self, keep: std::time::Duration) -> Result<usize, LedgerError> {
+    pub(crate) async fn sweep_decisions(
+        &self,
+        keep: std::time::Duration,
+    ) -> Result<usize, LedgerError> {
         self.write("sweeping old decisions", move |conn| {
             decisions::sweep(conn, keep)
         })
@@ -316,11 +337,11 @@ impl Ledger {
     }
 
     /// Mails that failed in the last `secs` seconds.
-    pub fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
+    pub(crate) fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
         self.read("counting failures", |conn| store::failed_since(conn, secs))
     }
 
-    pub fn stats(&self) -> Result<Stats, LedgerError> {
+    pub(crate) fn stats(&self) -> Result<Stats, LedgerError> {
         self.read("counting entries", store::stats)
     }
 

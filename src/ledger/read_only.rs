@@ -6,13 +6,13 @@ use crate::mail::decide::References;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
-pub struct ReadOnlyLedger {
+pub(crate) struct ReadOnlyLedger {
     conn: Connection,
 }
 
 impl ReadOnlyLedger {
     /// Opens `dir/ledger.sqlite3` if it is there and readable; never creates it.
-    pub fn open(dir: &Path) -> Result<ReadOnlyLedger, LedgerError> {
+    pub(crate) fn open(dir: &Path) -> Result<ReadOnlyLedger, LedgerError> {
         let path = dir.join(FILE_NAME);
         let open_err = |message: String| LedgerError::Open {
             path: path.clone(),

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// Bumped with every change below; `PRAGMA user_version` holds the one on disk.
-pub const VERSION: i64 = 4;
+pub(super) const VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (
@@ -90,7 +90,7 @@ CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided);
 
 /// WAL: readers (`ledger show` while the daemon runs) never wait for the writer;
 /// synchronous = FULL: a commit is on disk when it returns (one fsync per group).
-pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -99,7 +99,7 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Why the tables could not be made ready.
 #[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
+pub(super) enum SchemaError {
     #[error(
         "it was written by a newer thulium-mail-bridge (schema {on_disk}, this one knows {VERSION}); upgrade, or restore the backup made before"
     )]
@@ -109,7 +109,7 @@ pub enum SchemaError {
 }
 
 /// Creates or upgrades the tables; refuses a ledger written by a newer version.
-pub fn create(conn: &Connection) -> Result<(), SchemaError> {
+pub(super) fn create(conn: &Connection) -> Result<(), SchemaError> {
     let on_disk: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if on_disk > VERSION {
         return Err(SchemaError::Newer { on_disk });

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 /// What [`begin`] found and recorded for one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Begun {
+pub(crate) struct Begun {
     /// As recorded now: `Pending` (post it), or `Posted`/`Failed` left as they were.
     pub entry: Entry,
     /// An earlier POST may have reached the helpdesk: read the ticket back first.
@@ -60,7 +60,7 @@ fn key(id: &MailId) -> &str {
 
 /// The entry of a mail. An entry migrated from 0.1 (keyed by Message-ID alone, or by
 /// the hash of the raw mail) is adopted by the first mail that matches it.
-pub fn find(conn: &Connection, id: &MailId) -> rusqlite::Result<Option<Entry>> {
+pub(super) fn find(conn: &Connection, id: &MailId) -> rusqlite::Result<Option<Entry>> {
     Ok(find_stored(conn, id)?.map(|(e, _)| e))
 }
 
@@ -100,7 +100,7 @@ fn find_stored(
 /// says what was known before. A posted mail stays posted; a failed one stays failed
 /// when it is seen where it failed (a crash before its disposal), and is tried afresh
 /// when `ledger retry` marked it or a person moved it back (a new place or UID).
-pub fn begin(conn: &Connection, a: &Attempt) -> rusqlite::Result<Begun> {
+pub(super) fn begin(conn: &Connection, a: &Attempt) -> rusqlite::Result<Begun> {
     let now = unix_now();
     let now_ms = unix_now_ms() as i64;
     let found = find_stored(conn, &a.id)?;
@@ -191,7 +191,7 @@ pub fn begin(conn: &Connection, a: &Attempt) -> rusqlite::Result<Begun> {
 }
 
 /// Records how a mail ended in a pass. A posted mail is never turned back.
-pub fn finish(conn: &Connection, f: &Finish) -> rusqlite::Result<()> {
+pub(super) fn finish(conn: &Connection, f: &Finish) -> rusqlite::Result<()> {
     let now = unix_now() as i64;
     match f {
         Finish::Posted { id, ticket } => {
@@ -270,7 +270,7 @@ pub fn finish(conn: &Connection, f: &Finish) -> rusqlite::Result<()> {
 }
 
 /// Every entry of a Message-ID (a reused one has several), or of a content hash prefix.
-pub fn entries(conn: &Connection, message_id_or_hash: &str) -> rusqlite::Result<Vec<Entry>> {
+pub(super) fn entries(conn: &Connection, message_id_or_hash: &str) -> rusqlite::Result<Vec<Entry>> {
     let (sql, arg) = match message_id_or_hash.strip_prefix("sha256:") {
         Some(hex) => (
             format!(
@@ -289,7 +289,10 @@ pub fn entries(conn: &Connection, message_id_or_hash: &str) -> rusqlite::Result<
 }
 
 /// The tickets posted mails with this Message-ID went to (`match.use_references`).
-pub fn tickets_for_message_id(conn: &Connection, message_id: &str) -> rusqlite::Result<Vec<u64>> {
+pub(super) fn tickets_for_message_id(
+    conn: &Connection,
+    message_id: &str,
+) -> rusqlite::Result<Vec<u64>> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT ticket FROM mails WHERE message_id = ?1 AND state = 'posted' ORDER BY ticket",
     )?;
@@ -299,7 +302,7 @@ pub fn tickets_for_message_id(conn: &Connection, message_id: &str) -> rusqlite::
 
 /// Posted mails other than `id` whose text on `ticket` is the same: the helpdesk
 /// messages they account for are not this mail's.
-pub fn posted_with_same_text(
+pub(super) fn posted_with_same_text(
     conn: &Connection,
     ticket: u64,
     text_hash: &str,
@@ -325,7 +328,7 @@ pub fn posted_with_same_text(
 /// A reply recorded posted: its text, its date sent, and the unix seconds between which
 /// the API stored it (its last POST began .. it was recorded posted).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostedReply {
+pub(crate) struct PostedReply {
     pub text_hash: String,
     pub date_sent: String,
     pub from: u64,
@@ -333,7 +336,10 @@ pub struct PostedReply {
 }
 
 /// The replies recorded posted to `ticket` whose last POST's time is known.
-pub fn posted_on_ticket(conn: &Connection, ticket: u64) -> rusqlite::Result<Vec<PostedReply>> {
+pub(super) fn posted_on_ticket(
+    conn: &Connection,
+    ticket: u64,
+) -> rusqlite::Result<Vec<PostedReply>> {
     let mut stmt = conn.prepare_cached(
         "SELECT text_hash, date_sent, last_attempt_ms, updated FROM mails \
          WHERE ticket = ?1 AND state = 'posted' AND last_attempt_ms IS NOT NULL AND text_hash != '' \
@@ -351,7 +357,7 @@ pub fn posted_on_ticket(conn: &Connection, ticket: u64) -> rusqlite::Result<Vec<
 }
 
 /// UID and first-seen time of the mails of `mailbox` that are pending.
-pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(u32, u64)>> {
+pub(super) fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(u32, u64)>> {
     let mut stmt =
         conn.prepare("SELECT uid, first_seen FROM mails WHERE state = 'pending' AND mailbox = ?1")?;
     let rows = stmt.query_map(params![mailbox], |r| {
@@ -365,7 +371,7 @@ pub fn pending_since(conn: &Connection, mailbox: &str) -> rusqlite::Result<Vec<(
 
 /// New tickets `sender` began (posted or not) in the last `secs` seconds with mails other
 /// than `except`: a mail retried (or re-seen after a crash) is not another ticket.
-pub fn new_tickets_from(
+pub(super) fn new_tickets_from(
     conn: &Connection,
     sender: &str,
     secs: u64,
@@ -382,7 +388,7 @@ pub fn new_tickets_from(
 }
 
 /// Whether a mail other than `id` is recorded as having opened `ticket`.
-pub fn ticket_opened_by_another(
+pub(super) fn ticket_opened_by_another(
     conn: &Connection,
     ticket: u64,
     id: &MailId,
@@ -396,7 +402,7 @@ pub fn ticket_opened_by_another(
 }
 
 /// Mails that failed in the last `secs` seconds.
-pub fn failed_since(conn: &Connection, secs: u64) -> rusqlite::Result<u64> {
+pub(super) fn failed_since(conn: &Connection, secs: u64) -> rusqlite::Result<u64> {
     let since = unix_now().saturating_sub(secs) as i64;
     conn.query_row(
         "SELECT COUNT(*) FROM mails WHERE state = 'failed' AND updated >= ?1",
@@ -406,7 +412,7 @@ pub fn failed_since(conn: &Connection, secs: u64) -> rusqlite::Result<u64> {
     .map(|n| n.max(0) as u64)
 }
 
-pub fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
+pub(super) fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
     let mut stmt = conn.prepare("SELECT state, COUNT(*), SUM(retry) FROM mails GROUP BY state")?;
     let mut stats = Stats::default();
     let rows = stmt.query_map([], |r| {
@@ -432,7 +438,10 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Stats> {
 }
 
 /// Marks failed entries to be tried again (all of them with `None`); returns them.
-pub fn mark_retry(conn: &Connection, message_id: Option<&str>) -> rusqlite::Result<Vec<Entry>> {
+pub(super) fn mark_retry(
+    conn: &Connection,
+    message_id: Option<&str>,
+) -> rusqlite::Result<Vec<Entry>> {
     let (filter, arg) = match message_id {
         Some(id) => (
             "AND message_id = ?1",
@@ -455,7 +464,7 @@ pub fn mark_retry(conn: &Connection, message_id: Option<&str>) -> rusqlite::Resu
 }
 
 /// Adds a strike to the mail at `place`; returns its strikes now.
-pub fn strike(conn: &Connection, place: &Location, reason: &str) -> rusqlite::Result<u32> {
+pub(super) fn strike(conn: &Connection, place: &Location, reason: &str) -> rusqlite::Result<u32> {
     conn.prepare_cached(
         "INSERT INTO poison (mailbox, uid_validity, uid, strikes, reason, updated) VALUES (?1, ?2, ?3, 1, ?4, ?5) \
          ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET strikes = strikes + 1, reason = ?4, updated = ?5",
@@ -471,7 +480,7 @@ pub fn strike(conn: &Connection, place: &Location, reason: &str) -> rusqlite::Re
 }
 
 /// The struck mails of one folder (by UID): their strikes and the last reason.
-pub fn struck(
+pub(super) fn struck(
     conn: &Connection,
     mailbox: &str,
     uid_validity: u32,

@@ -10,7 +10,7 @@ use std::path::Path;
 /// Replaces `path` atomically with `contents` and a newline, mode 0600,
 /// owned by the directory's owner when we may (root running `oauth2 login`
 /// for the service user's state directory).
-pub fn write_private_file(path: &Path, contents: &str) -> io::Result<()> {
+pub(super) fn write_private_file(path: &Path, contents: &str) -> io::Result<()> {
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

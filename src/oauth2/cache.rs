@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// The tokens of a process's mailboxes.
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     /// Built at the first OAuth2 use: password-only setups never need it.
     http: OnceLock<Result<reqwest::Client, String>>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
@@ -41,7 +41,7 @@ impl Default for TokenCache {
 }
 
 impl TokenCache {
-    pub fn new() -> TokenCache {
+    pub(crate) fn new() -> TokenCache {
         TokenCache {
             http: OnceLock::new(),
             slots: Mutex::new(HashMap::new()),
@@ -50,14 +50,18 @@ impl TokenCache {
 
     /// The process's cache: workers reconnect and are restarted on reload,
     /// tokens outlive both.
-    pub fn global() -> &'static TokenCache {
+    pub(crate) fn global() -> &'static TokenCache {
         static GLOBAL: OnceLock<TokenCache> = OnceLock::new();
         GLOBAL.get_or_init(TokenCache::new)
     }
 
     /// An access token for `mb`: the cached one while fresh, else a new one.
     /// `renew` skips the cache (the IMAP server just refused the cached token).
-    pub async fn token(&self, mb: &MailboxConfig, renew: bool) -> Result<SecretString, TokenError> {
+    pub(crate) async fn token(
+        &self,
+        mb: &MailboxConfig,
+        renew: bool,
+    ) -> Result<SecretString, TokenError> {
         let Some(o) = &mb.oauth2 else {
             return Err(TokenError::setup(
                 "none",
@@ -100,7 +104,7 @@ impl TokenCache {
 
     /// When the cached token of `mailbox` is due for replacement (80 % of its
     /// lifetime); a session opened with it can be renewed by then.
-    pub fn refresh_at(&self, mailbox: &str) -> Option<Instant> {
+    pub(crate) fn refresh_at(&self, mailbox: &str) -> Option<Instant> {
         let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let slot = slots.get(mailbox)?;
         *slot.refresh_at.lock().unwrap_or_else(|e| e.into_inner())

@@ -41,7 +41,7 @@ struct DeviceAuthorization {
 }
 
 /// For `main`: runs [`device_login`] on its own runtime; Ok(true) once the token is saved.
-pub fn login(config: Config, mailbox: &str) -> anyhow::Result<bool> {
+pub(crate) fn login(config: Config, mailbox: &str) -> anyhow::Result<bool> {
     crate::imap::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

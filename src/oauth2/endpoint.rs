@@ -19,7 +19,7 @@ pub(crate) enum Provider {
 }
 
 impl Provider {
-    pub fn of(url: &str) -> Provider {
+    pub(super) fn of(url: &str) -> Provider {
         let host = reqwest::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_ascii_lowercase))

@@ -2,7 +2,7 @@
 
 /// A failed attempt to get an access token.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// The IdP answered with an OAuth2 error (RFC 6749 5.2): a wrong or expired
     /// secret, a revoked grant, missing consent. Needs the admin.
     #[error("identity provider {endpoint} refused the {grant} grant: {}", self.detail())]
@@ -30,7 +30,7 @@ pub enum TokenError {
 
 impl TokenError {
     /// The message without the leading "who": error, description and hint.
-    pub fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             TokenError::Rejected {
                 error,
@@ -48,7 +48,7 @@ impl TokenError {
     }
 
     /// The IdP's `error` code, when it sent one.
-    pub fn oauth_error(&self) -> Option<&str> {
+    pub(crate) fn oauth_error(&self) -> Option<&str> {
         match self {
             TokenError::Rejected { error, .. } => Some(error),
             _ => None,

@@ -22,7 +22,7 @@ pub(crate) struct ServiceAccountKey {
 
 impl ServiceAccountKey {
     /// Parses the JSON key file's text; errors never quote it.
-    pub fn parse(json: &str) -> Result<ServiceAccountKey, String> {
+    pub(super) fn parse(json: &str) -> Result<ServiceAccountKey, String> {
         serde_json::from_str(json).map_err(|e| {
             format!(
                 "not a service account key (JSON with client_email and private_key) at line {}",

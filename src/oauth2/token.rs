@@ -10,7 +10,7 @@ const REFRESH_AT_PERCENT: u32 = 80;
 
 /// An access token; `Debug` shows no secret (`SecretString` redacts it).
 #[derive(Debug, Clone)]
-pub struct AccessToken {
+pub(super) struct AccessToken {
     pub secret: SecretString,
     pub obtained: Instant,
     /// `None` when the source did not say (a `command` printing a bare token):
@@ -19,7 +19,7 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    pub fn new(secret: SecretString, lifetime: Option<Duration>) -> AccessToken {
+    pub(super) fn new(secret: SecretString, lifetime: Option<Duration>) -> AccessToken {
         AccessToken {
             secret,
             obtained: Instant::now(),
@@ -28,13 +28,13 @@ impl AccessToken {
     }
 
     /// When a new token should be fetched instead of this one.
-    pub fn refresh_at(&self) -> Option<Instant> {
+    pub(super) fn refresh_at(&self) -> Option<Instant> {
         self.lifetime
             .map(|l| self.obtained + l * REFRESH_AT_PERCENT / 100)
     }
 
     /// Whether this token may still be used for a login at `now`.
-    pub fn is_fresh(&self, now: Instant) -> bool {
+    pub(super) fn is_fresh(&self, now: Instant) -> bool {
         self.refresh_at().is_some_and(|at| now < at)
     }
 }
@@ -55,7 +55,7 @@ pub(crate) struct TokenResponse {
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 
 impl TokenResponse {
-    pub fn into_access_token(self) -> AccessToken {
+    pub(super) fn into_access_token(self) -> AccessToken {
         let lifetime = self
             .expires_in
             .map_or(DEFAULT_LIFETIME, Duration::from_secs);

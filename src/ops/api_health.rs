@@ -17,7 +17,7 @@ const DOWN_AT_ONCE_AFTER_FAILURES: u32 = 12;
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
-pub struct ApiHealth {
+pub(crate) struct ApiHealth {
     /// Unix milliseconds of the last accepted POST (0: none since start).
     last_post_ok_ms: AtomicU64,
     outage: Mutex<Outage>,
@@ -34,7 +34,7 @@ struct Outage {
 
 impl ApiHealth {
     /// A POST was accepted.
-    pub fn post_succeeded(&self) {
+    pub(crate) fn post_succeeded(&self) {
         self.last_post_ok_ms
             .fetch_max(crate::ledger::unix_now_ms(), Ordering::Relaxed);
         self.works();
@@ -42,7 +42,7 @@ impl ApiHealth {
 
     /// The API is seen to take replies (a POST accepted, or one found on its ticket).
     /// A GET answered alone proves nothing: POSTs may still fail.
-    pub fn works(&self) {
+    pub(crate) fn works(&self) {
         let mut o = self.lock();
         if o.down {
             let lasted = o
@@ -57,7 +57,7 @@ impl ApiHealth {
     }
 
     /// A request failed for a reason that is not the mail's (transient, credentials).
-    pub fn request_failed(&self, reason: &str, credentials: bool) {
+    pub(crate) fn request_failed(&self, reason: &str, credentials: bool) {
         let mut o = self.lock();
         o.failures_in_a_row = o.failures_in_a_row.saturating_add(1);
         let first = *o.first_failure.get_or_insert_with(SystemTime::now);
@@ -78,7 +78,7 @@ impl ApiHealth {
 
     /// Whether a POST may be tried now: always while the API works, one per
     /// [`PROBE_EVERY`] while it is down.
-    pub fn may_try(&self) -> bool {
+    pub(crate) fn may_try(&self) -> bool {
         let mut o = self.lock();
         if !o.down {
             return true;
@@ -95,17 +95,17 @@ impl ApiHealth {
 
     /// Whether a POST was accepted after `since_ms` (unix ms): then the API works and a
     /// failure is this mail's own.
-    pub fn post_succeeded_after(&self, since_ms: u64) -> bool {
+    pub(crate) fn post_succeeded_after(&self, since_ms: u64) -> bool {
         self.last_post_ok_ms.load(Ordering::Relaxed) > since_ms
     }
 
     /// Whether any POST was accepted since start.
-    pub fn any_post_succeeded(&self) -> bool {
+    pub(crate) fn any_post_succeeded(&self) -> bool {
         self.last_post_ok_ms.load(Ordering::Relaxed) > 0
     }
 
     /// `Some((since, last error))` while the API is down.
-    pub fn down(&self) -> Option<(SystemTime, String)> {
+    pub(crate) fn down(&self) -> Option<(SystemTime, String)> {
         let o = self.lock();
         o.down.then(|| {
             (

@@ -19,7 +19,7 @@ struct MailboxHealth {
 
 /// Shared by the workers (writers) and the HTTP listener and notifier (readers).
 #[derive(Debug, Default)]
-pub struct Health {
+pub(crate) struct Health {
     /// Whether the Thulium API fails for everyone.
     pub api: crate::ops::api_health::ApiHealth,
     /// Every mailbox seen connected or failed at least once (ready when all have been).
@@ -30,7 +30,7 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn connected(&self, mailbox: &str) {
+    pub(crate) fn connected(&self, mailbox: &str) {
         crate::ops::metrics::mailbox_up(mailbox, true);
         self.lock().insert(
             mailbox.to_string(),
@@ -45,7 +45,7 @@ impl Health {
 
     /// A failed connection or a broken session, by its kind; `fatal` (e.g. a refused
     /// login) is down at once.
-    pub fn failed(&self, mailbox: &str, problem: &'static str, fatal: bool) {
+    pub(crate) fn failed(&self, mailbox: &str, problem: &'static str, fatal: bool) {
         crate::ops::metrics::mailbox_up(mailbox, false);
         let mut all = self.lock();
         let h = all.entry(mailbox.to_string()).or_insert(MailboxHealth {
@@ -63,19 +63,19 @@ impl Health {
         }
     }
 
-    pub fn forget(&self, mailbox: &str) {
+    pub(crate) fn forget(&self, mailbox: &str) {
         self.lock().remove(mailbox);
         self.expected_lock().remove(mailbox);
     }
 
     /// A mailbox the config has; readiness waits for its first connection or failure.
-    pub fn expect(&self, mailbox: &str) {
+    pub(crate) fn expect(&self, mailbox: &str) {
         self.expected_lock().insert(mailbox.to_string());
     }
 
     /// `/readyz`: starting until every mailbox has connected or failed once, then as
     /// `/healthz`.
-    pub fn readiness(&self) -> (bool, serde_json::Value) {
+    pub(crate) fn readiness(&self) -> (bool, serde_json::Value) {
         let expected = self.expected_lock().clone();
         let all = self.lock();
         let seen = expected.iter().filter(|m| all.contains_key(*m)).count();
@@ -96,7 +96,7 @@ impl Health {
         (ok, report)
     }
 
-    pub fn posted(&self, count: u64) {
+    pub(crate) fn posted(&self, count: u64) {
         if count > 0 {
             let mut p = self.posted.lock().unwrap_or_else(|e| e.into_inner());
             p.0 += count;
@@ -106,7 +106,7 @@ impl Health {
 
     /// Healthy while every mailbox is connected or still recovering within its backoff,
     /// and the API is not failing for every request.
-    pub fn report(&self) -> (bool, serde_json::Value) {
+    pub(crate) fn report(&self) -> (bool, serde_json::Value) {
         let api_down = self.api.down().map(|(since, error)| {
             serde_json::json!({
                 "down_since": humantime::format_rfc3339_seconds(since).to_string(),
@@ -136,7 +136,7 @@ impl Health {
     }
 
     /// One line for systemd's STATUS=.
-    pub fn status_line(&self) -> String {
+    pub(crate) fn status_line(&self) -> String {
         let all = self.lock();
         let up = all.values().filter(|h| h.connected).count();
         let (posted, last) = *self.posted.lock().unwrap_or_else(|e| e.into_inner());

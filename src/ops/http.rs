@@ -25,7 +25,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const ACCEPT_BACKOFF_CAP: Duration = Duration::from_secs(5);
 
 /// Binds now (so a bad address fails at start) and serves in the background.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the recorder once per process; returns the handle that renders `/metrics`.
-pub fn install() -> Option<PrometheusHandle> {
+pub(crate) fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
@@ -21,19 +21,19 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 /// Text exposition of every metric.
-pub fn render() -> String {
+pub(crate) fn render() -> String {
     install().map(|h| h.render()).unwrap_or_default()
 }
 
 /// outcome: posted, approved, duplicate, new_ticket, unmatched, ignored, unverified,
 /// failed, retried (left for a later pass).
-pub fn mail_handled(mailbox: &str, outcome: &'static str) {
+pub(crate) fn mail_handled(mailbox: &str, outcome: &'static str) {
     metrics::counter!("thulium_bridge_mails_total", "mailbox" => mailbox.to_string(), "outcome" => outcome)
         .increment(1);
 }
 
 /// One API request with its HTTP status (or "error" when none came back).
-pub fn api_request(status: Option<u16>, took: Duration) {
+pub(crate) fn api_request(status: Option<u16>, took: Duration) {
     let status = status
         .map(|s| s.to_string())
         .unwrap_or_else(|| "error".into());
@@ -41,7 +41,7 @@ pub fn api_request(status: Option<u16>, took: Duration) {
     metrics::histogram!("thulium_bridge_api_request_duration_seconds").record(took.as_secs_f64());
 }
 
-pub fn mailbox_up(mailbox: &str, up: bool) {
+pub(crate) fn mailbox_up(mailbox: &str, up: bool) {
     metrics::gauge!("thulium_bridge_mailbox_up", "mailbox" => mailbox.to_string()).set(if up {
         1.0
     } else {
@@ -50,12 +50,12 @@ pub fn mailbox_up(mailbox: &str, up: bool) {
 }
 
 /// 0 while the Thulium API fails for every request.
-pub fn api_up(up: bool) {
+pub(crate) fn api_up(up: bool) {
     metrics::gauge!("thulium_bridge_api_up").set(if up { 1.0 } else { 0.0 });
 }
 
 /// Mails of a mailbox seen but not yet finished, and how long the oldest has waited.
-pub fn waiting(mailbox: &str, mails: usize, oldest: Duration) {
+pub(crate) fn waiting(mailbox: &str, mails: usize, oldest: Duration) {
     metrics::gauge!("thulium_bridge_waiting_mails", "mailbox" => mailbox.to_string())
         .set(mails as f64);
     metrics::gauge!("thulium_bridge_oldest_waiting_seconds", "mailbox" => mailbox.to_string())
@@ -63,7 +63,7 @@ pub fn waiting(mailbox: &str, mails: usize, oldest: Duration) {
 }
 
 /// After every pass that completed without trouble.
-pub fn pass_succeeded(mailbox: &str) {
+pub(crate) fn pass_succeeded(mailbox: &str) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -11,29 +11,29 @@ fn send(state: &[NotifyState<'_>]) {
     }
 }
 
-pub fn ready() {
+pub(crate) fn ready() {
     send(&[NotifyState::Ready]);
 }
 
-pub fn status(line: &str) {
+pub(crate) fn status(line: &str) {
     send(&[NotifyState::Status(line)]);
 }
 
-pub fn watchdog() {
+pub(crate) fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
-pub fn reloading() {
+pub(crate) fn reloading() {
     send(&[NotifyState::Reloading]);
 }
 
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping]);
 }
 
 /// Half of `WatchdogSec=`, when systemd asked for keep-alives. As in sd_watchdog_enabled(3),
 /// `WATCHDOG_PID`, when set, must name this process.
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     let for_us = std::env::var("WATCHDOG_PID")
         .map(|pid| pid.parse() == Ok(std::process::id()))

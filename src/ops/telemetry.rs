@@ -24,7 +24,7 @@ const WIRE_CRATES: [&str; 9] = [
 
 /// Installs the global subscriber; `RUST_LOG` overrides `log.level` for debugging, but
 /// not the cap on protocol crates: that is a filter of its own, after the directives.
-pub fn init_logging(log: &LogConfig) {
+pub(crate) fn init_logging(log: &LogConfig) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())

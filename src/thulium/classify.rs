@@ -57,11 +57,11 @@ pub fn classify(
 
 /// The longest `Retry-After` honoured: a server asking for days (or a broken header)
 /// must not park replies that long, nor overflow a deadline.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a past date is
 /// zero, anything beyond [`MAX_RETRY_AFTER`] is cut to it.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let wait = if value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty() {
         // Digits too many for u64 are a huge wait, not a missing one.

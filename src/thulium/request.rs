@@ -4,12 +4,12 @@ use crate::mail::decide::CustomerResponse;
 use sha2::{Digest, Sha256};
 
 /// The JSON body `POST tickets/{id}/customer_response` sends.
-pub fn request_body(req: &CustomerResponse) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn request_body(req: &CustomerResponse) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(req)
 }
 
 /// Hex SHA-256 of [`request_body`]: what the ledger records as the body sent.
-pub fn body_hash(req: &CustomerResponse) -> String {
+pub(crate) fn body_hash(req: &CustomerResponse) -> String {
     let digest = match request_body(req) {
         Ok(bytes) => Sha256::digest(&bytes),
         // Unreachable (strings and a unit enum always encode); still deterministic.

@@ -7,7 +7,7 @@ use rand::Rng;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// The ceiling of the first retry's delay; doubled per further attempt.
     pub base: Duration,
     /// No delay is longer than this, not even one a `Retry-After` asks for.
@@ -21,12 +21,12 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    pub const fn new(base: Duration, cap: Duration) -> Backoff {
+    pub(crate) const fn new(base: Duration, cap: Duration) -> Backoff {
         Backoff { base, cap }
     }
 
     /// The longest delay after `attempt` failed attempts (1 = the first try failed).
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(31);
         self.base
             .checked_mul(1u32 << doublings)
@@ -35,12 +35,12 @@ impl Backoff {
     }
 
     /// The delay before the next try, honouring the server's `Retry-After` (capped).
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         self.delay_with(attempt, retry_after, &mut rand::rng())
     }
 
     /// [`Backoff::delay`] with the random source given (seeded in tests).
-    pub fn delay_with<R: Rng + ?Sized>(
+    pub(crate) fn delay_with<R: Rng + ?Sized>(
         &self,
         attempt: u32,
         retry_after: Option<Duration>,

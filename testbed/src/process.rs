@@ -20,7 +20,7 @@ type Request = (Command, mpsc::Sender<io::Result<Child>>);
 
 /// Spawns `cmd` from the long-lived spawner thread, in a new process group,
 /// with SIGTERM as its parent-death signal.
-pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
+pub(crate) fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Request>();
@@ -56,7 +56,7 @@ pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
 }
 
 /// Sends `signal` to one process.
-pub fn signal(pid: u32, signal: i32) {
+pub(crate) fn signal(pid: u32, signal: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
         libc::kill(pid as libc::pid_t, signal);
@@ -64,7 +64,7 @@ pub fn signal(pid: u32, signal: i32) {
 }
 
 /// Sends `signal` to every process of the group led by `pid`.
-pub fn signal_group(pid: u32, signal: i32) {
+pub(crate) fn signal_group(pid: u32, signal: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {
         libc::kill(-(pid as libc::pid_t), signal);
@@ -73,7 +73,7 @@ pub fn signal_group(pid: u32, signal: i32) {
 
 /// SIGTERM, then waits for the child; SIGKILL when it takes longer than
 /// `grace`. Finally kills whatever is left of its group.
-pub fn stop(child: &mut Child, grace: Duration) {
+pub(crate) fn stop(child: &mut Child, grace: Duration) {
     let pid = child.id();
     if grace > Duration::ZERO {
         signal(pid, libc::SIGTERM);
@@ -93,7 +93,7 @@ pub fn stop(child: &mut Child, grace: Duration) {
 }
 
 /// The last 8 KiB of a (log) file, for error messages; empty if unreadable.
-pub fn read_tail(path: &Path) -> String {
+pub(crate) fn read_tail(path: &Path) -> String {
     let mut text = String::new();
     if let Ok(mut file) = fs::File::open(path) {
         let _ = file.read_to_string(&mut text);

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 /// The corpus folder. Missing, it fails the test that asked: a conformance test
 /// that passes without its corpus proves nothing.
-pub fn dir() -> PathBuf {
+pub(crate) fn dir() -> PathBuf {
     locate().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 /// The corpus folder, or None: for a benchmark, which has built-in mails to fall back on.
-pub fn find() -> Option<PathBuf> {
+pub(crate) fn find() -> Option<PathBuf> {
     locate().ok()
 }
 
@@ -59,19 +59,19 @@ fn cache_dir() -> Option<PathBuf> {
 }
 
 /// A file of the corpus, which must exist (a renamed or lost sample fails the test).
-pub fn file(relative: &str) -> PathBuf {
+pub(crate) fn file(relative: &str) -> PathBuf {
     let path = dir().join(relative);
     assert!(path.is_file(), "corpus file missing: {}", path.display());
     path
 }
 
 /// A mail as `decide` reads it (CR-only line ends become LF).
-pub fn normalize(raw: Vec<u8>) -> Vec<u8> {
+pub(crate) fn normalize(raw: Vec<u8>) -> Vec<u8> {
     thulium_mail_bridge::mail::normalize_line_ends(&raw).into_owned()
 }
 
 /// Every `raw-mail` row of INDEX.tsv, as a path.
-pub fn raw_mails(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn raw_mails(dir: &Path) -> Vec<PathBuf> {
     let index = std::fs::read_to_string(dir.join("INDEX.tsv")).unwrap_or_default();
     index
         .lines()

@@ -7,17 +7,17 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 use testbed::{Dovecot, DovecotOptions, FakeThulium, FakeThuliumConfig, MaildirMail, Reading};
 
-pub const USER: &str = "support";
-pub const PASSWORD: &str = "imap-Secret-7";
-pub const CUSTOMER: &str = "anna@customer.example";
+pub(crate) const USER: &str = "support";
+pub(crate) const PASSWORD: &str = "imap-Secret-7";
+pub(crate) const CUSTOMER: &str = "anna@customer.example";
 
 /// How long a test waits for something that should happen: a hang guard for a
 /// loaded two-core CI machine, never a performance assertion. When things work,
 /// waits end as soon as their condition holds.
-pub const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 /// One test's world.
-pub struct World {
+pub(crate) struct World {
     pub dovecot: Dovecot,
     pub api: FakeThulium,
     pub dir: tempfile::TempDir,
@@ -25,7 +25,7 @@ pub struct World {
 
 /// How a mailbox table connects; the default is the plain port on loopback.
 #[derive(Clone)]
-pub struct MailboxOpts {
+pub(crate) struct MailboxOpts {
     pub name: String,
     pub user: String,
     pub password: String,
@@ -50,7 +50,7 @@ impl Default for MailboxOpts {
 
 impl MailboxOpts {
     /// The mailbox of Dovecot user `name` (added with `password`), named after it.
-    pub fn of_user(name: &str, password: &str) -> MailboxOpts {
+    pub(crate) fn of_user(name: &str, password: &str) -> MailboxOpts {
         MailboxOpts {
             name: name.into(),
             user: name.into(),
@@ -61,12 +61,12 @@ impl MailboxOpts {
 }
 
 impl World {
-    pub async fn start() -> World {
+    pub(crate) async fn start() -> World {
         World::start_with(DovecotOptions::default()).await
     }
 
     /// A world whose fake API keeps `reading` of what the documentation leaves open.
-    pub async fn under(reading: Reading) -> World {
+    pub(crate) async fn under(reading: Reading) -> World {
         let api = FakeThuliumConfig::from_env()
             .expect("TESTBED_* variables")
             .under(reading);
@@ -74,7 +74,7 @@ impl World {
     }
 
     /// A world whose Dovecot runs with `options` (no IDLE, no MOVE, rawlog, ...).
-    pub async fn start_with(options: DovecotOptions) -> World {
+    pub(crate) async fn start_with(options: DovecotOptions) -> World {
         let api = FakeThuliumConfig::from_env().expect("TESTBED_* variables");
         World::start_full(options, api).await
     }
@@ -91,7 +91,7 @@ impl World {
     }
 
     /// A `[[mailbox]]` table for `opts`.
-    pub fn mailbox_toml(&self, opts: &MailboxOpts) -> String {
+    pub(crate) fn mailbox_toml(&self, opts: &MailboxOpts) -> String {
         let port = match (opts.port, opts.tls) {
             (Some(port), _) => port,
             (None, "tls") => self.dovecot.tls_port(),
@@ -115,7 +115,7 @@ impl World {
 
     /// Writes a config: `thulium_extra` goes into `[thulium]`, `sections` at the end.
     /// The API timeout is 2 s unless `thulium_extra` sets one.
-    pub fn config_with(
+    pub(crate) fn config_with(
         &self,
         mailboxes: &[MailboxOpts],
         thulium_extra: &str,
@@ -146,36 +146,36 @@ impl World {
         path
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.config_with(&[MailboxOpts::default()], "", "")
     }
 
     /// Where [`spawn_run`] is usually pointed, and what [`World::log`] reads.
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.path().join("run.log")
     }
 
     /// The daemon's log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         read(&self.log_path())
     }
 
     /// `run` with this world's log file.
-    pub fn spawn_run(&self, config: &Path) -> Daemon {
+    pub(crate) fn spawn_run(&self, config: &Path) -> Daemon {
         spawn_run(config, &self.log_path())
     }
 
-    pub fn append(&self, raw: &[u8]) {
+    pub(crate) fn append(&self, raw: &[u8]) {
         self.dovecot
             .append(USER, "INBOX", raw, &[])
             .expect("mail appended");
     }
 
-    pub fn folder(&self, folder: &str) -> Vec<MaildirMail> {
+    pub(crate) fn folder(&self, folder: &str) -> Vec<MaildirMail> {
         self.dovecot.folder_mails(USER, folder).unwrap_or_default()
     }
 
-    pub fn subjects(&self, folder: &str) -> Vec<String> {
+    pub(crate) fn subjects(&self, folder: &str) -> Vec<String> {
         let mut s: Vec<String> = self
             .folder(folder)
             .iter()
@@ -186,7 +186,7 @@ impl World {
     }
 }
 
-pub fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_thulium-mail-bridge"));
     c.env_remove("RUST_LOG")
         .env_remove("THULIUM_MAIL_BRIDGE_CONFIG");
@@ -194,19 +194,19 @@ pub fn bin() -> Command {
 }
 
 /// Runs a command to completion off the async runtime (the fake API lives on it).
-pub async fn output(mut cmd: Command) -> Output {
+pub(crate) async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
         .await
         .expect("join")
 }
 
-pub async fn once(config: &Path, extra_args: &[&str]) -> Output {
+pub(crate) async fn once(config: &Path, extra_args: &[&str]) -> Output {
     let mut c = bin();
     c.arg("--config").arg(config).arg("once").args(extra_args);
     output(c).await
 }
 
-pub fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status: {:?}\nstdout:\n{}\nstderr:\n{}",
         out.status,
@@ -216,7 +216,7 @@ pub fn text(out: &Output) -> String {
 }
 
 /// A child process that is killed when the test ends, even by a failed assertion.
-pub struct Daemon(pub Child);
+pub(crate) struct Daemon(pub Child);
 
 impl std::ops::Deref for Daemon {
     type Target = Child;
@@ -241,7 +241,7 @@ impl Drop for Daemon {
 }
 
 /// `run` as a child, appending its log to `log`.
-pub fn spawn_run(config: &Path, log: &Path) -> Daemon {
+pub(crate) fn spawn_run(config: &Path, log: &Path) -> Daemon {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -259,7 +259,7 @@ pub fn spawn_run(config: &Path, log: &Path) -> Daemon {
     )
 }
 
-pub fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(child.id().to_string())
@@ -271,7 +271,7 @@ pub fn signal(child: &Child, sig: &str) {
 /// Waits for a child's exit with a deadline (polling, not sleeping blindly).
 /// `None` when it is still running: assert on the result.
 #[must_use = "assert that the process exited, and how"]
-pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+pub(crate) async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
     let end = std::time::Instant::now() + deadline;
     while std::time::Instant::now() < end {
         if let Ok(Some(status)) = child.try_wait() {
@@ -284,7 +284,7 @@ pub async fn wait_exit(child: &mut Child, deadline: Duration) -> Option<ExitStat
 
 /// SIGTERM, then the exit status; fails the test (with `log`) when the process has
 /// not exited within [`WAIT`].
-pub async fn terminate(child: &mut Child, log: &Path) -> ExitStatus {
+pub(crate) async fn terminate(child: &mut Child, log: &Path) -> ExitStatus {
     signal(child, "TERM");
     match wait_exit(child, WAIT).await {
         Some(status) => status,
@@ -293,7 +293,7 @@ pub async fn terminate(child: &mut Child, log: &Path) -> ExitStatus {
 }
 
 /// SIGTERM, and the process must exit 0 (the log in the failure message).
-pub async fn terminate_ok(child: &mut Child, log: &Path) {
+pub(crate) async fn terminate_ok(child: &mut Child, log: &Path) {
     let status = terminate(child, log).await;
     assert_eq!(
         status.code(),
@@ -304,12 +304,12 @@ pub async fn terminate_ok(child: &mut Child, log: &Path) {
 }
 
 /// A file's text, empty when it cannot be read (logs that do not exist yet).
-pub fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// Polls `cond` until it holds or `deadline` passes.
-pub async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = std::time::Instant::now() + deadline;
     loop {
         if cond() {
@@ -324,7 +324,7 @@ pub async fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> b
 
 /// Calls the async `probe` until `done` holds for what it returned, or `deadline`
 /// passes: `Ok(last value)`, or `Err(last value)` to show in the failure message.
-pub async fn probe_until<T, F, Fut>(
+pub(crate) async fn probe_until<T, F, Fut>(
     deadline: Duration,
     mut probe: F,
     done: impl Fn(&T) -> bool,
@@ -348,7 +348,7 @@ where
 
 /// Whether a text log line carries `key=value`, as a plain or a quoted value, as an
 /// event field or a span field (`mail{ticket=5}`): `ticket=5` is not `ticket=55`.
-pub fn has_field(line: &str, key: &str, value: &str) -> bool {
+pub(crate) fn has_field(line: &str, key: &str, value: &str) -> bool {
     [format!("{key}={value}"), format!("{key}={value:?}")]
         .iter()
         .any(|pair| {
@@ -404,11 +404,11 @@ macro_rules! under_every_reading {
 }
 
 /// A customer reply to `ticket`.
-pub fn reply(ticket: u64, n: u32, body: &str) -> Vec<u8> {
+pub(crate) fn reply(ticket: u64, n: u32, body: &str) -> Vec<u8> {
     reply_from(CUSTOMER, ticket, n, body)
 }
 
-pub fn reply_from(from: &str, ticket: u64, n: u32, body: &str) -> Vec<u8> {
+pub(crate) fn reply_from(from: &str, ticket: u64, n: u32, body: &str) -> Vec<u8> {
     format!(
         "From: Customer <{from}>\r\nTo: support@acme.example\r\nSubject: Re: [TH#{ticket}] Order question\r\n\
          Date: Thu, 26 Nov 2026 {:02}:{:02}:00 +0100\r\nMessage-ID: <reply-{ticket}-{n}@customer.example>\r\n\
@@ -419,7 +419,7 @@ pub fn reply_from(from: &str, ticket: u64, n: u32, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -427,7 +427,7 @@ pub fn free_port() -> u16 {
 }
 
 /// `ledger <args>` against `config`: (success, stdout).
-pub async fn ledger(config: &Path, args: &[&str]) -> (bool, String) {
+pub(crate) async fn ledger(config: &Path, args: &[&str]) -> (bool, String) {
     let mut c = bin();
     c.arg("--config").arg(config).arg("ledger").args(args);
     let out = output(c).await;
@@ -438,14 +438,14 @@ pub async fn ledger(config: &Path, args: &[&str]) -> (bool, String) {
 }
 
 /// POSTs the fake API received so far, answered or not.
-pub fn posts(api: &FakeThulium) -> usize {
+pub(crate) fn posts(api: &FakeThulium) -> usize {
     api.requests().iter().filter(|r| r.method == "POST").count()
 }
 
 /// The value of the sample `name{labels}` in Prometheus text format: the label
 /// set must be exactly `labels` (in any order); `None` when there is no such
 /// sample. `name{a="x"} 20` is not `name{a="x"} 2`, and `name_count` is not `name`.
-pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut want: Vec<(String, String)> = labels
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -506,12 +506,12 @@ fn parse_sample(line: &str) -> Option<(String, Labels, f64)> {
 }
 
 /// `/metrics` of a daemon listening on `port` (empty when nothing answered).
-pub async fn metrics(port: u16) -> String {
+pub(crate) async fn metrics(port: u16) -> String {
     get(&format!("http://127.0.0.1:{port}/metrics")).await.1
 }
 
 /// Status and body of a GET (status 0 when nothing answered).
-pub async fn get(url: &str) -> (u16, String) {
+pub(crate) async fn get(url: &str) -> (u16, String) {
     match reqwest::get(url).await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(_) => (0, String::new()),

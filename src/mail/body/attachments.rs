@@ -67,7 +67,7 @@ pub(super) fn list(
 }
 
 /// "Attachments: invoice.pdf (120 KiB), photo.jpg (2.1 MiB)", or `None` without any.
-pub fn note(list: &[Attachment]) -> Option<String> {
+pub(super) fn note(list: &[Attachment]) -> Option<String> {
     if list.is_empty() {
         return None;
     }

@@ -11,9 +11,9 @@ pub(super) struct Rgba {
 }
 
 impl Rgba {
-    pub const WHITE: Rgba = Rgba::opaque(1.0, 1.0, 1.0);
-    pub const BLACK: Rgba = Rgba::opaque(0.0, 0.0, 0.0);
-    pub const TRANSPARENT: Rgba = Rgba {
+    pub(super) const WHITE: Rgba = Rgba::opaque(1.0, 1.0, 1.0);
+    pub(super) const BLACK: Rgba = Rgba::opaque(0.0, 0.0, 0.0);
+    pub(super) const TRANSPARENT: Rgba = Rgba {
         r: 0.0,
         g: 0.0,
         b: 0.0,
@@ -34,7 +34,7 @@ impl Rgba {
     }
 
     /// This color painted over the opaque `below`.
-    pub fn over(self, below: Rgba) -> Rgba {
+    pub(super) fn over(self, below: Rgba) -> Rgba {
         let mix = |top: f32, bottom: f32| top * self.a + bottom * (1.0 - self.a);
         Rgba::opaque(
             mix(self.r, below.r),
@@ -56,7 +56,7 @@ impl Rgba {
     }
 
     /// WCAG 2 contrast ratio of two opaque colors: 1 (the same) to 21 (black on white).
-    pub fn contrast(self, other: Rgba) -> f32 {
+    pub(super) fn contrast(self, other: Rgba) -> f32 {
         let (a, b) = (self.luminance(), other.luminance());
         (a.max(b) + 0.05) / (a.min(b) + 0.05)
     }

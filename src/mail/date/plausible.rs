@@ -28,7 +28,7 @@ pub enum SentSource {
 
 /// The date to use, given the Date header (already read) and INTERNALDATE (None in
 /// `explain` without `--received`, where the Date header stands alone).
-pub fn choose(
+pub(crate) fn choose(
     header: Option<DateTime<FixedOffset>>,
     internal: Option<DateTime<FixedOffset>>,
 ) -> (Option<DateTime<FixedOffset>>, SentSource) {

@@ -14,14 +14,14 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 /// Generous: only reached when something is broken.
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
-pub struct Imap<S> {
+pub(crate) struct Imap<S> {
     stream: BufReader<S>,
     tag: u32,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Imap<S> {
     /// Wraps a connected stream and reads the real greeting.
-    pub async fn greeted(stream: S) -> Result<Imap<S>> {
+    pub(crate) async fn greeted(stream: S) -> Result<Imap<S>> {
         let mut imap = Imap {
             stream: BufReader::new(stream),
             tag: 0,
@@ -35,7 +35,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Imap<S> {
     }
 
     /// Wraps a stream whose greeting was already read (after STARTTLS).
-    pub fn resumed(stream: S) -> Imap<S> {
+    pub(crate) fn resumed(stream: S) -> Imap<S> {
         Imap {
             stream: BufReader::new(stream),
             tag: 100,
@@ -43,7 +43,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Imap<S> {
     }
 
     /// One line, with any `{N}` literal appended.
-    pub async fn read_line(&mut self, timeout: Duration) -> Result<String> {
+    pub(crate) async fn read_line(&mut self, timeout: Duration) -> Result<String> {
         let mut line = String::new();
         let n = tokio::time::timeout(timeout, self.stream.read_line(&mut line))
             .await
@@ -61,14 +61,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Imap<S> {
         Ok(line)
     }
 
-    pub async fn send(&mut self, text: &str) -> Result<()> {
+    pub(crate) async fn send(&mut self, text: &str) -> Result<()> {
         self.stream.get_mut().write_all(text.as_bytes()).await?;
         self.stream.get_mut().flush().await?;
         Ok(())
     }
 
     /// Runs a command; returns its untagged lines, fails unless tagged OK.
-    pub async fn command(&mut self, command: &str) -> Result<Vec<String>> {
+    pub(crate) async fn command(&mut self, command: &str) -> Result<Vec<String>> {
         self.tag += 1;
         let tag = format!("t{}", self.tag);
         self.send(&format!("{tag} {command}\r\n")).await?;
@@ -85,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Imap<S> {
         }
     }
 
-    pub fn into_inner(self) -> S {
+    pub(crate) fn into_inner(self) -> S {
         self.stream.into_inner()
     }
 }
@@ -97,7 +97,7 @@ fn literal_size(line: &str) -> Option<usize> {
 }
 
 /// A TLS connector trusting only the CA in `ca_file`.
-pub fn tls_connector(ca_file: &Path) -> Result<TlsConnector> {
+pub(crate) fn tls_connector(ca_file: &Path) -> Result<TlsConnector> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca_file)? {
         roots.add(cert?)?;
@@ -110,12 +110,12 @@ pub fn tls_connector(ca_file: &Path) -> Result<TlsConnector> {
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
-pub fn server_name(name: &str) -> ServerName<'static> {
+pub(crate) fn server_name(name: &str) -> ServerName<'static> {
     ServerName::try_from(name.to_string()).expect("valid server name")
 }
 
 /// A plain customer mail with `subject`.
-pub fn mail(subject: &str) -> Vec<u8> {
+pub(crate) fn mail(subject: &str) -> Vec<u8> {
     format!(
         "From: Customer <customer@example.com>\r\nTo: support@example.com\r\n\
          Subject: {subject}\r\nMessage-ID: <{subject}@example.com>\r\n\

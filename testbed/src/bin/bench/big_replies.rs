@@ -24,11 +24,11 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 /// The attachment of scenario `f`'s replies: 17.5 MiB, about 24 MiB of base64 in the
 /// mail, just under the default `max_message_size` of 25 MiB.
-pub const ATTACHMENT: usize = 35 << 19;
+pub(crate) const ATTACHMENT: usize = 35 << 19;
 
 /// The sizes of scenario `f`'s mails.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct BigMails {
+pub(crate) struct BigMails {
     pub attachment_bytes: usize,
     /// One mail as stored (each is this size, give or take a few bytes).
     pub mail_bytes: usize,
@@ -39,7 +39,7 @@ fn user(i: usize) -> String {
     format!("support{i}")
 }
 
-pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
+pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     let size = params
         .big_replies
         .context("scenario f needs an attachment size")?;

@@ -13,7 +13,11 @@ use tokio::net::TcpStream;
 
 /// Requests per second served by a fresh fake API with `latency`, `concurrency` clients
 /// posting for `duration`. Runs the server on the current runtime.
-pub async fn measure(latency: Duration, concurrency: usize, duration: Duration) -> Result<f64> {
+pub(crate) async fn measure(
+    latency: Duration,
+    concurrency: usize,
+    duration: Duration,
+) -> Result<f64> {
     let api = FakeThulium::start_with(FakeThuliumConfig {
         auto_tickets: true,
         latency,

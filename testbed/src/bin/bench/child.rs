@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// The helper's `argv[1]`.
-pub const MEASURE: &str = "__measure";
+pub(crate) const MEASURE: &str = "__measure";
 
 /// What the kernel says about a finished child.
 #[derive(Clone, Copy, Debug)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub exit_code: Option<i32>,
     pub wall: Duration,
     /// User plus system CPU time.
@@ -28,13 +28,13 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn peak_rss_mib(&self) -> f64 {
+    pub(crate) fn peak_rss_mib(&self) -> f64 {
         self.peak_rss_kib as f64 / 1024.0
     }
 }
 
 /// A running bridge under its measuring helper.
-pub struct Bridge {
+pub(crate) struct Bridge {
     helper: Child,
     out: BufReader<ChildStdout>,
     pid: u32,
@@ -42,7 +42,7 @@ pub struct Bridge {
 
 impl Bridge {
     /// Starts `bin --config CONFIG ARGS…` with its log (stderr) appended to `log`.
-    pub fn spawn(bin: &Path, config: &Path, args: &[&str], log: &Path) -> Result<Bridge> {
+    pub(crate) fn spawn(bin: &Path, config: &Path, args: &[&str], log: &Path) -> Result<Bridge> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -73,17 +73,17 @@ impl Bridge {
     }
 
     /// The bridge's own pid (for `/proc/<pid>/status`).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Asks the bridge to stop (SIGTERM: it finishes the mail in hand and exits 0).
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         signal(self.pid, libc::SIGTERM);
     }
 
     /// Waits for the bridge's exit (blocking), killing it after `limit`.
-    pub fn wait_at_most(mut self, limit: Duration) -> Result<Usage> {
+    pub(crate) fn wait_at_most(mut self, limit: Duration) -> Result<Usage> {
         let pid = self.pid;
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let watchdog = std::thread::spawn(move || {
@@ -123,7 +123,7 @@ fn signal(pid: u32, sig: libc::c_int) {
 
 /// The helper: `bench __measure BIN ARGS…`. Prints `pid N`, then after the exit
 /// `usage EXIT WALL_US CPU_US MAXRSS_KIB` (EXIT is -1 when killed by a signal).
-pub fn measure_main(args: &[String]) -> Result<()> {
+pub(crate) fn measure_main(args: &[String]) -> Result<()> {
     let (bin, rest) = args.split_first().context("__measure BIN ARGS…")?;
     // BENCH_WRAP="perf record -g -o /tmp/bridge.perf --" profiles the bridge (the
     // figures then include the wrapper).

@@ -8,7 +8,7 @@ use anyhow::Result;
 use testbed::{Dovecot, FakeThulium};
 
 /// `[thulium]` for the fake API; keys of the same table may follow.
-pub fn thulium(api: &FakeThulium, timeout: &str) -> String {
+pub(crate) fn thulium(api: &FakeThulium, timeout: &str) -> String {
     format!(
         "[thulium]\nurl = {:?}\nuser = {:?}\npassword = {:?}\ntimezone = \"Europe/Warsaw\"\ntimeout = {timeout:?}\n",
         api.url(),
@@ -18,7 +18,7 @@ pub fn thulium(api: &FakeThulium, timeout: &str) -> String {
 }
 
 /// One `[[mailbox]]` on Dovecot's TLS port; keys of the same table may follow.
-pub fn mailbox(dovecot: &Dovecot, name: &str, username: &str, password: &str) -> String {
+pub(crate) fn mailbox(dovecot: &Dovecot, name: &str, username: &str, password: &str) -> String {
     format!(
         "\n[[mailbox]]\nname = {name:?}\nhost = \"127.0.0.1\"\nport = {}\ntls = \"tls\"\nca_file = {:?}\nusername = {username:?}\npassword = {password:?}\n",
         dovecot.tls_port(),
@@ -27,13 +27,13 @@ pub fn mailbox(dovecot: &Dovecot, name: &str, username: &str, password: &str) ->
 }
 
 /// `[state]` in `dir`.
-pub fn state(dir: &Path) -> String {
+pub(crate) fn state(dir: &Path) -> String {
     format!("\n[state]\ndir = {:?}\n", dir.join("state"))
 }
 
 /// Writes `config.toml` into `dir`, readable by its owner only: an inline password in a
 /// file others can read draws a warning.
-pub fn write(dir: &Path, text: &str) -> Result<PathBuf> {
+pub(crate) fn write(dir: &Path, text: &str) -> Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join("config.toml");
     fs::write(&path, text)?;

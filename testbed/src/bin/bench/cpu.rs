@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// CPU time used so far by every process of Dovecot's process group, reaped
 /// children included; `None` when the master's pid cannot be read.
-pub fn dovecot(base: &Path) -> Option<Duration> {
+pub(crate) fn dovecot(base: &Path) -> Option<Duration> {
     let pid: i32 = fs::read_to_string(base.join("run").join("master.pid"))
         .ok()?
         .trim()
@@ -40,7 +40,7 @@ pub fn dovecot(base: &Path) -> Option<Duration> {
 }
 
 /// CPU time of this process so far (all threads).
-pub fn this_process() -> Duration {
+pub(crate) fn this_process() -> Duration {
     // SAFETY: an all-zero rusage is a valid value, and the pointer is valid for writes.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();

@@ -7,27 +7,27 @@
 //! carries `bench-id:<i>` so the posted replies can be matched back to their mail.
 
 /// The first ticket number used.
-pub const FIRST_TICKET: u64 = 100_000;
+pub(crate) const FIRST_TICKET: u64 = 100_000;
 
 /// Which ticket reply `i` belongs to.
-pub fn ticket_of(i: usize, tickets: usize) -> u64 {
+pub(crate) fn ticket_of(i: usize, tickets: usize) -> u64 {
     FIRST_TICKET + (i % tickets.max(1)) as u64
 }
 
 /// The marker of reply `i` in its body.
-pub fn marker(i: usize) -> String {
+pub(crate) fn marker(i: usize) -> String {
     format!("bench-id:{i}")
 }
 
 /// Reads the `bench-id:<i>` marker back out of a posted body.
-pub fn marker_in(body: &str) -> Option<usize> {
+pub(crate) fn marker_in(body: &str) -> Option<usize> {
     let rest = &body[body.find("bench-id:")? + "bench-id:".len()..];
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 
 /// Reply `i` of a run with `tickets` tickets, as raw RFC 5322 bytes.
-pub fn reply(i: usize, tickets: usize) -> Vec<u8> {
+pub(crate) fn reply(i: usize, tickets: usize) -> Vec<u8> {
     let ticket = ticket_of(i, tickets);
     let nth = i / tickets.max(1) + 1;
     let date = rfc5322_date(i as u64);

@@ -27,7 +27,7 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 /// What the samples say about the bridge's memory around the upload.
 #[derive(Clone, Debug, Default)]
-pub struct UploadMemory {
+pub(crate) struct UploadMemory {
     pub attachment_bytes: usize,
     pub mail_bytes: usize,
     /// From the request's head at the API to the file stored.
@@ -42,7 +42,7 @@ pub struct UploadMemory {
     pub samples: usize,
 }
 
-pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
+pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
     let size = params
         .attachment
         .context("a new-ticket scenario needs an attachment size")?;
@@ -126,7 +126,7 @@ pub async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outcome> {
 }
 
 /// Deterministic bytes that do not compress (xorshift), like a scan or a PDF.
-pub fn attachment(size: usize) -> Vec<u8> {
+pub(crate) fn attachment(size: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..size)
         .map(|_| {
@@ -169,20 +169,20 @@ fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium) -> Result<Path
 
 /// One look at `/proc/<pid>/status`.
 #[derive(Clone, Copy, Debug)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub at_ms: u64,
     pub rss_kib: u64,
     pub hwm_kib: u64,
 }
 
 /// Samples a process's memory every 2 ms until stopped or the process is gone.
-pub struct Sampler {
+pub(crate) struct Sampler {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<Sample>>,
 }
 
 impl Sampler {
-    pub fn start(pid: u32) -> Sampler {
+    pub(crate) fn start(pid: u32) -> Sampler {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
@@ -214,7 +214,7 @@ impl Sampler {
         Sampler { stop, thread }
     }
 
-    pub fn stop(self) -> Vec<Sample> {
+    pub(crate) fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or_default()
     }
@@ -222,7 +222,7 @@ impl Sampler {
 
 /// `BENCH_DEBUG=1`: resident memory over time, each change of `step_kib` or more, with
 /// the moments in `marks` (Unix ms, in order) shown where they fall.
-pub fn print_timeline(samples: &[Sample], marks: &[(u64, String)], step_kib: u64) {
+pub(crate) fn print_timeline(samples: &[Sample], marks: &[(u64, String)], step_kib: u64) {
     let Some(first) = samples.first() else {
         return;
     };

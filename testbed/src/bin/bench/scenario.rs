@@ -25,7 +25,7 @@ const ONCE_LIMIT: Duration = Duration::from_secs(900);
 
 /// What a scenario runs.
 #[derive(Clone, Debug)]
-pub struct Params {
+pub(crate) struct Params {
     pub name: String,
     /// Replies to post (for IDLE: appended one at a time).
     pub n: usize,
@@ -47,7 +47,7 @@ pub struct Params {
 
 /// What a scenario measured and whether its checks held.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub params: Params,
     pub usage: Usage,
     /// `once`: the child's life; IDLE: first arrival to last post.
@@ -77,7 +77,7 @@ pub struct Outcome {
 impl Outcome {
     /// A run measured by the bridge's own usage alone (a memory scenario): no
     /// latencies, no other process's CPU.
-    pub fn bridge_only(
+    pub(crate) fn bridge_only(
         params: &Params,
         usage: Usage,
         posted: usize,
@@ -103,26 +103,26 @@ impl Outcome {
         }
     }
 
-    pub fn mails_per_s(&self) -> f64 {
+    pub(crate) fn mails_per_s(&self) -> f64 {
         self.posted as f64 / self.wall.as_secs_f64().max(1e-9)
     }
 
-    pub fn cpu_ms_per_mail(&self) -> f64 {
+    pub(crate) fn cpu_ms_per_mail(&self) -> f64 {
         self.usage.cpu.as_secs_f64() * 1000.0 / self.posted.max(1) as f64
     }
 
     /// The q-quantile of the arrival-to-post latencies.
-    pub fn latency(&self, q: f64) -> Option<f64> {
+    pub(crate) fn latency(&self, q: f64) -> Option<f64> {
         quantile(&self.latencies_ms, q)
     }
 
     /// The q-quantile of Dovecot's own announcement latencies.
-    pub fn notify(&self, q: f64) -> Option<f64> {
+    pub(crate) fn notify(&self, q: f64) -> Option<f64> {
         quantile(&self.notify_ms, q)
     }
 
     /// The q-quantile of the bridge's own share: IDLE woke up to posted.
-    pub fn wake_to_post(&self, q: f64) -> Option<f64> {
+    pub(crate) fn wake_to_post(&self, q: f64) -> Option<f64> {
         quantile(&self.wake_to_post_ms, q)
     }
 }
@@ -136,7 +136,7 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-pub async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Result<Outcome> {
+pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Result<Outcome> {
     if params.attachment.is_some() {
         return new_ticket::run(&params, bridge_bin, work).await;
     }
@@ -418,7 +418,7 @@ fn check_folders(dovecot: &Dovecot, expected: usize, failures: &mut Vec<String>)
 }
 
 /// The mails in a maildir folder, not counting those marked `\Deleted`.
-pub fn count_mails(folder: &Path) -> usize {
+pub(crate) fn count_mails(folder: &Path) -> usize {
     ["new", "cur"]
         .iter()
         .filter_map(|sub| fs::read_dir(folder.join(sub)).ok())
@@ -435,7 +435,12 @@ pub fn count_mails(folder: &Path) -> usize {
 
 /// `ledger stats` must agree: every mail posted, none pending or failed; and `ledger
 /// list` must show each mail once, as posted (or as the new ticket it opened).
-pub async fn check_ledger(bin: &Path, config: &Path, expected: usize, failures: &mut Vec<String>) {
+pub(crate) async fn check_ledger(
+    bin: &Path,
+    config: &Path,
+    expected: usize,
+    failures: &mut Vec<String>,
+) {
     check_stats(bin, config, expected, failures).await;
     let mut cmd = std::process::Command::new(bin);
     cmd.arg("--config")
@@ -511,13 +516,13 @@ fn unix_ms(stamp: &str) -> Option<u64> {
     u64::try_from(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms).ok()
 }
 
-pub fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

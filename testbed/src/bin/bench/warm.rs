@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 /// Logs in on the plain port, selects `folder`, logs out.
-pub fn select(port: u16, user: &str, password: &str, folder: &str) -> Result<()> {
+pub(crate) fn select(port: u16, user: &str, password: &str, folder: &str) -> Result<()> {
     let stream = TcpStream::connect(("127.0.0.1", port)).context("connect to Dovecot")?;
     stream.set_read_timeout(Some(Duration::from_secs(300)))?;
     let mut writer = stream.try_clone()?;
@@ -42,14 +42,14 @@ pub fn select(port: u16, user: &str, password: &str, folder: &str) -> Result<()>
 
 /// A second IMAP connection in IDLE on `folder` that notes when Dovecot announces new
 /// mail (`* N EXISTS`), in Unix milliseconds: the server's share of the latency.
-pub struct IdleWatch {
+pub(crate) struct IdleWatch {
     times: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     stream: TcpStream,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl IdleWatch {
-    pub fn start(port: u16, user: &str, password: &str, folder: &str) -> Result<IdleWatch> {
+    pub(crate) fn start(port: u16, user: &str, password: &str, folder: &str) -> Result<IdleWatch> {
         let stream = TcpStream::connect(("127.0.0.1", port)).context("connect to Dovecot")?;
         let mut writer = stream.try_clone()?;
         let mut reader = BufReader::new(stream.try_clone()?);
@@ -101,7 +101,7 @@ impl IdleWatch {
     }
 
     /// Ends the watch; returns the times EXISTS arrived.
-    pub fn stop(mut self) -> Vec<u64> {
+    pub(crate) fn stop(mut self) -> Vec<u64> {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
