@@ -457,25 +457,9 @@ impl One<'_> {
         let mut unknown = self.begun.is_some_and(|b| b.outcome_unknown);
         let mail = self.mail;
         let not_posted = |outcome, unknown| handled(mail, outcome, unknown);
-        let posted = if self.mail.forwarded {
-            Outcome::Forwarded
-        } else if self.mail.approved {
-            Outcome::Approved
-        } else {
-            Outcome::Posted
-        };
-        if self.bridge.verify_sender() != VerifySender::Off
-            && !self.mail.approved
-            && !self.mail.forwarded
-            && let Err(outcome) = self.verify_sender().await
-        {
-            return not_posted(outcome, unknown);
-        }
-        if self.bridge.dry_run() {
-            let m = self.mail;
-            tracing::info!(ticket = m.ticket, uid = m.uid, body_type = ?m.request.body_type,
-                date = %m.request.date, body = %m.request.body, "dry run: would post");
-            return not_posted(posted, false);
+        let posted = self.posted_outcome();
+        if let Some(done) = self.settled_before_posting(&posted, unknown).await {
+            return done;
         }
         let api = self.bridge.api_health();
         let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
@@ -543,16 +527,11 @@ impl One<'_> {
                     let wait = backoff.delay(tries, retry_after);
                     let long_wait = retry_after.is_some_and(|r| r > LONGEST_IN_PASS_WAIT);
                     if tries >= TRIES_PER_PASS || long_wait || api.down().is_some() {
-                        let since = self
-                            .begun
-                            .and_then(|b| b.previous_attempt_ms)
-                            .or(first_try_ms)
-                            .unwrap_or(0);
                         let cause = DeferCause::ApiUnavailable {
                             reason,
                             retry_after,
                         };
-                        return self.deferred(cause, unknown, api.post_succeeded_after(since));
+                        return self.deferred_after_tries(cause, unknown, first_try_ms);
                     }
                     tracing::debug!(ticket = self.mail.ticket, uid = self.mail.uid, %reason, ?wait,
                         "transient API error, retrying");
@@ -570,6 +549,53 @@ impl One<'_> {
                 }
             }
         }
+    }
+
+    /// What is decided before any POST: a stranger held by the sender check (a person's
+    /// vouching skips it), or a dry run's "would post".
+    async fn settled_before_posting(&mut self, posted: &Outcome, unknown: bool) -> Option<Handled> {
+        if self.bridge.verify_sender() != VerifySender::Off
+            && !self.mail.approved
+            && !self.mail.forwarded
+            && let Err(outcome) = self.verify_sender().await
+        {
+            return Some(handled(self.mail, outcome, unknown));
+        }
+        if self.bridge.dry_run() {
+            let m = self.mail;
+            tracing::info!(ticket = m.ticket, uid = m.uid, body_type = ?m.request.body_type,
+                date = %m.request.date, body = %m.request.body, "dry run: would post");
+            return Some(handled(m, posted.clone(), false));
+        }
+        None
+    }
+
+    /// What a post of this mail counts as: a forward's, an approved mail's or a reply's.
+    fn posted_outcome(&self) -> Outcome {
+        if self.mail.forwarded {
+            Outcome::Forwarded
+        } else if self.mail.approved {
+            Outcome::Approved
+        } else {
+            Outcome::Posted
+        }
+    }
+
+    /// The pass's tries are spent: the failure counts only if another POST succeeded
+    /// since this mail's previous attempt (its first try in this pass, if none before).
+    fn deferred_after_tries(
+        &self,
+        cause: DeferCause,
+        unknown: bool,
+        first_try_ms: Option<u64>,
+    ) -> Handled {
+        let since = self
+            .begun
+            .and_then(|b| b.previous_attempt_ms)
+            .or(first_try_ms)
+            .unwrap_or(0);
+        let counted = self.bridge.api_health().post_succeeded_after(since);
+        self.deferred(cause, unknown, counted)
     }
 
     /// A transient failure: deferred, or given up on once it has counted

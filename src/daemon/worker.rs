@@ -253,15 +253,15 @@ enum Ended {
     Dropped(ImapError),
 }
 
-/// Connected life of a mailbox; returns Ok on shutdown or a due token.
-async fn serve(
+/// Signs in and selects the watched folder, saying once what the server lacks; `None`
+/// when a stop came first.
+async fn sign_in(
     mb: &MailboxConfig,
     bridges: &watch::Receiver<Arc<Bridge>>,
     stop: &CancellationToken,
-    deferrals: &mut Deferrals,
     ready: &watch::Sender<bool>,
     life: &mut Life,
-) -> Result<Ended, ImapError> {
+) -> Result<Option<MailSession>, ImapError> {
     let dry_run = bridges.borrow().dry_run();
     // A token exchange is not raced against a stop: an IdP that rotates refresh tokens
     // has spent the old one once it answers, and the new one must reach its file. It is
@@ -273,9 +273,9 @@ async fn serve(
             .map_err(|e| oauth2::imap_error(e, mb))?;
     }
     // Nothing else is in hand while connecting: a stop need not wait for a slow login.
-    let mut session = tokio::select! {
+    let session = tokio::select! {
         opened = open(mb, dry_run, imap::DAEMON_GREETING) => opened?,
-        _ = stop.cancelled() => return Ok(Ended::Shutdown),
+        _ = stop.cancelled() => return Ok(None),
     };
     life.failures = 0;
     bridges.borrow().health().connected(&mb.name);
@@ -294,6 +294,21 @@ async fn serve(
             "the server does not offer IDLE; polling instead"
         );
     }
+    Ok(Some(session))
+}
+
+/// Connected life of a mailbox; returns Ok on shutdown or a due token.
+async fn serve(
+    mb: &MailboxConfig,
+    bridges: &watch::Receiver<Arc<Bridge>>,
+    stop: &CancellationToken,
+    deferrals: &mut Deferrals,
+    ready: &watch::Sender<bool>,
+    life: &mut Life,
+) -> Result<Ended, ImapError> {
+    let Some(mut session) = sign_in(mb, bridges, stop, ready, life).await? else {
+        return Ok(Ended::Shutdown);
+    };
     let approve = approve_mailbox(mb);
     let approve_every = mb.poll_interval.min(APPROVE_POLL);
     let mut approve_due = Instant::now();
