@@ -7,19 +7,12 @@ mod support;
 
 use std::time::Instant;
 use support::*;
-use testbed::ImapClient;
 
 const COLLEAGUE: &str = "piotr@customer.example";
 
 /// Moves every mail of `from` into `to`, as a person's mail client would.
 fn move_all(w: &World, from: &str, to: &str) {
-    let mut client = ImapClient::login_to("127.0.0.1", w.dovecot.plain_port(), USER, PASSWORD)
-        .expect("a second IMAP client logs in");
-    client.select(from).expect("select");
-    client
-        .command_ok(&format!("MOVE 1:* {to}"))
-        .expect("the move");
-    client.logout().expect("logout");
+    w.move_as_a_person(from, "MOVE 1:*", to);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,6 @@
 mod support;
 
 use support::*;
-use testbed::ImapClient;
 
 /// The receiving server's Authentication-Results id (the mailbox trusts it).
 const MX: &str = "mx.acme.example";
@@ -96,13 +95,7 @@ fn attached(message_id: &str, subject: &str, note: &str, anna: &str) -> Vec<u8> 
 
 /// Moves every mail of `from` into `to`, as a person's mail client would.
 fn move_all(w: &World, from: &str, to: &str) {
-    let mut client = ImapClient::login_to("127.0.0.1", w.dovecot.plain_port(), USER, PASSWORD)
-        .expect("a second IMAP client logs in");
-    client.select(from).expect("select");
-    client
-        .command_ok(&format!("MOVE 1:* {to}"))
-        .expect("the move");
-    client.logout().expect("logout");
+    w.move_as_a_person(from, "MOVE 1:*", to);
 }
 
 /// The customer's mail, with her date and text; not Jan's note, nor the forgery.

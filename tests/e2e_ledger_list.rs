@@ -8,7 +8,7 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::*;
-use testbed::{Fault, ImapClient};
+use testbed::Fault;
 
 const STRANGER: &str = "mallory@elsewhere.example";
 const COLLEAGUE: &str = "piotr@customer.example";
@@ -27,13 +27,7 @@ fn move_one(w: &World, from: &str, subject: &str, to: &str) {
         .find(|m| m.subject().as_deref() == Some(subject))
         .and_then(|m| m.uid)
         .unwrap_or_else(|| panic!("no {subject:?} with a UID in {from}"));
-    let mut client = ImapClient::login_to("127.0.0.1", w.dovecot.plain_port(), USER, PASSWORD)
-        .expect("a second IMAP client logs in");
-    client.select(from).expect("select");
-    client
-        .command_ok(&format!("UID MOVE {uid} {to}"))
-        .expect("the move");
-    client.logout().expect("logout");
+    w.move_as_a_person(from, &format!("UID MOVE {uid}"), to);
 }
 
 /// `ledger list <args>`: its stdout, which must be a success.

@@ -171,6 +171,19 @@ impl World {
             .expect("mail appended");
     }
 
+    /// Moves mails of `from` into `to` with a second IMAP client, as a person's mail
+    /// client would: `which` is `MOVE 1:*` for all of them, or `UID MOVE 42` for one.
+    pub(crate) fn move_as_a_person(&self, from: &str, which: &str, to: &str) {
+        let port = self.dovecot.plain_port();
+        let mut client = testbed::ImapClient::login_to("127.0.0.1", port, USER, PASSWORD)
+            .expect("a second IMAP client logs in");
+        client.select(from).expect("select");
+        client
+            .command_ok(&format!("{which} {to}"))
+            .expect("the move");
+        client.logout().expect("logout");
+    }
+
     pub(crate) fn folder(&self, folder: &str) -> Vec<MaildirMail> {
         self.dovecot.folder_mails(USER, folder).unwrap_or_default()
     }
