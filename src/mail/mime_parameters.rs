@@ -89,6 +89,9 @@ fn check(content: &[u8], depth: usize, budget: &mut usize) -> Result<(), String>
 /// parameters): the only words that make mail-parser read a part as a message.
 fn type_tokens(raw: &[u8]) -> Vec<usize> {
     let mut found = Vec::new();
+    if !names_a_message_type(raw) {
+        return found;
+    }
     for field in fields(raw, &[b"content-type"]) {
         let value = raw.get(field.value.clone()).unwrap_or_default();
         let end = type_end(value);
@@ -103,6 +106,17 @@ fn type_tokens(raw: &[u8]) -> Vec<usize> {
         }
     }
     found
+}
+
+/// Whether `message` or `digest` is anywhere in `raw`, in any case: found from the `g`
+/// both have, so that a mail without either costs one fast scan, not a field search.
+fn names_a_message_type(raw: &[u8]) -> bool {
+    let is_at = |p: usize, word: &[u8], g: usize| {
+        p.checked_sub(g)
+            .and_then(|start| raw.get(start..start + word.len()))
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
+    memchr::memchr2_iter(b'g', b'G', raw).any(|p| is_at(p, b"message", 5) || is_at(p, b"digest", 2))
 }
 
 /// Where the type of a Content-Type value ends: its first `;` outside a comment.
@@ -199,6 +213,10 @@ struct Field {
 
 /// The byte ranges to blank so that every capped field is within the limits.
 fn cuts(raw: &[u8]) -> Vec<std::ops::Range<usize>> {
+    // No field of a mail this small with this few `;` can be over either limit.
+    if raw.len() <= MAX_FIELD && memchr::memchr_iter(b';', raw).nth(MAX_PARAMETERS).is_none() {
+        return Vec::new();
+    }
     fields(raw, CAPPED)
         .into_iter()
         .filter_map(|f| {
@@ -248,7 +266,7 @@ fn fields(raw: &[u8], names: &[&[u8]]) -> Vec<Field> {
 /// Where the line after the one starting at `at` starts (or the end).
 fn next_line(raw: &[u8], at: usize) -> usize {
     raw.get(at..)
-        .and_then(|r| r.iter().position(|&b| b == b'\n'))
+        .and_then(|r| memchr::memchr(b'\n', r))
         .map_or(raw.len(), |p| at + p + 1)
 }
 
@@ -283,10 +301,7 @@ fn value_start(raw: &[u8], line: usize, line_end: usize, names: &[&[u8]]) -> Opt
 fn field_end(raw: &[u8], line: usize) -> usize {
     let mut at = line;
     loop {
-        let Some(p) = raw
-            .get(at..)
-            .and_then(|r| r.iter().position(|&b| b == b'\n'))
-        else {
+        let Some(p) = raw.get(at..).and_then(|r| memchr::memchr(b'\n', r)) else {
             return raw.len();
         };
         let newline = at + p;
@@ -309,6 +324,33 @@ fn blank(raw: &mut [u8], range: std::ops::Range<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_type_is_found_in_any_case_and_only_then() {
+        for raw in [
+            &b"Content-Type: MeSsAgE/rfc822"[..],
+            b"x: multipart/DIGEST",
+            b"message",
+        ] {
+            assert!(
+                names_a_message_type(raw),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        for raw in [
+            &b"Content-Type: text/plain; messag=e"[..],
+            b"digesg",
+            b"g",
+            b"",
+        ] {
+            assert!(
+                !names_a_message_type(raw),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
     use mail_parser::MimeHeaders;
     use std::fmt::Write as _;
 
