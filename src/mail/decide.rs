@@ -224,7 +224,11 @@ pub fn decide(
     {
         return facts.decision(skip(SkipKind::Ignored, reason));
     }
-    if let Err(why) = sender {
+    // A From that reads two ways is no one's; a person who moved it to Approve vouched
+    // for it, and it then goes to the ticket its subject names (never a new ticket).
+    if let Err(why) = sender
+        && !rules.vouched
+    {
         return facts.decision(skip(SkipKind::Ignored, why));
     }
     if let Some(forwarded) = agents_forward(&msg, rules, &facts) {
@@ -749,6 +753,24 @@ mod tests {
             let d = decide(raw, &off, &NoReferences, received());
             assert!(matches!(d.action, Action::Post { ticket: 12, .. }), "{d:?}");
         }
+    }
+
+    /// Two From headers name no one: ignored with the reason, unless a person moved the
+    /// mail to Approve, when it goes to its ticket (and never opens one).
+    #[test]
+    fn a_from_read_two_ways_is_ignored_unless_a_person_vouched_for_it() {
+        let raw = mail("From: eve@evil.example\r\n", "Hi\r\n");
+        let d = decide(&raw, &rules(), &NoReferences, received());
+        assert_eq!(
+            skip(&d),
+            Some((
+                SkipKind::Ignored,
+                "2 From headers: which one wrote the mail is unknown"
+            ))
+        );
+        let d = decide(&raw, &rules().vouched(), &NoReferences, received());
+        assert!(matches!(d.action, Action::Post { ticket: 12, .. }), "{d:?}");
+        assert_eq!(d.from, None);
     }
 
     #[test]

@@ -47,10 +47,16 @@ pub(crate) fn sender(msg: &Message<'_>) -> Result<String, String> {
         .map(|a| a.trim())
         .filter(|a| !a.is_empty())
         .ok_or("no From address")?;
-    if !is_one_address(address) {
-        return Err(format!("the From address {address:?} is not one address"));
+    if is_one_address(address) {
+        return Ok(address.to_ascii_lowercase());
     }
-    Ok(address.to_ascii_lowercase())
+    // Clients that forget the angle brackets write `Anna Nowak anna@customer.example`:
+    // one word that is an address among words that are not is still one sender.
+    let mut addresses = address.split_whitespace().filter(|word| word.contains('@'));
+    match (addresses.next(), addresses.next()) {
+        (Some(only), None) if is_one_address(only) => Ok(only.to_ascii_lowercase()),
+        _ => Err(format!("the From address {address:?} is not one address")),
+    }
 }
 
 /// What in the raw From value could be read as more than one sender.
@@ -128,6 +134,8 @@ mod tests {
             "From: \"Anna, Sales\" <anna@customer.example>\r\n",
             // A list is valid (with a Sender); its first mailbox wrote it.
             "From: anna@customer.example, \"Bob\" <bob@customer.example>\r\n",
+            // Angle brackets forgotten: one word is an address.
+            "From: Anna Nowak anna@customer.example\r\n",
         ] {
             assert_eq!(
                 sender_of(from).as_deref(),
@@ -173,6 +181,7 @@ mod tests {
             ),
             ("From: a@b@customer.example\r\n", "not one"),
             ("From: anna\r\n", "no From"),
+            ("From: @customer.example>\r\n", "not one"),
             ("From: <>\r\n", "no From"),
             ("To: x@y\r\n", "no From"),
         ] {
