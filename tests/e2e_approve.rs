@@ -21,11 +21,7 @@ async fn a_colleagues_reply_moved_into_approve_is_posted_once_with_its_own_date(
     w.api.add_ticket(1, CUSTOMER);
     w.append(&reply_from(COLLEAGUE, 1, 7, "reply from a colleague"));
     let port = free_port();
-    let config = w.config_with(
-        &[MailboxOpts::default()],
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let config = w.config_with_metrics(port);
     let mut child = w.spawn_run(&config);
     let unverified = eventually(WAIT, || w.folder("Unverified").len() == 1).await;
     assert!(unverified, "the stranger's reply is held:\n{}", w.log());

@@ -264,11 +264,7 @@ async fn metrics_count_outcomes_and_healthz_follows_the_mailboxes() {
     w.append(b"From: a@b.example\r\nSubject: no tag\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <u@b>\r\n\r\nx\r\n");
     w.append(b"From: a@b.example\r\nSubject: [#1] away\r\nAuto-Submitted: auto-replied\r\nDate: Thu, 26 Nov 2026 10:00:00 +0100\r\nMessage-ID: <i@b>\r\n\r\nx\r\n");
     let port = free_port();
-    let config = w.config_with(
-        &[MailboxOpts::default()],
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let config = w.config_with_metrics(port);
     let mut child = w.spawn_run(&config);
     let m = metrics_after_the_pass(&w, port).await;
     the_outcomes_are_counted(&m);
@@ -295,11 +291,7 @@ async fn idle_connections_never_lock_out_healthz_and_only_get_and_head_are_answe
     use tokio::io::AsyncReadExt;
     let w = World::start().await;
     let port = free_port();
-    let config = w.config_with(
-        &[MailboxOpts::default()],
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let config = w.config_with_metrics(port);
     let mut child = w.spawn_run(&config);
     let healthz = format!("http://127.0.0.1:{port}/healthz");
     if let Err(last) = probe_until(WAIT, || get(&healthz), |(status, _)| *status == 200).await {

@@ -23,6 +23,24 @@ async fn world() -> World {
     w
 }
 
+/// `run` on the default config with tickets `1..=tickets`, once a first reply (to ticket
+/// 1) is posted: the daemon is up and serving before a test changes its config.
+async fn running_with_one_posted(tickets: u64) -> (World, std::path::PathBuf, Daemon) {
+    let w = world().await;
+    for t in 1..=tickets {
+        w.api.add_ticket(t, CUSTOMER);
+    }
+    let config = w.config();
+    let child = w.spawn_run(&config);
+    w.append(&reply(1, 0, "before"));
+    assert!(
+        eventually(WAIT, || w.api.posted(1).len() == 1).await,
+        "{}",
+        w.log()
+    );
+    (w, config, child)
+}
+
 /// SIGHUP, then waits until the log shows the reload number `n` (1, 2, ...) done.
 async fn reload(w: &World, child: &Daemon, n: usize) {
     signal(child, "HUP");
@@ -205,18 +223,7 @@ async fn a_changed_mailbox_finishes_its_mail_in_hand_then_restarts_with_its_new_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_state_dir_change_is_refused_and_the_old_config_kept() {
-    let w = world().await;
-    for t in 1..=3 {
-        w.api.add_ticket(t, CUSTOMER);
-    }
-    let config = w.config();
-    let mut child = w.spawn_run(&config);
-    w.append(&reply(1, 0, "before"));
-    assert!(
-        eventually(WAIT, || w.api.posted(1).len() == 1).await,
-        "{}",
-        w.log()
-    );
+    let (w, config, mut child) = running_with_one_posted(3).await;
 
     // A new state.dir, and a new mailbox in the same edit: neither is taken.
     w.config_with(&[MailboxOpts::default(), sales()], "", "");
@@ -274,18 +281,7 @@ const NEW_SECRET: &str = "Zebra7-Quokka-Hunter2";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_new_config_is_logged_without_its_secrets() {
-    let w = world().await;
-    for t in 1..=2 {
-        w.api.add_ticket(t, CUSTOMER);
-    }
-    let config = w.config();
-    let mut child = w.spawn_run(&config);
-    w.append(&reply(1, 0, "before"));
-    assert!(
-        eventually(WAIT, || w.api.posted(1).len() == 1).await,
-        "{}",
-        w.log()
-    );
+    let (w, config, mut child) = running_with_one_posted(2).await;
     let good = std::fs::read_to_string(&config).unwrap();
     let api_url = format!("url = {:?}", w.api.url());
     let with_userinfo = w

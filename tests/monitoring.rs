@@ -91,11 +91,7 @@ async fn every_metric_the_rules_and_dashboard_query_is_exported() {
     w.append(&reply(1, 1, "posted"));
     w.append(&reply(404, 1, "ticket does not exist: failed"));
     let port = free_port();
-    let config = w.config_with(
-        &[MailboxOpts::default()],
-        "",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
+    let config = w.config_with_metrics(port);
     let log = w.dir.path().join("run.log");
     let mut child = spawn_run(&config, &log);
     let exported = probe_until(

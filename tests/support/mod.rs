@@ -160,6 +160,15 @@ impl World {
         read(&self.log_path())
     }
 
+    /// The default mailbox, with the `[metrics]` listener on `port`.
+    pub(crate) fn config_with_metrics(&self, port: u16) -> PathBuf {
+        self.config_with(
+            &[MailboxOpts::default()],
+            "",
+            &format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"),
+        )
+    }
+
     /// `run` with this world's log file.
     pub(crate) fn spawn_run(&self, config: &Path) -> Daemon {
         spawn_run(config, &self.log_path())
