@@ -133,12 +133,7 @@ fn decision(row: &Row<'_>) -> rusqlite::Result<DecisionRecord> {
             legacy: None,
         }),
         decided: row.get::<_, i64>(2)?.max(0) as u64,
-        place: Location {
-            mailbox: row.get(3)?,
-            folder: row.get(4)?,
-            uid_validity: row.get::<_, i64>(5)?.clamp(0, u32::MAX as i64) as u32,
-            uid: row.get::<_, i64>(6)?.clamp(0, u32::MAX as i64) as u32,
-        },
+        place: super::store::location_at(row, 3)?,
         sender: row.get(7)?,
         subject: row.get(8)?,
         ticket: row.get::<_, Option<i64>>(9)?.map(|t| t.max(0) as u64),

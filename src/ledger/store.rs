@@ -43,14 +43,22 @@ fn entry(row: &Row<'_>) -> rusqlite::Result<Entry> {
         updated: row.get::<_, i64>(11)?.max(0) as u64,
         outcome_unknown: row.get(12)?,
         unknown_since: row.get::<_, Option<i64>>(13)?.map(|v| v.max(0) as u64),
-        location: Location {
-            mailbox: row.get(14)?,
-            folder: row.get(15)?,
-            uid_validity: row.get::<_, i64>(16)?.clamp(0, u32::MAX as i64) as u32,
-            uid: row.get::<_, i64>(17)?.clamp(0, u32::MAX as i64) as u32,
-        },
+        location: location_at(row, 14)?,
         reason: row.get(18)?,
         retry: row.get(19)?,
+    })
+}
+
+/// The four columns of a mail's place (mailbox, folder, UIDVALIDITY, UID) from `first` on.
+pub(super) fn location_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Location> {
+    let u32_at = |i: usize| -> rusqlite::Result<u32> {
+        Ok(row.get::<_, i64>(i)?.clamp(0, u32::MAX as i64) as u32)
+    };
+    Ok(Location {
+        mailbox: row.get(first)?,
+        folder: row.get(first + 1)?,
+        uid_validity: u32_at(first + 2)?,
+        uid: u32_at(first + 3)?,
     })
 }
 
