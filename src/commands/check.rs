@@ -47,7 +47,7 @@ pub(crate) fn run(config: Config) -> anyhow::Result<bool> {
 
 /// The ledger opens for writing, and the API clock it learned.
 fn state_lines(config: &Config) -> Vec<Line> {
-    match crate::ledger::Ledger::open(&config.state.dir) {
+    match crate::ledger::Ledger::open_configured(&config.state) {
         Ok(ledger) => {
             let writable = (
                 true,
@@ -56,7 +56,7 @@ fn state_lines(config: &Config) -> Vec<Line> {
                     config.state.dir.display()
                 ),
             );
-            let clock = match ledger.clock_observations() {
+            let clock = match futures::executor::block_on(ledger.clock_observations()) {
                 Ok(seen) => {
                     let clock = crate::thulium::api_clock::ApiClock::learn(config.timezone(), seen);
                     (true, format!("api clock: {}", clock.describe()))

@@ -24,11 +24,11 @@ pub(crate) fn list(
     } else {
         filter.states.to_vec()
     };
-    let rows = ledger.decisions(&DecisionQuery {
+    let rows = futures::executor::block_on(ledger.decisions(&DecisionQuery {
         since: unix_now().saturating_sub(filter.since.as_secs()),
         mailbox: filter.mailbox.map(str::to_string),
         outcomes: outcomes.clone(),
-    })?;
+    }))?;
     Ok(if json {
         json_lines(&rows)
     } else if rows.is_empty() {

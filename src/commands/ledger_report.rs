@@ -7,7 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 /// Every mail recorded under a Message-ID (brackets optional; a reused one has several),
 /// or under a `sha256:` content hash prefix. `None` when there is none.
 pub(crate) fn show(ledger: &Ledger, id: &str) -> Result<Option<String>, LedgerError> {
-    let entries = ledger.entries(id)?;
+    let entries = futures::executor::block_on(ledger.entries(id))?;
     if entries.is_empty() {
         return Ok(None);
     }
@@ -57,7 +57,7 @@ pub(crate) fn describe(e: &Entry) -> String {
 }
 
 pub(crate) fn stats(ledger: &Ledger) -> Result<String, LedgerError> {
-    let s = ledger.stats()?;
+    let s = futures::executor::block_on(ledger.stats())?;
     Ok(format!(
         "ledger {}\nposted   {}\npending  {}\nfailed   {}\nretry    {}\n",
         ledger.path().display(),

@@ -25,7 +25,7 @@ pub(crate) fn retry(
         RetryTarget::MessageId(id) => Some(id),
         RetryTarget::AllFailed => None,
     };
-    let marked = ledger.mark_retry_blocking(id)?;
+    let marked = futures::executor::block_on(ledger.mark_retry(id.map(str::to_string)))?;
     if marked.is_empty() {
         match id {
             Some(id) => println!("{id}: no failed mail with this Message-ID in the ledger"),

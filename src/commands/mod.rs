@@ -78,7 +78,7 @@ fn with_config(cli: &Cli, f: impl FnOnce(Config) -> anyhow::Result<bool>) -> Exi
 }
 
 fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
-    let ledger = crate::ledger::Ledger::open(&config.state.dir)?;
+    let ledger = crate::ledger::Ledger::open_configured(&config.state)?;
     match command {
         LedgerCommand::Show { message_id } => match ledger_report::show(&ledger, message_id)? {
             Some(text) => print!("{text}"),

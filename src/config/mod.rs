@@ -332,10 +332,29 @@ impl Default for FiltersConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
+    /// The SQLite ledger, and what stays local to one host (the instance lock, tokens).
     pub dir: PathBuf,
     /// How long `ledger list` remembers what became of a mail (swept daily).
     #[serde(with = "humantime_serde")]
     pub keep_decisions: Duration,
+    /// Where the ledger lives: `sqlite` in `dir` (one host), or `postgres`, shared by
+    /// instances on several hosts that take turns leading each mailbox.
+    pub backend: LedgerBackend,
+    /// `postgresql://user@host[:port]/database`; the password goes in the file below.
+    pub postgres_url: Option<String>,
+    pub postgres_password_file: Option<PathBuf>,
+    /// The CA that signed the database server's certificate (else the system's roots).
+    pub postgres_ca_file: Option<PathBuf>,
+    /// Plain TCP to a PostgreSQL that is not on loopback sends the ledger in clear.
+    pub allow_insecure: bool,
+    /// Names this instance in the leases (`status`, metrics); default host name + pid.
+    pub instance: Option<String>,
+    /// How long a mailbox's leadership lasts unrenewed (renewed every third of it).
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// `postgres_password_file`, read at load.
+    #[serde(skip)]
+    pub postgres_password: Option<SecretString>,
 }
 
 impl Default for StateConfig {
@@ -343,8 +362,36 @@ impl Default for StateConfig {
         StateConfig {
             dir: PathBuf::from("/var/lib/thulium-mail-bridge"),
             keep_decisions: Duration::from_secs(90 * 24 * 3600),
+            backend: LedgerBackend::Sqlite,
+            postgres_url: None,
+            postgres_password_file: None,
+            postgres_ca_file: None,
+            allow_insecure: false,
+            instance: None,
+            lease: Duration::from_secs(15),
+            postgres_password: None,
         }
     }
+}
+
+impl StateConfig {
+    /// This instance's name in the leases.
+    pub fn instance_name(&self) -> String {
+        self.instance.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}:{}", std::process::id())
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerBackend {
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

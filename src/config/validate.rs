@@ -53,6 +53,7 @@ impl Config {
                 format!("{e} (use error, warn, info, debug or trace)"),
             )
         })?;
+        shared_ledger(&mut self.state)?;
         if self.state.keep_decisions < Duration::from_secs(24 * 3600) {
             return Err(Invalid::new(
                 "state.keep_decisions",
@@ -286,6 +287,49 @@ fn dispositions(m: &MailboxConfig, prefix: &str) -> Result<(), Invalid> {
 }
 
 /// The message for a secret that could not be resolved; `missing` says what is required.
+/// `backend = "postgres"`: a URL without a password in it, the password from its file,
+/// and TLS unless the database is on loopback or `allow_insecure` says so.
+fn shared_ledger(state: &mut super::StateConfig) -> Result<(), Invalid> {
+    if state.backend == super::LedgerBackend::Sqlite {
+        return Ok(());
+    }
+    let Some(url) = state.postgres_url.as_deref() else {
+        return Err(Invalid::new(
+            "state.postgres_url",
+            "is required with backend = \"postgres\" (postgresql://user@host/database)",
+        ));
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        Invalid::new(
+            "state.postgres_url",
+            format!("{}: {e}", secret::without_userinfo(url)),
+        )
+    })?;
+    if !matches!(parsed.scheme(), "postgresql" | "postgres") || parsed.host_str().is_none() {
+        return Err(Invalid::new(
+            "state.postgres_url",
+            "must look like postgresql://user@host[:port]/database",
+        ));
+    }
+    if parsed.password().is_some() {
+        return Err(Invalid::new(
+            "state.postgres_url",
+            "must not hold a password (user:password@); set state.postgres_password_file",
+        ));
+    }
+    if state.lease < Duration::from_secs(3) {
+        return Err(Invalid::new("state.lease", "must be at least 3s"));
+    }
+    state.postgres_password = match state.postgres_password_file.as_deref() {
+        Some(file) => Some(
+            secret::resolve(None, Some(file))
+                .map_err(|e| secret_problem("postgres_password_file", e, "").within("state"))?,
+        ),
+        None => None,
+    };
+    Ok(())
+}
+
 fn secret_problem(key: &str, e: SecretError, missing: &str) -> Invalid {
     match e {
         SecretError::Missing => Invalid::new(key, missing),

@@ -6,6 +6,7 @@ use crate::daemon::api_turns::{ReadTurn, WriteTurn};
 use crate::daemon::claims::{Claim, Claims};
 use crate::daemon::clock_learning::ClockLearning;
 use crate::daemon::defer_cause::DeferCause;
+use crate::daemon::leadership::Leadership;
 use crate::daemon::outcome::Outcome;
 use crate::daemon::ticket_holds::TicketHolds;
 use crate::daemon::ticket_owners::TicketOwners;
@@ -37,6 +38,8 @@ pub(crate) struct Runtime {
     clock: ClockLearning,
     /// Raw mail bytes being fetched and decided at once, across mailboxes, in KiB.
     reading: Arc<Semaphore>,
+    /// Which mailboxes this instance leads, when instances share the ledger.
+    leadership: Option<Arc<Leadership>>,
 }
 
 /// A mail costs about four times its size while fetched and parsed (measured: 108 MiB
@@ -45,19 +48,21 @@ pub(crate) struct Runtime {
 pub(crate) const READING_BUDGET_KIB: u32 = 64 << 10;
 
 impl Runtime {
-    pub(crate) fn new(
+    pub(crate) async fn new(
         ledger: Ledger,
         health: Arc<Health>,
         timezone: chrono_tz::Tz,
+        leadership: Option<Arc<Leadership>>,
     ) -> Arc<Runtime> {
         Arc::new(Runtime {
-            clock: ClockLearning::new(&ledger, timezone),
+            clock: ClockLearning::new(&ledger, timezone).await,
             ledger,
             health,
             claims: Arc::default(),
             holds: TicketHolds::default(),
             owners: TicketOwners::default(),
             reading: Arc::new(Semaphore::new(READING_BUDGET_KIB as usize)),
+            leadership,
         })
     }
 
@@ -154,6 +159,15 @@ impl Bridge {
     /// Nothing is written: not to the API, the ledger or the mailbox.
     pub(crate) fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// Whether this instance may post and dispose for `mailbox` now: always on its own
+    /// ledger; with a shared one, while its lease on the mailbox is surely its own.
+    pub(crate) fn leads(&self, mailbox: &str) -> bool {
+        self.runtime
+            .leadership
+            .as_ref()
+            .is_none_or(|l| l.leads(mailbox))
     }
 
     /// Waits for a turn at writing to the API.

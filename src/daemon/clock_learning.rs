@@ -28,8 +28,8 @@ pub(crate) struct ClockLearning {
 
 impl ClockLearning {
     /// What the ledger kept, for an account in `account`; said in the log when known.
-    pub(crate) fn new(ledger: &Ledger, account: chrono_tz::Tz) -> ClockLearning {
-        let kept = ledger.clock_observations().unwrap_or_else(|e| {
+    pub(crate) async fn new(ledger: &Ledger, account: chrono_tz::Tz) -> ClockLearning {
+        let kept = ledger.clock_observations().await.unwrap_or_else(|e| {
             tracing::warn!("{e}; learning the API's clock afresh");
             Vec::new()
         });
@@ -80,7 +80,7 @@ impl ClockLearning {
         ticket: &Ticket,
         just_posted: Option<PostedReply>,
     ) {
-        let mut known = match ledger.posted_on_ticket(ticket.ticket_id) {
+        let mut known = match ledger.posted_on_ticket(ticket.ticket_id).await {
             Ok(known) => known,
             Err(e) => {
                 tracing::debug!("{e}; not learning from ticket {}", ticket.ticket_id);

@@ -152,17 +152,20 @@ impl Delivery {
         }
         let begun: Vec<Option<Begun>> = if bridge.dry_run() {
             // Nothing is written; what the ledger knows still shows (duplicates).
-            leaders
-                .iter()
-                .map(|(mail, _)| {
-                    let entry = bridge.ledger().find(&mail.id).ok().flatten()?;
-                    (entry.state != EntryState::Pending).then_some(Begun {
-                        entry,
-                        outcome_unknown: false,
-                        previous_attempt_ms: None,
-                    })
-                })
-                .collect()
+            let mut known = Vec::with_capacity(leaders.len());
+            for (mail, _) in &leaders {
+                let entry = bridge.ledger().find(&mail.id).await.ok().flatten();
+                known.push(
+                    entry
+                        .filter(|e| e.state != EntryState::Pending)
+                        .map(|entry| Begun {
+                            entry,
+                            outcome_unknown: false,
+                            previous_attempt_ms: None,
+                        }),
+                );
+            }
+            known
         } else {
             let attempts = leaders
                 .iter()
@@ -250,6 +253,7 @@ impl Delivery {
         self.body_bytes += mail.request.body.len();
         let bridge = Arc::clone(&self.bridge);
         let stop = self.stop.clone();
+        let mailbox = self.place.mailbox.clone();
         let span = tracing::info_span!("mail", uid = mail.uid, ticket);
         let task = async move {
             let holds = bridge.holds();
@@ -268,6 +272,7 @@ impl Delivery {
             } else {
                 let mut one = One {
                     bridge: &bridge,
+                    mailbox: &mailbox,
                     mail: &mail,
                     begun: begun.as_ref(),
                     stop: &stop,
@@ -421,6 +426,7 @@ enum ReadFor {
 /// One reply on its way: verify, read back if needed, post with retries.
 struct One<'a> {
     bridge: &'a Arc<Bridge>,
+    mailbox: &'a str,
     mail: &'a Outgoing,
     /// What the ledger knew; `None` in a dry run.
     begun: Option<&'a Begun>,
@@ -489,7 +495,8 @@ impl One<'_> {
             tries += 1;
             first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
             let turn = self.bridge.write_turn().await;
-            if self.stop.is_cancelled() {
+            // Another instance may lead the mailbox by now (a shared ledger): it posts.
+            if self.stop.is_cancelled() || !self.bridge.leads(&self.mailbox) {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
             // Replies that waited for a slot while another was refused must not go out.
@@ -628,6 +635,7 @@ impl One<'_> {
             .bridge
             .ledger()
             .posted_with_same_text(mail.ticket, &read_back::text_hash(&mail.request), &mail.id)
+            .await
             .map_err(|e| Outcome::Deferred(e.into()))?
             .into_iter()
             .map(|(date_sent, first_seen, posted)| OtherPost {
@@ -769,7 +777,7 @@ impl One<'_> {
             }
         };
         let sender = mail.from.as_deref().unwrap_or("");
-        if owner.as_deref() == Some(sender) || self.in_thread() {
+        if owner.as_deref() == Some(sender) || self.in_thread().await {
             return Ok(());
         }
         let reason = format!(
@@ -781,12 +789,17 @@ impl One<'_> {
     }
 
     /// Whether the mail's In-Reply-To/References name a mail posted to the same ticket.
-    fn in_thread(&self) -> bool {
+    async fn in_thread(&self) -> bool {
         let ledger = self.bridge.ledger();
-        self.mail.references.iter().any(|id| {
-            ledger
+        for id in &self.mail.references {
+            if ledger
                 .tickets_for_message_id(id)
+                .await
                 .is_ok_and(|tickets| tickets.contains(&self.mail.ticket))
-        })
+            {
+                return true;
+            }
+        }
+        false
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod defer_cause;
 pub(crate) mod delivery;
 mod expiring;
 pub(crate) mod handled;
+pub(crate) mod leadership;
 pub(crate) mod new_tickets;
 pub(crate) mod outcome;
 pub(crate) mod pass;

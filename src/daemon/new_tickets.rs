@@ -65,12 +65,15 @@ pub(crate) async fn open(bridge: &Arc<Bridge>, place: &Location, mail: NewTicket
         return handled(&mail, outcome);
     }
     let ledger = bridge.ledger();
-    match answered_in_flight(ledger, &mail.references, &mail.id) {
+    match answered_in_flight(ledger, &mail.references, &mail.id).await {
         Ok(Some(cause)) => return handled(&mail, Outcome::Deferred(cause)),
         Ok(None) => {}
         Err(e) => return handled(&mail, Outcome::Deferred(e.into())),
     }
-    match ledger.new_tickets_in_last_hour(&mail.request.from, &mail.id) {
+    match ledger
+        .new_tickets_in_last_hour(&mail.request.from, &mail.id)
+        .await
+    {
         Ok(n) if n >= settings.per_sender_per_hour && !vouched => {
             let outcome = Outcome::Unmatched(format!(
                 "not opened as a ticket: {} opened {n} in the last hour (per_sender_per_hour = {})",
@@ -172,14 +175,14 @@ fn exhausted(bridge: &Bridge, begun: &Begun) -> Option<String> {
 /// A mail this one answers that was not finished when this one was decided: posted since
 /// (this pass opened it as a ticket) or still pending (recently). Then this one is a reply,
 /// not a ticket of its own, and waits to be decided again.
-fn answered_in_flight(
+async fn answered_in_flight(
     ledger: &Ledger,
     references: &[String],
     own: &MailId,
 ) -> Result<Option<DeferCause>, LedgerError> {
     let recent = unix_now().saturating_sub(IN_FLIGHT_FOR.as_secs());
     for message_id in references {
-        for entry in ledger.entries(message_id)? {
+        for entry in ledger.entries(message_id).await? {
             if entry.id == *own {
                 continue;
             }
@@ -241,7 +244,12 @@ async fn create(
             Err(e) => return (trouble(bridge, e, "uploading an attachment"), false),
         }
     }
-    let created = bridge.write_turn().await.create_ticket(&request).await;
+    let turn = bridge.write_turn().await;
+    // Another instance may lead the mailbox by now (a shared ledger): it opens it.
+    if !bridge.leads(&begun.entry.location.mailbox) {
+        return (Outcome::Deferred(DeferCause::Stopping), false);
+    }
+    let created = turn.create_ticket(&request).await;
     match created {
         Ok(ticket) => {
             api.post_succeeded();
@@ -375,6 +383,7 @@ async fn created_among(
             && !bridge
                 .ledger()
                 .ticket_opened_by_another(ticket.ticket_id, &mail.id)
+                .await
                 .map_err(DeferCause::from)?
         {
             tracing::info!(

@@ -9,7 +9,7 @@ use crate::ledger::{Ledger, Location};
 use crate::mail::decide::{self, Decision, SkipKind};
 use chrono::{DateTime, FixedOffset};
 use sha2::{Digest, Sha256};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,10 +152,13 @@ async fn read_with(
     let mut reads: Vec<Option<Read>> = Vec::with_capacity(mails.len());
     let mut waiting = VecDeque::new();
     // One query for the batch: its mails share mailbox and UIDVALIDITY.
-    let struck = mails
-        .first()
-        .and_then(|m| ledger.struck(&m.place.mailbox, m.place.uid_validity).ok())
-        .unwrap_or_default();
+    let struck = match mails.first() {
+        Some(m) => ledger
+            .struck(&m.place.mailbox, m.place.uid_validity)
+            .await
+            .unwrap_or_default(),
+        None => HashMap::new(),
+    };
     for (i, mail) in mails.into_iter().enumerate() {
         match struck.get(&mail.place.uid) {
             Some((strikes, reason)) if *strikes >= QUARANTINE_AT => {
@@ -426,6 +429,7 @@ mod tests {
         assert_eq!(
             ledger
                 .struck("support", 7)
+                .await
                 .expect("read")
                 .get(&3)
                 .map(|s| s.0),

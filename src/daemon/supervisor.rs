@@ -6,11 +6,12 @@
 
 use crate::config::{Config, ConfigError, MailboxConfig};
 use crate::daemon::bridge::{Bridge, Runtime};
+use crate::daemon::leadership::Leadership;
 use crate::daemon::{retention, worker};
 use crate::ledger::Ledger;
 use crate::ops::health::Health;
 use crate::ops::notify;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,18 +38,21 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub(crate) fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
     runtime()?.block_on(async move {
         let config = Arc::new(config);
-        let (ledger, _lock) = open_ledger(&config)?;
+        let (ledger, _lock) = open_ledger(&config).await?;
         if !dry_run {
             retention::sweep(&ledger, config.state.keep_decisions).await;
         }
-        let runtime = Runtime::new(ledger, Arc::default(), config.timezone());
+        let leases = Leases::start(&ledger, &config, true)?;
+        let led = led_all(&leases, &config).await;
+        let leadership = leases.as_ref().map(|l| Arc::clone(&l.leadership));
+        let runtime = Runtime::new(ledger, Arc::default(), config.timezone(), leadership).await;
         let bridge = Arc::new(Bridge::new(Arc::clone(&config), dry_run, Arc::clone(&runtime))?);
-        let passes = config.mailboxes.iter().map(|mb| {
+        let mut all_ok = led.len() == config.mailboxes.len();
+        let passes = config.mailboxes.iter().filter(|mb| led.contains(&mb.name)).map(|mb| {
             let bridge = Arc::clone(&bridge);
             let span = tracing::info_span!("mailbox", mailbox = %mb.name);
             async move { (mb, worker::once(mb, &bridge).await) }.instrument(span)
         });
-        let mut all_ok = true;
         let mut api_failures = 0;
         for (mb, result) in futures::future::join_all(passes).await {
             match result {
@@ -66,8 +70,78 @@ pub(crate) fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
             tracing::error!(mails = api_failures, "the Thulium API could not be reached or accepted no post in this pass; the replies were left for a retry");
             all_ok = false;
         }
+        stop_leases(leases).await;
         Ok(all_ok)
     })
+}
+
+/// The lease keeper of a shared ledger, while it runs.
+struct Leases {
+    leadership: Arc<Leadership>,
+    /// The configured mailboxes, for the keeper (changed on reload).
+    mailboxes: watch::Sender<Vec<String>>,
+    stop: CancellationToken,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Leases {
+    /// Starts the keeper when the ledger is shared; `None` on one host's own ledger.
+    fn start(ledger: &Ledger, config: &Config, greedy: bool) -> anyhow::Result<Option<Leases>> {
+        let Some(shared) = ledger.shared() else {
+            return Ok(None);
+        };
+        let leadership = Leadership::new(
+            config.state.instance_name(),
+            config.state.lease,
+            shared.fences.clone(),
+            greedy,
+        );
+        let (mailboxes, watched) = watch::channel(mailbox_names(config));
+        let stop = CancellationToken::new();
+        let thread = leadership
+            .keep(shared.target.clone(), watched, stop.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the lease keeper: {e}"))?;
+        tracing::info!(instance = %leadership.instance(), lease = ?config.state.lease, "shared ledger: mailboxes are led by one instance at a time");
+        Ok(Some(Leases {
+            leadership,
+            mailboxes,
+            stop,
+            thread,
+        }))
+    }
+
+    /// Hands every lease back (a successor takes over at once) and waits for that.
+    fn stop(self) {
+        self.stop.cancel();
+        let _ = self.thread.join();
+    }
+}
+
+/// `once` on a shared ledger: the mailboxes it could lead within two leases (each one
+/// led elsewhere is left to its leader); every configured one on its own ledger.
+async fn led_all(leases: &Option<Leases>, config: &Config) -> BTreeSet<String> {
+    let all: BTreeSet<String> = mailbox_names(config).into_iter().collect();
+    let Some(leases) = leases else {
+        return all;
+    };
+    let mut wanted = leases.leadership.wanted();
+    let _ = tokio::time::timeout(config.state.lease * 2, wanted.wait_for(|w| *w == all)).await;
+    let led = wanted.borrow().clone();
+    for name in all.difference(&led) {
+        tracing::warn!(mailbox = %name, "led by another instance: not processed by this pass");
+    }
+    led
+}
+
+/// Stops the keeper, if any, off the runtime's threads (it waits for the database).
+async fn stop_leases(leases: Option<Leases>) {
+    if let Some(leases) = leases {
+        let _ = tokio::task::spawn_blocking(move || leases.stop()).await;
+    }
+}
+
+fn mailbox_names(config: &Config) -> Vec<String> {
+    config.mailboxes.iter().map(|m| m.name.clone()).collect()
 }
 
 /// Opens the ledger and says how many mails had an unknown outcome at the last stop.
@@ -75,10 +149,10 @@ pub(crate) fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
 /// is needed to compare and to dispose; one whose mail is gone needs nothing).
 /// The instance lock comes first: a second daemon must not open, let alone migrate,
 /// the ledger the first one works on.
-fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)> {
+async fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)> {
     let lock = crate::ledger::lock_instance(&config.state.dir)?;
-    let ledger = Ledger::open(&config.state.dir)?;
-    match ledger.stats() {
+    let ledger = Ledger::open_configured(&config.state)?;
+    match ledger.stats().await {
         Ok(s) if s.pending > 0 => tracing::info!(
             pending = s.pending,
             "mails whose post was begun but not finished before the last stop are read back from their tickets before any is posted again"
@@ -104,15 +178,19 @@ struct Supervisor {
     shutdown: CancellationToken,
     bridges: watch::Receiver<Arc<Bridge>>,
     health: Arc<Health>,
+    /// On a shared ledger: runs only the loops of the mailboxes this instance leads.
+    leadership: Option<Arc<Leadership>>,
 }
 
 impl Supervisor {
     /// Starts, restarts and stops mailbox loops so they match `config`; unchanged ones
     /// keep running. Returns the readiness of the loops it started.
     async fn apply(&mut self, config: &Config) -> Vec<watch::Receiver<bool>> {
+        let led = self.leadership.as_ref().map(|l| l.wanted().borrow().clone());
         let wanted: BTreeMap<&str, &MailboxConfig> = config
             .mailboxes
             .iter()
+            .filter(|m| self.leads(led.as_ref(), &m.name))
             .map(|m| (m.name.as_str(), m))
             .collect();
         let gone: Vec<String> = self
@@ -127,11 +205,14 @@ impl Supervisor {
             .collect();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
-                tracing::info!(mailbox = %name, "stopping mailbox (removed or changed)");
+                tracing::info!(mailbox = %name, "stopping mailbox (removed, changed or led elsewhere)");
                 r.stop.cancel();
                 // It finishes its mail in hand before a changed one starts anew below.
                 let _ = r.task.await;
                 self.health.forget(&name);
+                if let Some(l) = &self.leadership {
+                    l.stopped(&name);
+                }
             }
         }
         let mut ready = Vec::new();
@@ -156,6 +237,14 @@ impl Supervisor {
             ready.push(ready_rx);
         }
         ready
+    }
+
+    /// Whether a loop for `mailbox` should run: always on one host's own ledger.
+    fn leads(&self, led: Option<&BTreeSet<String>>, mailbox: &str) -> bool {
+        match (&self.leadership, led) {
+            (Some(l), Some(led)) => led.contains(mailbox) && l.leads(mailbox),
+            _ => true,
+        }
     }
 
     /// Alive, for the watchdog: no mailbox loop has ended (they end only at shutdown;
@@ -241,8 +330,16 @@ pub(crate) async fn serve(
         ),
         None => None,
     };
-    let (ledger, _lock) = open_ledger(&config)?;
-    let runtime = Runtime::new(ledger, Arc::clone(&health), config.timezone());
+    let (ledger, _lock) = open_ledger(&config).await?;
+    let leases = Leases::start(&ledger, &config, false)?;
+    let leadership = leases.as_ref().map(|l| Arc::clone(&l.leadership));
+    let runtime = Runtime::new(
+        ledger,
+        Arc::clone(&health),
+        config.timezone(),
+        leadership.clone(),
+    )
+    .await;
     let state_dir = config.state.dir.clone();
     let config = Arc::new(config);
     let (bridge_tx, bridge_rx) = watch::channel(Arc::new(Bridge::new(
@@ -255,7 +352,9 @@ pub(crate) async fn serve(
         shutdown: CancellationToken::new(),
         bridges: bridge_rx,
         health: Arc::clone(&health),
+        leadership: leadership.clone(),
     };
+    let mut current = Arc::clone(&config);
     let ready = supervisor.apply(&config).await;
     tracing::info!(mailboxes = config.mailboxes.len(), dry_run, "running");
     tokio::spawn(async move {
@@ -270,6 +369,9 @@ pub(crate) async fn serve(
     let mut status_tick = tokio::time::interval(Duration::from_secs(10));
     // Its first tick is at once: a sweep at start.
     let mut sweep_tick = tokio::time::interval(retention::SWEEP_EVERY);
+    // A lease can run out while the keeper waits on the database: looked at every second.
+    let mut led = leadership.as_ref().map(|l| l.wanted());
+    let mut lease_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             request = requests.recv() => {
@@ -285,7 +387,11 @@ pub(crate) async fn serve(
                 }) {
                     Ok((new, bridge)) => {
                         let _ = bridge_tx.send(Arc::new(bridge));
+                        if let Some(l) = &leases {
+                            let _ = l.mailboxes.send(mailbox_names(&new));
+                        }
                         supervisor.apply(&new).await;
+                        current = Arc::clone(&new);
                         tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
                     }
                     Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
@@ -299,6 +405,12 @@ pub(crate) async fn serve(
                 }
             }
             _ = status_tick.tick() => notify::status(&health.status_line()),
+            Some(Ok(())) = async { match led.as_mut() { Some(w) => Some(w.changed().await), None => None } } => {
+                supervisor.apply(&current).await;
+            }
+            _ = lease_tick.tick(), if leadership.is_some() => {
+                supervisor.apply(&current).await;
+            }
             _ = sweep_tick.tick(), if !dry_run => {
                 let keep = supervisor.bridges.borrow().keep_decisions();
                 let ledger = runtime.ledger().clone();
@@ -310,6 +422,7 @@ pub(crate) async fn serve(
     tracing::info!("stopping: finishing the mail in hand");
     let limit = bridge_tx.borrow().stop_timeout();
     supervisor.stop(limit).await;
+    stop_leases(leases).await;
     Ok(true)
 }
 
@@ -344,7 +457,7 @@ fn reload(path: &Path, state_dir: &Path) -> Result<Config, ReloadError> {
 mod tests {
     use super::*;
 
-    fn supervisor() -> Supervisor {
+    async fn supervisor() -> Supervisor {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = Config::parse(
             &format!(
@@ -355,7 +468,7 @@ mod tests {
         )
         .expect("config");
         let ledger = Ledger::open(dir.path()).expect("ledger");
-        let runtime = Runtime::new(ledger, Arc::default(), config.timezone());
+        let runtime = Runtime::new(ledger, Arc::default(), config.timezone()).await;
         let bridge = Bridge::new(Arc::new(config), true, runtime).expect("bridge");
         Supervisor {
             running: BTreeMap::new(),
@@ -375,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_watchdog_stops_when_a_mailbox_loop_dies() {
-        let mut s = supervisor();
+        let mut s = supervisor().await;
         let healthy = CancellationToken::new();
         let waits = healthy.clone();
         s.running.insert(
@@ -406,7 +519,7 @@ mod tests {
 
     #[tokio::test]
     async fn stopping_cancels_every_loop_and_waits_for_it() {
-        let mut s = supervisor();
+        let mut s = supervisor().await;
         let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = s.shutdown.child_token();
         let done = Arc::clone(&finished);
@@ -423,7 +536,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_abandons_what_is_still_busy_after_its_limit() {
-        let mut s = supervisor();
+        let mut s = supervisor().await;
         let (_keep, never) = tokio::sync::oneshot::channel::<()>();
         let stuck = tokio::spawn(async move {
             let _ = never.await;

@@ -181,7 +181,7 @@ pub(crate) async fn run(
     let mut deferrals = Deferrals::new();
     let ledger = bridges.borrow().ledger().clone();
     life.waiting
-        .seed(ledger.pending_since(&mb.name).unwrap_or_default());
+        .seed(ledger.pending_since(&mb.name).await.unwrap_or_default());
     while !stop.is_cancelled() {
         match serve(&mb, &bridges, &stop, &mut deferrals, &ready, &mut life).await {
             Ok(Ended::Shutdown) => return,

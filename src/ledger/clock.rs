@@ -2,46 +2,36 @@
 //! ledger so a restart does not forget what the API's `created_at` means.
 
 use crate::thulium::api_clock::{KEPT, Observation};
-use rusqlite::{Connection, params};
+use super::sql::{Sql, SqlResult, params};
 
 /// The kept observations, oldest first.
-pub(super) fn observations(conn: &Connection) -> rusqlite::Result<Vec<Observation>> {
-    let mut stmt = conn.prepare_cached(
+pub(super) fn observations(conn: &mut dyn Sql) -> SqlResult<Vec<Observation>> {
+    conn.query(
         "SELECT created_at, date_sent, posted_from, posted_to FROM api_clock ORDER BY seen, rowid",
-    )?;
-    let rows = stmt.query_map([], |r| {
+        &[],
+    )?
+    .iter()
+    .map(|r| {
         Ok(Observation {
-            created_at: r.get(0)?,
-            date_sent: r.get(1)?,
-            from: r.get::<_, i64>(2)?.max(0) as u64,
-            to: r.get::<_, i64>(3)?.max(0) as u64,
+            created_at: r.text(0)?,
+            date_sent: r.text(1)?,
+            from: r.u64(2)?,
+            to: r.u64(3)?,
         })
-    })?;
-    rows.collect()
+    })
+    .collect()
 }
 
 /// Keeps one more observation (a repeat is kept once), dropping the oldest beyond [`KEPT`].
-pub(super) fn observe(
-    conn: &Connection,
-    ticket: u64,
-    o: &Observation,
-    now: u64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO api_clock (ticket, created_at, date_sent, posted_from, posted_to, seen) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        ticket as i64,
-        o.created_at,
-        o.date_sent,
-        o.from as i64,
-        o.to as i64,
-        now as i64
-    ])?;
-    conn.prepare_cached(
+pub(super) fn observe(conn: &mut dyn Sql, ticket: u64, o: &Observation, now: u64) -> SqlResult<()> {
+    conn.execute(
+        "INSERT INTO api_clock (ticket, created_at, date_sent, posted_from, posted_to, seen) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        params![ticket, &o.created_at, &o.date_sent, o.from, o.to, now],
+    )?;
+    conn.execute(
         "DELETE FROM api_clock WHERE rowid NOT IN (SELECT rowid FROM api_clock ORDER BY seen DESC, rowid DESC LIMIT ?1)",
-    )?
-    .execute(params![KEPT as i64])?;
+        params![KEPT as i64],
+    )?;
     Ok(())
 }

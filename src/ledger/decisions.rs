@@ -5,7 +5,7 @@
 
 use super::entry::{Location, unix_now};
 use crate::mail::MailId;
-use rusqlite::{Connection, Row, params, params_from_iter};
+use super::sql::{Row, Sql, SqlResult, Value, params};
 use std::time::Duration;
 
 /// A subject is kept up to this many characters: enough to recognise the mail.
@@ -49,16 +49,17 @@ const COLUMNS: &str = "message_id, content, decided, mailbox, folder, uid_validi
 const PLACE_PREFIX: &str = "place:";
 
 /// Records decisions, each replacing the mail's earlier one unless it says otherwise.
-pub(super) fn record(conn: &Connection, decisions: &[DecisionRecord]) -> rusqlite::Result<()> {
-    let mut insert = conn.prepare_cached(&format!(
+pub(super) fn record(conn: &mut dyn Sql, decisions: &[DecisionRecord]) -> SqlResult<()> {
+    let insert = format!(
         "INSERT INTO decisions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
          ON CONFLICT (message_id, content) DO UPDATE SET decided = excluded.decided, \
          mailbox = excluded.mailbox, folder = excluded.folder, uid_validity = excluded.uid_validity, \
          uid = excluded.uid, sender = excluded.sender, subject = excluded.subject, \
          ticket = excluded.ticket, outcome = excluded.outcome, reason = excluded.reason \
-         WHERE ?13"
-    ))?;
+         WHERE ?13 = 1"
+    );
     for d in decisions {
+        conn.fence(&d.place.mailbox)?;
         let (message_id, content) = match &d.mail {
             Some(id) => (
                 id.message_id.clone().unwrap_or_default(),
@@ -72,32 +73,32 @@ pub(super) fn record(conn: &Connection, decisions: &[DecisionRecord]) -> rusqlit
                 ),
             ),
         };
-        insert.execute(params![
-            message_id,
-            content,
-            d.decided as i64,
-            d.place.mailbox,
-            d.place.folder,
-            d.place.uid_validity as i64,
-            d.place.uid as i64,
-            d.sender,
-            shortened(&d.subject),
-            d.ticket.map(|t| t as i64),
-            d.outcome,
-            d.reason,
-            d.replaces,
-        ])?;
+        conn.execute(
+            &insert,
+            params![
+                message_id,
+                content,
+                d.decided,
+                &d.place.mailbox,
+                &d.place.folder,
+                d.place.uid_validity,
+                d.place.uid,
+                d.sender.as_deref(),
+                shortened(&d.subject),
+                d.ticket,
+                &d.outcome,
+                &d.reason,
+                d.replaces,
+            ],
+        )?;
     }
     Ok(())
 }
 
 /// The decisions `query` asks for, oldest first.
-pub(super) fn list(
-    conn: &Connection,
-    query: &DecisionQuery,
-) -> rusqlite::Result<Vec<DecisionRecord>> {
+pub(super) fn list(conn: &mut dyn Sql, query: &DecisionQuery) -> SqlResult<Vec<DecisionRecord>> {
     let mut sql = format!(
-        "SELECT {COLUMNS} FROM decisions WHERE decided >= ?1 AND (?2 IS NULL OR mailbox = ?2)"
+        "SELECT {COLUMNS} FROM decisions WHERE decided >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR mailbox = ?2)"
     );
     if !query.outcomes.is_empty() {
         let slots: Vec<String> = (0..query.outcomes.len())
@@ -106,39 +107,34 @@ pub(super) fn list(
         sql.push_str(&format!(" AND outcome IN ({})", slots.join(", ")));
     }
     sql.push_str(" ORDER BY decided, rowid");
-    let mut values: Vec<rusqlite::types::Value> = vec![
-        (query.since.min(i64::MAX as u64) as i64).into(),
-        query.mailbox.clone().into(),
-    ];
-    values.extend(query.outcomes.iter().map(|o| o.clone().into()));
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), decision)?;
-    rows.collect()
+    let mut values: Vec<Value> = vec![query.since.into(), query.mailbox.clone().into()];
+    values.extend(query.outcomes.iter().map(Value::from));
+    conn.query(&sql, &values)?.iter().map(decision).collect()
 }
 
 /// Forgets decisions made more than `keep` ago; returns how many.
-pub(super) fn sweep(conn: &Connection, keep: Duration) -> rusqlite::Result<usize> {
+pub(super) fn sweep(conn: &mut dyn Sql, keep: Duration) -> SqlResult<usize> {
     let before = unix_now().saturating_sub(keep.as_secs());
-    conn.prepare_cached("DELETE FROM decisions WHERE decided < ?1")?
-        .execute(params![before.min(i64::MAX as u64) as i64])
+    let n = conn.execute("DELETE FROM decisions WHERE decided < ?1", params![before])?;
+    Ok(n as usize)
 }
 
-fn decision(row: &Row<'_>) -> rusqlite::Result<DecisionRecord> {
-    let message_id: String = row.get(0)?;
-    let content: String = row.get(1)?;
+fn decision(row: &Row) -> SqlResult<DecisionRecord> {
+    let message_id = row.text(0)?;
+    let content = row.text(1)?;
     Ok(DecisionRecord {
         mail: (!content.starts_with(PLACE_PREFIX)).then(|| MailId {
             message_id: (!message_id.is_empty()).then_some(message_id),
             content,
             legacy: None,
         }),
-        decided: row.get::<_, i64>(2)?.max(0) as u64,
+        decided: row.u64(2)?,
         place: super::store::location_at(row, 3)?,
-        sender: row.get(7)?,
-        subject: row.get(8)?,
-        ticket: row.get::<_, Option<i64>>(9)?.map(|t| t.max(0) as u64),
-        outcome: row.get(10)?,
-        reason: row.get(11)?,
+        sender: row.opt_text(7)?,
+        subject: row.text(8)?,
+        ticket: row.opt_int(9)?.map(|t| t.max(0) as u64),
+        outcome: row.text(10)?,
+        reason: row.text(11)?,
         replaces: true,
     })
 }

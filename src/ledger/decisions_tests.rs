@@ -60,7 +60,7 @@ fn a_mails_latest_decision_replaces_the_earlier_one_but_a_duplicate_does_not() {
     let m = mail("colleague@x");
     record(&ledger, vec![decided(Some(&m), "unverified", "INBOX", 1)]);
     record(&ledger, vec![decided(Some(&m), "approved", "Approve", 4)]);
-    let rows = ledger.decisions(&everything()).unwrap();
+    let rows = futures::executor::block_on(ledger.decisions(&everything())).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].outcome, "approved");
     assert_eq!(rows[0].place.folder, "Approve");
@@ -68,7 +68,7 @@ fn a_mails_latest_decision_replaces_the_earlier_one_but_a_duplicate_does_not() {
 
     // Seen again (moved in once more, a copy elsewhere): what happened to it stays.
     record(&ledger, vec![decided(Some(&m), "duplicate", "Approve", 5)]);
-    let rows = ledger.decisions(&everything()).unwrap();
+    let rows = futures::executor::block_on(ledger.decisions(&everything())).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, "approved");
     assert_eq!(rows[0].place.uid, 4);
@@ -78,7 +78,7 @@ fn a_mails_latest_decision_replaces_the_earlier_one_but_a_duplicate_does_not() {
         &ledger,
         vec![decided(Some(&other), "duplicate", "INBOX", 6)],
     );
-    assert_eq!(ledger.decisions(&everything()).unwrap().len(), 2);
+    assert_eq!(futures::executor::block_on(ledger.decisions(&everything())).unwrap().len(), 2);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn a_mail_not_read_is_known_by_where_it_was() {
     let mut again = too_big.clone();
     again.place.uid = 8;
     record(&ledger, vec![too_big.clone(), too_big, again]);
-    let rows = ledger.decisions(&everything()).unwrap();
+    let rows = futures::executor::block_on(ledger.decisions(&everything())).unwrap();
     assert_eq!(rows.len(), 2, "one row a place: {rows:?}");
     assert!(rows.iter().all(|r| r.mail.is_none() && r.sender.is_none()));
     assert_eq!(rows[0].ticket, None);
@@ -102,7 +102,7 @@ fn a_long_subject_is_kept_shortened() {
     let mut row = decided(Some(&mail("long@x")), "unmatched", "INBOX", 1);
     row.subject = "ż".repeat(1000);
     record(&ledger, vec![row]);
-    let subject = &ledger.decisions(&everything()).unwrap()[0].subject;
+    let subject = &futures::executor::block_on(ledger.decisions(&everything())).unwrap()[0].subject;
     assert_eq!(subject.chars().count(), decisions::SUBJECT_CHARS + 1);
     assert!(subject.ends_with('…'));
 }
@@ -128,7 +128,7 @@ fn state_mailbox_and_since_filter_the_list() {
     }
     record(&ledger, rows);
     let outcomes = |q: DecisionQuery| -> Vec<String> {
-        let rows = ledger.decisions(&q).unwrap();
+        let rows = futures::executor::block_on(ledger.decisions(&q)).unwrap();
         rows.into_iter().map(|r| r.outcome).collect()
     };
     let not_placed: Vec<String> = ["failed", "unverified", "unmatched", "ignored"]
@@ -168,8 +168,8 @@ fn decisions_older_than_the_retention_are_swept() {
     let keep = Duration::from_secs(90 * DAY);
     let swept = runtime().block_on(ledger.sweep_decisions(keep)).unwrap();
     assert_eq!(swept, 1);
-    let left: Vec<Option<String>> = ledger
-        .decisions(&everything())
+    let left: Vec<Option<String>> = futures::executor::block_on(ledger
+        .decisions(&everything()))
         .unwrap()
         .into_iter()
         .map(|r| r.mail.and_then(|m| m.message_id))
@@ -227,18 +227,18 @@ fn a_v3_ledger_is_upgraded_and_keeps_what_it_recorded() {
     let version: i64 = v3
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, super::schema::VERSION);
     assert_eq!(tables(&v3), 1);
     assert_eq!(
-        ledger.find(&posted).unwrap().unwrap().state,
+        futures::executor::block_on(ledger.find(&posted)).unwrap().unwrap().state,
         EntryState::Posted
     );
-    assert_eq!(ledger.tickets_for_message_id("posted@x").unwrap(), [5]);
+    assert_eq!(futures::executor::block_on(ledger.tickets_for_message_id("posted@x")).unwrap(), [5]);
     record(
         &ledger,
         vec![decided(Some(&mail("new@x")), "failed", "INBOX", 1)],
     );
-    assert_eq!(ledger.decisions(&everything()).unwrap().len(), 1);
+    assert_eq!(futures::executor::block_on(ledger.decisions(&everything())).unwrap().len(), 1);
 }
 
 #[test]
@@ -247,11 +247,11 @@ fn a_ledger_written_by_a_newer_version_is_refused() {
     let path = Ledger::open(dir.path()).unwrap().path().to_path_buf();
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch("PRAGMA user_version = 5;")
+        .execute_batch("PRAGMA user_version = 6;")
         .unwrap();
     let err = Ledger::open(dir.path()).unwrap_err().to_string();
     assert!(
-        err.contains("written by a newer thulium-mail-bridge (schema 5, this one knows 4)"),
+        err.contains("written by a newer thulium-mail-bridge (schema 6, this one knows 5)"),
         "{err}"
     );
 }

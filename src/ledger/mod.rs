@@ -11,8 +11,11 @@ mod decisions;
 mod entry;
 mod error;
 mod migrate;
+pub(crate) mod postgres;
 mod read_only;
 mod schema;
+pub(crate) mod sql;
+mod sqlite;
 mod store;
 mod writer;
 
@@ -26,10 +29,11 @@ pub(crate) use store::{Begun, PostedReply};
 
 use crate::mail::MailId;
 use rusqlite::{Connection, OpenFlags};
+use sql::{Sql, SqlResult};
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The ledger file inside `state.dir`.
 pub(crate) const FILE_NAME: &str = "ledger.sqlite3";
@@ -81,9 +85,20 @@ pub(crate) struct Ledger {
 }
 
 struct Inner {
+    /// The file, or the PostgreSQL URL (without a password): what errors name.
     path: PathBuf,
-    read: Mutex<Connection>,
+    reader: writer::Sender,
     writer: writer::Sender,
+    /// Shared by instances on several hosts: writes are fenced by leases.
+    shared: Option<Shared>,
+}
+
+/// What a shared (PostgreSQL) ledger needs beyond its connections.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub target: postgres::Target,
+    /// The epochs of the mailboxes this instance leads (kept by `daemon/leadership.rs`).
+    pub fences: postgres::Fences,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -107,8 +122,8 @@ impl Ledger {
         };
         let mut conn = Connection::open(&path).map_err(open_err)?;
         restrict(&path, 0o600);
-        schema::configure(&conn).map_err(open_err)?;
-        schema::create(&conn).map_err(|e| LedgerError::Open {
+        sqlite::configure(&conn).map_err(open_err)?;
+        schema::create(&mut conn).map_err(|e| LedgerError::Open {
             path: path.clone(),
             message: e.to_string(),
         })?;
@@ -130,19 +145,64 @@ impl Ledger {
         for suffix in ["-wal", "-shm"] {
             restrict(Path::new(&format!("{}{suffix}", path.display())), 0o600);
         }
-        let writer = writer::spawn(conn, path.clone()).map_err(|e| LedgerError::Open {
+        Ledger::start(path, Box::new(conn), Box::new(read))
+    }
+
+    /// The ledger `[state]` names: SQLite in `dir`, or the shared PostgreSQL one.
+    pub(crate) fn open_configured(state: &crate::config::StateConfig) -> Result<Ledger, LedgerError> {
+        match state.backend {
+            crate::config::LedgerBackend::Sqlite => Ledger::open(&state.dir),
+            crate::config::LedgerBackend::Postgres => {
+                Ledger::open_postgres(postgres::Target::of(state))
+            }
+        }
+    }
+
+    /// Connects (writer and reader sessions) and creates or upgrades the tables.
+    pub(crate) fn open_postgres(target: postgres::Target) -> Result<Ledger, LedgerError> {
+        let path = PathBuf::from(target.name());
+        let open_err = |e: sql::SqlError| LedgerError::Open {
             path: path.clone(),
-            message: format!("cannot start the writer thread: {e}"),
+            message: e.0,
+        };
+        let fences = postgres::Fences::default();
+        let mut write = postgres::PgConn::open(target.clone(), fences.clone()).map_err(open_err)?;
+        schema::create(&mut write).map_err(|e| LedgerError::Open {
+            path: path.clone(),
+            message: e.to_string(),
         })?;
+        let read = postgres::PgConn::open(target.clone(), fences.clone()).map_err(open_err)?;
+        let mut ledger = Ledger::start(path, Box::new(write), Box::new(read))?;
+        if let Some(inner) = Arc::get_mut(&mut ledger.inner) {
+            inner.shared = Some(Shared { target, fences });
+        }
+        Ok(ledger)
+    }
+
+    /// Shared by several instances (PostgreSQL): each mailbox needs a lease to be served.
+    pub(crate) fn shared(&self) -> Option<&Shared> {
+        self.inner.shared.as_ref()
+    }
+
+    /// Starts the writer and the reader on their connections.
+    fn start(path: PathBuf, write: Box<dyn Sql>, read: Box<dyn Sql>) -> Result<Ledger, LedgerError> {
+        let thread_err = |e: std::io::Error| LedgerError::Open {
+            path: path.clone(),
+            message: format!("cannot start the ledger's threads: {e}"),
+        };
+        let writer = writer::spawn(write, path.clone(), writer::Role::Writer).map_err(thread_err)?;
+        let reader = writer::spawn(read, path.clone(), writer::Role::Reader).map_err(thread_err)?;
         Ok(Ledger {
             inner: Arc::new(Inner {
                 path,
-                read: Mutex::new(read),
+                reader,
                 writer,
+                shared: None,
             }),
         })
     }
 
+    /// The file, or the PostgreSQL URL without a password.
     pub(crate) fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -167,16 +227,14 @@ impl Ledger {
     }
 
     /// Marks failed entries to be tried again (every failed one with `None`).
-    pub(crate) fn mark_retry_blocking(
+    pub(crate) async fn mark_retry(
         &self,
-        message_id: Option<&str>,
+        message_id: Option<String>,
     ) -> Result<Vec<Entry>, LedgerError> {
-        let id = message_id.map(str::to_string);
-        let answer = writer::submit(&self.inner.writer, "marking for retry", move |conn| {
-            store::mark_retry(conn, id.as_deref())
+        self.write("marking for retry", move |conn| {
+            store::mark_retry(conn, message_id.as_deref())
         })
-        .ok_or_else(|| self.writer_gone())?;
-        answer.blocking_recv().map_err(|_| self.writer_gone())?
+        .await
     }
 
     /// Counts a crash or hang while reading the mail at `place` (durably); returns its
@@ -189,64 +247,76 @@ impl Ledger {
     }
 
     /// The struck mails of one folder, by UID: their strikes, and why.
-    pub(crate) fn struck(
+    pub(crate) async fn struck(
         &self,
         mailbox: &str,
         uid_validity: u32,
     ) -> Result<HashMap<u32, (u32, String)>, LedgerError> {
-        self.read("reading strikes", |conn| {
-            store::struck(conn, mailbox, uid_validity)
+        let mailbox = mailbox.to_string();
+        self.read("reading strikes", move |conn| {
+            store::struck(conn, &mailbox, uid_validity)
         })
+        .await
     }
 
     /// The entry of one mail, if it was ever attempted.
-    pub(crate) fn find(&self, id: &MailId) -> Result<Option<Entry>, LedgerError> {
-        self.read("reading an entry", |conn| store::find(conn, id))
+    pub(crate) async fn find(&self, id: &MailId) -> Result<Option<Entry>, LedgerError> {
+        let id = id.clone();
+        self.read("reading an entry", move |conn| store::find(conn, &id))
+            .await
     }
 
     /// Every entry of a Message-ID (brackets optional), or of a `sha256:` content prefix.
-    pub(crate) fn entries(&self, message_id_or_hash: &str) -> Result<Vec<Entry>, LedgerError> {
-        self.read("reading entries", |conn| {
-            store::entries(conn, message_id_or_hash)
-        })
+    pub(crate) async fn entries(&self, message_id_or_hash: &str) -> Result<Vec<Entry>, LedgerError> {
+        let key = message_id_or_hash.to_string();
+        self.read("reading entries", move |conn| store::entries(conn, &key))
+            .await
     }
 
     /// The tickets posted mails with this Message-ID went to.
-    pub(crate) fn tickets_for_message_id(&self, message_id: &str) -> Result<Vec<u64>, LedgerError> {
+    pub(crate) async fn tickets_for_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<u64>, LedgerError> {
         let id = crate::mail::identity::message_id_key(message_id);
-        self.read("looking up a Message-ID", |conn| {
+        self.read("looking up a Message-ID", move |conn| {
             store::tickets_for_message_id(conn, &id)
         })
+        .await
     }
 
     /// Posted mails other than `id` with the same text on `ticket`: each one's date sent,
     /// when it was first seen and when it was recorded posted (unix seconds).
-    pub(crate) fn posted_with_same_text(
+    pub(crate) async fn posted_with_same_text(
         &self,
         ticket: u64,
         text_hash: &str,
         id: &MailId,
     ) -> Result<Vec<(String, u64, u64)>, LedgerError> {
-        self.read("counting posted replies", |conn| {
-            store::posted_with_same_text(conn, ticket, text_hash, id)
+        let (text_hash, id) = (text_hash.to_string(), id.clone());
+        self.read("counting posted replies", move |conn| {
+            store::posted_with_same_text(conn, ticket, &text_hash, &id)
         })
+        .await
     }
 
     /// Replies recorded posted to `ticket`: what the API's clock is learned from.
-    pub(crate) fn posted_on_ticket(
+    pub(crate) async fn posted_on_ticket(
         &self,
         ticket: u64,
     ) -> Result<Vec<store::PostedReply>, LedgerError> {
-        self.read("listing a ticket's posted replies", |conn| {
+        self.read("listing a ticket's posted replies", move |conn| {
             store::posted_on_ticket(conn, ticket)
         })
+        .await
     }
 
     /// What the API's clock was learned from, oldest first.
-    pub(crate) fn clock_observations(
+    pub(crate) async fn clock_observations(
         &self,
     ) -> Result<Vec<crate::thulium::api_clock::Observation>, LedgerError> {
         self.read("reading the API's clock", clock::observations)
+            .await
     }
 
     /// Keeps what a ticket showed of one of our replies (`ticket`'s).
@@ -262,13 +332,16 @@ impl Ledger {
     }
 
     /// The pending mails of `mailbox`: UID and when each was first seen.
-    pub(crate) fn pending_since(
+    pub(crate) async fn pending_since(
         &self,
         mailbox: &str,
     ) -> Result<Vec<(u32, std::time::SystemTime)>, LedgerError> {
-        let rows = self.read("listing pending mails", |conn| {
-            store::pending_since(conn, mailbox)
-        })?;
+        let mailbox = mailbox.to_string();
+        let rows = self
+            .read("listing pending mails", move |conn| {
+                store::pending_since(conn, &mailbox)
+            })
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(uid, secs)| {
@@ -281,25 +354,29 @@ impl Ledger {
     }
 
     /// New tickets `sender` began in the last hour with mails other than `except`.
-    pub(crate) fn new_tickets_in_last_hour(
+    pub(crate) async fn new_tickets_in_last_hour(
         &self,
         sender: &str,
         except: &MailId,
     ) -> Result<u32, LedgerError> {
-        self.read("counting new tickets", |conn| {
-            store::new_tickets_from(conn, sender, 3600, except)
+        let (sender, except) = (sender.to_string(), except.clone());
+        self.read("counting new tickets", move |conn| {
+            store::new_tickets_from(conn, &sender, 3600, &except)
         })
+        .await
     }
 
     /// Whether a mail other than `id` is recorded as having opened `ticket`.
-    pub(crate) fn ticket_opened_by_another(
+    pub(crate) async fn ticket_opened_by_another(
         &self,
         ticket: u64,
         id: &MailId,
     ) -> Result<bool, LedgerError> {
-        self.read("looking up a new ticket", |conn| {
-            store::ticket_opened_by_another(conn, ticket, id)
+        let id = id.clone();
+        self.read("looking up a new ticket", move |conn| {
+            store::ticket_opened_by_another(conn, ticket, &id)
         })
+        .await
     }
 
     /// Records what became of mails (their latest decision, for `ledger list`), in one
@@ -318,11 +395,13 @@ impl Ledger {
     }
 
     /// The decisions `query` asks for, oldest first.
-    pub(crate) fn decisions(
+    pub(crate) async fn decisions(
         &self,
         query: &DecisionQuery,
     ) -> Result<Vec<DecisionRecord>, LedgerError> {
-        self.read("listing decisions", |conn| decisions::list(conn, query))
+        let query = query.clone();
+        self.read("listing decisions", move |conn| decisions::list(conn, &query))
+            .await
     }
 
     /// Forgets decisions made more than `keep` ago (`state.keep_decisions`); returns how many.
@@ -337,31 +416,33 @@ impl Ledger {
     }
 
     /// Mails that failed in the last `secs` seconds.
-    pub(crate) fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
-        self.read("counting failures", |conn| store::failed_since(conn, secs))
+    pub(crate) async fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
+        self.read("counting failures", move |conn| store::failed_since(conn, secs))
+            .await
     }
 
-    pub(crate) fn stats(&self) -> Result<Stats, LedgerError> {
-        self.read("counting entries", store::stats)
+    pub(crate) async fn stats(&self) -> Result<Stats, LedgerError> {
+        self.read("counting entries", store::stats).await
     }
 
     async fn write<T, F>(&self, op: &'static str, run: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> SqlResult<T> + Send + 'static,
     {
         let answer =
             writer::submit(&self.inner.writer, op, run).ok_or_else(|| self.writer_gone())?;
         answer.await.map_err(|_| self.writer_gone())?
     }
 
-    fn read<T>(
-        &self,
-        op: &'static str,
-        run: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, LedgerError> {
-        let conn = self.inner.read.lock().unwrap_or_else(|e| e.into_inner());
-        run(&conn).map_err(|e| writer::store_error(&self.inner.path, op, e))
+    async fn read<T, F>(&self, op: &'static str, run: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> SqlResult<T> + Send + 'static,
+    {
+        let answer =
+            writer::submit(&self.inner.reader, op, run).ok_or_else(|| self.writer_gone())?;
+        answer.await.map_err(|_| self.writer_gone())?
     }
 
     fn writer_gone(&self) -> LedgerError {
@@ -373,9 +454,13 @@ impl Ledger {
 
 /// `use_references` lookups for `decide`: an unreadable ledger, or a Message-ID posted
 /// to more than one ticket (reused by some sender), means "not found".
+/// `decide` runs on a blocking thread (`daemon/poison.rs`), where waiting is allowed.
 impl crate::mail::decide::References for Ledger {
     fn ticket_for(&self, message_id: &str) -> Option<u64> {
-        one_ticket(self.tickets_for_message_id(message_id), message_id)
+        one_ticket(
+            futures::executor::block_on(self.tickets_for_message_id(message_id)),
+            message_id,
+        )
     }
 }
 

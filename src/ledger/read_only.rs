@@ -7,7 +7,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
 pub(crate) struct ReadOnlyLedger {
-    conn: Connection,
+    conn: std::sync::Mutex<Connection>,
 }
 
 impl ReadOnlyLedger {
@@ -29,15 +29,16 @@ impl ReadOnlyLedger {
         // A read proves access: opening alone succeeds on a file we may not read.
         conn.query_row("SELECT count(*) FROM mails", [], |_| Ok(()))
             .map_err(|e| open_err(e.to_string()))?;
-        Ok(ReadOnlyLedger { conn })
+        Ok(ReadOnlyLedger {
+            conn: std::sync::Mutex::new(conn),
+        })
     }
 }
 
 impl References for ReadOnlyLedger {
     fn ticket_for(&self, message_id: &str) -> Option<u64> {
-        super::one_ticket(
-            store::tickets_for_message_id(&self.conn, message_id),
-            message_id,
-        )
+        let id = crate::mail::identity::message_id_key(message_id);
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        super::one_ticket(store::tickets_for_message_id(&mut *conn, &id), message_id)
     }
 }

@@ -1,10 +1,12 @@
-//! The ledger's tables. Plain SQL that PostgreSQL also speaks (apart from the pragmas),
-//! so a shared backend for two instances can take the same statements.
+//! The ledger's tables, one numbered list of steps for both backends: plain SQL that
+//! SQLite and PostgreSQL both speak (BIGINT is SQLite's BIGINT). Where a table is read
+//! in insertion order, PostgreSQL gets the `rowid` SQLite has by itself.
 
-use rusqlite::Connection;
+use super::sql::{Sql, SqlError};
 
-/// Bumped with every change below; `PRAGMA user_version` holds the one on disk.
-pub(super) const VERSION: i64 = 4;
+/// Bumped with every step below; the backend keeps the one applied
+/// ([`Sql::schema_version`]).
+pub(super) const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (
@@ -12,22 +14,22 @@ CREATE TABLE IF NOT EXISTS mails (
     content         TEXT    NOT NULL,  -- MailId.content; '' for entries migrated from 0.1
     legacy          TEXT,              -- 0.1's key of a mail without Message-ID
     state           TEXT    NOT NULL,  -- pending | posted | failed
-    ticket          INTEGER NOT NULL,
+    ticket          BIGINT NOT NULL,
     body_hash       TEXT    NOT NULL,
     text_hash       TEXT    NOT NULL,
     date_sent       TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL,
-    first_seen      INTEGER NOT NULL,
-    last_attempt_ms INTEGER,
-    updated         INTEGER NOT NULL,
-    outcome_unknown INTEGER NOT NULL,
-    unknown_since   INTEGER,
+    attempts        BIGINT NOT NULL,
+    first_seen      BIGINT NOT NULL,
+    last_attempt_ms BIGINT,
+    updated         BIGINT NOT NULL,
+    outcome_unknown BIGINT NOT NULL,
+    unknown_since   BIGINT,
     mailbox         TEXT    NOT NULL,
     folder          TEXT    NOT NULL,
-    uid_validity    INTEGER NOT NULL,
-    uid             INTEGER NOT NULL,
+    uid_validity    BIGINT NOT NULL,
+    uid             BIGINT NOT NULL,
     reason          TEXT,
-    retry           INTEGER NOT NULL DEFAULT 0,
+    retry           BIGINT NOT NULL DEFAULT 0,
     -- a new ticket's sender (NULL for a reply): per_sender_per_hour counts these
     new_ticket_from TEXT,
     PRIMARY KEY (message_id, content)
@@ -43,11 +45,11 @@ CREATE INDEX IF NOT EXISTS mails_by_legacy ON mails (legacy) WHERE legacy IS NOT
 const V2: &str = "
 CREATE TABLE IF NOT EXISTS poison (
     mailbox      TEXT    NOT NULL,
-    uid_validity INTEGER NOT NULL,
-    uid          INTEGER NOT NULL,
-    strikes      INTEGER NOT NULL,
+    uid_validity BIGINT NOT NULL,
+    uid          BIGINT NOT NULL,
+    strikes      BIGINT NOT NULL,
     reason       TEXT    NOT NULL,
-    updated      INTEGER NOT NULL,
+    updated      BIGINT NOT NULL,
     PRIMARY KEY (mailbox, uid_validity, uid)
 );
 ";
@@ -55,13 +57,13 @@ CREATE TABLE IF NOT EXISTS poison (
 /// What tickets showed of replies the bridge posted, from which the API's clock is
 /// learned (`thulium::api_clock`): the newest few are kept.
 const V3: &str = "
-CREATE TABLE IF NOT EXISTS api_clock (
-    ticket      INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS api_clock ({rowid}
+    ticket      BIGINT NOT NULL,
     created_at  TEXT    NOT NULL,
     date_sent   TEXT    NOT NULL,
-    posted_from INTEGER NOT NULL,  -- unix seconds: the POST began
-    posted_to   INTEGER NOT NULL,  -- unix seconds: its answer came
-    seen        INTEGER NOT NULL,
+    posted_from BIGINT NOT NULL,  -- unix seconds: the POST began
+    posted_to   BIGINT NOT NULL,  -- unix seconds: its answer came
+    seen        BIGINT NOT NULL,
     PRIMARY KEY (ticket, created_at, date_sent)
 );
 ";
@@ -70,17 +72,17 @@ CREATE TABLE IF NOT EXISTS api_clock (
 /// short row, no body; swept after `state.keep_decisions`. A mail not read (too big,
 /// unreadable) is keyed by its place: `message_id` '', `content` 'place:...'.
 const V4: &str = "
-CREATE TABLE IF NOT EXISTS decisions (
+CREATE TABLE IF NOT EXISTS decisions ({rowid}
     message_id   TEXT    NOT NULL,  -- '<id>', or '' when the mail has none
     content      TEXT    NOT NULL,  -- MailId.content, or 'place:mailbox/folder/uidvalidity/uid'
-    decided      INTEGER NOT NULL,  -- unix seconds
+    decided      BIGINT NOT NULL,  -- unix seconds
     mailbox      TEXT    NOT NULL,
     folder       TEXT    NOT NULL,  -- where the mail was read from
-    uid_validity INTEGER NOT NULL,
-    uid          INTEGER NOT NULL,
+    uid_validity BIGINT NOT NULL,
+    uid          BIGINT NOT NULL,
     sender       TEXT,
     subject      TEXT    NOT NULL,
-    ticket       INTEGER,
+    ticket       BIGINT,
     outcome      TEXT    NOT NULL,  -- as in thulium_bridge_mails_total{outcome}
     reason       TEXT    NOT NULL,
     PRIMARY KEY (message_id, content)
@@ -88,14 +90,23 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided);
 ";
 
-/// WAL: readers (`ledger show` while the daemon runs) never wait for the writer;
-/// synchronous = FULL: a commit is on disk when it returns (one fsync per group).
-pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
-}
+/// Who leads which mailbox when instances share a ledger (`ledger/leases.rs`): the
+/// holder, its epoch (the fencing token every write for the mailbox is checked
+/// against) and until when (the database's clock, unix ms). `instances` says who is up,
+/// so that mailboxes are spread evenly.
+const V5: &str = "
+CREATE TABLE IF NOT EXISTS leases (
+    mailbox    TEXT   NOT NULL PRIMARY KEY,
+    holder     TEXT   NOT NULL,
+    epoch      BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    since_ms   BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    instance   TEXT   NOT NULL PRIMARY KEY,
+    seen_ms    BIGINT NOT NULL
+);
+";
 
 /// Why the tables could not be made ready.
 #[derive(Debug, thiserror::Error)]
@@ -104,21 +115,23 @@ pub(super) enum SchemaError {
         "it was written by a newer thulium-mail-bridge (schema {on_disk}, this one knows {VERSION}); upgrade, or restore the backup made before"
     )]
     Newer { on_disk: i64 },
-    #[error(transparent)]
-    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Sql(#[from] SqlError),
 }
 
 /// Creates or upgrades the tables; refuses a ledger written by a newer version.
-pub(super) fn create(conn: &Connection) -> Result<(), SchemaError> {
-    let on_disk: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+pub(super) fn create(conn: &mut dyn Sql) -> Result<(), SchemaError> {
+    let on_disk = conn.schema_version()?;
     if on_disk > VERSION {
         return Err(SchemaError::Newer { on_disk });
     }
     if on_disk < VERSION {
-        // Every step is idempotent (IF NOT EXISTS): an older file gets what it lacks.
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;{V1}{V2}{V3}{V4}PRAGMA user_version = {VERSION};COMMIT;"
-        ))?;
+        // Every step is idempotent (IF NOT EXISTS): an older ledger gets what it lacks.
+        let steps = format!("{V1}{V2}{V3}{V4}{V5}").replace("{rowid}", conn.rowid_column());
+        let on_disk = conn.migrate(&steps, VERSION)?;
+        if on_disk > VERSION {
+            return Err(SchemaError::Newer { on_disk });
+        }
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
     assert_eq!(b.entry.state, EntryState::Pending);
     assert!(!b.outcome_unknown, "nothing was sent before");
     assert!(
-        ledger.find(&m).unwrap().unwrap().outcome_unknown,
+        futures::executor::block_on(ledger.find(&m)).unwrap().unwrap().outcome_unknown,
         "from now on a POST may be out"
     );
     finish(
@@ -71,8 +71,8 @@ fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
     );
     let again = begin(&ledger, attempt(&m, 5, 9));
     assert_eq!(again.entry.state, EntryState::Posted);
-    assert_eq!(ledger.tickets_for_message_id("a@x").unwrap(), [5]);
-    assert_eq!(ledger.stats().unwrap().posted, 1);
+    assert_eq!(futures::executor::block_on(ledger.tickets_for_message_id("a@x")).unwrap(), [5]);
+    assert_eq!(futures::executor::block_on(ledger.stats()).unwrap().posted, 1);
 }
 
 #[test]
@@ -120,8 +120,8 @@ fn a_reused_message_id_with_another_body_is_another_mail() {
             ticket: 6,
         },
     );
-    assert_eq!(ledger.entries("<scan@erp>").unwrap().len(), 2);
-    assert_eq!(ledger.tickets_for_message_id("scan@erp").unwrap(), [5, 6]);
+    assert_eq!(futures::executor::block_on(ledger.entries("<scan@erp>")).unwrap().len(), 2);
+    assert_eq!(futures::executor::block_on(ledger.tickets_for_message_id("scan@erp")).unwrap(), [5, 6]);
     use crate::mail::decide::References;
     assert_eq!(
         ledger.ticket_for("<scan@erp>"),
@@ -171,9 +171,9 @@ fn a_failure_stays_where_it_happened_and_a_move_back_or_retry_is_fresh() {
             location: place(2),
         },
     );
-    let marked = ledger.mark_retry_blocking(Some("a@x")).unwrap();
+    let marked = futures::executor::block_on(ledger.mark_retry(Some("a@x".to_string()))).unwrap();
     assert_eq!(marked.len(), 1);
-    assert_eq!(ledger.stats().unwrap().retry, 1);
+    assert_eq!(futures::executor::block_on(ledger.stats()).unwrap().retry, 1);
     let retried = begin(&ledger, attempt(&m, 5, 2));
     assert_eq!(
         retried.entry.state,
@@ -198,7 +198,7 @@ fn an_unverified_mail_without_history_leaves_no_entry() {
             outcome_unknown: false,
         },
     );
-    assert_eq!(ledger.find(&m).unwrap(), None);
+    assert_eq!(futures::executor::block_on(ledger.find(&m)).unwrap(), None);
 }
 
 #[test]
@@ -217,19 +217,19 @@ fn posted_replies_with_the_same_text_are_counted_per_ticket() {
         },
     );
     assert_eq!(
-        ledger.posted_with_same_text(5, "text-5", &b).unwrap().len(),
+        futures::executor::block_on(ledger.posted_with_same_text(5, "text-5", &b)).unwrap().len(),
         1
     );
     assert!(
-        ledger
-            .posted_with_same_text(5, "text-5", &a)
+        futures::executor::block_on(ledger
+            .posted_with_same_text(5, "text-5", &a))
             .unwrap()
             .is_empty(),
         "not itself"
     );
     assert!(
-        ledger
-            .posted_with_same_text(6, "text-5", &b)
+        futures::executor::block_on(ledger
+            .posted_with_same_text(6, "text-5", &b))
             .unwrap()
             .is_empty()
     );
@@ -261,7 +261,7 @@ fn readers_see_commits_while_the_writer_runs_and_many_begins_share_commits() {
             t.await.unwrap();
         }
     });
-    assert_eq!(other_process.stats().unwrap().posted, 200);
+    assert_eq!(futures::executor::block_on(other_process.stats()).unwrap().posted, 200);
     let raw = rusqlite::Connection::open(ledger.path()).unwrap();
     let n: i64 = raw
         .query_row(
@@ -360,11 +360,11 @@ fn a_ledger_from_0_1_is_migrated_kept_as_a_backup_and_nothing_is_posted_again() 
         begin(&ledger, attempt(&no_id, 7, 5)).entry.state,
         EntryState::Posted
     );
-    assert_eq!(ledger.stats().unwrap().posted, 2);
+    assert_eq!(futures::executor::block_on(ledger.stats()).unwrap().posted, 2);
     drop(ledger);
     // A second start finds nothing more to migrate.
     let again = Ledger::open(dir.path()).unwrap();
-    assert_eq!(again.stats().unwrap().posted, 2);
+    assert_eq!(futures::executor::block_on(again.stats()).unwrap().posted, 2);
 }
 
 #[test]
@@ -383,11 +383,11 @@ fn a_senders_new_tickets_are_counted_without_the_mail_asking() {
     begin(&ledger, opening(&first, 1));
     // Retried or re-seen, a mail does not count against itself.
     assert_eq!(
-        ledger.new_tickets_in_last_hour("anna@x", &first).unwrap(),
+        futures::executor::block_on(ledger.new_tickets_in_last_hour("anna@x", &first)).unwrap(),
         0
     );
     assert_eq!(
-        ledger.new_tickets_in_last_hour("anna@x", &third).unwrap(),
+        futures::executor::block_on(ledger.new_tickets_in_last_hour("anna@x", &third)).unwrap(),
         1
     );
     begin(&ledger, opening(&second, 2));
@@ -399,12 +399,12 @@ fn a_senders_new_tickets_are_counted_without_the_mail_asking() {
         },
     );
     assert_eq!(
-        ledger.new_tickets_in_last_hour("anna@x", &third).unwrap(),
+        futures::executor::block_on(ledger.new_tickets_in_last_hour("anna@x", &third)).unwrap(),
         2
     );
     assert_eq!(
-        ledger.new_tickets_in_last_hour("anna@x", &second).unwrap(),
+        futures::executor::block_on(ledger.new_tickets_in_last_hour("anna@x", &second)).unwrap(),
         1
     );
-    assert_eq!(ledger.new_tickets_in_last_hour("bob@x", &third).unwrap(), 0);
+    assert_eq!(futures::executor::block_on(ledger.new_tickets_in_last_hour("bob@x", &third)).unwrap(), 0);
 }

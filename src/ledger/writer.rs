@@ -1,11 +1,15 @@
-//! The one writer: a thread owning the read-write connection. Commands come in over a
-//! channel; whatever has queued up meanwhile is applied in one transaction, each command
-//! in its own savepoint (one failing does not undo the others), and every command is
-//! answered only once the commit is durable. Grouping is what makes one fsync serve many
-//! mails without anyone having to batch by hand.
+//! The threads that own the ledger's connections, so that no ledger call blocks a
+//! runtime thread on either backend: callers await an answer.
+//!
+//! The writer: whatever has queued up meanwhile is applied in one transaction, each
+//! command in its own savepoint (one failing does not undo the others), and every
+//! command is answered only once the commit is durable. Grouping is what makes one
+//! fsync (or one round trip to PostgreSQL) serve many mails without anyone having to
+//! batch by hand. The reader: one query at a time on a connection of its own, so
+//! `ledger show` and the daemon's lookups never wait for a commit.
 
 use super::error::LedgerError;
-use rusqlite::Connection;
+use super::sql::{Sql, SqlError, SqlResult};
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -14,9 +18,9 @@ const GROUP: usize = 1024;
 
 pub(super) type Sender = mpsc::UnboundedSender<Box<dyn Job>>;
 
-/// A command: applied inside the group's transaction, answered after its commit.
+/// A command: applied (inside the group's transaction, for the writer), answered after.
 pub(super) trait Job: Send {
-    fn apply(&mut self, conn: &Connection, path: &Path);
+    fn apply(&mut self, conn: &mut dyn Sql, ledger: &Path, savepoint: bool);
     fn answer(self: Box<Self>, commit: Result<(), LedgerError>);
 }
 
@@ -30,11 +34,16 @@ struct Typed<T, F> {
 impl<T, F> Job for Typed<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send,
+    F: FnOnce(&mut dyn Sql) -> SqlResult<T> + Send,
 {
-    fn apply(&mut self, conn: &Connection, path: &Path) {
+    fn apply(&mut self, conn: &mut dyn Sql, ledger: &Path, savepoint: bool) {
         if let Some(run) = self.run.take() {
-            self.result = Some(in_savepoint(conn, run).map_err(|e| store_error(path, self.op, e)));
+            let result = if savepoint {
+                in_savepoint(conn, run)
+            } else {
+                run(conn)
+            };
+            self.result = Some(result.map_err(|e| store_error(ledger, self.op, e)));
         }
     }
 
@@ -55,7 +64,8 @@ where
     }
 }
 
-/// Queues `run` for the writer; the receiver answers once it is committed.
+/// Queues `run` for the thread behind `sender`; the receiver answers once it is done
+/// (committed, for the writer).
 pub(super) fn submit<T, F>(
     sender: &Sender,
     op: &'static str,
@@ -63,7 +73,7 @@ pub(super) fn submit<T, F>(
 ) -> Option<oneshot::Receiver<Result<T, LedgerError>>>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    F: FnOnce(&mut dyn Sql) -> SqlResult<T> + Send + 'static,
 {
     let (reply, answer) = oneshot::channel();
     let job = Typed {
@@ -76,62 +86,84 @@ where
     Some(answer)
 }
 
-/// Starts the writer thread; it ends when every sender is gone.
-pub(super) fn spawn(conn: Connection, path: PathBuf) -> std::io::Result<Sender> {
+/// Whether a thread groups its commands into transactions (the writer) or runs each
+/// alone (the reader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Writer,
+    Reader,
+}
+
+/// Starts a thread owning `conn`; it ends when every sender is gone.
+pub(super) fn spawn(mut conn: Box<dyn Sql>, ledger: PathBuf, role: Role) -> std::io::Result<Sender> {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Box<dyn Job>>();
+    let name = match role {
+        Role::Writer => "ledger-writer",
+        Role::Reader => "ledger-reader",
+    };
     std::thread::Builder::new()
-        .name("ledger-writer".into())
+        .name(name.into())
         .spawn(move || {
             while let Some(first) = receiver.blocking_recv() {
                 let mut jobs = vec![first];
-                while jobs.len() < GROUP {
+                while role == Role::Writer && jobs.len() < GROUP {
                     match receiver.try_recv() {
                         Ok(job) => jobs.push(job),
                         Err(_) => break,
                     }
                 }
-                let commit = run_group(&conn, &path, &mut jobs);
+                let done = match conn.reconnect() {
+                    Err(e) => Err(store_error(&ledger, "connecting", e)),
+                    Ok(()) if role == Role::Writer => run_group(conn.as_mut(), &ledger, &mut jobs),
+                    Ok(()) => {
+                        for job in jobs.iter_mut() {
+                            job.apply(conn.as_mut(), &ledger, false);
+                        }
+                        Ok(())
+                    }
+                };
                 for job in jobs {
-                    job.answer(commit.clone());
+                    job.answer(done.clone());
                 }
             }
         })?;
     Ok(sender)
 }
 
-fn run_group(conn: &Connection, path: &Path, jobs: &mut [Box<dyn Job>]) -> Result<(), LedgerError> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| store_error(path, "starting a transaction", e))?;
+fn run_group(conn: &mut dyn Sql, ledger: &Path, jobs: &mut [Box<dyn Job>]) -> Result<(), LedgerError> {
+    let begin = conn.begin_group();
+    conn.batch(begin)
+        .map_err(|e| store_error(ledger, "starting a transaction", e))?;
     for job in jobs.iter_mut() {
-        job.apply(conn, path);
+        job.apply(conn, ledger, true);
     }
-    conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        store_error(path, "committing", e)
+    conn.batch("COMMIT").map_err(|e| {
+        let _ = conn.batch("ROLLBACK");
+        store_error(ledger, "committing", e)
     })
 }
 
 fn in_savepoint<T>(
-    conn: &Connection,
-    run: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn: &mut dyn Sql,
+    run: impl FnOnce(&mut dyn Sql) -> SqlResult<T>,
+) -> SqlResult<T> {
+    conn.batch("SAVEPOINT job")?;
     match run(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
+            conn.batch("RELEASE SAVEPOINT job")?;
             Ok(v)
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = conn.batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
             Err(e)
         }
     }
 }
 
-pub(super) fn store_error(path: &Path, op: &'static str, e: rusqlite::Error) -> LedgerError {
+pub(super) fn store_error(ledger: &Path, op: &'static str, e: SqlError) -> LedgerError {
     LedgerError::Store {
-        path: path.to_path_buf(),
+        path: ledger.to_path_buf(),
         op,
-        message: e.to_string(),
+        message: e.0,
     }
 }

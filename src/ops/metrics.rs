@@ -49,6 +49,17 @@ pub(crate) fn mailbox_up(mailbox: &str, up: bool) {
     });
 }
 
+/// 1 where this instance leads the mailbox (a shared ledger), 0 where it stopped.
+pub(crate) fn mailbox_leader(mailbox: &str, instance: &str, leads: bool) {
+    metrics::gauge!("thulium_bridge_mailbox_leader", "mailbox" => mailbox.to_string(), "instance" => instance.to_string())
+        .set(if leads { 1.0 } else { 0.0 });
+}
+
+/// Whether the ledger answers (a shared one can be down while the bridge runs).
+pub(crate) fn ledger_up(up: bool) {
+    metrics::gauge!("thulium_bridge_ledger_up").set(if up { 1.0 } else { 0.0 });
+}
+
 /// 0 while the Thulium API fails for every request.
 pub(crate) fn api_up(up: bool) {
     metrics::gauge!("thulium_bridge_api_up").set(if up { 1.0 } else { 0.0 });
