@@ -48,6 +48,7 @@ mod imap_client;
 mod imap_store;
 mod maildir;
 mod ports;
+mod postgres;
 mod process;
 mod proxy;
 mod render;
@@ -72,6 +73,7 @@ pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenReque
 pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};
 pub use imap_store::ImapServer;
 pub use maildir::{Maildir, MaildirMail, Owner};
+pub use postgres::{Postgres, PostgresOptions};
 pub use proxy::{CapabilityProxy, ProxyOptions};
 pub use self_signed::MadeBy;
 pub use unpacked::{DEFAULT_IMAP_SERVERS_DIR, IMAP_SERVERS_DIR_ENV};
@@ -85,4 +87,5 @@ const _: () = {
     send_sync::<Cyrus>();
     send_sync::<Courier>();
     send_sync::<FakeThulium>();
+    send_sync::<Postgres>();
 };
