@@ -8,6 +8,9 @@
 //! ([`ImapClient`]), with folder names in UTF-8 (modified UTF-7 on the wire).
 //! [`CapabilityProxy`] stands in front of a Dovecot for what Exchange Online
 //! and Gmail lack (no MOVE, UIDPLUS, IDLE or kept keywords; dropped sessions).
+//! [`Postgres`] is a real PostgreSQL for the bridge's ledger; a
+//! [`CuttableProxy`] in front of it cuts one bridge's connections while the
+//! server stays up for the others.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -36,6 +39,7 @@ mod cert;
 mod conn;
 mod contract;
 mod courier;
+mod cuttable_proxy;
 mod cyrus;
 mod dovecot;
 mod fake_thulium;
@@ -61,6 +65,7 @@ mod wait;
 pub use cert::TestCert;
 pub use contract::{AccountTimezone, BodyStorage, CreatedAt, Reading};
 pub use courier::Courier;
+pub use cuttable_proxy::CuttableProxy;
 pub use cyrus::Cyrus;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY, SessionLog};
 pub use fake_thulium::{

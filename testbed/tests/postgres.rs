@@ -1,6 +1,7 @@
 //! testbed::Postgres: a real PostgreSQL on a loopback port, reached over TLS
 //! with the crates the bridge uses (postgres + tokio-postgres-rustls).
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,7 +11,7 @@ use postgres::{Client, Config, NoTls};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
-use testbed::{Postgres, TestCert};
+use testbed::{CuttableProxy, Postgres, TestCert};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Trusts `ca_pem` only, as the bridge does with its `ca_file`.
@@ -165,5 +166,42 @@ fn restart_keeps_the_data_and_the_port() -> Result<()> {
     assert!(connect(&pg).is_err());
     pg.restart()?;
     assert_eq!(pg.superuser_psql("SELECT x FROM kept")?, "7");
+    Ok(())
+}
+
+#[test]
+fn a_cut_proxy_ends_its_sessions_and_refuses_new_ones_until_restored() -> Result<()> {
+    let pg = Postgres::start()?;
+    let tls = tls(pg.ca_pem())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let target = SocketAddr::from((Ipv4Addr::LOCALHOST, pg.port()));
+    let proxy = runtime.block_on(CuttableProxy::start(target))?;
+    let through = config(&pg, proxy.port(), Some(pg.password()))?;
+
+    // TLS end to end: the proxy only moves bytes.
+    let mut client = through.connect(tls.clone())?;
+    assert!(session_ssl(&mut client)?);
+    assert_eq!((proxy.accepted(), proxy.open()), (1, 1));
+    let mut direct = connect(&pg)?;
+
+    runtime.block_on(proxy.cut());
+    assert!(proxy.is_cut());
+    assert_eq!(proxy.open(), 0);
+    assert!(client.query_one("SELECT 1", &[]).is_err());
+    let err = through
+        .connect(tls.clone())
+        .err()
+        .context("connected while cut")?;
+    let err = chain(err);
+    assert!(err.contains("Connection refused"), "{err}");
+    // The server itself stays up for everyone else.
+    let one: i32 = direct.query_one("SELECT 1", &[])?.get(0);
+    assert_eq!(one, 1);
+
+    runtime.block_on(proxy.restore())?;
+    assert!(!proxy.is_cut());
+    let mut again = through.connect(tls)?;
+    assert!(session_ssl(&mut again)?);
+    assert_eq!((proxy.accepted(), proxy.open()), (2, 1));
     Ok(())
 }
