@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need (the real-world corpus,
-# Dovecot, systemd-analyze, promtool, cargo-fuzz), then format, lint, every test, the
-# benches once and a short fuzzing run.
+# Dovecot, PostgreSQL, systemd-analyze, promtool, cargo-fuzz), then format, lint, every
+# test, the benches once and a short fuzzing run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,15 @@ if ! command -v dovecot >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq dovecot-imapd >/dev/null
+fi
+
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  # The package's own cluster (which it may fail to start in a container) is
+  # not used: testbed::Postgres runs initdb in a temp dir per test.
+  echo "== installing postgresql (the ledger tests run a real PostgreSQL)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql >/dev/null
 fi
 
 echo "== unpacking Cyrus and Courier (testbed's other real IMAP servers)"

@@ -8,6 +8,9 @@
 //! ([`ImapClient`]), with folder names in UTF-8 (modified UTF-7 on the wire).
 //! [`CapabilityProxy`] stands in front of a Dovecot for what Exchange Online
 //! and Gmail lack (no MOVE, UIDPLUS, IDLE or kept keywords; dropped sessions).
+//! [`Postgres`] is a real PostgreSQL for the bridge's ledger; a
+//! [`CuttableProxy`] in front of it cuts one bridge's connections while the
+//! server stays up for the others.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -36,6 +39,7 @@ mod cert;
 mod conn;
 mod contract;
 mod courier;
+mod cuttable_proxy;
 mod cyrus;
 mod dovecot;
 mod fake_thulium;
@@ -48,6 +52,7 @@ mod imap_client;
 mod imap_store;
 mod maildir;
 mod ports;
+mod postgres;
 mod process;
 mod proxy;
 mod render;
@@ -60,6 +65,7 @@ mod wait;
 pub use cert::TestCert;
 pub use contract::{AccountTimezone, BodyStorage, CreatedAt, Reading};
 pub use courier::Courier;
+pub use cuttable_proxy::CuttableProxy;
 pub use cyrus::Cyrus;
 pub use dovecot::{Dovecot, DovecotOptions, NO_IDLE_CAPABILITY, NO_MOVE_CAPABILITY, SessionLog};
 pub use fake_thulium::{
@@ -72,6 +78,7 @@ pub use idp::{FakeIdp, GOOGLE_MAIL_SCOPE, Introspection, IssuedToken, TokenReque
 pub use imap_client::{ImapClient, ImapMail, ListEntry, Reply, Status};
 pub use imap_store::ImapServer;
 pub use maildir::{Maildir, MaildirMail, Owner};
+pub use postgres::{Postgres, PostgresOptions};
 pub use proxy::{CapabilityProxy, ProxyOptions};
 pub use self_signed::MadeBy;
 pub use unpacked::{DEFAULT_IMAP_SERVERS_DIR, IMAP_SERVERS_DIR_ENV};
@@ -85,4 +92,5 @@ const _: () = {
     send_sync::<Cyrus>();
     send_sync::<Courier>();
     send_sync::<FakeThulium>();
+    send_sync::<Postgres>();
 };

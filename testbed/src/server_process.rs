@@ -57,16 +57,19 @@ pub(crate) struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Spawns `cmd` tied to this process, its stdout and stderr in `output`;
-    /// it is to listen on `ports`.
+    /// Spawns `cmd` tied to this process, its stdout and stderr appended to
+    /// `output` (a restarted server keeps its earlier log); it is to listen on `ports`.
     pub(crate) fn spawn(
         name: &'static str,
         mut cmd: Command,
         output: &Path,
         ports: &[u16],
     ) -> Result<Self> {
-        let file =
-            fs::File::create(output).with_context(|| format!("create {}", output.display()))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(output)
+            .with_context(|| format!("open {}", output.display()))?;
         cmd.stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);
