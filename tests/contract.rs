@@ -65,6 +65,7 @@ async fn read_back_under(name: &str, reading: Reading) {
         api.user(),
         SecretString::from(api.password().to_string()),
         Duration::from_secs(5),
+        None,
     )
     .expect("client");
     let unix_now = || {

@@ -38,6 +38,7 @@ impl OWorld {
                 dovecot,
                 api: FakeThulium::start().await.expect("fake API starts"),
                 dir: tempfile::tempdir().expect("temp dir"),
+                postgres: None,
             },
             idp,
         }

@@ -367,6 +367,7 @@ async fn a_changed_inline_oauth2_client_secret_restarts_the_mailbox() {
         dovecot,
         api: FakeThulium::start().await.expect("fake API starts"),
         dir: tempfile::tempdir().expect("temp dir"),
+        postgres: None,
     };
     w.api.add_ticket(1, CUSTOMER);
     w.api.add_ticket(2, CUSTOMER);

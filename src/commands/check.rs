@@ -150,9 +150,8 @@ async fn login_lines(mb: &MailboxConfig) -> Vec<Line> {
 /// The API accepts the configured credentials.
 async fn api_line(t: &ThuliumConfig) -> Line {
     let api = match t.password.clone() {
-        Some(password) => {
-            ThuliumClient::new(&t.url, &t.user, password, t.timeout).map_err(|e| e.to_string())
-        }
+        Some(password) => ThuliumClient::new(&t.url, &t.user, password, t.timeout, None)
+            .map_err(|e| e.to_string()),
         None => Err("no password".to_string()),
     };
     match api {

@@ -53,7 +53,9 @@ pub(crate) fn run(config: &Config) -> anyhow::Result<bool> {
     if mailboxes.is_empty() {
         println!("  no mailbox has reported yet (starting?)");
     }
-    match crate::ledger::Ledger::open_configured(&config.state).and_then(|l| futures::executor::block_on(l.failed_since(3600))) {
+    match crate::ledger::Ledger::open_configured(&config.state)
+        .and_then(|l| futures::executor::block_on(l.failed_since(3600)))
+    {
         Ok(n) => println!("  last hour    {n} mail(s) failed (ledger)"),
         Err(e) => println!("  last hour    unknown ({e})"),
     }

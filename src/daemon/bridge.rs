@@ -110,7 +110,11 @@ impl Bridge {
             .password
             .clone()
             .ok_or_else(|| anyhow::anyhow!("thulium.password was not resolved"))?;
-        let api = ThuliumClient::new(&t.url, &t.user, password, t.timeout)?;
+        let instance = runtime
+            .leadership
+            .as_ref()
+            .map(|l| l.instance().to_string());
+        let api = ThuliumClient::new(&t.url, &t.user, password, t.timeout, instance.as_deref())?;
         runtime.clock.set_account(rules.timezone);
         let mailbox_rules = config
             .mailboxes

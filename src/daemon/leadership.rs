@@ -256,7 +256,7 @@ impl Leadership {
                 surrendering: false,
             },
         );
-        tracing::info!(mailbox, epoch, instance = %self.instance, "leases: leading this mailbox");
+        tracing::info!(mailbox = %mailbox, epoch, instance = %self.instance, "leases: leading this mailbox");
         crate::ops::metrics::mailbox_leader(mailbox, &self.instance, true);
         Ok(true)
     }
@@ -277,7 +277,7 @@ impl Leadership {
                 "UPDATE leases SET expires_ms = 0 WHERE mailbox = ?1 AND holder = ?2 AND epoch = ?3",
                 params![mailbox, &self.instance, epoch],
             )?;
-            tracing::info!(mailbox, epoch, "leases: handed back");
+            tracing::info!(mailbox = %mailbox, epoch, "leases: handed back");
         }
         Ok(())
     }
@@ -289,7 +289,10 @@ impl Leadership {
                 tracing::warn!(mailbox = %mailbox, "leases: not handed back ({e}); it expires by itself");
             }
         }
-        let _ = conn.execute("DELETE FROM instances WHERE instance = ?1", params![&self.instance]);
+        let _ = conn.execute(
+            "DELETE FROM instances WHERE instance = ?1",
+            params![&self.instance],
+        );
     }
 
     /// Drops what ran out unrenewed: its loop stops, nothing more is written for it.
@@ -325,7 +328,6 @@ impl Leadership {
             changed
         });
     }
-
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -348,7 +348,10 @@ impl Pass<'_> {
         }
         if !self.bridge.leads(&self.place.mailbox) {
             // Its new leader reads them again: posted ones are found in the ledger.
-            tracing::warn!(mails = dispose.len(), "no longer leading this mailbox: its mails are left where they are");
+            tracing::warn!(
+                mails = dispose.len(),
+                "no longer leading this mailbox: its mails are left where they are"
+            );
             return Ok(());
         }
         for (disposition, uids) in &dispose {

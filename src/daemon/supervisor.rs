@@ -186,7 +186,10 @@ impl Supervisor {
     /// Starts, restarts and stops mailbox loops so they match `config`; unchanged ones
     /// keep running. Returns the readiness of the loops it started.
     async fn apply(&mut self, config: &Config) -> Vec<watch::Receiver<bool>> {
-        let led = self.leadership.as_ref().map(|l| l.wanted().borrow().clone());
+        let led = self
+            .leadership
+            .as_ref()
+            .map(|l| l.wanted().borrow().clone());
         let wanted: BTreeMap<&str, &MailboxConfig> = config
             .mailboxes
             .iter()
@@ -468,13 +471,14 @@ mod tests {
         )
         .expect("config");
         let ledger = Ledger::open(dir.path()).expect("ledger");
-        let runtime = Runtime::new(ledger, Arc::default(), config.timezone()).await;
+        let runtime = Runtime::new(ledger, Arc::default(), config.timezone(), None).await;
         let bridge = Bridge::new(Arc::new(config), true, runtime).expect("bridge");
         Supervisor {
             running: BTreeMap::new(),
             shutdown: CancellationToken::new(),
             bridges: watch::channel(Arc::new(bridge)).1,
             health: Arc::default(),
+            leadership: None,
         }
     }
 

@@ -1,8 +1,8 @@
 //! The observations the API's clock is learned from (`thulium::api_clock`): kept in the
 //! ledger so a restart does not forget what the API's `created_at` means.
 
-use crate::thulium::api_clock::{KEPT, Observation};
 use super::sql::{Sql, SqlResult, params};
+use crate::thulium::api_clock::{KEPT, Observation};
 
 /// The kept observations, oldest first.
 pub(super) fn observations(conn: &mut dyn Sql) -> SqlResult<Vec<Observation>> {

@@ -4,8 +4,8 @@
 //! swept. The `mails` table keeps only what exactly-once needs; this one is for people.
 
 use super::entry::{Location, unix_now};
-use crate::mail::MailId;
 use super::sql::{Row, Sql, SqlResult, Value, params};
+use crate::mail::MailId;
 use std::time::Duration;
 
 /// A subject is kept up to this many characters: enough to recognise the mail.

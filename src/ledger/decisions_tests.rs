@@ -78,7 +78,12 @@ fn a_mails_latest_decision_replaces_the_earlier_one_but_a_duplicate_does_not() {
         &ledger,
         vec![decided(Some(&other), "duplicate", "INBOX", 6)],
     );
-    assert_eq!(futures::executor::block_on(ledger.decisions(&everything())).unwrap().len(), 2);
+    assert_eq!(
+        futures::executor::block_on(ledger.decisions(&everything()))
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -168,8 +173,7 @@ fn decisions_older_than_the_retention_are_swept() {
     let keep = Duration::from_secs(90 * DAY);
     let swept = runtime().block_on(ledger.sweep_decisions(keep)).unwrap();
     assert_eq!(swept, 1);
-    let left: Vec<Option<String>> = futures::executor::block_on(ledger
-        .decisions(&everything()))
+    let left: Vec<Option<String>> = futures::executor::block_on(ledger.decisions(&everything()))
         .unwrap()
         .into_iter()
         .map(|r| r.mail.and_then(|m| m.message_id))
@@ -230,15 +234,26 @@ fn a_v3_ledger_is_upgraded_and_keeps_what_it_recorded() {
     assert_eq!(version, super::schema::VERSION);
     assert_eq!(tables(&v3), 1);
     assert_eq!(
-        futures::executor::block_on(ledger.find(&posted)).unwrap().unwrap().state,
+        futures::executor::block_on(ledger.find(&posted))
+            .unwrap()
+            .unwrap()
+            .state,
         EntryState::Posted
     );
-    assert_eq!(futures::executor::block_on(ledger.tickets_for_message_id("posted@x")).unwrap(), [5]);
+    assert_eq!(
+        futures::executor::block_on(ledger.tickets_for_message_id("posted@x")).unwrap(),
+        [5]
+    );
     record(
         &ledger,
         vec![decided(Some(&mail("new@x")), "failed", "INBOX", 1)],
     );
-    assert_eq!(futures::executor::block_on(ledger.decisions(&everything())).unwrap().len(), 1);
+    assert_eq!(
+        futures::executor::block_on(ledger.decisions(&everything()))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]

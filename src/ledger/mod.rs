@@ -149,7 +149,9 @@ impl Ledger {
     }
 
     /// The ledger `[state]` names: SQLite in `dir`, or the shared PostgreSQL one.
-    pub(crate) fn open_configured(state: &crate::config::StateConfig) -> Result<Ledger, LedgerError> {
+    pub(crate) fn open_configured(
+        state: &crate::config::StateConfig,
+    ) -> Result<Ledger, LedgerError> {
         match state.backend {
             crate::config::LedgerBackend::Sqlite => Ledger::open(&state.dir),
             crate::config::LedgerBackend::Postgres => {
@@ -158,8 +160,24 @@ impl Ledger {
         }
     }
 
-    /// Connects (writer and reader sessions) and creates or upgrades the tables.
+    /// Connects (writer and reader sessions) and creates or upgrades the tables, on a
+    /// thread of its own: the client runs a runtime of its own, which may not start
+    /// inside the daemon's.
     pub(crate) fn open_postgres(target: postgres::Target) -> Result<Ledger, LedgerError> {
+        let path = PathBuf::from(target.name());
+        std::thread::scope(|s| {
+            s.spawn(|| Ledger::connect_postgres(target))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(LedgerError::Open {
+                        path,
+                        message: "the connecting thread failed".into(),
+                    })
+                })
+        })
+    }
+
+    fn connect_postgres(target: postgres::Target) -> Result<Ledger, LedgerError> {
         let path = PathBuf::from(target.name());
         let open_err = |e: sql::SqlError| LedgerError::Open {
             path: path.clone(),
@@ -185,12 +203,17 @@ impl Ledger {
     }
 
     /// Starts the writer and the reader on their connections.
-    fn start(path: PathBuf, write: Box<dyn Sql>, read: Box<dyn Sql>) -> Result<Ledger, LedgerError> {
+    fn start(
+        path: PathBuf,
+        write: Box<dyn Sql>,
+        read: Box<dyn Sql>,
+    ) -> Result<Ledger, LedgerError> {
         let thread_err = |e: std::io::Error| LedgerError::Open {
             path: path.clone(),
             message: format!("cannot start the ledger's threads: {e}"),
         };
-        let writer = writer::spawn(write, path.clone(), writer::Role::Writer).map_err(thread_err)?;
+        let writer =
+            writer::spawn(write, path.clone(), writer::Role::Writer).map_err(thread_err)?;
         let reader = writer::spawn(read, path.clone(), writer::Role::Reader).map_err(thread_err)?;
         Ok(Ledger {
             inner: Arc::new(Inner {
@@ -267,7 +290,10 @@ impl Ledger {
     }
 
     /// Every entry of a Message-ID (brackets optional), or of a `sha256:` content prefix.
-    pub(crate) async fn entries(&self, message_id_or_hash: &str) -> Result<Vec<Entry>, LedgerError> {
+    pub(crate) async fn entries(
+        &self,
+        message_id_or_hash: &str,
+    ) -> Result<Vec<Entry>, LedgerError> {
         let key = message_id_or_hash.to_string();
         self.read("reading entries", move |conn| store::entries(conn, &key))
             .await
@@ -400,8 +426,10 @@ impl Ledger {
         query: &DecisionQuery,
     ) -> Result<Vec<DecisionRecord>, LedgerError> {
         let query = query.clone();
-        self.read("listing decisions", move |conn| decisions::list(conn, &query))
-            .await
+        self.read("listing decisions", move |conn| {
+            decisions::list(conn, &query)
+        })
+        .await
     }
 
     /// Forgets decisions made more than `keep` ago (`state.keep_decisions`); returns how many.
@@ -417,8 +445,10 @@ impl Ledger {
 
     /// Mails that failed in the last `secs` seconds.
     pub(crate) async fn failed_since(&self, secs: u64) -> Result<u64, LedgerError> {
-        self.read("counting failures", move |conn| store::failed_since(conn, secs))
-            .await
+        self.read("counting failures", move |conn| {
+            store::failed_since(conn, secs)
+        })
+        .await
     }
 
     pub(crate) async fn stats(&self) -> Result<Stats, LedgerError> {

@@ -183,7 +183,9 @@ impl ToSql for Value {
 fn row(r: &postgres::Row) -> SqlResult<Row> {
     let cell = |i: usize, ty: &Type| -> Result<Value, postgres::Error> {
         Ok(match *ty {
-            Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map_or(Value::Null, Value::Int),
+            Type::INT8 => r
+                .try_get::<_, Option<i64>>(i)?
+                .map_or(Value::Null, Value::Int),
             Type::INT4 => r
                 .try_get::<_, Option<i32>>(i)?
                 .map_or(Value::Null, |v| Value::Int(i64::from(v))),
@@ -193,7 +195,9 @@ fn row(r: &postgres::Row) -> SqlResult<Row> {
             Type::BOOL => r
                 .try_get::<_, Option<bool>>(i)?
                 .map_or(Value::Null, |v| Value::Int(i64::from(v))),
-            _ => r.try_get::<_, Option<String>>(i)?.map_or(Value::Null, Value::Text),
+            _ => r
+                .try_get::<_, Option<String>>(i)?
+                .map_or(Value::Null, Value::Text),
         })
     };
     r.columns()
@@ -285,14 +289,22 @@ impl Sql for PgConn {
         if exists.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) == 0 {
             return Ok(0);
         }
-        let rows = self.query("SELECT CAST(MAX(version) AS BIGINT) FROM schema_version", &[])?;
-        Ok(rows.first().map(|r| r.opt_int(0)).transpose()?.flatten().unwrap_or(0))
+        let rows = self.query(
+            "SELECT CAST(MAX(version) AS BIGINT) FROM schema_version",
+            &[],
+        )?;
+        Ok(rows
+            .first()
+            .map(|r| r.opt_int(0))
+            .transpose()?
+            .flatten()
+            .unwrap_or(0))
     }
 
     fn migrate(&mut self, steps: &str, version: i64) -> SqlResult<i64> {
         // A transaction-scoped lock: released by COMMIT or by a lost session alike.
         self.batch(
-            "BEGIN; SELECT pg_advisory_xact_lock(7468756c69756d); \
+            "BEGIN; SELECT pg_advisory_xact_lock(7468756); \
              CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
         )?;
         let applied = (|| {

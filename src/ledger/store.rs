@@ -74,10 +74,7 @@ pub(super) fn find(conn: &mut dyn Sql, id: &MailId) -> SqlResult<Option<Entry>> 
 }
 
 /// [`find`], with the key the entry is stored under (a legacy one until [`begin`]).
-fn find_stored(
-    conn: &mut dyn Sql,
-    id: &MailId,
-) -> SqlResult<Option<(Entry, (String, String))>> {
+fn find_stored(conn: &mut dyn Sql, id: &MailId) -> SqlResult<Option<(Entry, (String, String))>> {
     let mut by_key = |message_id: &str, content: &str| -> SqlResult<Option<Entry>> {
         conn.query_row(
             &format!("SELECT {COLUMNS} FROM mails WHERE message_id = ?1 AND content = ?2"),
@@ -444,7 +441,8 @@ pub(super) fn mark_retry(conn: &mut dyn Sql, message_id: Option<&str>) -> SqlRes
     match message_id {
         Some(id) => {
             let id = crate::mail::identity::message_id_key(id);
-            let marked = entries_of(conn.query(&format!("{select} AND message_id = ?1"), params![&id])?)?;
+            let marked =
+                entries_of(conn.query(&format!("{select} AND message_id = ?1"), params![&id])?)?;
             conn.execute(&format!("{update} AND message_id = ?2"), params![now, &id])?;
             Ok(marked)
         }

@@ -59,7 +59,10 @@ fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
     assert_eq!(b.entry.state, EntryState::Pending);
     assert!(!b.outcome_unknown, "nothing was sent before");
     assert!(
-        futures::executor::block_on(ledger.find(&m)).unwrap().unwrap().outcome_unknown,
+        futures::executor::block_on(ledger.find(&m))
+            .unwrap()
+            .unwrap()
+            .outcome_unknown,
         "from now on a POST may be out"
     );
     finish(
@@ -71,8 +74,14 @@ fn a_mail_goes_pending_then_posted_and_is_then_only_a_duplicate() {
     );
     let again = begin(&ledger, attempt(&m, 5, 9));
     assert_eq!(again.entry.state, EntryState::Posted);
-    assert_eq!(futures::executor::block_on(ledger.tickets_for_message_id("a@x")).unwrap(), [5]);
-    assert_eq!(futures::executor::block_on(ledger.stats()).unwrap().posted, 1);
+    assert_eq!(
+        futures::executor::block_on(ledger.tickets_for_message_id("a@x")).unwrap(),
+        [5]
+    );
+    assert_eq!(
+        futures::executor::block_on(ledger.stats()).unwrap().posted,
+        1
+    );
 }
 
 #[test]
@@ -120,8 +129,16 @@ fn a_reused_message_id_with_another_body_is_another_mail() {
             ticket: 6,
         },
     );
-    assert_eq!(futures::executor::block_on(ledger.entries("<scan@erp>")).unwrap().len(), 2);
-    assert_eq!(futures::executor::block_on(ledger.tickets_for_message_id("scan@erp")).unwrap(), [5, 6]);
+    assert_eq!(
+        futures::executor::block_on(ledger.entries("<scan@erp>"))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        futures::executor::block_on(ledger.tickets_for_message_id("scan@erp")).unwrap(),
+        [5, 6]
+    );
     use crate::mail::decide::References;
     assert_eq!(
         ledger.ticket_for("<scan@erp>"),
@@ -173,7 +190,10 @@ fn a_failure_stays_where_it_happened_and_a_move_back_or_retry_is_fresh() {
     );
     let marked = futures::executor::block_on(ledger.mark_retry(Some("a@x".to_string()))).unwrap();
     assert_eq!(marked.len(), 1);
-    assert_eq!(futures::executor::block_on(ledger.stats()).unwrap().retry, 1);
+    assert_eq!(
+        futures::executor::block_on(ledger.stats()).unwrap().retry,
+        1
+    );
     let retried = begin(&ledger, attempt(&m, 5, 2));
     assert_eq!(
         retried.entry.state,
@@ -217,19 +237,19 @@ fn posted_replies_with_the_same_text_are_counted_per_ticket() {
         },
     );
     assert_eq!(
-        futures::executor::block_on(ledger.posted_with_same_text(5, "text-5", &b)).unwrap().len(),
+        futures::executor::block_on(ledger.posted_with_same_text(5, "text-5", &b))
+            .unwrap()
+            .len(),
         1
     );
     assert!(
-        futures::executor::block_on(ledger
-            .posted_with_same_text(5, "text-5", &a))
+        futures::executor::block_on(ledger.posted_with_same_text(5, "text-5", &a))
             .unwrap()
             .is_empty(),
         "not itself"
     );
     assert!(
-        futures::executor::block_on(ledger
-            .posted_with_same_text(6, "text-5", &b))
+        futures::executor::block_on(ledger.posted_with_same_text(6, "text-5", &b))
             .unwrap()
             .is_empty()
     );
@@ -261,7 +281,12 @@ fn readers_see_commits_while_the_writer_runs_and_many_begins_share_commits() {
             t.await.unwrap();
         }
     });
-    assert_eq!(futures::executor::block_on(other_process.stats()).unwrap().posted, 200);
+    assert_eq!(
+        futures::executor::block_on(other_process.stats())
+            .unwrap()
+            .posted,
+        200
+    );
     let raw = rusqlite::Connection::open(ledger.path()).unwrap();
     let n: i64 = raw
         .query_row(
@@ -360,11 +385,17 @@ fn a_ledger_from_0_1_is_migrated_kept_as_a_backup_and_nothing_is_posted_again() 
         begin(&ledger, attempt(&no_id, 7, 5)).entry.state,
         EntryState::Posted
     );
-    assert_eq!(futures::executor::block_on(ledger.stats()).unwrap().posted, 2);
+    assert_eq!(
+        futures::executor::block_on(ledger.stats()).unwrap().posted,
+        2
+    );
     drop(ledger);
     // A second start finds nothing more to migrate.
     let again = Ledger::open(dir.path()).unwrap();
-    assert_eq!(futures::executor::block_on(again.stats()).unwrap().posted, 2);
+    assert_eq!(
+        futures::executor::block_on(again.stats()).unwrap().posted,
+        2
+    );
 }
 
 #[test]
@@ -406,5 +437,8 @@ fn a_senders_new_tickets_are_counted_without_the_mail_asking() {
         futures::executor::block_on(ledger.new_tickets_in_last_hour("anna@x", &second)).unwrap(),
         1
     );
-    assert_eq!(futures::executor::block_on(ledger.new_tickets_in_last_hour("bob@x", &third)).unwrap(), 0);
+    assert_eq!(
+        futures::executor::block_on(ledger.new_tickets_in_last_hour("bob@x", &third)).unwrap(),
+        0
+    );
 }

@@ -95,7 +95,11 @@ pub(super) enum Role {
 }
 
 /// Starts a thread owning `conn`; it ends when every sender is gone.
-pub(super) fn spawn(mut conn: Box<dyn Sql>, ledger: PathBuf, role: Role) -> std::io::Result<Sender> {
+pub(super) fn spawn(
+    mut conn: Box<dyn Sql>,
+    ledger: PathBuf,
+    role: Role,
+) -> std::io::Result<Sender> {
     let (sender, mut receiver) = mpsc::unbounded_channel::<Box<dyn Job>>();
     let name = match role {
         Role::Writer => "ledger-writer",
@@ -130,7 +134,11 @@ pub(super) fn spawn(mut conn: Box<dyn Sql>, ledger: PathBuf, role: Role) -> std:
     Ok(sender)
 }
 
-fn run_group(conn: &mut dyn Sql, ledger: &Path, jobs: &mut [Box<dyn Job>]) -> Result<(), LedgerError> {
+fn run_group(
+    conn: &mut dyn Sql,
+    ledger: &Path,
+    jobs: &mut [Box<dyn Job>],
+) -> Result<(), LedgerError> {
     let begin = conn.begin_group();
     conn.batch(begin)
         .map_err(|e| store_error(ledger, "starting a transaction", e))?;

@@ -59,12 +59,17 @@ impl fmt::Debug for ThuliumClient {
     }
 }
 
+/// What every request says it comes from.
+const AGENT: &str = concat!("thulium-mail-bridge/", env!("CARGO_PKG_VERSION"));
+
 impl ThuliumClient {
+    /// `instance`: this instance's name, when instances share a ledger.
     pub fn new(
         url: &str,
         user: &str,
         password: SecretString,
         timeout: Duration,
+        instance: Option<&str>,
     ) -> Result<ThuliumClient, SetupError> {
         let root = api_root(url)?;
         if user.contains(':') {
@@ -89,7 +94,11 @@ impl ThuliumClient {
             .tcp_nodelay(true)
             // A redirected POST would become a GET; a redirect means a wrong thulium.url.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("thulium-mail-bridge/", env!("CARGO_PKG_VERSION")))
+            .user_agent(match instance {
+                // Instances sharing a ledger say which one sent a request.
+                Some(name) => format!("{AGENT} (instance {name})"),
+                None => AGENT.to_string(),
+            })
             .build()
             .map_err(|e| SetupError::Http(error_chain(e)))?;
         Ok(ThuliumClient {
@@ -475,6 +484,7 @@ mod tests {
             "api_user",
             SecretString::from("s3cr3t-pa55"),
             Duration::from_secs(5),
+            None,
         )
         .unwrap();
         let shown = format!("{c:?} {c:#?}");

@@ -22,7 +22,14 @@ async fn fake() -> FakeThulium {
 }
 
 fn client(root: &str, api: &FakeThulium, password: &str, timeout: Duration) -> ThuliumClient {
-    ThuliumClient::new(root, api.user(), SecretString::from(password), timeout).expect("client")
+    ThuliumClient::new(
+        root,
+        api.user(),
+        SecretString::from(password),
+        timeout,
+        None,
+    )
+    .expect("client")
 }
 
 fn good(api: &FakeThulium) -> ThuliumClient {

@@ -162,6 +162,8 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     /// The fault injected into this request, if any.
     pub fault: Option<Fault>,
+    /// Who sent it (User-Agent): two bridges on one shared ledger name their instance.
+    pub user_agent: Option<String>,
 }
 
 struct Ticket {
@@ -823,6 +825,13 @@ fn ticket_id(raw: &str) -> Option<u64> {
     raw.parse().ok()
 }
 
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// A request's arrival: numbered, its fault picked (and its latency served), its
 /// credentials checked; recorded later with what was answered.
 async fn arrive(
@@ -848,6 +857,7 @@ async fn arrive(
         at_unix_ms: now_ms(),
         status: None,
         fault: fault.clone(),
+        user_agent: user_agent(headers),
     };
     (request, fault)
 }
@@ -979,6 +989,7 @@ async fn fallback(
         unauthorized()
     };
     shared.record(RecordedRequest {
+        user_agent: user_agent(&headers),
         seq: shared.seq.fetch_add(1, Ordering::Relaxed),
         method: method.to_string(),
         path: uri.path().to_string(),

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
-use testbed::{Dovecot, DovecotOptions, FakeThulium, FakeThuliumConfig, MaildirMail, Reading};
+use testbed::{
+    Dovecot, DovecotOptions, FakeThulium, FakeThuliumConfig, MaildirMail, Postgres, Reading,
+};
 
 pub(crate) const USER: &str = "support";
 pub(crate) const PASSWORD: &str = "imap-Secret-7";
@@ -21,6 +23,19 @@ pub(crate) struct World {
     pub dovecot: Dovecot,
     pub api: FakeThulium,
     pub dir: tempfile::TempDir,
+    /// The shared ledger, when the test runs on PostgreSQL ([`on_postgres`]).
+    pub postgres: Option<Postgres>,
+}
+
+tokio::task_local! {
+    /// Set by [`on_postgres`]: worlds made inside keep their ledger in a real PostgreSQL.
+    static LEDGER_ON_POSTGRES: bool;
+}
+
+/// Runs `test` with every world it makes keeping its ledger in PostgreSQL (over TLS to
+/// a private CA): the exactly-once suites run on both backends.
+pub(crate) async fn on_postgres<F: std::future::Future>(test: F) -> F::Output {
+    LEDGER_ON_POSTGRES.scope(true, test).await
 }
 
 /// How a mailbox table connects; the default is the plain port on loopback.
@@ -83,10 +98,17 @@ impl World {
         let dovecot = Dovecot::start_with(options).expect("dovecot starts");
         dovecot.add_user(USER, PASSWORD).expect("user added");
         let api = FakeThulium::start_with(api).await.expect("fake API starts");
+        let postgres = if LEDGER_ON_POSTGRES.try_with(|on| *on).unwrap_or(false) {
+            let started = tokio::task::spawn_blocking(Postgres::start).await;
+            Some(started.expect("join").expect("postgres starts"))
+        } else {
+            None
+        };
         World {
             dovecot,
             api,
             dir: tempfile::tempdir().expect("temp dir"),
+            postgres,
         }
     }
 
@@ -137,13 +159,29 @@ impl World {
             text.push_str(&self.mailbox_toml(mb));
         }
         text.push_str(&format!(
-            "[state]\ndir = {:?}\n",
-            self.dir.path().join("state")
+            "[state]\ndir = {:?}\n{}",
+            self.dir.path().join("state"),
+            self.shared_ledger_toml()
         ));
         text.push_str(sections);
         let path = self.dir.path().join("config.toml");
         std::fs::write(&path, text).expect("config written");
         path
+    }
+
+    /// The `[state]` keys of the PostgreSQL ledger, if the world has one.
+    pub(crate) fn shared_ledger_toml(&self) -> String {
+        let Some(pg) = &self.postgres else {
+            return String::new();
+        };
+        let password_file = self.dir.path().join("postgres.password");
+        std::fs::write(&password_file, pg.password()).expect("password file written");
+        format!(
+            "backend = \"postgres\"\npostgres_url = {:?}\npostgres_password_file = {:?}\npostgres_ca_file = {:?}\nlease = \"6s\"\n",
+            pg.url(),
+            password_file,
+            pg.ca_file()
+        )
     }
 
     pub(crate) fn config(&self) -> PathBuf {
@@ -420,6 +458,11 @@ macro_rules! under_every_reading {
             #[tokio::test(flavor = "multi_thread")]
             async fn storage_time_at_plus_05_30() {
                 under("storage_time_at_plus_05_30").await
+            }
+            /// The reading that once stored the most duplicates, on the shared ledger.
+            #[tokio::test(flavor = "multi_thread")]
+            async fn storage_time_in_utc_on_postgres() {
+                super::support::on_postgres(under("storage_time_in_utc")).await
             }
         }
     };
