@@ -98,8 +98,7 @@ impl TwoHosts {
 /// Whether the last lease event of `mailbox` in `log` is taking it.
 fn leads_now(log: &str, mailbox: &str) -> bool {
     log.lines()
-        .filter(|l| l.contains("leases:") && l.split_whitespace().any(|w| w == mailbox))
-        .next_back()
+        .rfind(|l| l.contains("leases:") && l.split_whitespace().any(|w| w == mailbox))
         .is_some_and(|l| l.contains("leading this mailbox"))
 }
 
@@ -267,7 +266,8 @@ async fn two_instances_spread_the_mailboxes_and_survive_kill_9_and_a_frozen_lead
         assert_eq!(after_waking, 0);
         assert!(!posts_by(&h.w.api, NAMES[0]).is_empty() && !posts_by(&h.w.api, NAMES[1]).is_empty());
         for i in 0..2 {
-            terminate_ok(h.daemon(i), &h.logs[i].clone()).await;
+            let log = h.logs[i].clone();
+            terminate_ok(h.daemon(i), &log).await;
         }
     })
     .await

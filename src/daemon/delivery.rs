@@ -496,7 +496,7 @@ impl One<'_> {
             first_try_ms.get_or_insert_with(crate::ledger::unix_now_ms);
             let turn = self.bridge.write_turn().await;
             // Another instance may lead the mailbox by now (a shared ledger): it posts.
-            if self.stop.is_cancelled() || !self.bridge.leads(&self.mailbox) {
+            if self.stop.is_cancelled() || !self.bridge.leads(self.mailbox) {
                 return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown);
             }
             // Replies that waited for a slot while another was refused must not go out.

@@ -325,14 +325,7 @@ pub(crate) async fn serve(
     let health = Arc::new(Health::default());
     crate::ops::metrics::install();
     crate::ops::metrics::api_up(true);
-    let _http = match config.metrics.listen {
-        Some(addr) => Some(
-            crate::ops::http::serve(addr, Arc::clone(&health))
-                .await
-                .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
+    let _http = listen(&config, &health).await?;
     let (ledger, _lock) = open_ledger(&config).await?;
     let leases = Leases::start(&ledger, &config, false)?;
     let leadership = leases.as_ref().map(|l| Arc::clone(&l.leadership));
@@ -394,8 +387,8 @@ pub(crate) async fn serve(
                             let _ = l.mailboxes.send(mailbox_names(&new));
                         }
                         supervisor.apply(&new).await;
-                        current = Arc::clone(&new);
-                        tracing::info!(path = %path.display(), mailboxes = new.mailboxes.len(), "config reloaded");
+                        current = new;
+                        tracing::info!(path = %path.display(), mailboxes = current.mailboxes.len(), "config reloaded");
                     }
                     Err(e) => tracing::error!("config reload failed, keeping the old config: {e}"),
                 }
@@ -427,6 +420,17 @@ pub(crate) async fn serve(
     supervisor.stop(limit).await;
     stop_leases(leases).await;
     Ok(true)
+}
+
+/// The `[metrics]` listener (metrics, /healthz), if configured.
+async fn listen(config: &Config, health: &Arc<Health>) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let Some(addr) = config.metrics.listen else {
+        return Ok(None);
+    };
+    let server = crate::ops::http::serve(addr, Arc::clone(health))
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics.listen: cannot listen on {addr}: {e}"))?;
+    Ok(Some(server))
 }
 
 /// Why a new config was not taken on SIGHUP.
