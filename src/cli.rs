@@ -143,6 +143,14 @@ pub enum LedgerCommand {
     Show { message_id: String },
     /// How many mails are posted, pending and failed.
     Stats,
+    /// Copy the SQLite ledger in state.dir into the PostgreSQL ledger [state] names
+    /// (backend = "postgres"), before a second host joins. Run it with the bridge
+    /// stopped; running it again adds nothing twice.
+    Copy {
+        /// The backend to copy to.
+        #[arg(long, value_parser = ["postgres"])]
+        to: String,
+    },
     /// Give failed replies another chance: they are posted again once their mail is
     /// back in the watched folder.
     Retry {

@@ -4,6 +4,7 @@
 
 pub(crate) mod check;
 pub mod explain;
+pub(crate) mod ledger_copy;
 pub(crate) mod ledger_list;
 pub(crate) mod ledger_report;
 pub(crate) mod ledger_retry;
@@ -78,8 +79,13 @@ fn with_config(cli: &Cli, f: impl FnOnce(Config) -> anyhow::Result<bool>) -> Exi
 }
 
 fn ledger(config: &Config, command: &LedgerCommand) -> anyhow::Result<bool> {
+    if let LedgerCommand::Copy { .. } = command {
+        // It opens both ledgers itself.
+        return ledger_copy::copy(config);
+    }
     let ledger = crate::ledger::Ledger::open_configured(&config.state)?;
     match command {
+        LedgerCommand::Copy { .. } => {}
         LedgerCommand::Show { message_id } => match ledger_report::show(&ledger, message_id)? {
             Some(text) => print!("{text}"),
             None => {

@@ -7,6 +7,7 @@
 //! the stock `sqlite3` tool can read the file. `Ledger` is a cheap `Clone`.
 
 mod clock;
+mod copy;
 mod decisions;
 mod entry;
 mod error;
@@ -19,6 +20,7 @@ mod sqlite;
 mod store;
 mod writer;
 
+pub(crate) use copy::{Copied, Export};
 pub(crate) use decisions::{DecisionQuery, DecisionRecord};
 pub(crate) use entry::{
     Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms,
@@ -453,6 +455,17 @@ impl Ledger {
 
     pub(crate) async fn stats(&self) -> Result<Stats, LedgerError> {
         self.read("counting entries", store::stats).await
+    }
+
+    /// Everything `ledger copy` carries to another ledger.
+    pub(crate) async fn export(&self) -> Result<Export, LedgerError> {
+        self.read("reading the ledger to copy", copy::export).await
+    }
+
+    /// Adds what `from` has and this ledger lacks, in one transaction.
+    pub(crate) async fn import(&self, from: Export) -> Result<Copied, LedgerError> {
+        self.write("copying a ledger in", move |conn| copy::import(conn, &from))
+            .await
     }
 
     async fn write<T, F>(&self, op: &'static str, run: F) -> Result<T, LedgerError>

@@ -5,7 +5,7 @@
 //! `CAST(? AS TEXT)` where a placeholder's type would be unknown.
 
 /// A parameter or a column value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Value {
     Null,
     Int(i64),
