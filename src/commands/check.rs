@@ -49,13 +49,37 @@ pub(crate) fn run(config: Config) -> anyhow::Result<bool> {
 fn state_lines(config: &Config) -> Vec<Line> {
     match crate::ledger::Ledger::open_configured(&config.state) {
         Ok(ledger) => {
-            let writable = (
-                true,
-                format!(
-                    "state: ledger in {} is writable",
-                    config.state.dir.display()
+            let writable = match ledger.shared() {
+                None => (
+                    true,
+                    format!(
+                        "state: ledger in {} is writable",
+                        config.state.dir.display()
+                    ),
                 ),
-            );
+                Some(shared) => (
+                    true,
+                    format!(
+                        "state: ledger {} answers (login, {}, schema {})",
+                        ledger.path().display(),
+                        if shared.target.tls() {
+                            "TLS verified"
+                        } else {
+                            "no TLS: loopback or allow_insecure"
+                        },
+                        crate::ledger::SCHEMA_VERSION
+                    ),
+                ),
+            };
+            let mut lines = vec![writable];
+            match futures::executor::block_on(ledger.leases()) {
+                Ok(leases) => lines.extend(
+                    leases
+                        .iter()
+                        .map(|l| (true, format!("lease: {}", l.describe()))),
+                ),
+                Err(e) => lines.push((false, format!("leases: {e}"))),
+            }
             let clock = match futures::executor::block_on(ledger.clock_observations()) {
                 Ok(seen) => {
                     let clock = crate::thulium::api_clock::ApiClock::learn(config.timezone(), seen);
@@ -63,7 +87,8 @@ fn state_lines(config: &Config) -> Vec<Line> {
                 }
                 Err(e) => (false, format!("api clock: {e}")),
             };
-            vec![writable, clock]
+            lines.push(clock);
+            lines
         }
         Err(e) => vec![(false, format!("state: {e}"))],
     }

@@ -59,9 +59,25 @@ pub(crate) fn run(config: &Config) -> anyhow::Result<bool> {
         Ok(n) => println!("  last hour    {n} mail(s) failed (ledger)"),
         Err(e) => println!("  last hour    unknown ({e})"),
     }
+    leader_lines(config);
     let (code, body) = health;
     println!("  health       {code} {}", body.trim());
     Ok(!down && code == 200)
+}
+
+/// On a shared ledger: which instance leads which mailbox, since when.
+fn leader_lines(config: &Config) {
+    let Ok(ledger) = crate::ledger::Ledger::open_configured(&config.state) else {
+        return;
+    };
+    match futures::executor::block_on(ledger.leases()) {
+        Ok(leases) => {
+            for l in leases {
+                println!("  lease        {}", l.describe());
+            }
+        }
+        Err(e) => println!("  leases       unknown ({e})"),
+    }
 }
 
 /// The samples of one `/metrics` answer.

@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The database's clock, unix ms: leases do not depend on the hosts' clocks agreeing.
-const NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+use crate::ledger::leases::DB_NOW_MS as NOW_MS;
 
 /// A mailbox this instance leads.
 #[derive(Debug, Clone)]
@@ -103,6 +102,7 @@ impl Leadership {
         self: &Arc<Leadership>,
         target: Target,
         mailboxes: watch::Receiver<Vec<String>>,
+        health: Arc<crate::ops::health::Health>,
         stop: tokio_util::sync::CancellationToken,
     ) -> std::io::Result<std::thread::JoinHandle<()>> {
         let me = Arc::clone(self);
@@ -121,6 +121,7 @@ impl Leadership {
                     };
                     let result = turn.and_then(|c| me.turn(c, &configured));
                     crate::ops::metrics::ledger_up(result.is_ok());
+                    health.ledger(result.is_err().then_some(target.name()));
                     match (result, down_since) {
                         (Ok(()), Some(_)) => {
                             tracing::info!("leases: the ledger's database answers again");
@@ -196,6 +197,11 @@ impl Leadership {
             if let Some(h) = lock(&self.held).get_mut(name) {
                 h.surrendering = true;
             }
+        }
+        // 0 for each one led elsewhere: a mailbox nobody leads shows as 0 everywhere.
+        for mailbox in configured {
+            let leads = lock(&self.held).contains_key(mailbox);
+            crate::ops::metrics::mailbox_leader(mailbox, &self.instance, leads);
         }
         self.publish();
         Ok(())

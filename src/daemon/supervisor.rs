@@ -42,7 +42,7 @@ pub(crate) fn once(config: Config, dry_run: bool) -> anyhow::Result<bool> {
         if !dry_run {
             retention::sweep(&ledger, config.state.keep_decisions).await;
         }
-        let leases = Leases::start(&ledger, &config, true)?;
+        let leases = Leases::start(&ledger, &config, &Arc::default(), true)?;
         let led = led_all(&leases, &config).await;
         let leadership = leases.as_ref().map(|l| Arc::clone(&l.leadership));
         let runtime = Runtime::new(ledger, Arc::default(), config.timezone(), leadership).await;
@@ -86,7 +86,12 @@ struct Leases {
 
 impl Leases {
     /// Starts the keeper when the ledger is shared; `None` on one host's own ledger.
-    fn start(ledger: &Ledger, config: &Config, greedy: bool) -> anyhow::Result<Option<Leases>> {
+    fn start(
+        ledger: &Ledger,
+        config: &Config,
+        health: &Arc<Health>,
+        greedy: bool,
+    ) -> anyhow::Result<Option<Leases>> {
         let Some(shared) = ledger.shared() else {
             return Ok(None);
         };
@@ -99,7 +104,12 @@ impl Leases {
         let (mailboxes, watched) = watch::channel(mailbox_names(config));
         let stop = CancellationToken::new();
         let thread = leadership
-            .keep(shared.target.clone(), watched, stop.clone())
+            .keep(
+                shared.target.clone(),
+                watched,
+                Arc::clone(health),
+                stop.clone(),
+            )
             .map_err(|e| anyhow::anyhow!("cannot start the lease keeper: {e}"))?;
         tracing::info!(instance = %leadership.instance(), lease = ?config.state.lease, "shared ledger: mailboxes are led by one instance at a time");
         Ok(Some(Leases {
@@ -152,6 +162,7 @@ fn mailbox_names(config: &Config) -> Vec<String> {
 async fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)> {
     let lock = crate::ledger::lock_instance(&config.state.dir)?;
     let ledger = Ledger::open_configured(&config.state)?;
+    crate::ops::metrics::ledger_up(true);
     match ledger.stats().await {
         Ok(s) if s.pending > 0 => tracing::info!(
             pending = s.pending,
@@ -327,7 +338,7 @@ pub(crate) async fn serve(
     crate::ops::metrics::api_up(true);
     let _http = listen(&config, &health).await?;
     let (ledger, _lock) = open_ledger(&config).await?;
-    let leases = Leases::start(&ledger, &config, false)?;
+    let leases = Leases::start(&ledger, &config, &health, false)?;
     let leadership = leases.as_ref().map(|l| Arc::clone(&l.leadership));
     let runtime = Runtime::new(
         ledger,

@@ -11,6 +11,7 @@ mod copy;
 mod decisions;
 mod entry;
 mod error;
+pub(crate) mod leases;
 mod migrate;
 pub(crate) mod postgres;
 mod read_only;
@@ -27,6 +28,7 @@ pub(crate) use entry::{
 };
 pub(crate) use error::LedgerError;
 pub(crate) use read_only::ReadOnlyLedger;
+pub(crate) use schema::VERSION as SCHEMA_VERSION;
 pub(crate) use store::{Begun, PostedReply};
 
 use crate::mail::MailId;
@@ -455,6 +457,14 @@ impl Ledger {
 
     pub(crate) async fn stats(&self) -> Result<Stats, LedgerError> {
         self.read("counting entries", store::stats).await
+    }
+
+    /// Every mailbox's lease (a shared ledger; none on one host's own).
+    pub(crate) async fn leases(&self) -> Result<Vec<leases::LeaseRow>, LedgerError> {
+        if self.inner.shared.is_none() {
+            return Ok(Vec::new());
+        }
+        self.read("reading the leases", leases::leases).await
     }
 
     /// Everything `ledger copy` carries to another ledger.

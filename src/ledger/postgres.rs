@@ -48,6 +48,11 @@ impl Target {
         }
     }
 
+    /// Whether sessions use TLS (with the certificate verified).
+    pub(crate) fn tls(&self) -> bool {
+        self.require_tls
+    }
+
     /// The URL (it holds no password): what errors and `status` name.
     pub(crate) fn name(&self) -> &str {
         &self.url

@@ -6,7 +6,7 @@ use super::sql::{Sql, SqlError};
 
 /// Bumped with every step below; the backend keeps the one applied
 /// ([`Sql::schema_version`]).
-pub(super) const VERSION: i64 = 5;
+pub(crate) const VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (

@@ -27,6 +27,8 @@ pub(crate) struct Health {
     /// The mailboxes the config has, for readiness.
     expected: Mutex<std::collections::BTreeSet<String>>,
     posted: Mutex<(u64, Option<Instant>)>,
+    /// A shared ledger that stopped answering: since when, and which (its URL).
+    ledger_down: Mutex<Option<(SystemTime, String)>>,
 }
 
 impl Health {
@@ -96,6 +98,18 @@ impl Health {
         (ok, report)
     }
 
+    /// The shared ledger answers (`None`) or not since now (`Some(its URL)`): nothing
+    /// is posted meanwhile, and `/healthz` says so.
+    pub(crate) fn ledger(&self, down: Option<&str>) {
+        let mut state = self.ledger_down.lock().unwrap_or_else(|e| e.into_inner());
+        match down {
+            None => *state = None,
+            Some(name) => {
+                state.get_or_insert_with(|| (SystemTime::now(), name.to_string()));
+            }
+        }
+    }
+
     pub(crate) fn posted(&self, count: u64) {
         if count > 0 {
             let mut p = self.posted.lock().unwrap_or_else(|e| e.into_inner());
@@ -125,12 +139,26 @@ impl Health {
                 })
             })
             .collect();
-        let ok = down.is_empty() && api_down.is_none();
+        let ledger_down = self
+            .ledger_down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .map(|(since, name)| {
+                serde_json::json!({
+                    "down_since": humantime::format_rfc3339_seconds(since).to_string(),
+                    "ledger": name,
+                })
+            });
+        let ok = down.is_empty() && api_down.is_none() && ledger_down.is_none();
         let up = all.values().filter(|h| h.connected).count();
         let mut report =
             serde_json::json!({"ok": ok, "mailboxes": all.len(), "connected": up, "down": down});
         if let Some(api) = api_down {
             report["api"] = api;
+        }
+        if let Some(ledger) = ledger_down {
+            report["ledger"] = ledger;
         }
         (ok, report)
     }
