@@ -41,6 +41,9 @@ pub(crate) struct Leadership {
     wanted: watch::Sender<BTreeSet<String>>,
     /// Loops that stopped, whose leases are to be handed back.
     let_go: Mutex<Vec<String>>,
+    /// Mailboxes handed back, and when: not taken again for a lease, so that another
+    /// instance takes them (else two would pass one to and fro).
+    handed_back: Mutex<BTreeMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Leadership {
@@ -66,6 +69,7 @@ impl Leadership {
             fences,
             wanted: watch::channel(BTreeSet::new()).0,
             let_go: Mutex::default(),
+            handed_back: Mutex::default(),
         })
     }
 
@@ -85,13 +89,14 @@ impl Leadership {
         self.wanted.subscribe()
     }
 
-    /// A mailbox's loop has stopped: its lease may be handed back.
+    /// A mailbox's loop has stopped (or never ran): a lease being handed back goes.
     pub(crate) fn stopped(&self, mailbox: &str) {
-        if lock(&self.held)
+        let surrendering = lock(&self.held)
             .get(mailbox)
-            .is_some_and(|h| h.surrendering)
-        {
-            lock(&self.let_go).push(mailbox.to_string());
+            .is_some_and(|h| h.surrendering);
+        let mut let_go = lock(&self.let_go);
+        if surrendering && !let_go.iter().any(|m| m == mailbox) {
+            let_go.push(mailbox.to_string());
         }
     }
 
@@ -160,8 +165,9 @@ impl Leadership {
         let handing_back = !lock(&self.let_go).is_empty();
         self.hand_back(conn)?;
         let live = (conn as &mut dyn Sql).query_int(
+            // Seen every third of a lease: one not seen for a whole lease is gone.
             &format!("SELECT COUNT(*) FROM instances WHERE seen_ms > {NOW_MS} - ?1"),
-            params![self.lease_ms() * 2],
+            params![self.lease_ms()],
         )?;
         let share = if self.greedy {
             configured.len()
@@ -170,26 +176,21 @@ impl Leadership {
                 .len()
                 .div_ceil(usize::try_from(live.max(1)).unwrap_or(1))
         };
+        // A mailbox without a leader (free, or its lease ran out) is taken whatever the
+        // share: an instance that died still counts as live for a while, and its
+        // mailboxes must not wait for that. Not in the turn that handed one back.
+        if !handing_back {
+            self.take_leaderless(conn, configured)?;
+        }
         let held: Vec<String> = lock(&self.held).keys().cloned().collect();
-        let surplus = held.len().saturating_sub(share);
-        if surplus > 0 {
-            // One at a time: the others take it before more is handed back.
+        let surrendering = lock(&self.held).values().any(|h| h.surrendering);
+        if held.len() > share && !surrendering {
+            // One at a time: another instance takes it before more is handed back.
             if let Some(name) = held.iter().rev().find(|m| configured.contains(m)) {
                 if let Some(h) = lock(&self.held).get_mut(name) {
                     h.surrendering = true;
                 }
                 tracing::info!(mailbox = %name, share, "leases: handing back a mailbox to spread the work");
-            }
-        } else if !handing_back {
-            // Not in the turn that handed one back: the others take it first.
-            let mut missing = share.saturating_sub(held.len());
-            for mailbox in configured.iter().filter(|m| !held.contains(m)) {
-                if missing == 0 {
-                    break;
-                }
-                if self.take(conn, mailbox)? {
-                    missing -= 1;
-                }
             }
         }
         // A mailbox no longer configured is handed back as a surplus is.
@@ -204,6 +205,18 @@ impl Leadership {
             crate::ops::metrics::mailbox_leader(mailbox, &self.instance, leads);
         }
         self.publish();
+        Ok(())
+    }
+
+    fn take_leaderless(&self, conn: &mut PgConn, configured: &[String]) -> SqlResult<()> {
+        lock(&self.handed_back).retain(|_, at| at.elapsed() < self.lease);
+        for mailbox in configured {
+            let skip = lock(&self.held).contains_key(mailbox)
+                || lock(&self.handed_back).contains_key(mailbox);
+            if !skip {
+                self.take(conn, mailbox)?;
+            }
+        }
         Ok(())
     }
 
@@ -283,6 +296,7 @@ impl Leadership {
                 "UPDATE leases SET expires_ms = 0 WHERE mailbox = ?1 AND holder = ?2 AND epoch = ?3",
                 params![mailbox, &self.instance, epoch],
             )?;
+            lock(&self.handed_back).insert(mailbox.to_string(), Instant::now());
             tracing::info!(mailbox = %mailbox, epoch, "leases: handed back");
         }
         Ok(())

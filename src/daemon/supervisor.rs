@@ -229,6 +229,16 @@ impl Supervisor {
                 }
             }
         }
+        // One handed back before its loop ever started has no loop to wait for.
+        if let Some(l) = &self.leadership {
+            config
+                .mailboxes
+                .iter()
+                .filter(|m| {
+                    !wanted.contains_key(m.name.as_str()) && !self.running.contains_key(&m.name)
+                })
+                .for_each(|m| l.stopped(&m.name));
+        }
         let mut ready = Vec::new();
         for (name, mb) in wanted {
             if self.running.contains_key(name) {
