@@ -1,6 +1,7 @@
 //! One scenario end to end: a fresh Dovecot and fake API, the mails, the bridge as a
 //! measured child, then the checks (every mail posted exactly once, per-ticket date
 //! order, every mail disposed, the ledger agreeing) and the fake API's own ceiling.
+//! The ledger is SQLite, or a PostgreSQL started for the run ([`crate::ledger`]).
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,6 +13,7 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::big_replies::{self, BigMails};
 use crate::child::{self, Usage};
+use crate::ledger::{Ledger, LedgerKind};
 use crate::new_ticket::UploadMemory;
 use crate::servers::PASSWORD;
 use crate::{ceiling, config_file, cpu, mails, new_ticket, servers, warm};
@@ -43,6 +45,8 @@ pub(crate) struct Params {
     /// `Some(bytes)`: `n` mailboxes hold one reply each with an attachment this large
     /// ([`crate::big_replies`]).
     pub big_replies: Option<usize>,
+    /// Where the bridge keeps its ledger.
+    pub ledger: LedgerKind,
 }
 
 /// What a scenario measured and whether its checks held.
@@ -152,7 +156,8 @@ pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Resul
         ..FakeThuliumConfig::default()
     };
     let (dovecot, api) = servers::start(vec![USER.into(), MIRROR.into()], api).await?;
-    let config = write_config(&dir, &dovecot, &api, &params)?;
+    let ledger = Ledger::start(params.ledger).await?;
+    let config = write_config(&dir, &dovecot, &api, &ledger, &params)?;
     let log = dir.join("bridge.log");
 
     let mut outcome = match params.idle_gap {
@@ -162,7 +167,15 @@ pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Resul
     let expected = params.n + usize::from(params.idle_gap.is_some());
     check_posts(&params, &api, expected, &mut outcome.failures);
     check_folders(&dovecot, expected, &mut outcome.failures);
-    check_ledger(bridge_bin, &config, expected, &mut outcome.failures).await;
+    check_ledger(
+        bridge_bin,
+        &config,
+        &ledger,
+        &dir,
+        expected,
+        &mut outcome.failures,
+    )
+    .await;
     if !outcome.failures.is_empty() {
         eprintln!(
             "== scenario {}: the bridge's log ends with:\n{}",
@@ -171,6 +184,7 @@ pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Resul
         );
     }
     drop(api);
+    ledger.stop().await?;
     tokio::task::spawn_blocking(move || drop(dovecot)).await?;
     outcome.api_ceiling_rps = ceiling::measure(
         Duration::from_millis(params.latency_ms),
@@ -338,7 +352,13 @@ async fn run_idle(
     })
 }
 
-fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium, p: &Params) -> Result<PathBuf> {
+fn write_config(
+    dir: &Path,
+    dovecot: &Dovecot,
+    api: &FakeThulium,
+    ledger: &Ledger,
+    p: &Params,
+) -> Result<PathBuf> {
     // In IDLE, debug logs say when IDLE woke up: the bridge's own share of the latency.
     let level = if p.idle_gap.is_some() {
         "debug"
@@ -349,7 +369,7 @@ fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium, p: &Params) ->
         + &format!("concurrency = {}\n", p.concurrency)
         + &config_file::mailbox(dovecot, "support", USER, PASSWORD)
         + "idle = true\npoll_interval = \"60s\"\n"
-        + &config_file::state(dir)
+        + &config_file::state(dir, ledger)?
         + &format!("\n[log]\nlevel = \"{level}\"\n");
     config_file::write(dir, &text)
 }
@@ -434,13 +454,18 @@ pub(crate) fn count_mails(folder: &Path) -> usize {
 }
 
 /// `ledger stats` must agree: every mail posted, none pending or failed; and `ledger
-/// list` must show each mail once, as posted (or as the new ticket it opened).
+/// list` must show each mail once, as posted (or as the new ticket it opened). On
+/// PostgreSQL the table itself must agree too ([`Ledger::check`]); `dir` is the
+/// scenario's working dir.
 pub(crate) async fn check_ledger(
     bin: &Path,
     config: &Path,
+    ledger: &Ledger,
+    dir: &Path,
     expected: usize,
     failures: &mut Vec<String>,
 ) {
+    failures.extend(ledger.check(&config_file::state_dir(dir), expected));
     check_stats(bin, config, expected, failures).await;
     let mut cmd = std::process::Command::new(bin);
     cmd.arg("--config")
