@@ -4,9 +4,46 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Result;
-use testbed::Postgres;
+use anyhow::{Context, Result};
+use testbed::{Postgres, PostgresOptions};
+
+use crate::cpu;
+
+/// What PostgreSQL did for a run (the difference of two [`Ledger::work`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ServerWork {
+    /// CPU of the postmaster and its backends, reaped ones included.
+    pub cpu: Duration,
+    /// Transactions committed in the bridge's database.
+    pub commits: u64,
+    /// Rows inserted, updated or deleted there.
+    pub rows_written: u64,
+}
+
+impl ServerWork {
+    pub(crate) fn since(self, before: ServerWork) -> ServerWork {
+        ServerWork {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            commits: self.commits.saturating_sub(before.commits),
+            rows_written: self.rows_written.saturating_sub(before.rows_written),
+        }
+    }
+}
+
+/// A PostgreSQL for the ledger; with `BENCH_DEBUG`, one that counts its statements.
+fn start_postgres() -> Result<Postgres> {
+    if std::env::var_os("BENCH_DEBUG").is_none() {
+        return Postgres::start();
+    }
+    let pg = Postgres::start_with(PostgresOptions {
+        extra_config: "shared_preload_libraries = 'pg_stat_statements'\n".into(),
+        ..PostgresOptions::default()
+    })?;
+    pg.superuser_psql("CREATE EXTENSION pg_stat_statements")?;
+    Ok(pg)
+}
 
 /// The `[state] backend` a run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -33,12 +70,71 @@ pub(crate) struct Ledger {
 impl Ledger {
     /// Starts a PostgreSQL for `Postgres` (on a blocking thread: it takes about a
     /// second, and the fake API keeps running meanwhile); nothing for SQLite.
+    /// With `BENCH_DEBUG`, pg_stat_statements is loaded to say where the server's time
+    /// went ([`Ledger::print_statements`]).
     pub(crate) async fn start(kind: LedgerKind) -> Result<Ledger> {
         let postgres = match kind {
             LedgerKind::Sqlite => None,
-            LedgerKind::Postgres => Some(tokio::task::spawn_blocking(Postgres::start).await??),
+            LedgerKind::Postgres => Some(tokio::task::spawn_blocking(start_postgres).await??),
         };
         Ok(Ledger { postgres })
+    }
+
+    /// PostgreSQL's CPU and transactions so far (`None` on SQLite), once the bridge's
+    /// sessions have ended. Blocks for a few `psql`; take it before and after a run.
+    pub(crate) fn work(&self) -> Result<Option<ServerWork>> {
+        let Some(pg) = &self.postgres else {
+            return Ok(None);
+        };
+        // A backend counts its transactions in pg_stat_database when it ends, which is
+        // a moment after the bridge hung up: wait for the bridge's sessions to go.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pg.superuser_psql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'bridge'")?
+            != "0"
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let row = pg.superuser_psql(
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted \
+             FROM pg_stat_database WHERE datname = current_database()",
+        )?;
+        let mut numbers = row.split('|').map(|n| n.trim().parse::<u64>());
+        let mut next = || -> Result<u64> {
+            numbers
+                .next()
+                .context("a short row from pg_stat_database")?
+                .with_context(|| format!("pg_stat_database: {row:?}"))
+        };
+        Ok(Some(ServerWork {
+            cpu: cpu::postgres(&pg.dir().join("data")).unwrap_or_default(),
+            commits: next()?,
+            rows_written: next()?,
+        }))
+    }
+
+    /// With `BENCH_DEBUG`: the statements the server ran, most frequent first, and their
+    /// execution time (parsing, the protocol and TLS are not in it).
+    pub(crate) fn print_statements(&self, scenario: &str) {
+        let Some(pg) = &self.postgres else {
+            return;
+        };
+        if std::env::var_os("BENCH_DEBUG").is_none() {
+            return;
+        }
+        let sql = "SELECT calls, round(total_exec_time::numeric, 1), \
+                   round((total_exec_time / calls)::numeric, 4), rows, \
+                   left(regexp_replace(query, '\\s+', ' ', 'g'), 100) \
+                   FROM pg_stat_statements WHERE calls > 1 \
+                   UNION ALL SELECT sum(calls), round(sum(total_exec_time)::numeric, 1), \
+                   NULL, sum(rows), '(all statements)' FROM pg_stat_statements \
+                   ORDER BY 1 DESC, 2 DESC LIMIT 25";
+        match pg.superuser_psql(sql) {
+            Ok(rows) => eprintln!(
+                "== {scenario}: PostgreSQL's statements, by calls (calls|exec ms|ms per call|rows|query):\n{rows}"
+            ),
+            Err(e) => eprintln!("== {scenario}: pg_stat_statements: {e:#}"),
+        }
     }
 
     /// The `[state]` keys after `dir`: the backend, its URL, and the password in a

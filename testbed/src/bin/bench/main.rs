@@ -271,7 +271,7 @@ fn print_table(outcomes: &[Outcome]) {
     };
     println!();
     println!(
-        "{:<10} {:<8} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7} {:>8} {:>14} {:>14} {:>10} {:>5}  checks",
+        "{:<10} {:<8} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7} {:>8} {:>6} {:>8} {:>7} {:>7} {:>6} {:>7} {:>8} {:>14} {:>14} {:>10} {:>5}  checks",
         "scenario",
         "ledger",
         "n",
@@ -285,6 +285,7 @@ fn print_table(outcomes: &[Outcome]) {
         "cpu_ms/m",
         "rss_MiB",
         "dove_s",
+        "pg_s",
         "api_s",
         "api_rps",
         "post p50/99/mx",
@@ -295,7 +296,7 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let p = &o.params;
         println!(
-            "{:<10} {:<8} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7.2} {:>8.0} {:>6.2} {:>8.3} {:>7.1} {:>7} {:>7.2} {:>8.0} {:>14} {:>14} {:>10} {:>5.1}  {}",
+            "{:<10} {:<8} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7.2} {:>8.0} {:>6.2} {:>8.3} {:>7.1} {:>7} {:>6} {:>7.2} {:>8.0} {:>14} {:>14} {:>10} {:>5.1}  {}",
             p.name,
             p.ledger.name(),
             p.n,
@@ -309,6 +310,7 @@ fn print_table(outcomes: &[Outcome]) {
             o.cpu_ms_per_mail(),
             o.usage.peak_rss_mib(),
             secs(o.dovecot_cpu),
+            secs(o.postgres.map(|w| w.cpu)),
             o.api_cpu.as_secs_f64(),
             o.api_ceiling_rps,
             triple(o.latency(0.5), o.latency(0.99), o.latency(1.0)),
@@ -328,11 +330,13 @@ fn print_table(outcomes: &[Outcome]) {
     println!(
         "ledger: where the bridge kept its ledger (postgres: a PostgreSQL of its own per scenario, over TLS); \
          cpu_s, rss_MiB: the bridge process alone (never PostgreSQL's processes: its memory and CPU are not \
-         the bridge's); cpu_ms/m: bridge CPU per mail; mails/s: posted / wall_s; dove_s: Dovecot's processes meanwhile; api_s: the fake API \
+         the bridge's); cpu_ms/m: bridge CPU per mail; mails/s: posted / wall_s; dove_s: Dovecot's processes meanwhile; pg_s: PostgreSQL's \
+         (the ledger's server) meanwhile; api_s: the fake API \
          meanwhile; api_rps: the fake API's own ceiling at that latency and concurrency; post: arrival to \
          post (ms); EXISTS: arrival to Dovecot's announcement of a copy in an untouched mailbox (a second IDLE \
          connection); wake: the bridge's IDLE waking up to the post (its own share); load: 1-min load average at the start."
     );
+    print_postgres(outcomes);
     print_memory(outcomes);
     print_big_replies(outcomes);
     println!(
@@ -344,6 +348,26 @@ fn print_table(outcomes: &[Outcome]) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// What the PostgreSQL ledger's server did for each scenario that measured it.
+fn print_postgres(outcomes: &[Outcome]) {
+    for o in outcomes {
+        if let Some(w) = &o.postgres {
+            let per_mail = |x: u64| x as f64 / o.posted.max(1) as f64;
+            println!(
+                "{}: PostgreSQL meanwhile: {:.2} s CPU ({:.3} ms per mail), {} transactions committed \
+                 ({:.2} per mail), {} rows written ({:.2} per mail).",
+                o.params.name,
+                w.cpu.as_secs_f64(),
+                w.cpu.as_secs_f64() * 1000.0 / o.posted.max(1) as f64,
+                w.commits,
+                per_mail(w.commits),
+                w.rows_written,
+                per_mail(w.rows_written),
+            );
+        }
+    }
 }
 
 /// How a new ticket's big attachment used memory, before and during its upload.
@@ -629,6 +653,11 @@ fn json_line(o: &Outcome) -> String {
     });
     v["dovecot_cpu_s"] = json!(o.dovecot_cpu.map(|d| round(d.as_secs_f64(), 3)));
     v["api_cpu_s"] = json!(round(o.api_cpu.as_secs_f64(), 3));
+    if let Some(w) = &o.postgres {
+        v["postgres_cpu_s"] = json!(round(w.cpu.as_secs_f64(), 3));
+        v["postgres_commits"] = json!(w.commits);
+        v["postgres_rows_written"] = json!(w.rows_written);
+    }
     v["load1"] = json!(o.load1);
     if let (Some(p50), Some(p99), Some(max)) = (o.latency(0.5), o.latency(0.99), o.latency(1.0)) {
         v["p50_ms"] = json!(p50);
