@@ -10,8 +10,10 @@
 #   scripts/bench.sh --scenario f               # memory of 8 mailboxes x one 24 MiB reply at once
 #   scripts/bench.sh --scenario a --scenario d  # some of them
 #   scripts/bench.sh --smoke                    # N = 200, 5 mails in IDLE, small attachments; seconds
+#   scripts/bench.sh --ledger postgres          # the ledger in a PostgreSQL per scenario (TLS), not SQLite
 #
-# Runs as root (Dovecot runs as root in a sandbox, as in the tests). Other work on the
+# Runs as root (Dovecot runs as root in a sandbox, as in the tests; PostgreSQL as its
+# system user, `--ledger postgres` needs the postgresql package). Other work on the
 # machine shows in the figures: the table notes the load average at each start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,15 @@ if ! command -v dovecot >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq dovecot-imapd >/dev/null
+fi
+
+# `--ledger postgres` (or `--ledger=postgres`) runs a real PostgreSQL per scenario.
+if [[ " $* " == *" postgres "* || " $* " == *"--ledger=postgres"* ]] \
+  && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "== installing postgresql (--ledger postgres runs a real one)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql >/dev/null
 fi
 
 echo "== building (release)"

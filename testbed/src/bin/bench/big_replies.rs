@@ -16,6 +16,7 @@ use base64::Engine as _;
 use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
+use crate::ledger::Ledger;
 use crate::scenario::{self, Outcome, Params};
 use crate::servers::PASSWORD;
 use crate::{config_file, mails, new_ticket, servers, warm};
@@ -66,7 +67,8 @@ pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outc
         warm::select(dovecot.plain_port(), &user(i), PASSWORD, "INBOX")?;
     }
     let seed = started.elapsed();
-    let config = write_config(&dir, &dovecot, &api, mailboxes)?;
+    let ledger = Ledger::start(params.ledger).await?;
+    let config = write_config(&dir, &dovecot, &api, &ledger, mailboxes)?;
     let log = dir.join("bridge.log");
 
     let debug = std::env::var_os("BENCH_DEBUG").is_some();
@@ -113,7 +115,7 @@ pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outc
             api.total_posted()
         ));
     }
-    scenario::check_ledger(bin, &config, mailboxes, &mut failures).await;
+    scenario::check_ledger(bin, &config, &ledger, &dir, mailboxes, &mut failures).await;
     if !failures.is_empty() {
         eprintln!(
             "== scenario {}: the bridge's log ends with:\n{}",
@@ -131,6 +133,7 @@ pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outc
         new_ticket::print_timeline(samples, &marks, 8 << 10);
     }
     drop(api);
+    ledger.stop().await?;
     tokio::task::spawn_blocking(move || drop(dovecot)).await?;
     Ok(Outcome {
         big: Some(BigMails {
@@ -178,9 +181,10 @@ fn write_config(
     dir: &Path,
     dovecot: &Dovecot,
     api: &FakeThulium,
+    ledger: &Ledger,
     mailboxes: usize,
 ) -> Result<PathBuf> {
-    let mut text = config_file::thulium(api, "60s") + &config_file::state(dir);
+    let mut text = config_file::thulium(api, "60s") + &config_file::state(dir, ledger)?;
     for i in 0..mailboxes {
         text += &config_file::mailbox(dovecot, &user(i), &user(i), PASSWORD);
         text += "idle = false\n";

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use testbed::{Dovecot, FakeThulium};
 
+use crate::ledger::Ledger;
+
 /// `[thulium]` for the fake API; keys of the same table may follow.
 pub(crate) fn thulium(api: &FakeThulium, timeout: &str) -> String {
     format!(
@@ -26,9 +28,15 @@ pub(crate) fn mailbox(dovecot: &Dovecot, name: &str, username: &str, password: &
     )
 }
 
-/// `[state]` in `dir`.
-pub(crate) fn state(dir: &Path) -> String {
-    format!("\n[state]\ndir = {:?}\n", dir.join("state"))
+/// `[state]` in `dir` (the instance lock, and the ledger when it is SQLite), then the
+/// keys of `ledger`'s backend.
+pub(crate) fn state(dir: &Path, ledger: &Ledger) -> Result<String> {
+    Ok(format!("\n[state]\ndir = {:?}\n", state_dir(dir)) + &ledger.state_keys(dir)?)
+}
+
+/// The `[state] dir` of a scenario working in `dir`.
+pub(crate) fn state_dir(dir: &Path) -> PathBuf {
+    dir.join("state")
 }
 
 /// Writes `config.toml` into `dir`, readable by its owner only: an inline password in a

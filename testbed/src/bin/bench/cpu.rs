@@ -39,6 +39,42 @@ pub(crate) fn dovecot(base: &Path) -> Option<Duration> {
     Some(from_ticks(ticks))
 }
 
+/// CPU time used so far by a PostgreSQL whose data dir is `data`: the postmaster with
+/// the backends it reaped, and those still alive; `None` when its pid cannot be read.
+pub(crate) fn postgres(data: &Path) -> Option<Duration> {
+    // postmaster.pid's first line is the postmaster's pid.
+    let pid: u64 = fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    let mut ticks = 0u64;
+    for (this, fields) in processes() {
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        if this == pid || field(4) == Some(pid) {
+            ticks += (14..=17).filter_map(field).sum::<u64>();
+        }
+    }
+    Some(from_ticks(ticks))
+}
+
+/// Every process's pid and its `/proc/<pid>/stat` fields after "(comm) ".
+fn processes() -> Vec<(u64, Vec<String>)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| {
+            let pid: u64 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = stat.rsplit_once(") ")?.1;
+            Some((pid, rest.split(' ').map(str::to_string).collect()))
+        })
+        .collect()
+}
+
 /// CPU time of this process so far (all threads).
 pub(crate) fn this_process() -> Duration {
     // SAFETY: an all-zero rusage is a valid value, and the pointer is valid for writes.

@@ -15,6 +15,10 @@
 //! systemd unit's `MemoryMax=` (the process-wide reading budget keeps it from growing
 //! with the number of mailboxes).
 //!
+//! `--ledger postgres` keeps the bridge's ledger in a PostgreSQL started for each
+//! scenario (over TLS) instead of SQLite; the ledger is checked there too, and the peak
+//! RSS stays the bridge's own.
+//!
 //! `--work DIR` keeps each scenario's config, ledger and bridge log in `DIR/<scenario>`;
 //! `BENCH_DEBUG=1` prints, for the IDLE scenario, every mail's arrival, the bridge's
 //! wake-up, Dovecot's announcement in the mirror mailbox and the post;
@@ -25,6 +29,7 @@ mod ceiling;
 mod child;
 mod config_file;
 mod cpu;
+mod ledger;
 mod mails;
 mod new_ticket;
 mod scenario;
@@ -36,6 +41,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use ledger::LedgerKind;
 use scenario::{Outcome, Params};
 use serde_json::json;
 
@@ -58,6 +64,10 @@ struct Cli {
     /// `thulium.concurrency` for the scenarios that leave it open (a, c, d).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Where the bridge keeps its ledger: SQLite in its state dir, or a PostgreSQL
+    /// started for each scenario (TLS, its own CA).
+    #[arg(long, value_enum, default_value_t = LedgerKind::Sqlite)]
+    ledger: LedgerKind,
 }
 
 fn main() {
@@ -115,12 +125,13 @@ fn real_main() -> Result<()> {
     let mut outcomes = Vec::new();
     for params in plan {
         eprintln!(
-            "== scenario {}: {} mails, {} tickets, API latency {} ms, concurrency {}{}",
+            "== scenario {}: {} mails, {} tickets, API latency {} ms, concurrency {}, {} ledger{}",
             params.name,
             params.n,
             params.tickets,
             params.latency_ms,
             params.concurrency,
+            params.ledger.name(),
             params
                 .idle_gap
                 .map(|g| format!(", IDLE, one mail every {} ms", g.as_millis()))
@@ -176,6 +187,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         ceiling_for: Duration::from_secs(2),
         attachment: None,
         big_replies: None,
+        ledger: cli.ledger,
     };
     let idle = |name: &str, n: usize, gap_ms: u64| Params {
         name: name.into(),
@@ -187,6 +199,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         ceiling_for: Duration::from_secs(2),
         attachment: None,
         big_replies: None,
+        ledger: cli.ledger,
     };
     let upload = |name: &str, bytes: usize| Params {
         name: name.into(),
@@ -198,6 +211,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         ceiling_for: Duration::ZERO,
         attachment: Some(bytes),
         big_replies: None,
+        ledger: cli.ledger,
     };
     let big = |name: &str, mailboxes: usize, bytes: usize| Params {
         name: name.into(),
@@ -209,6 +223,7 @@ fn plan(cli: &Cli) -> Vec<Params> {
         ceiling_for: Duration::ZERO,
         attachment: None,
         big_replies: Some(bytes),
+        ledger: cli.ledger,
     };
     if cli.smoke {
         let quick = |mut p: Params| {
@@ -256,8 +271,9 @@ fn print_table(outcomes: &[Outcome]) {
     };
     println!();
     println!(
-        "{:<10} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7} {:>8} {:>6} {:>8} {:>7} {:>7} {:>7} {:>8} {:>14} {:>14} {:>10} {:>5}  checks",
+        "{:<10} {:<8} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7} {:>8} {:>6} {:>8} {:>7} {:>7} {:>6} {:>7} {:>8} {:>14} {:>14} {:>10} {:>5}  checks",
         "scenario",
+        "ledger",
         "n",
         "tickets",
         "lat_ms",
@@ -269,6 +285,7 @@ fn print_table(outcomes: &[Outcome]) {
         "cpu_ms/m",
         "rss_MiB",
         "dove_s",
+        "pg_s",
         "api_s",
         "api_rps",
         "post p50/99/mx",
@@ -279,8 +296,9 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let p = &o.params;
         println!(
-            "{:<10} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7.2} {:>8.0} {:>6.2} {:>8.3} {:>7.1} {:>7} {:>7.2} {:>8.0} {:>14} {:>14} {:>10} {:>5.1}  {}",
+            "{:<10} {:<8} {:>6} {:>7} {:>6} {:>4} {:>6} {:>7.2} {:>8.0} {:>6.2} {:>8.3} {:>7.1} {:>7} {:>6} {:>7.2} {:>8.0} {:>14} {:>14} {:>10} {:>5.1}  {}",
             p.name,
+            p.ledger.name(),
             p.n,
             p.tickets,
             p.latency_ms,
@@ -292,6 +310,7 @@ fn print_table(outcomes: &[Outcome]) {
             o.cpu_ms_per_mail(),
             o.usage.peak_rss_mib(),
             secs(o.dovecot_cpu),
+            secs(o.postgres.map(|w| w.cpu)),
             o.api_cpu.as_secs_f64(),
             o.api_ceiling_rps,
             triple(o.latency(0.5), o.latency(0.99), o.latency(1.0)),
@@ -309,11 +328,15 @@ fn print_table(outcomes: &[Outcome]) {
         );
     }
     println!(
-        "cpu_s, rss_MiB: the bridge process alone; dove_s: Dovecot's processes meanwhile; api_s: the fake API \
+        "ledger: where the bridge kept its ledger (postgres: a PostgreSQL of its own per scenario, over TLS); \
+         cpu_s, rss_MiB: the bridge process alone (never PostgreSQL's processes: its memory and CPU are not \
+         the bridge's); cpu_ms/m: bridge CPU per mail; mails/s: posted / wall_s; dove_s: Dovecot's processes meanwhile; pg_s: PostgreSQL's \
+         (the ledger's server) meanwhile; api_s: the fake API \
          meanwhile; api_rps: the fake API's own ceiling at that latency and concurrency; post: arrival to \
          post (ms); EXISTS: arrival to Dovecot's announcement of a copy in an untouched mailbox (a second IDLE \
          connection); wake: the bridge's IDLE waking up to the post (its own share); load: 1-min load average at the start."
     );
+    print_postgres(outcomes);
     print_memory(outcomes);
     print_big_replies(outcomes);
     println!(
@@ -325,6 +348,26 @@ fn print_table(outcomes: &[Outcome]) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// What the PostgreSQL ledger's server did for each scenario that measured it.
+fn print_postgres(outcomes: &[Outcome]) {
+    for o in outcomes {
+        if let Some(w) = &o.postgres {
+            let per_mail = |x: u64| x as f64 / o.posted.max(1) as f64;
+            println!(
+                "{}: PostgreSQL meanwhile: {:.2} s CPU ({:.3} ms per mail), {} transactions committed \
+                 ({:.2} per mail), {} rows written ({:.2} per mail).",
+                o.params.name,
+                w.cpu.as_secs_f64(),
+                w.cpu.as_secs_f64() * 1000.0 / o.posted.max(1) as f64,
+                w.commits,
+                per_mail(w.commits),
+                w.rows_written,
+                per_mail(w.rows_written),
+            );
+        }
+    }
 }
 
 /// How a new ticket's big attachment used memory, before and during its upload.
@@ -594,6 +637,7 @@ fn json_line(o: &Outcome) -> String {
     };
     let mut v = json!({
         "scenario": p.name,
+        "ledger": p.ledger.name(),
         "n": p.n,
         "tickets": p.tickets,
         "latency_ms": p.latency_ms,
@@ -609,6 +653,11 @@ fn json_line(o: &Outcome) -> String {
     });
     v["dovecot_cpu_s"] = json!(o.dovecot_cpu.map(|d| round(d.as_secs_f64(), 3)));
     v["api_cpu_s"] = json!(round(o.api_cpu.as_secs_f64(), 3));
+    if let Some(w) = &o.postgres {
+        v["postgres_cpu_s"] = json!(round(w.cpu.as_secs_f64(), 3));
+        v["postgres_commits"] = json!(w.commits);
+        v["postgres_rows_written"] = json!(w.rows_written);
+    }
     v["load1"] = json!(o.load1);
     if let (Some(p50), Some(p99), Some(max)) = (o.latency(0.5), o.latency(0.99), o.latency(1.0)) {
         v["p50_ms"] = json!(p50);

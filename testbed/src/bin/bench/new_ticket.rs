@@ -18,6 +18,7 @@ use base64::Engine as _;
 use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::child::{self, Usage};
+use crate::ledger::Ledger;
 use crate::scenario::{self, Outcome, Params};
 use crate::servers::PASSWORD;
 use crate::{config_file, servers, warm};
@@ -56,7 +57,8 @@ pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outc
     dovecot.append(USER, "INBOX", &raw, &[])?;
     drop(raw);
     warm::select(dovecot.plain_port(), USER, PASSWORD, "INBOX")?;
-    let config = write_config(&dir, &dovecot, &api)?;
+    let ledger = Ledger::start(params.ledger).await?;
+    let config = write_config(&dir, &dovecot, &api, &ledger)?;
     let log = dir.join("bridge.log");
 
     let bridge = child::Bridge::spawn(bin, &config, &["once"], &log)?;
@@ -92,7 +94,7 @@ pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outc
     if processed != 1 {
         failures.push(format!("{processed} mails in Processed, expected 1"));
     }
-    scenario::check_ledger(bin, &config, 1, &mut failures).await;
+    scenario::check_ledger(bin, &config, &ledger, &dir, 1, &mut failures).await;
     if !failures.is_empty() {
         eprintln!(
             "== scenario {}: the bridge's log ends with:\n{}",
@@ -118,6 +120,7 @@ pub(crate) async fn run(params: &Params, bin: &Path, work: &Path) -> Result<Outc
             ..m
         });
     drop(api);
+    ledger.stop().await?;
     tokio::task::spawn_blocking(move || drop(dovecot)).await?;
     Ok(Outcome {
         memory,
@@ -159,11 +162,16 @@ fn mail(data: &[u8]) -> Vec<u8> {
     raw
 }
 
-fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium) -> Result<PathBuf> {
+fn write_config(
+    dir: &Path,
+    dovecot: &Dovecot,
+    api: &FakeThulium,
+    ledger: &Ledger,
+) -> Result<PathBuf> {
     let text = config_file::thulium(api, "60s")
         + &config_file::mailbox(dovecot, "support", USER, PASSWORD)
         + "idle = false\non_unmatched = \"new_ticket\"\n\n[mailbox.new_ticket]\nto = \"help@acme.example\"\n\n[content]\nmax_message_size = \"30 MiB\"\n"
-        + &config_file::state(dir);
+        + &config_file::state(dir, ledger)?;
     config_file::write(dir, &text)
 }
 

@@ -1,6 +1,7 @@
 //! One scenario end to end: a fresh Dovecot and fake API, the mails, the bridge as a
 //! measured child, then the checks (every mail posted exactly once, per-ticket date
 //! order, every mail disposed, the ledger agreeing) and the fake API's own ceiling.
+//! The ledger is SQLite, or a PostgreSQL started for the run ([`crate::ledger`]).
 
 use std::collections::HashMap;
 use std::fs;
@@ -12,6 +13,7 @@ use testbed::{Dovecot, FakeThulium, FakeThuliumConfig};
 
 use crate::big_replies::{self, BigMails};
 use crate::child::{self, Usage};
+use crate::ledger::{Ledger, LedgerKind, ServerWork};
 use crate::new_ticket::UploadMemory;
 use crate::servers::PASSWORD;
 use crate::{ceiling, config_file, cpu, mails, new_ticket, servers, warm};
@@ -43,6 +45,8 @@ pub(crate) struct Params {
     /// `Some(bytes)`: `n` mailboxes hold one reply each with an attachment this large
     /// ([`crate::big_replies`]).
     pub big_replies: Option<usize>,
+    /// Where the bridge keeps its ledger.
+    pub ledger: LedgerKind,
 }
 
 /// What a scenario measured and whether its checks held.
@@ -63,6 +67,8 @@ pub(crate) struct Outcome {
     /// CPU used meanwhile by Dovecot's processes and by the fake API.
     pub dovecot_cpu: Option<Duration>,
     pub api_cpu: Duration,
+    /// What the PostgreSQL ledger's server did meanwhile (`None` on SQLite).
+    pub postgres: Option<ServerWork>,
     /// The 1-minute load average when the scenario started (other work on the machine).
     pub load1: f64,
     pub api_ceiling_rps: f64,
@@ -95,6 +101,7 @@ impl Outcome {
             wake_to_post_ms: Vec::new(),
             dovecot_cpu: None,
             api_cpu: Duration::ZERO,
+            postgres: None,
             load1: 0.0,
             api_ceiling_rps: 0.0,
             failures,
@@ -152,17 +159,32 @@ pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Resul
         ..FakeThuliumConfig::default()
     };
     let (dovecot, api) = servers::start(vec![USER.into(), MIRROR.into()], api).await?;
-    let config = write_config(&dir, &dovecot, &api, &params)?;
+    let ledger = Ledger::start(params.ledger).await?;
+    let config = write_config(&dir, &dovecot, &api, &ledger, &params)?;
     let log = dir.join("bridge.log");
 
-    let mut outcome = match params.idle_gap {
-        None => run_once(&params, &dovecot, &api, bridge_bin, &config, &log).await?,
-        Some(gap) => run_idle(&params, gap, &dovecot, &api, bridge_bin, &config, &log).await?,
+    let servers = Servers {
+        dovecot: &dovecot,
+        api: &api,
+        ledger: &ledger,
     };
+    let mut outcome = match params.idle_gap {
+        None => run_once(&params, servers, bridge_bin, &config, &log).await?,
+        Some(gap) => run_idle(&params, gap, servers, bridge_bin, &config, &log).await?,
+    };
+    ledger.print_statements(&params.name);
     let expected = params.n + usize::from(params.idle_gap.is_some());
     check_posts(&params, &api, expected, &mut outcome.failures);
     check_folders(&dovecot, expected, &mut outcome.failures);
-    check_ledger(bridge_bin, &config, expected, &mut outcome.failures).await;
+    check_ledger(
+        bridge_bin,
+        &config,
+        &ledger,
+        &dir,
+        expected,
+        &mut outcome.failures,
+    )
+    .await;
     if !outcome.failures.is_empty() {
         eprintln!(
             "== scenario {}: the bridge's log ends with:\n{}",
@@ -171,6 +193,7 @@ pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Resul
         );
     }
     drop(api);
+    ledger.stop().await?;
     tokio::task::spawn_blocking(move || drop(dovecot)).await?;
     outcome.api_ceiling_rps = ceiling::measure(
         Duration::from_millis(params.latency_ms),
@@ -181,15 +204,23 @@ pub(crate) async fn run(params: Params, bridge_bin: &Path, work: &Path) -> Resul
     Ok(outcome)
 }
 
+/// What a run of the bridge talks to.
+#[derive(Clone, Copy)]
+struct Servers<'a> {
+    dovecot: &'a Dovecot,
+    api: &'a FakeThulium,
+    ledger: &'a Ledger,
+}
+
 /// All mails in INBOX first, then one `once`.
 async fn run_once(
     params: &Params,
-    dovecot: &Dovecot,
-    api: &FakeThulium,
+    servers: Servers<'_>,
     bin: &Path,
     config: &Path,
     log: &Path,
 ) -> Result<Outcome> {
+    let (dovecot, api, ledger) = (servers.dovecot, servers.api, servers.ledger);
     let started = Instant::now();
     let (n, tickets) = (params.n, params.tickets);
     let written =
@@ -201,6 +232,7 @@ async fn run_once(
     let bin = bin.to_path_buf();
     let (config, log) = (config.to_path_buf(), log.to_path_buf());
     let (dovecot_before, api_before) = (cpu::dovecot(dovecot.dir()), cpu::this_process());
+    let postgres_before = ledger.work()?;
     let usage = tokio::task::spawn_blocking(move || {
         child::Bridge::spawn(&bin, &config, &["once"], &log)?.wait_at_most(ONCE_LIMIT)
     })
@@ -209,6 +241,7 @@ async fn run_once(
         .zip(dovecot_before)
         .map(|(after, before)| after.saturating_sub(before));
     let api_cpu = cpu::this_process().saturating_sub(api_before);
+    let postgres = ledger.work()?.zip(postgres_before).map(|(a, b)| a.since(b));
     let mut failures = Vec::new();
     if usage.exit_code != Some(0) {
         failures.push(format!("`once` exited with {:?}", usage.exit_code));
@@ -224,6 +257,7 @@ async fn run_once(
         wake_to_post_ms: Vec::new(),
         dovecot_cpu,
         api_cpu,
+        postgres,
         load1: 0.0,
         api_ceiling_rps: 0.0,
         failures,
@@ -236,12 +270,12 @@ async fn run_once(
 async fn run_idle(
     params: &Params,
     gap: Duration,
-    dovecot: &Dovecot,
-    api: &FakeThulium,
+    servers: Servers<'_>,
     bin: &Path,
     config: &Path,
     log: &Path,
 ) -> Result<Outcome> {
+    let (dovecot, api, ledger) = (servers.dovecot, servers.api, servers.ledger);
     let (n, tickets) = (params.n, params.tickets);
     let bridge = child::Bridge::spawn(bin, config, &["run"], log)?;
     let mut failures = Vec::new();
@@ -255,6 +289,7 @@ async fn run_idle(
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let (dovecot_before, api_before) = (cpu::dovecot(dovecot.dir()), cpu::this_process());
+    let postgres_before = ledger.work()?;
     let started = Instant::now();
     let mut arrived_ms = Vec::with_capacity(n);
     for i in 0..n {
@@ -272,6 +307,7 @@ async fn run_idle(
         .zip(dovecot_before)
         .map(|(after, before)| after.saturating_sub(before));
     let api_cpu = cpu::this_process().saturating_sub(api_before);
+    let postgres = ledger.work()?.zip(postgres_before).map(|(a, b)| a.since(b));
     let exists_ms = tokio::task::spawn_blocking(move || watch.stop()).await?;
     let mut notify_ms: Vec<f64> = arrived_ms
         .iter()
@@ -330,6 +366,7 @@ async fn run_idle(
         wake_to_post_ms,
         dovecot_cpu,
         api_cpu,
+        postgres,
         load1: 0.0,
         api_ceiling_rps: 0.0,
         failures,
@@ -338,7 +375,13 @@ async fn run_idle(
     })
 }
 
-fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium, p: &Params) -> Result<PathBuf> {
+fn write_config(
+    dir: &Path,
+    dovecot: &Dovecot,
+    api: &FakeThulium,
+    ledger: &Ledger,
+    p: &Params,
+) -> Result<PathBuf> {
     // In IDLE, debug logs say when IDLE woke up: the bridge's own share of the latency.
     let level = if p.idle_gap.is_some() {
         "debug"
@@ -349,7 +392,7 @@ fn write_config(dir: &Path, dovecot: &Dovecot, api: &FakeThulium, p: &Params) ->
         + &format!("concurrency = {}\n", p.concurrency)
         + &config_file::mailbox(dovecot, "support", USER, PASSWORD)
         + "idle = true\npoll_interval = \"60s\"\n"
-        + &config_file::state(dir)
+        + &config_file::state(dir, ledger)?
         + &format!("\n[log]\nlevel = \"{level}\"\n");
     config_file::write(dir, &text)
 }
@@ -434,13 +477,18 @@ pub(crate) fn count_mails(folder: &Path) -> usize {
 }
 
 /// `ledger stats` must agree: every mail posted, none pending or failed; and `ledger
-/// list` must show each mail once, as posted (or as the new ticket it opened).
+/// list` must show each mail once, as posted (or as the new ticket it opened). On
+/// PostgreSQL the table itself must agree too ([`Ledger::check`]); `dir` is the
+/// scenario's working dir.
 pub(crate) async fn check_ledger(
     bin: &Path,
     config: &Path,
+    ledger: &Ledger,
+    dir: &Path,
     expected: usize,
     failures: &mut Vec<String>,
 ) {
+    failures.extend(ledger.check(&config_file::state_dir(dir), expected));
     check_stats(bin, config, expected, failures).await;
     let mut cmd = std::process::Command::new(bin);
     cmd.arg("--config")
