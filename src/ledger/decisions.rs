@@ -6,6 +6,7 @@
 use super::entry::{Location, unix_now};
 use super::sql::{Row, Sql, SqlResult, Value, params};
 use crate::mail::MailId;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// A subject is kept up to this many characters: enough to recognise the mail.
@@ -48,51 +49,102 @@ const COLUMNS: &str = "message_id, content, decided, mailbox, folder, uid_validi
 /// A mail not read is keyed by where it was: moved back, it is another row.
 const PLACE_PREFIX: &str = "place:";
 
-/// Records decisions, each replacing the mail's earlier one unless it says otherwise.
+/// Rows one statement carries at most (12 parameters each).
+const ROWS_A_STATEMENT: usize = 200;
+
+/// Records decisions, each replacing the mail's earlier one unless it says otherwise, a
+/// few statements for the lot (each round trip counts on a shared ledger).
 pub(super) fn record(conn: &mut dyn Sql, decisions: &[DecisionRecord]) -> SqlResult<()> {
-    let insert = format!(
-        "INSERT INTO decisions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-         ON CONFLICT (message_id, content) DO UPDATE SET decided = excluded.decided, \
-         mailbox = excluded.mailbox, folder = excluded.folder, uid_validity = excluded.uid_validity, \
-         uid = excluded.uid, sender = excluded.sender, subject = excluded.subject, \
-         ticket = excluded.ticket, outcome = excluded.outcome, reason = excluded.reason \
-         WHERE ?13 = 1"
-    );
+    // The latest decision about each mail among these; one that does not replace leaves
+    // the earlier one.
+    let mut kept: Vec<((String, String), &DecisionRecord)> = Vec::new();
+    let mut at: HashMap<(String, String), usize> = HashMap::new();
     for d in decisions {
         conn.fence(&d.place.mailbox)?;
-        let (message_id, content) = match &d.mail {
-            Some(id) => (
-                id.message_id.clone().unwrap_or_default(),
-                id.content.clone(),
-            ),
-            None => (
-                String::new(),
-                format!(
-                    "{PLACE_PREFIX}{}/{}/{}/{}",
-                    d.place.mailbox, d.place.folder, d.place.uid_validity, d.place.uid
-                ),
-            ),
-        };
-        conn.execute(
-            &insert,
-            params![
-                message_id,
-                content,
-                d.decided,
-                &d.place.mailbox,
-                &d.place.folder,
-                d.place.uid_validity,
-                d.place.uid,
-                d.sender.as_deref(),
-                shortened(&d.subject),
-                d.ticket,
-                &d.outcome,
-                &d.reason,
-                d.replaces,
-            ],
-        )?;
+        let key = key_of(d);
+        match at.get(&key) {
+            Some(&i) if d.replaces => kept[i] = (key, d),
+            Some(_) => {}
+            None => {
+                at.insert(key.clone(), kept.len());
+                kept.push((key, d));
+            }
+        }
+    }
+    for replaces in [true, false] {
+        let rows: Vec<&((String, String), &DecisionRecord)> = kept
+            .iter()
+            .filter(|(_, d)| d.replaces == replaces)
+            .collect();
+        for chunk in rows.chunks(ROWS_A_STATEMENT) {
+            insert(conn, chunk, replaces)?;
+        }
     }
     Ok(())
+}
+
+/// One multi-row INSERT; an existing row is replaced when `replace`.
+fn insert(
+    conn: &mut dyn Sql,
+    rows: &[&((String, String), &DecisionRecord)],
+    replace: bool,
+) -> SqlResult<()> {
+    let on_conflict = if replace {
+        "DO UPDATE SET decided = excluded.decided, \
+         mailbox = excluded.mailbox, folder = excluded.folder, uid_validity = excluded.uid_validity, \
+         uid = excluded.uid, sender = excluded.sender, subject = excluded.subject, \
+         ticket = excluded.ticket, outcome = excluded.outcome, reason = excluded.reason"
+    } else {
+        "DO NOTHING"
+    };
+    let slots: Vec<String> = (0..rows.len())
+        .map(|r| {
+            let n: Vec<String> = (1..=12).map(|c| format!("?{}", 12 * r + c)).collect();
+            format!("({})", n.join(", "))
+        })
+        .collect();
+    let mut values = Vec::with_capacity(12 * rows.len());
+    for ((message_id, content), d) in rows.iter().map(|r| (&r.0, r.1)) {
+        values.extend([
+            Value::from(message_id),
+            Value::from(content),
+            Value::from(d.decided),
+            Value::from(&d.place.mailbox),
+            Value::from(&d.place.folder),
+            Value::from(d.place.uid_validity),
+            Value::from(d.place.uid),
+            Value::from(d.sender.as_deref()),
+            Value::from(shortened(&d.subject)),
+            Value::from(d.ticket),
+            Value::from(&d.outcome),
+            Value::from(&d.reason),
+        ]);
+    }
+    conn.execute(
+        &format!(
+            "INSERT INTO decisions ({COLUMNS}) VALUES {} ON CONFLICT (message_id, content) {on_conflict}",
+            slots.join(", ")
+        ),
+        &values,
+    )?;
+    Ok(())
+}
+
+/// The row a decision is kept under: the mail, or where it was when it was not read.
+fn key_of(d: &DecisionRecord) -> (String, String) {
+    match &d.mail {
+        Some(id) => (
+            id.message_id.clone().unwrap_or_default(),
+            id.content.clone(),
+        ),
+        None => (
+            String::new(),
+            format!(
+                "{PLACE_PREFIX}{}/{}/{}/{}",
+                d.place.mailbox, d.place.folder, d.place.uid_validity, d.place.uid
+            ),
+        ),
+    }
 }
 
 /// The decisions `query` asks for, oldest first.

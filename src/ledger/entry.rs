@@ -123,18 +123,6 @@ pub(crate) enum Finish {
     },
 }
 
-impl Finish {
-    /// The mail it is about.
-    pub(crate) fn id(&self) -> &MailId {
-        match self {
-            Finish::Posted { id, .. }
-            | Finish::Failed { id, .. }
-            | Finish::Deferred { id, .. }
-            | Finish::Released { id, .. } => id,
-        }
-    }
-}
-
 /// Entries by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stats {

@@ -6,6 +6,7 @@
 //! connection and never wait for it, so `ledger show` works while the daemon runs, and
 //! the stock `sqlite3` tool can read the file. `Ledger` is a cheap `Clone`.
 
+mod begin;
 mod clock;
 mod copy;
 mod decisions;
@@ -234,10 +235,10 @@ impl Ledger {
         &self.inner.path
     }
 
-    /// Records POSTs about to begin, in one durable commit; see [`store::begin`].
+    /// Records POSTs about to begin, in one durable commit; see [`begin::begin_all`].
     pub(crate) async fn begin(&self, attempts: Vec<Attempt>) -> Result<Vec<Begun>, LedgerError> {
         self.write("recording attempts", move |conn| {
-            attempts.iter().map(|a| store::begin(conn, a)).collect()
+            begin::begin_all(conn, &attempts)
         })
         .await
     }
@@ -248,7 +249,7 @@ impl Ledger {
             return Ok(());
         }
         self.write("recording outcomes", move |conn| {
-            finished.iter().try_for_each(|f| store::finish(conn, f))
+            store::finish_all(conn, &finished)
         })
         .await
     }

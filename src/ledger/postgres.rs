@@ -119,6 +119,8 @@ pub(crate) struct PgConn {
     client: Option<Client>,
     statements: HashMap<String, Statement>,
     fences: Fences,
+    /// Mailboxes whose lease row this transaction holds FOR SHARE: checked once.
+    fenced: std::collections::HashSet<String>,
 }
 
 impl PgConn {
@@ -129,6 +131,7 @@ impl PgConn {
             client: Some(client),
             statements: HashMap::new(),
             fences,
+            fenced: std::collections::HashSet::new(),
         })
     }
 
@@ -235,6 +238,11 @@ impl Sql for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> SqlResult<()> {
+        // A lock taken FOR SHARE lasts until the transaction ends, or until a rollback
+        // to a savepoint taken before it.
+        if sql.starts_with("BEGIN") || sql.starts_with("COMMIT") || sql.starts_with("ROLLBACK") {
+            self.fenced.clear();
+        }
         self.client()?
             .batch_execute(sql)
             .map_err(|e| SqlError(full_message(&e)))
@@ -266,6 +274,9 @@ impl Sql for PgConn {
                 "this instance does not lead mailbox {mailbox:?}: nothing is written for it"
             )));
         };
+        if self.fenced.contains(mailbox) {
+            return Ok(());
+        }
         // FOR SHARE: a successor's takeover waits for this transaction, so a write is
         // either committed before the new epoch exists or refused after.
         let found = self.query(
@@ -273,7 +284,10 @@ impl Sql for PgConn {
             super::sql::params![mailbox],
         )?;
         match found.first() {
-            Some(r) if r.int(0)? == ours => Ok(()),
+            Some(r) if r.int(0)? == ours => {
+                self.fenced.insert(mailbox.to_string());
+                Ok(())
+            }
             Some(r) => Err(SqlError(format!(
                 "mailbox {mailbox:?} is led by {} (epoch {}) now, not by this instance (epoch {ours}): nothing is written for it",
                 r.text(1)?,

@@ -2,8 +2,8 @@
 //! its grouped transaction, or the read connection). The rules of exactly-once live in
 //! [`begin`] and [`finish`].
 
-use super::entry::{Attempt, Entry, EntryState, Finish, Location, Stats, unix_now, unix_now_ms};
-use super::sql::{Row, Sql, SqlResult, params};
+use super::entry::{Entry, EntryState, Finish, Location, Stats, unix_now};
+use super::sql::{Row, Sql, SqlResult, Value, params};
 use crate::mail::MailId;
 use std::collections::HashMap;
 
@@ -18,11 +18,11 @@ pub(crate) struct Begun {
     pub previous_attempt_ms: Option<u64>,
 }
 
-const COLUMNS: &str = "message_id, content, legacy, state, ticket, body_hash, text_hash, date_sent, \
+pub(super) const COLUMNS: &str = "message_id, content, legacy, state, ticket, body_hash, text_hash, date_sent, \
      attempts, first_seen, last_attempt_ms, updated, outcome_unknown, unknown_since, mailbox, \
      folder, uid_validity, uid, reason, retry";
 
-fn entry(row: &Row) -> SqlResult<Entry> {
+pub(super) fn entry(row: &Row) -> SqlResult<Entry> {
     let message_id = row.text(0)?;
     let state = row.text(3)?;
     Ok(Entry {
@@ -63,180 +63,167 @@ pub(super) fn location_at(row: &Row, first: usize) -> SqlResult<Location> {
     })
 }
 
-fn key(id: &MailId) -> &str {
+pub(super) fn key(id: &MailId) -> &str {
     id.message_id.as_deref().unwrap_or("")
 }
 
 /// The entry of a mail. An entry migrated from 0.1 (keyed by Message-ID alone, or by
 /// the hash of the raw mail) is adopted by the first mail that matches it.
 pub(super) fn find(conn: &mut dyn Sql, id: &MailId) -> SqlResult<Option<Entry>> {
-    Ok(find_stored(conn, id)?.map(|(e, _)| e))
+    let found = find_many(conn, std::slice::from_ref(id))?;
+    Ok(found.into_iter().next().flatten().map(|(e, _)| e))
 }
 
-/// [`find`], with the key the entry is stored under (a legacy one until [`begin`]).
-fn find_stored(conn: &mut dyn Sql, id: &MailId) -> SqlResult<Option<(Entry, (String, String))>> {
-    let mut by_key = |message_id: &str, content: &str| -> SqlResult<Option<Entry>> {
-        conn.query_row(
-            &format!("SELECT {COLUMNS} FROM mails WHERE message_id = ?1 AND content = ?2"),
-            params![message_id, content],
-        )?
-        .as_ref()
-        .map(entry)
-        .transpose()
-    };
-    if let Some(e) = by_key(key(id), &id.content)? {
-        return Ok(Some((e, (key(id).to_string(), id.content.clone()))));
+/// A stored entry, read as the entry of the mail asked for, and the key it is stored
+/// under (a legacy one until it is written anew).
+pub(super) type Stored = (Entry, (String, String));
+
+/// [`find`] for several mails in one query per [`ROWS_A_STATEMENT`], each with the key
+/// its entry is stored under. The full identity wins over the 0.1 one.
+pub(super) fn find_many(conn: &mut dyn Sql, ids: &[MailId]) -> SqlResult<Vec<Option<Stored>>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_A_STATEMENT) {
+        let mut keys: Vec<(String, String)> = Vec::with_capacity(2 * chunk.len());
+        for id in chunk {
+            keys.push((key(id).to_string(), id.content.clone()));
+            keys.extend(legacy_key(id));
+        }
+        let slots: Vec<String> = (0..keys.len())
+            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let params: Vec<Value> = keys
+            .iter()
+            .flat_map(|(m, c)| [Value::from(m), Value::from(c)])
+            .collect();
+        let rows = entries_of(conn.query(
+            &format!(
+                "SELECT {COLUMNS} FROM mails WHERE (message_id, content) IN (VALUES {})",
+                slots.join(", ")
+            ),
+            &params,
+        )?)?;
+        let stored_as = |e: &Entry, k: &(String, String)| key(&e.id) == k.0 && e.id.content == k.1;
+        for id in chunk {
+            let exact = (key(id).to_string(), id.content.clone());
+            let hit = match rows.iter().find(|e| stored_as(e, &exact)) {
+                Some(e) => Some((e.clone(), exact)),
+                None => legacy_key(id).and_then(|k| {
+                    let e = rows.iter().find(|e| stored_as(e, &k))?;
+                    Some((
+                        Entry {
+                            id: id.clone(),
+                            ..e.clone()
+                        },
+                        k,
+                    ))
+                }),
+            };
+            found.push(hit);
+        }
     }
-    let legacy = match (&id.message_id, &id.legacy) {
-        (Some(mid), _) => by_key(mid, "")?,
-        (None, Some(raw_key)) => by_key("", raw_key)?,
+    Ok(found)
+}
+
+/// The key 0.1 stored a mail under: its Message-ID alone, or the hash of the raw mail.
+fn legacy_key(id: &MailId) -> Option<(String, String)> {
+    match (&id.message_id, &id.legacy) {
+        (Some(mid), _) => Some((mid.clone(), String::new())),
+        (None, Some(raw_key)) => Some((String::new(), raw_key.clone())),
         (None, None) => None,
-    };
-    Ok(legacy.map(|e| {
-        let stored = (key(&e.id).to_string(), e.id.content.clone());
-        (
-            Entry {
-                id: id.clone(),
-                ..e
-            },
-            stored,
-        )
-    }))
-}
-
-/// Records a POST about to begin (state `Pending`, outcome unknown from now on) and
-/// says what was known before. A posted mail stays posted; a failed one stays failed
-/// when it is seen where it failed (a crash before its disposal), and is tried afresh
-/// when `ledger retry` marked it or a person moved it back (a new place or UID).
-pub(super) fn begin(conn: &mut dyn Sql, a: &Attempt) -> SqlResult<Begun> {
-    conn.fence(&a.location.mailbox)?;
-    let now = unix_now();
-    let now_ms = unix_now_ms() as i64;
-    let found = find_stored(conn, &a.id)?;
-    let stored_key = found.as_ref().map(|(_, k)| k.clone());
-    let found = found.map(|(e, _)| e);
-    let fresh_failure = |e: &Entry| e.retry || e.location != a.location;
-    let (attempts, first_seen, outcome_unknown, previous_attempt_ms, unknown_since) = match &found {
-        Some(e) if e.state == EntryState::Posted => {
-            return Ok(Begun {
-                entry: e.clone(),
-                outcome_unknown: false,
-                previous_attempt_ms: e.last_attempt_ms,
-            });
-        }
-        Some(e) if e.state == EntryState::Failed && !fresh_failure(e) => {
-            return Ok(Begun {
-                entry: e.clone(),
-                outcome_unknown: e.outcome_unknown,
-                previous_attempt_ms: e.last_attempt_ms,
-            });
-        }
-        Some(e) if e.state == EntryState::Failed => {
-            (0, now, e.outcome_unknown, None, e.unknown_since)
-        }
-        Some(e) => (
-            e.attempts,
-            e.first_seen,
-            e.outcome_unknown,
-            e.last_attempt_ms,
-            e.unknown_since,
-        ),
-        None => (0, now, false, None, None),
-    };
-    // The window a read-back searches opens with the first POST of unknown outcome.
-    let unknown_since = match unknown_since {
-        Some(t) if outcome_unknown => t,
-        _ => now,
-    };
-    if let Some((message_id, content)) = stored_key {
-        // Written anew below, under the full identity (a legacy entry's key changes).
-        conn.execute(
-            "DELETE FROM mails WHERE message_id = ?1 AND content = ?2",
-            params![message_id, content],
-        )?;
     }
-    conn.execute(
-        &format!(
-            "INSERT INTO mails ({COLUMNS}, new_ticket_from) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13, ?14, ?15, ?16, NULL, 0, ?17)"
-        ),
-        params![
-            key(&a.id),
-            &a.id.content,
-            a.id.legacy.as_deref(),
-            a.ticket,
-            &a.body_hash,
-            &a.text_hash,
-            &a.date,
-            attempts,
-            first_seen,
-            now_ms,
-            now,
-            unknown_since,
-            &a.location.mailbox,
-            &a.location.folder,
-            a.location.uid_validity,
-            a.location.uid,
-            a.new_ticket_from.as_deref(),
-        ],
-    )?;
-    let entry = Entry {
-        id: a.id.clone(),
-        state: EntryState::Pending,
-        ticket: a.ticket,
-        body_hash: a.body_hash.clone(),
-        text_hash: a.text_hash.clone(),
-        date: a.date.clone(),
-        attempts,
-        first_seen,
-        last_attempt_ms: Some(now_ms as u64),
-        updated: now,
-        outcome_unknown: true,
-        unknown_since: Some(unknown_since),
-        location: a.location.clone(),
-        reason: None,
-        retry: false,
-    };
-    Ok(Begun {
-        entry,
-        outcome_unknown,
-        previous_attempt_ms,
-    })
 }
 
-/// Records how a mail ended in a pass. A posted mail is never turned back.
+/// Fences the write that changed `rows` (their `mailbox`): refused, it is rolled back
+/// with its savepoint.
+fn fence_rows(conn: &mut dyn Sql, rows: &[Row]) -> SqlResult<()> {
+    rows.iter().try_for_each(|r| conn.fence(&r.text(0)?))
+}
+
+/// Rows a multi-row statement carries at most (well under either backend's limit of
+/// parameters a statement).
+pub(super) const ROWS_A_STATEMENT: usize = 200;
+
+/// Records how mails ended in a pass: the posted ones (nearly all) a few statements
+/// for the lot, each round trip counting on a shared ledger; the others one by one.
+pub(super) fn finish_all(conn: &mut dyn Sql, finished: &[Finish]) -> SqlResult<()> {
+    let posted: Vec<(&MailId, u64)> = finished
+        .iter()
+        .filter_map(|f| match f {
+            Finish::Posted { id, ticket } => Some((id, *ticket)),
+            _ => None,
+        })
+        .collect();
+    for chunk in posted.chunks(ROWS_A_STATEMENT) {
+        finish_posted(conn, chunk)?;
+    }
+    finished
+        .iter()
+        .filter(|f| !matches!(f, Finish::Posted { .. }))
+        .try_for_each(|f| finish(conn, f))
+}
+
+/// Marks mails posted in one statement; one without a pending entry is recorded anyway.
+fn finish_posted(conn: &mut dyn Sql, posted: &[(&MailId, u64)]) -> SqlResult<()> {
+    let now = unix_now();
+    let values: Vec<String> = (0..posted.len())
+        .map(|i| {
+            format!(
+                "(?{}, ?{}, CAST(?{} AS BIGINT))",
+                3 * i + 2,
+                3 * i + 3,
+                3 * i + 4
+            )
+        })
+        .collect();
+    let mut params = vec![Value::from(now)];
+    for (id, ticket) in posted {
+        params.extend([
+            Value::from(key(id)),
+            Value::from(&id.content),
+            Value::from(*ticket),
+        ]);
+    }
+    let changed = conn.query(
+        &format!(
+            "UPDATE mails SET state = 'posted', ticket = v.column3, outcome_unknown = 0, reason = NULL, updated = ?1 \
+             FROM (VALUES {}) AS v WHERE mails.message_id = v.column1 AND mails.content = v.column2 \
+             RETURNING mails.mailbox, mails.message_id, mails.content",
+            values.join(", ")
+        ),
+        &params,
+    )?;
+    fence_rows(conn, &changed)?;
+    for (id, ticket) in posted {
+        let found = changed.iter().any(|r| {
+            r.text(1).is_ok_and(|m| m == key(id)) && r.text(2).is_ok_and(|c| c == id.content)
+        });
+        if !found {
+            // That it was posted is what must not be lost.
+            tracing::warn!(mail = %id, ticket, "posted without a pending ledger entry");
+            conn.execute(
+                &format!(
+                    "INSERT INTO mails ({COLUMNS}) VALUES (?1, ?2, ?3, 'posted', ?4, '', '', '', 0, ?5, NULL, ?5, 0, NULL, '', '', 0, 0, NULL, 0)"
+                ),
+                params![key(id), &id.content, id.legacy.as_deref(), *ticket, now],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Records how a mail ended in a pass. A posted mail is never turned back. Each write
+/// is fenced by the mailbox of the row it changed (one statement, not a look-up first).
 pub(super) fn finish(conn: &mut dyn Sql, f: &Finish) -> SqlResult<()> {
     let now = unix_now();
-    let id = f.id();
-    if let Some(row) = conn.query_row(
-        "SELECT mailbox FROM mails WHERE message_id = ?1 AND content = ?2",
-        params![key(id), &id.content],
-    )? {
-        conn.fence(&row.text(0)?)?;
-    }
     match f {
-        Finish::Posted { id, ticket } => {
-            let changed = conn.execute(
-                "UPDATE mails SET state = 'posted', ticket = ?3, outcome_unknown = 0, reason = NULL, updated = ?4 \
-                 WHERE message_id = ?1 AND content = ?2",
-                params![key(id), &id.content, *ticket, now],
-            )?;
-            if changed == 0 {
-                // That it was posted is what must not be lost.
-                tracing::warn!(mail = %id, ticket, "posted without a pending ledger entry");
-                conn.execute(
-                    &format!(
-                        "INSERT INTO mails ({COLUMNS}) VALUES (?1, ?2, ?3, 'posted', ?4, '', '', '', 0, ?5, NULL, ?5, 0, NULL, '', '', 0, 0, NULL, 0)"
-                    ),
-                    params![key(id), &id.content, id.legacy.as_deref(), *ticket, now],
-                )?;
-            }
-        }
+        Finish::Posted { id, ticket } => finish_posted(conn, &[(id, *ticket)])?,
         Finish::Failed {
             id,
             reason,
             outcome_unknown,
             location,
         } => {
+            conn.fence(&location.mailbox)?;
             conn.execute(
                 "UPDATE mails SET state = 'failed', reason = ?3, outcome_unknown = ?4, mailbox = ?5, folder = ?6, \
                  uid_validity = ?7, uid = ?8, retry = 0, updated = ?9 \
@@ -259,26 +246,29 @@ pub(super) fn finish(conn: &mut dyn Sql, f: &Finish) -> SqlResult<()> {
             counted,
             outcome_unknown,
         } => {
-            conn.execute(
+            let changed = conn.query(
                 "UPDATE mails SET attempts = attempts + ?3, outcome_unknown = ?4, updated = ?5 \
-                 WHERE message_id = ?1 AND content = ?2 AND state = 'pending'",
+                 WHERE message_id = ?1 AND content = ?2 AND state = 'pending' RETURNING mailbox",
                 params![key(id), &id.content, *counted, *outcome_unknown, now],
             )?;
+            fence_rows(conn, &changed)?;
         }
         Finish::Released {
             id,
             outcome_unknown,
         } => {
-            conn.execute(
+            let deleted = conn.query(
                 "DELETE FROM mails WHERE message_id = ?1 AND content = ?2 AND state = 'pending' \
-                 AND attempts = 0 AND ?3 = 0",
+                 AND attempts = 0 AND ?3 = 0 RETURNING mailbox",
                 params![key(id), &id.content, *outcome_unknown],
             )?;
-            conn.execute(
+            fence_rows(conn, &deleted)?;
+            let changed = conn.query(
                 "UPDATE mails SET outcome_unknown = ?3, updated = ?4 \
-                 WHERE message_id = ?1 AND content = ?2 AND state = 'pending'",
+                 WHERE message_id = ?1 AND content = ?2 AND state = 'pending' RETURNING mailbox",
                 params![key(id), &id.content, *outcome_unknown, now],
             )?;
+            fence_rows(conn, &changed)?;
         }
     }
     Ok(())
