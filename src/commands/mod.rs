@@ -128,8 +128,18 @@ fn references(config: Option<&Config>, rules: &Rules) -> Box<dyn References> {
     let Some(config) = config.filter(|_| rules.use_references) else {
         return Box::new(NoReferences);
     };
-    match ReadOnlyLedger::open(&config.state.dir) {
-        Ok(ledger) => Box::new(ledger),
+    let opened: Result<Box<dyn References>, _> = match config.state.backend {
+        crate::config::LedgerBackend::Sqlite => {
+            ReadOnlyLedger::open(&config.state.dir).map(|l| Box::new(l) as Box<dyn References>)
+        }
+        // A shared ledger is only read (its tables exist once any instance ran).
+        crate::config::LedgerBackend::Postgres => {
+            crate::ledger::Ledger::open_configured(&config.state)
+                .map(|l| Box::new(l) as Box<dyn References>)
+        }
+    };
+    match opened {
+        Ok(ledger) => ledger,
         Err(e) => {
             eprintln!(
                 "note: {e}; In-Reply-To/References are not looked up, so for a mail without a ticket number the daemon may decide otherwise"
