@@ -115,7 +115,7 @@ impl Leadership {
             .name("leases".into())
             .spawn(move || {
                 let mut conn: Option<PgConn> = None;
-                let mut down_since: Option<Instant> = None;
+                let mut down = false;
                 while !stop.is_cancelled() {
                     let began = Instant::now();
                     let configured = mailboxes.borrow().clone();
@@ -127,16 +127,17 @@ impl Leadership {
                     let result = turn.and_then(|c| me.turn(c, &configured));
                     crate::ops::metrics::ledger_up(result.is_ok());
                     health.ledger(result.is_err().then_some(target.name()));
-                    match (result, down_since) {
-                        (Ok(()), Some(_)) => {
+                    // Said once when it starts and once when it ends.
+                    match (result, down) {
+                        (Ok(()), true) => {
                             tracing::info!("leases: the ledger's database answers again");
-                            down_since = None;
+                            down = false;
                         }
-                        (Err(e), None) => {
+                        (Err(e), false) => {
                             tracing::warn!(
                                 "leases: cannot renew ({e}); mailboxes stop being served when their lease runs out"
                             );
-                            down_since = Some(began);
+                            down = true;
                         }
                         _ => {}
                     }
@@ -193,12 +194,9 @@ impl Leadership {
                 tracing::info!(mailbox = %name, share, "leases: handing back a mailbox to spread the work");
             }
         }
-        // A mailbox no longer configured is handed back as a surplus is.
-        for name in held.iter().filter(|m| !configured.contains(m)) {
-            if let Some(h) = lock(&self.held).get_mut(name) {
-                h.surrendering = true;
-            }
-        }
+        // A mailbox no longer configured (its loop was stopped before the keeper heard
+        // of the new config) is handed back at the next turn.
+        lock(&self.let_go).extend(held.iter().filter(|m| !configured.contains(m)).cloned());
         // 0 for each one led elsewhere: a mailbox nobody leads shows as 0 everywhere.
         for mailbox in configured {
             let leads = lock(&self.held).contains_key(mailbox);
@@ -282,20 +280,24 @@ impl Leadership {
 
     fn hand_back(&self, conn: &mut PgConn) -> SqlResult<()> {
         let names: Vec<String> = std::mem::take(&mut *lock(&self.let_go));
-        for mailbox in names {
-            self.release(conn, &mailbox)?;
+        for (i, mailbox) in names.iter().enumerate() {
+            if let Err(e) = self.release(conn, mailbox) {
+                // Those not handed back yet are, at a later turn.
+                lock(&self.let_go).extend(names.iter().skip(i).cloned());
+                return Err(e);
+            }
         }
         Ok(())
     }
 
     fn release(&self, conn: &mut PgConn, mailbox: &str) -> SqlResult<()> {
         let epoch = lock(&self.held).get(mailbox).map(|h| h.epoch);
-        self.forget(mailbox);
         if let Some(epoch) = epoch {
             conn.execute(
                 "UPDATE leases SET expires_ms = 0 WHERE mailbox = ?1 AND holder = ?2 AND epoch = ?3",
                 params![mailbox, &self.instance, epoch],
             )?;
+            self.forget(mailbox);
             lock(&self.handed_back).insert(mailbox.to_string(), Instant::now());
             tracing::info!(mailbox = %mailbox, epoch, "leases: handed back");
         }
@@ -306,7 +308,9 @@ impl Leadership {
         let names: Vec<String> = lock(&self.held).keys().cloned().collect();
         for mailbox in names {
             if let Err(e) = self.release(conn, &mailbox) {
-                tracing::warn!(mailbox = %mailbox, "leases: not handed back ({e}); it expires by itself");
+                // The database does not answer: the others would wait as long; they expire.
+                tracing::warn!("leases: not handed back at stop ({e}); they expire by themselves");
+                return;
             }
         }
         let _ = conn.execute(

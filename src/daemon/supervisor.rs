@@ -386,8 +386,8 @@ pub(crate) async fn serve(
     let mut status_tick = tokio::time::interval(Duration::from_secs(10));
     // Its first tick is at once: a sweep at start.
     let mut sweep_tick = tokio::time::interval(retention::SWEEP_EVERY);
-    // A lease can run out while the keeper waits on the database: looked at every second.
-    let mut led = leadership.as_ref().map(|l| l.wanted());
+    // Leases taken, handed back or run out (the keeper may be waiting on the database):
+    // looked at every second.
     let mut lease_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -404,10 +404,10 @@ pub(crate) async fn serve(
                 }) {
                     Ok((new, bridge)) => {
                         let _ = bridge_tx.send(Arc::new(bridge));
+                        supervisor.apply(&new).await;
                         if let Some(l) = &leases {
                             let _ = l.mailboxes.send(mailbox_names(&new));
                         }
-                        supervisor.apply(&new).await;
                         current = new;
                         tracing::info!(path = %path.display(), mailboxes = current.mailboxes.len(), "config reloaded");
                     }
@@ -422,9 +422,6 @@ pub(crate) async fn serve(
                 }
             }
             _ = status_tick.tick() => notify::status(&health.status_line()),
-            Some(Ok(())) = async { match led.as_mut() { Some(w) => Some(w.changed().await), None => None } } => {
-                supervisor.apply(&current).await;
-            }
             _ = lease_tick.tick(), if leadership.is_some() => {
                 supervisor.apply(&current).await;
             }
