@@ -145,7 +145,7 @@ async fn a_standby_is_healthy_and_a_lost_database_is_named_said_once_and_survive
         let (ok, said) = check(&config_b).await;
         assert!(ok, "{said}");
         assert!(
-            said.contains("answers (login, TLS verified, schema 5)"),
+            said.contains("answers (login, TLS verified, schema 6)"),
             "{said}"
         );
         assert!(
@@ -196,10 +196,80 @@ async fn the_wrong_ca_and_a_newer_schema_are_refused_with_their_reasons() {
         assert!(!out.status.success());
         assert!(
             text(&out)
-                .contains("written by a newer thulium-mail-bridge (schema 99, this one knows 5)"),
+                .contains("written by a newer thulium-mail-bridge (schema 99, this one knows 6)"),
             "{}",
             text(&out)
         );
+    })
+    .await
+}
+
+/// A reply to `ticket` that kills the process reading it (the test build's hook,
+/// src/daemon/test_crash.rs), as a stack overflow would.
+fn deadly_reply(ticket: u64) -> Vec<u8> {
+    String::from_utf8(reply(ticket, 1, "The mail nobody can read."))
+        .expect("utf-8")
+        .replacen("MIME-Version:", "X-Test-Crash: abort\r\nMIME-Version:", 1)
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mail_that_killed_one_host_is_not_read_by_the_other() {
+    on_postgres(async {
+        let w = World::start().await;
+        w.api.add_ticket(1001, CUSTOMER);
+        w.api.add_ticket(1002, CUSTOMER);
+        w.append(&deadly_reply(1001));
+        w.append(&reply(1002, 1, "A good mail after it."));
+        let (pa, pb) = (free_port(), free_port());
+        let (config_a, config_b) = (config_for(&w, "host-a", pa), config_for(&w, "host-b", pb));
+
+        // Host a dies reading it.
+        let first = once(&config_a, &[]).await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&first.status),
+            Some(6),
+            "{}",
+            text(&first)
+        );
+        assert_eq!(posts(&w.api), 0);
+
+        // Host a comes back (as systemd restarts it), strikes the mail it died on, and
+        // is gone again before it could lead (the dead pass's lease still runs).
+        let (log_a, log_b) = (w.dir.path().join("a.log"), w.dir.path().join("b.log"));
+        let mut a = spawn_run(&config_a, &log_a);
+        let struck = eventually(Duration::from_secs(20), || {
+            read(&log_a).contains("a mail was being read when the bridge stopped")
+        })
+        .await;
+        signal(&a, "KILL");
+        let _ = wait_exit(&mut a, Duration::from_secs(5)).await;
+        assert!(struck, "{}", read(&log_a));
+        assert!(
+            !read(&log_a).contains("leading this mailbox"),
+            "{}",
+            read(&log_a)
+        );
+
+        // Host b leads next: it does not read the mail (and die), it quarantines it.
+        let mut b = spawn_run(&config_b, &log_b);
+        let done = eventually(Duration::from_secs(60), || {
+            w.api.posted(1002).len() == 1 && w.folder("Failed").len() == 1
+        })
+        .await;
+        assert!(done, "b:\n{}", read(&log_b));
+        assert!(
+            matches!(b.try_wait(), Ok(None)),
+            "host b died:\n{}",
+            read(&log_b)
+        );
+        assert!(
+            read(&log_b).contains("on host host-a; not read again here"),
+            "{}",
+            read(&log_b)
+        );
+        assert_eq!(w.api.posted(1001).len(), 0);
+        terminate_ok(&mut b, &log_b).await;
     })
     .await
 }

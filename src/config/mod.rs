@@ -375,13 +375,19 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
-    /// This instance's name in the leases.
+    /// This instance's name in the leases: `instance`, else host name and pid.
     pub fn instance_name(&self) -> String {
+        self.instance
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", self.host_name(), std::process::id()))
+    }
+
+    /// What stays the same across restarts on this host: `instance`, else the host name.
+    pub fn host_name(&self) -> String {
         self.instance.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "localhost".into());
-            format!("{host}:{}", std::process::id())
+                .unwrap_or_else(|_| "localhost".into())
         })
     }
 }

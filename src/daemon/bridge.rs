@@ -247,6 +247,11 @@ impl Bridge {
         &self.config.state.dir
     }
 
+    /// This host, as the poison strikes name it.
+    pub(crate) fn host_name(&self) -> String {
+        self.config.state.host_name()
+    }
+
     /// `state.keep_decisions`: how long `ledger list` remembers a decided mail.
     pub(crate) fn keep_decisions(&self) -> Duration {
         self.config.state.keep_decisions

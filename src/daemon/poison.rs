@@ -28,29 +28,54 @@ const QUARANTINE_AT: u32 = 2;
 #[derive(Clone)]
 pub(crate) struct Reading {
     file: Option<Arc<std::fs::File>>,
+    /// This host (`StateConfig::host_name`): a mail that stopped another host is not read.
+    host: String,
+}
+
+/// Where the marker of `mailbox` lives.
+fn marker_path(state_dir: &Path, mailbox: &str) -> std::path::PathBuf {
+    let name = hex::encode(&Sha256::digest(mailbox.as_bytes())[..8]);
+    state_dir.join("reading").join(name)
+}
+
+/// At start, before any mailbox is led: a mail a dead process of this host left in a
+/// marker gets its strike, naming this host, in the ledger every host reads. Another
+/// host sharing the ledger then does not read it (and die on it) too.
+pub(crate) async fn strike_left_markers(
+    state_dir: &Path,
+    ledger: &Ledger,
+    mailboxes: &[String],
+    host: &str,
+) {
+    for mailbox in mailboxes {
+        let path = marker_path(state_dir, mailbox);
+        let Some(place) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| parse(&text, mailbox))
+        else {
+            continue;
+        };
+        let reason = "the bridge stopped while reading it (a crash?)".to_string();
+        match ledger
+            .strike(place.clone(), reason, Some(host.to_string()))
+            .await
+        {
+            Ok(n) => {
+                tracing::warn!(mailbox = %mailbox, uid = place.uid, strikes = n, "a mail was being read when the bridge stopped");
+                // Struck once: the next start must not strike it again.
+                let _ = std::fs::write(&path, CLEARED);
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
 }
 
 impl Reading {
-    /// The marker of `mailbox` in `state_dir`; a mail left in it by a dead process gets
-    /// its strike now.
-    pub(crate) async fn open(state_dir: &Path, ledger: &Ledger, mailbox: &str) -> Reading {
+    /// The marker of `mailbox` in `state_dir` (what a dead process left in it was struck
+    /// at start, [`strike_left_markers`]).
+    pub(crate) fn open(state_dir: &Path, mailbox: &str, host: &str) -> Reading {
+        let path = marker_path(state_dir, mailbox);
         let dir = state_dir.join("reading");
-        let name = hex::encode(&Sha256::digest(mailbox.as_bytes())[..8]);
-        let path = dir.join(name);
-        if let Some(place) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| parse(&text, mailbox))
-        {
-            let reason = "the bridge stopped while reading it (a crash?)".to_string();
-            match ledger.strike(place.clone(), reason).await {
-                Ok(n) => tracing::warn!(
-                    uid = place.uid,
-                    strikes = n,
-                    "a mail was being read when the bridge stopped"
-                ),
-                Err(e) => tracing::error!("{e}"),
-            }
-        }
         let file = std::fs::create_dir_all(&dir)
             .and_then(|()| {
                 std::fs::OpenOptions::new()
@@ -64,7 +89,10 @@ impl Reading {
             )
             .ok()
             .map(Arc::new);
-        Reading { file }
+        Reading {
+            file,
+            host: host.to_string(),
+        }
     }
 
     /// One write per mark and per clear (both the same width, so nothing needs
@@ -161,9 +189,22 @@ async fn read_with(
     };
     for (i, mail) in mails.into_iter().enumerate() {
         match struck.get(&mail.place.uid) {
-            Some((strikes, reason)) if *strikes >= QUARANTINE_AT => {
+            Some(s) if s.count >= QUARANTINE_AT => {
                 reads.push(Some(Read::Poison {
-                    reason: format!("quarantined: {reason} ({strikes} times); not read again"),
+                    reason: format!(
+                        "quarantined: {} ({} times); not read again",
+                        s.reason, s.count
+                    ),
+                    quarantined: true,
+                }));
+            }
+            Some(s) if s.killed_on.as_ref().is_some_and(|h| *h != marker.host) => {
+                reads.push(Some(Read::Poison {
+                    reason: format!(
+                        "quarantined: {} on host {}; not read again here",
+                        s.reason,
+                        s.killed_on.as_deref().unwrap_or_default()
+                    ),
                     quarantined: true,
                 }));
             }
@@ -237,7 +278,10 @@ async fn overran(ledger: &Ledger, place: Location, budget: Duration) -> Read {
         "reading it took longer than {}",
         humantime::format_duration(budget)
     );
-    let strikes = ledger.strike(place, reason.clone()).await.unwrap_or(0);
+    let strikes = ledger
+        .strike(place, reason.clone(), None)
+        .await
+        .unwrap_or(0);
     Read::Poison {
         quarantined: strikes >= QUARANTINE_AT,
         reason,
@@ -381,7 +425,7 @@ mod tests {
     async fn one_thread_reads_a_batch_in_order_and_a_mail_over_budget_is_struck_then_quarantined() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ledger = Ledger::open(dir.path()).expect("ledger");
-        let marker = Reading::open(dir.path(), &ledger, "support").await;
+        let marker = Reading::open(dir.path(), "support", "host");
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let decide: DecideFn = {
             let calls = Arc::clone(&calls);
@@ -432,7 +476,7 @@ mod tests {
                 .await
                 .expect("read")
                 .get(&3)
-                .map(|s| s.0),
+                .map(|s| s.count),
             Some(1)
         );
 

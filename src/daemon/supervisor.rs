@@ -7,7 +7,7 @@
 use crate::config::{Config, ConfigError, MailboxConfig};
 use crate::daemon::bridge::{Bridge, Runtime};
 use crate::daemon::leadership::Leadership;
-use crate::daemon::{retention, worker};
+use crate::daemon::{poison, retention, worker};
 use crate::ledger::Ledger;
 use crate::ops::health::Health;
 use crate::ops::notify;
@@ -163,6 +163,14 @@ async fn open_ledger(config: &Config) -> anyhow::Result<(Ledger, std::fs::File)>
     let lock = crate::ledger::lock_instance(&config.state.dir)?;
     let ledger = Ledger::open_configured(&config.state)?;
     crate::ops::metrics::ledger_up(true);
+    let mailboxes = mailbox_names(config);
+    poison::strike_left_markers(
+        &config.state.dir,
+        &ledger,
+        &mailboxes,
+        &config.state.host_name(),
+    )
+    .await;
     match ledger.stats().await {
         Ok(s) if s.pending > 0 => tracing::info!(
             pending = s.pending,

@@ -18,7 +18,7 @@ const TABLES: [(&str, &str, usize); 4] = [
     ),
     (
         "poison",
-        "mailbox, uid_validity, uid, strikes, reason, updated",
+        "mailbox, uid_validity, uid, strikes, reason, updated, killed_on",
         3,
     ),
     (

@@ -188,8 +188,10 @@ fn decisions_older_than_the_retention_are_swept() {
 /// Schema 4 only adds `decisions`: a file at 3 is a 4 without it.
 fn downgrade_to_v3(path: &std::path::Path) {
     let raw = rusqlite::Connection::open(path).unwrap();
-    raw.execute_batch("DROP TABLE decisions; PRAGMA user_version = 3;")
-        .unwrap();
+    raw.execute_batch(
+        "DROP TABLE decisions; ALTER TABLE poison DROP COLUMN killed_on; PRAGMA user_version = 3;",
+    )
+    .unwrap();
 }
 
 #[test]
@@ -262,11 +264,11 @@ fn a_ledger_written_by_a_newer_version_is_refused() {
     let path = Ledger::open(dir.path()).unwrap().path().to_path_buf();
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch("PRAGMA user_version = 6;")
+        .execute_batch("PRAGMA user_version = 7;")
         .unwrap();
     let err = Ledger::open(dir.path()).unwrap_err().to_string();
     assert!(
-        err.contains("written by a newer thulium-mail-bridge (schema 6, this one knows 5)"),
+        err.contains("written by a newer thulium-mail-bridge (schema 7, this one knows 6)"),
         "{err}"
     );
 }

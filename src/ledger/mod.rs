@@ -30,7 +30,7 @@ pub(crate) use entry::{
 pub(crate) use error::LedgerError;
 pub(crate) use read_only::ReadOnlyLedger;
 pub(crate) use schema::VERSION as SCHEMA_VERSION;
-pub(crate) use store::{Begun, PostedReply};
+pub(crate) use store::{Begun, PostedReply, Strikes};
 
 use crate::mail::MailId;
 use rusqlite::{Connection, OpenFlags};
@@ -265,11 +265,16 @@ impl Ledger {
         .await
     }
 
-    /// Counts a crash or hang while reading the mail at `place` (durably); returns its
-    /// strikes now.
-    pub(crate) async fn strike(&self, place: Location, reason: String) -> Result<u32, LedgerError> {
+    /// Counts a crash (on host `killed_on`) or hang while reading the mail at `place`
+    /// (durably); returns its strikes now.
+    pub(crate) async fn strike(
+        &self,
+        place: Location,
+        reason: String,
+        killed_on: Option<String>,
+    ) -> Result<u32, LedgerError> {
         self.write("counting a strike", move |conn| {
-            store::strike(conn, &place, &reason)
+            store::strike(conn, &place, &reason, killed_on.as_deref())
         })
         .await
     }
@@ -279,7 +284,7 @@ impl Ledger {
         &self,
         mailbox: &str,
         uid_validity: u32,
-    ) -> Result<HashMap<u32, (u32, String)>, LedgerError> {
+    ) -> Result<HashMap<u32, Strikes>, LedgerError> {
         let mailbox = mailbox.to_string();
         self.read("reading strikes", move |conn| {
             store::struck(conn, &mailbox, uid_validity)

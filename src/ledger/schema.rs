@@ -6,7 +6,7 @@ use super::sql::{Sql, SqlError};
 
 /// Bumped with every step below; the backend keeps the one applied
 /// ([`Sql::schema_version`]).
-pub(crate) const VERSION: i64 = 5;
+pub(crate) const VERSION: i64 = 6;
 
 const V1: &str = "
 CREATE TABLE IF NOT EXISTS mails (
@@ -108,6 +108,12 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 ";
 
+/// Which host a mail stopped while it was read (a crash): with a shared ledger, another
+/// host does not read it again (`daemon/poison.rs`). Runs once: with the step's number.
+const V6: &str = "
+ALTER TABLE poison ADD COLUMN killed_on TEXT;
+";
+
 /// Why the tables could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SchemaError {
@@ -127,7 +133,11 @@ pub(super) fn create(conn: &mut dyn Sql) -> Result<(), SchemaError> {
     }
     if on_disk < VERSION {
         // Every step is idempotent (IF NOT EXISTS): an older ledger gets what it lacks.
-        let steps = format!("{V1}{V2}{V3}{V4}{V5}").replace("{rowid}", conn.rowid_column());
+        let mut steps = format!("{V1}{V2}{V3}{V4}{V5}").replace("{rowid}", conn.rowid_column());
+        // The steps after 5 are not idempotent: each runs when the ledger predates it.
+        if on_disk < 6 {
+            steps.push_str(V6);
+        }
         let on_disk = conn.migrate(&steps, VERSION)?;
         if on_disk > VERSION {
             return Err(SchemaError::Newer { on_disk });

@@ -444,13 +444,28 @@ pub(super) fn mark_retry(conn: &mut dyn Sql, message_id: Option<&str>) -> SqlRes
     }
 }
 
-/// Adds a strike to the mail at `place`; returns its strikes now.
-pub(super) fn strike(conn: &mut dyn Sql, place: &Location, reason: &str) -> SqlResult<u32> {
-    conn.fence(&place.mailbox)?;
+/// A mail's strikes: how many, the last reason, and the host it last stopped (a crash
+/// while it was read), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Strikes {
+    pub count: u32,
+    pub reason: String,
+    pub killed_on: Option<String>,
+}
+
+/// Adds a strike to the mail at `place` (`killed_on`: the host it stopped); returns its
+/// strikes now. Not fenced: a fact about a mail, recorded by whichever host saw it.
+pub(super) fn strike(
+    conn: &mut dyn Sql,
+    place: &Location,
+    reason: &str,
+    killed_on: Option<&str>,
+) -> SqlResult<u32> {
     conn.execute(
-        "INSERT INTO poison (mailbox, uid_validity, uid, strikes, reason, updated) VALUES (?1, ?2, ?3, 1, ?4, ?5) \
-         ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET strikes = poison.strikes + 1, reason = ?4, updated = ?5",
-        params![&place.mailbox, place.uid_validity, place.uid, reason, unix_now()],
+        "INSERT INTO poison (mailbox, uid_validity, uid, strikes, reason, updated, killed_on) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6) \
+         ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET strikes = poison.strikes + 1, reason = ?4, updated = ?5, \
+         killed_on = COALESCE(?6, poison.killed_on)",
+        params![&place.mailbox, place.uid_validity, place.uid, reason, unix_now(), killed_on],
     )?;
     strikes(conn, place).map(|s| s.map_or(0, |(n, _)| n))
 }
@@ -460,13 +475,20 @@ pub(super) fn struck(
     conn: &mut dyn Sql,
     mailbox: &str,
     uid_validity: u32,
-) -> SqlResult<HashMap<u32, (u32, String)>> {
+) -> SqlResult<HashMap<u32, Strikes>> {
     conn.query(
-        "SELECT uid, strikes, reason FROM poison WHERE mailbox = ?1 AND uid_validity = ?2",
+        "SELECT uid, strikes, reason, killed_on FROM poison WHERE mailbox = ?1 AND uid_validity = ?2",
         params![mailbox, uid_validity],
     )?
     .iter()
-    .map(|r| Ok((r.u32(0)?, (r.u32(1)?, r.text(2)?))))
+    .map(|r| {
+        let strikes = Strikes {
+            count: r.u32(1)?,
+            reason: r.text(2)?,
+            killed_on: r.opt_text(3)?,
+        };
+        Ok((r.u32(0)?, strikes))
+    })
     .collect()
 }
 
