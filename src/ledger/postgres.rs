@@ -145,6 +145,11 @@ impl PgConn {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
+        // Multi-row statements differ by their row count: kept within bounds, each
+        // prepared statement also holds a plan on the server.
+        if self.statements.len() >= STATEMENTS_KEPT {
+            self.statements.clear();
+        }
         let text = numbered(sql);
         let prepared = self
             .client()?
@@ -154,6 +159,9 @@ impl PgConn {
         Ok(prepared)
     }
 }
+
+/// Prepared statements kept a session at most.
+const STATEMENTS_KEPT: usize = 256;
 
 /// `?N` placeholders as PostgreSQL writes them (`$N`); the statements hold no `?`
 /// otherwise.
