@@ -142,6 +142,13 @@ async fn a_standby_is_healthy_and_a_lost_database_is_named_said_once_and_survive
         let (code, body) = get(&format!("http://127.0.0.1:{pb}/healthz")).await;
         assert_eq!(code, 200, "a standby that leads nothing is healthy: {body}");
 
+        let mut status = bin();
+        status.arg("--config").arg(&config_b).arg("status");
+        let status = text(&output(status).await);
+        assert!(
+            status.contains("lease        support: led by host-a (epoch"),
+            "{status}"
+        );
         let (ok, said) = check(&config_b).await;
         assert!(ok, "{said}");
         assert!(

@@ -102,6 +102,11 @@ impl TwoHosts {
     async fn run_both_settled(&mut self) {
         self.run(0);
         self.run(1);
+        self.run_both_settled_again().await;
+    }
+
+    /// The mailboxes spread over both again (after a fault, once both are up).
+    async fn run_both_settled_again(&mut self) {
         let half = self.mailboxes as usize / 2;
         assert!(
             eventually(Duration::from_secs(60), || self.led_by(0) == half
@@ -113,6 +118,18 @@ impl TwoHosts {
             read(&self.logs[0]),
             read(&self.logs[1])
         );
+    }
+
+    /// `n` more replies to every ticket, then waits until instance `i` posts some of
+    /// them: a fault then hits it in the middle of its work, not idle.
+    async fn arrive_while_posting(&mut self, n: u32, i: usize) {
+        let before = posts_by(&self.w.api, NAMES[i]).len();
+        self.arrive(n);
+        let busy = eventually(Duration::from_secs(30), || {
+            posts_by(&self.w.api, NAMES[i]).len() > before
+        })
+        .await;
+        assert!(busy, "{} never posted:\n{}", NAMES[i], read(&self.logs[i]));
     }
 
     /// `n` more replies to every ticket, into its mailbox's INBOX.
@@ -150,9 +167,18 @@ impl TwoHosts {
         );
     }
 
+    /// What instance `i` logged since it was last started.
+    fn log_since_start(&self, i: usize) -> String {
+        let log = read(&self.logs[i]);
+        log.get(self.started_at[i]..)
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// The mailboxes an instance's log says it leads now.
     fn led_by(&self, i: usize) -> usize {
-        let log = read(&self.logs[i]);
+        // This life of the process only: an earlier one led what it led.
+        let log = self.log_since_start(i);
         (1..=self.mailboxes)
             .filter(|m| leads_now(&log, &format!("mailbox=mb{m}")))
             .count()
@@ -240,7 +266,8 @@ impl TwoHosts {
 
     /// The mailboxes an instance's log says it leads now, by number.
     fn leading(&self, i: usize) -> Vec<u64> {
-        let log = read(&self.logs[i]);
+        // This life of the process only: an earlier one led what it led.
+        let log = self.log_since_start(i);
         (1..=self.mailboxes)
             .filter(|m| leads_now(&log, &format!("mailbox=mb{m}")))
             .collect()
@@ -326,9 +353,10 @@ async fn kill_9_of_a_leader_at_ten_seeded_instants() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(22);
         let mut takeovers = Vec::new();
         for round in 0..10 {
-            h.arrive(4);
-            tokio::time::sleep(Duration::from_millis(rng.random_range(100..1500))).await;
             let victim = rng.random_range(0..2);
+            h.run_both_settled_again().await;
+            h.arrive_while_posting(4, victim).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..300))).await;
             let killed_at = now_ms();
             let led = h.leading(victim);
             signal(h.daemon(victim), "KILL");
@@ -357,8 +385,9 @@ async fn a_frozen_leader_posts_nothing_after_waking_until_it_leads_again() {
         let mut after_waking = 0;
         let mut takeovers = Vec::new();
         for round in 0..2 {
-            h.arrive(10);
-            tokio::time::sleep(Duration::from_millis(300 + 500 * round)).await;
+            h.run_both_settled_again().await;
+            h.arrive_while_posting(10, 1).await;
+            tokio::time::sleep(Duration::from_millis(100 * round)).await;
             let stopped_at = now_ms();
             let led = h.leading(1);
             signal(h.daemon(1), "STOP");
@@ -393,8 +422,7 @@ async fn a_leader_cut_off_from_the_database_stops_posting_and_rejoins() {
     on_postgres(async {
         let mut h = TwoHosts::start(4, true).await;
         h.run_both_settled().await;
-        h.arrive(10);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        h.arrive_while_posting(10, 0).await;
         let cut_at = now_ms();
         let led = h.leading(0);
         h.proxy.as_ref().expect("proxy").cut().await;
@@ -430,8 +458,7 @@ async fn postgres_restarted_mid_run_loses_nothing_and_posts_nothing_twice() {
         let mut h = TwoHosts::start(4, false).await;
         h.run_both_settled().await;
         for round in 0..2 {
-            h.arrive(10);
-            tokio::time::sleep(Duration::from_millis(400 + 400 * round)).await;
+            h.arrive_while_posting(10, round % 2).await;
             let pg = h.w.postgres.take().expect("postgres");
             let pg = tokio::task::spawn_blocking(move || pg.restart().map(|()| pg))
                 .await

@@ -227,7 +227,15 @@ impl Supervisor {
             .collect();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
-                tracing::info!(mailbox = %name, "stopping mailbox (removed, changed or led elsewhere)");
+                let configured = config
+                    .mailboxes
+                    .iter()
+                    .any(|m| m.name == name && m.fingerprint() == r.fingerprint);
+                if configured {
+                    tracing::info!(mailbox = %name, "stopping mailbox (no longer led by this instance)");
+                } else {
+                    tracing::info!(mailbox = %name, "stopping mailbox (removed or changed)");
+                }
                 r.stop.cancel();
                 // It finishes its mail in hand before a changed one starts anew below.
                 let _ = r.task.await;

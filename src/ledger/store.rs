@@ -454,13 +454,19 @@ pub(crate) struct Strikes {
 }
 
 /// Adds a strike to the mail at `place` (`killed_on`: the host it stopped); returns its
-/// strikes now. Not fenced: a fact about a mail, recorded by whichever host saw it.
+/// strikes now. A mail that overran the reading budget is struck by the mailbox's leader
+/// (fenced); one a dead process was reading is struck at the next start, before that
+/// process leads anything (not fenced: a fact about the past, which must reach the
+/// ledger before another host reads the mail).
 pub(super) fn strike(
     conn: &mut dyn Sql,
     place: &Location,
     reason: &str,
     killed_on: Option<&str>,
 ) -> SqlResult<u32> {
+    if killed_on.is_none() {
+        conn.fence(&place.mailbox)?;
+    }
     conn.execute(
         "INSERT INTO poison (mailbox, uid_validity, uid, strikes, reason, updated, killed_on) VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6) \
          ON CONFLICT (mailbox, uid_validity, uid) DO UPDATE SET strikes = poison.strikes + 1, reason = ?4, updated = ?5, \
