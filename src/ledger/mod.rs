@@ -150,7 +150,7 @@ impl Ledger {
         for suffix in ["-wal", "-shm"] {
             restrict(Path::new(&format!("{}{suffix}", path.display())), 0o600);
         }
-        Ledger::start(path, Box::new(conn), Box::new(read))
+        Ledger::start(path, Box::new(conn), Box::new(read), None)
     }
 
     /// The ledger `[state]` names: SQLite in `dir`, or the shared PostgreSQL one.
@@ -195,11 +195,8 @@ impl Ledger {
             message: e.to_string(),
         })?;
         let read = postgres::PgConn::open(target.clone(), fences.clone()).map_err(open_err)?;
-        let mut ledger = Ledger::start(path, Box::new(write), Box::new(read))?;
-        if let Some(inner) = Arc::get_mut(&mut ledger.inner) {
-            inner.shared = Some(Shared { target, fences });
-        }
-        Ok(ledger)
+        let shared = Shared { target, fences };
+        Ledger::start(path, Box::new(write), Box::new(read), Some(shared))
     }
 
     /// Shared by several instances (PostgreSQL): each mailbox needs a lease to be served.
@@ -212,6 +209,7 @@ impl Ledger {
         path: PathBuf,
         write: Box<dyn Sql>,
         read: Box<dyn Sql>,
+        shared: Option<Shared>,
     ) -> Result<Ledger, LedgerError> {
         let thread_err = |e: std::io::Error| LedgerError::Open {
             path: path.clone(),
@@ -225,7 +223,7 @@ impl Ledger {
                 path,
                 reader,
                 writer,
-                shared: None,
+                shared,
             }),
         })
     }
