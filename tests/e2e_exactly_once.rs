@@ -11,41 +11,6 @@ use std::time::Duration;
 use support::*;
 use testbed::{BodyStorage, CreatedAt, Fault, Reading};
 
-/// `(missing, duplicates)` of `per_ticket` replies to each of `tickets`, counted in the
-/// API's store; fails unless each ticket's replies were stored in date order.
-fn audit(w: &World, tickets: u64, per_ticket: u32) -> (usize, usize) {
-    let (mut missing, mut duplicates) = (0, 0);
-    for t in 1..=tickets {
-        let bodies: Vec<String> = w
-            .api
-            .posted(t)
-            .iter()
-            .map(|r| r.body.trim().to_string())
-            .collect();
-        // Reply n is dated n minutes after reply 0 (support::reply).
-        let order: Vec<u32> = bodies
-            .iter()
-            .filter_map(|b| b.strip_prefix("reply ")?.split(' ').next()?.parse().ok())
-            .collect();
-        assert!(
-            order.is_sorted(),
-            "ticket {t}: stored out of date order: {order:?}"
-        );
-        for n in 0..per_ticket {
-            match bodies
-                .iter()
-                .filter(|b| **b == format!("reply {n} to {t}"))
-                .count()
-            {
-                0 => missing += 1,
-                1 => {}
-                k => duplicates += k - 1,
-            }
-        }
-    }
-    (missing, duplicates)
-}
-
 fn seed(w: &World, tickets: u64, per_ticket: u32) {
     for t in 1..=tickets {
         w.api.add_ticket(t, CUSTOMER);
@@ -85,7 +50,7 @@ async fn one_answer_in_five_lost(reading: Reading) {
         .filter(|r| r.method == "POST" && r.status.is_none())
         .count();
     let posts = posts(&w.api);
-    let (missing, duplicates) = audit(&w, 60, 5);
+    let (missing, duplicates) = audit(&w.api, 60, 5);
     println!(
         "{reading:?}: 300 replies, {posts} POSTs, {lost} answers lost: {missing} missing, {duplicates} duplicates, {} failed",
         w.folder("Failed").len()
@@ -110,7 +75,7 @@ async fn one_answer_in_five_is_a_502_after_storing(reading: Reading) {
         .iter()
         .filter(|r| r.method == "POST" && r.status == Some(502))
         .count();
-    let (missing, duplicates) = audit(&w, 20, 5);
+    let (missing, duplicates) = audit(&w.api, 20, 5);
     println!(
         "{reading:?}: 100 replies, {fired} stored but answered 502: {missing} missing, {duplicates} duplicates"
     );
@@ -153,7 +118,7 @@ async fn answers_after_the_client_timeout(reading: Reading) {
         .fail_every(5, Fault::AcceptThenDelay(Duration::from_secs(3)));
     let config = w.config_with(&[MailboxOpts::default()], "concurrency = 8", "");
     drain(&w, &config, 10).await;
-    let (missing, duplicates) = audit(&w, 10, 4);
+    let (missing, duplicates) = audit(&w.api, 10, 4);
     println!(
         "{reading:?}: 40 replies, every 5th answered late: {missing} missing, {duplicates} duplicates, {} failed",
         w.folder("Failed").len()
@@ -202,7 +167,7 @@ async fn kill_9_at_20_random_instants(reading: Reading) {
         w.folder("Processed").len()
     );
     assert!(exit.success(), "run ends cleanly: {exit:?}");
-    let (missing, duplicates) = audit(&w, tickets, per_ticket);
+    let (missing, duplicates) = audit(&w.api, tickets, per_ticket);
     println!(
         "{reading:?}: {all} replies, kill -9 x20: {missing} missing, {duplicates} duplicates, {} failed",
         w.folder("Failed").len()
@@ -359,7 +324,7 @@ async fn an_outage_longer_than_max_attempts_gives_nothing_up_and_is_loud(reading
     terminate_ok(&mut child, &log).await;
     let log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(all_posted, "{log}");
-    let (missing, duplicates) = audit(&w, 5, 2);
+    let (missing, duplicates) = audit(&w.api, 5, 2);
     println!(
         "{reading:?}: 503 for every POST over 4 passes + run: {missing} missing, {duplicates} duplicates, {} failed; all posted {:.1} s after the recovery",
         w.folder("Failed").len(),
@@ -455,7 +420,7 @@ async fn refused_credentials_for_longer_than_max_attempts_give_nothing_up() {
     }
     assert!(w.folder("Failed").is_empty());
     drain(&w, &good, 2).await;
-    assert_eq!(audit(&w, 3, 1), (0, 0));
+    assert_eq!(audit(&w.api, 3, 1), (0, 0));
     assert!(w.folder("Failed").is_empty());
 }
 

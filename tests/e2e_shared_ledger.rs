@@ -162,6 +162,12 @@ async fn a_standby_is_healthy_and_a_lost_database_is_named_said_once_and_survive
 
         lose_and_regain_the_database(&mut w, &health_a, &log_a, &log_b).await;
         terminate_ok(&mut a, &log_a).await;
+        // A stop hands its lease back: the other host need not wait for it to run out.
+        assert!(
+            read(&log_a).contains("leases: handed back mailbox=support"),
+            "{}",
+            read(&log_a)
+        );
         terminate_ok(&mut b, &log_b).await;
         assert_eq!(posts(&w.api), 1);
     })

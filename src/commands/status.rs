@@ -53,23 +53,22 @@ pub(crate) fn run(config: &Config) -> anyhow::Result<bool> {
     if mailboxes.is_empty() {
         println!("  no mailbox has reported yet (starting?)");
     }
-    match crate::ledger::Ledger::open_configured(&config.state)
-        .and_then(|l| futures::executor::block_on(l.failed_since(3600)))
-    {
-        Ok(n) => println!("  last hour    {n} mail(s) failed (ledger)"),
+    match crate::ledger::Ledger::open_configured(&config.state) {
+        Ok(ledger) => ledger_lines(&ledger),
         Err(e) => println!("  last hour    unknown ({e})"),
     }
-    leader_lines(config);
     let (code, body) = health;
     println!("  health       {code} {}", body.trim());
     Ok(!down && code == 200)
 }
 
-/// On a shared ledger: which instance leads which mailbox, since when.
-fn leader_lines(config: &Config) {
-    let Ok(ledger) = crate::ledger::Ledger::open_configured(&config.state) else {
-        return;
-    };
+/// Failures in the last hour and, on a shared ledger, which instance leads which
+/// mailbox since when.
+fn ledger_lines(ledger: &crate::ledger::Ledger) {
+    match futures::executor::block_on(ledger.failed_since(3600)) {
+        Ok(n) => println!("  last hour    {n} mail(s) failed (ledger)"),
+        Err(e) => println!("  last hour    unknown ({e})"),
+    }
     match futures::executor::block_on(ledger.leases()) {
         Ok(leases) => {
             for l in leases {

@@ -8,6 +8,7 @@ mod fingerprint;
 mod rules;
 mod secret;
 mod validate;
+pub(crate) use validate::is_loopback_host;
 
 pub use disposition::Disposition;
 pub use fingerprint::Fingerprint;

@@ -410,7 +410,7 @@ fn validate_oauth2(o: &OAuth2Config, allow_insecure: bool) -> Result<(), Invalid
 }
 
 /// `none` TLS is only allowed where the password cannot leave the machine.
-fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .trim_matches(|c| c == '[' || c == ']')

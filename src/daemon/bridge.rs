@@ -93,6 +93,8 @@ pub(crate) struct Bridge {
     /// tickets needs one read per ticket, which must not halve the posting rate.
     read_slots: Semaphore,
     dry_run: bool,
+    /// `StateConfig::host_name`, read once (it may read the host name from /proc).
+    host_name: String,
     /// Set while the API refuses our credentials (with the status it answered): nobody
     /// posts until it has passed. Not carried over a reload: a new password is tried at once.
     credentials_refused_until: Mutex<Option<(u16, Instant)>>,
@@ -138,6 +140,7 @@ impl Bridge {
             api,
             runtime,
             dry_run,
+            host_name: config.state.host_name(),
             credentials_refused_until: Mutex::new(None),
             config,
         })
@@ -248,8 +251,8 @@ impl Bridge {
     }
 
     /// This host, as the poison strikes name it.
-    pub(crate) fn host_name(&self) -> String {
-        self.config.state.host_name()
+    pub(crate) fn host_name(&self) -> &str {
+        &self.host_name
     }
 
     /// `state.keep_decisions`: how long `ledger list` remembers a decided mail.

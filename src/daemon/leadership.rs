@@ -84,6 +84,11 @@ impl Leadership {
             .is_some_and(|h| Instant::now() < h.until)
     }
 
+    /// Whether a loop for `mailbox` should run: led now, and not being handed back.
+    pub(crate) fn serves(&self, mailbox: &str) -> bool {
+        self.wanted.borrow().contains(mailbox) && self.leads(mailbox)
+    }
+
     /// The mailboxes whose loops should run, as it changes.
     pub(crate) fn wanted(&self) -> watch::Receiver<BTreeSet<String>> {
         self.wanted.subscribe()

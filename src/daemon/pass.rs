@@ -82,7 +82,7 @@ pub(crate) async fn run_pass(
     };
     // A child: a broken session stops this pass's posting without stopping the daemon.
     let stop = shutdown.child_token();
-    let reading = Reading::open(bridge.state_dir(), &mb.name, &bridge.host_name());
+    let reading = Reading::open(bridge.state_dir(), &mb.name, bridge.host_name());
     let mut pass = Pass {
         session,
         bridge,

@@ -205,14 +205,10 @@ impl Supervisor {
     /// Starts, restarts and stops mailbox loops so they match `config`; unchanged ones
     /// keep running. Returns the readiness of the loops it started.
     async fn apply(&mut self, config: &Config) -> Vec<watch::Receiver<bool>> {
-        let led = self
-            .leadership
-            .as_ref()
-            .map(|l| l.wanted().borrow().clone());
         let wanted: BTreeMap<&str, &MailboxConfig> = config
             .mailboxes
             .iter()
-            .filter(|m| self.leads(led.as_ref(), &m.name))
+            .filter(|m| self.leadership.as_ref().is_none_or(|l| l.serves(&m.name)))
             .map(|m| (m.name.as_str(), m))
             .collect();
         let gone: Vec<String> = self
@@ -277,14 +273,6 @@ impl Supervisor {
             ready.push(ready_rx);
         }
         ready
-    }
-
-    /// Whether a loop for `mailbox` should run: always on one host's own ledger.
-    fn leads(&self, led: Option<&BTreeSet<String>>, mailbox: &str) -> bool {
-        match (&self.leadership, led) {
-            (Some(l), Some(led)) => led.contains(mailbox) && l.leads(mailbox),
-            _ => true,
-        }
     }
 
     /// Alive, for the watchdog: no mailbox loop has ended (they end only at shutdown;

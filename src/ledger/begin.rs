@@ -3,8 +3,8 @@
 //! ledger every statement is a round trip.
 
 use super::entry::{Attempt, Entry, EntryState, unix_now, unix_now_ms};
-use super::sql::{Sql, SqlError, SqlResult, Value};
-use super::store::{Begun, COLUMNS, ROWS_A_STATEMENT, Stored, find_many, key};
+use super::sql::{ROWS_A_STATEMENT, Sql, SqlError, SqlResult, Value};
+use super::store::{Begun, COLUMNS, Stored, find_many, key};
 use std::collections::HashSet;
 
 /// What to do for one mail, given what the ledger holds.

@@ -6,33 +6,29 @@
 use super::sql::{Row, Sql, SqlError, SqlResult};
 use std::collections::HashSet;
 
-/// The tables copied, their columns, and how many of those make the key. Leases and
-/// instances are not copied: they belong to the instances that run.
-const TABLES: [(&str, &str, usize); 4] = [
-    (
-        "mails",
-        "message_id, content, legacy, state, ticket, body_hash, text_hash, date_sent, attempts, \
-         first_seen, last_attempt_ms, updated, outcome_unknown, unknown_since, mailbox, folder, \
-         uid_validity, uid, reason, retry, new_ticket_from",
-        2,
-    ),
-    (
-        "poison",
-        "mailbox, uid_validity, uid, strikes, reason, updated, killed_on",
-        3,
-    ),
-    (
-        "api_clock",
-        "ticket, created_at, date_sent, posted_from, posted_to, seen",
-        3,
-    ),
-    (
-        "decisions",
-        "message_id, content, decided, mailbox, folder, uid_validity, uid, sender, subject, \
-         ticket, outcome, reason",
-        2,
-    ),
-];
+/// The tables copied, their columns (as the modules writing them name them), and how
+/// many of those make the key. Leases and instances are not copied: they belong to the
+/// instances that run.
+fn copied_tables() -> [(&'static str, String, usize); 4] {
+    [
+        (
+            "mails",
+            format!("{}, new_ticket_from", super::store::COLUMNS),
+            2,
+        ),
+        (
+            "poison",
+            "mailbox, uid_validity, uid, strikes, reason, updated, killed_on".into(),
+            3,
+        ),
+        (
+            "api_clock",
+            "ticket, created_at, date_sent, posted_from, posted_to, seen".into(),
+            3,
+        ),
+        ("decisions", super::decisions::COLUMNS.into(), 2),
+    ]
+}
 
 /// Every row of the copied tables, table by table (in insertion order where it counts).
 #[derive(Debug, Clone, Default)]
@@ -48,7 +44,7 @@ pub(crate) struct Copied {
 
 pub(super) fn export(conn: &mut dyn Sql) -> SqlResult<Export> {
     let mut tables = Vec::new();
-    for (table, columns, _) in TABLES {
+    for (table, columns, _) in copied_tables() {
         let order = if table == "api_clock" || table == "decisions" {
             " ORDER BY rowid"
         } else {
@@ -76,10 +72,10 @@ pub(super) fn import(conn: &mut dyn Sql, from: &Export) -> SqlResult<Copied> {
         )));
     }
     let mut copied = Copied::default();
-    for ((table, columns, key), rows) in TABLES.iter().zip(&from.tables) {
+    for ((table, columns, key), rows) in copied_tables().into_iter().zip(&from.tables) {
         let n = columns.split(',').count();
         let slots: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-        let keys: Vec<&str> = columns.split(',').map(str::trim).take(*key).collect();
+        let keys: Vec<&str> = columns.split(',').map(str::trim).take(key).collect();
         let insert = format!(
             "INSERT INTO {table} ({columns}) VALUES ({}) ON CONFLICT ({}) DO NOTHING",
             slots.join(", "),
@@ -92,7 +88,7 @@ pub(super) fn import(conn: &mut dyn Sql, from: &Export) -> SqlResult<Copied> {
                 _ => added += 1,
             }
         }
-        copied.tables.push((*table, added, there));
+        copied.tables.push((table, added, there));
     }
     Ok(copied)
 }

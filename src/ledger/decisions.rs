@@ -4,7 +4,7 @@
 //! swept. The `mails` table keeps only what exactly-once needs; this one is for people.
 
 use super::entry::{Location, unix_now};
-use super::sql::{Row, Sql, SqlResult, Value, params};
+use super::sql::{ROWS_A_STATEMENT, Row, Sql, SqlResult, Value, params};
 use crate::mail::MailId;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -43,14 +43,11 @@ pub(crate) struct DecisionQuery {
     pub mailbox: Option<String>,
 }
 
-const COLUMNS: &str = "message_id, content, decided, mailbox, folder, uid_validity, uid, sender, \
+pub(super) const COLUMNS: &str = "message_id, content, decided, mailbox, folder, uid_validity, uid, sender, \
      subject, ticket, outcome, reason";
 
 /// A mail not read is keyed by where it was: moved back, it is another row.
 const PLACE_PREFIX: &str = "place:";
-
-/// Rows one statement carries at most (12 parameters each).
-const ROWS_A_STATEMENT: usize = 200;
 
 /// Records decisions, each replacing the mail's earlier one unless it says otherwise, a
 /// few statements for the lot (each round trip counts on a shared ledger).

@@ -559,4 +559,6 @@ fn open_hint(e: &rusqlite::Error) -> String {
 #[cfg(test)]
 mod decisions_tests;
 #[cfg(test)]
+mod fence_tests;
+#[cfg(test)]
 mod tests;

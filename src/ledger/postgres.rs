@@ -38,7 +38,7 @@ impl Target {
         let url = state.postgres_url.clone().unwrap_or_default();
         let loopback = reqwest::Url::parse(&url)
             .ok()
-            .and_then(|u| u.host_str().map(is_loopback))
+            .and_then(|u| u.host_str().map(crate::config::is_loopback_host))
             .unwrap_or(false);
         Target {
             require_tls: state.postgres_ca_file.is_some() || !(loopback || state.allow_insecure),
@@ -87,14 +87,6 @@ impl Target {
         };
         connected.map_err(|e| SqlError(full_message(&e)))
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_matches(|c| c == '[' || c == ']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// rust-postgres shows only the outermost cause; the database's own words are inside.

@@ -4,6 +4,10 @@
 //! placeholders (turned into `$N` for PostgreSQL), integers as BIGINT, booleans as 0/1,
 //! `CAST(? AS TEXT)` where a placeholder's type would be unknown.
 
+/// Rows one multi-row statement carries at most: well under either backend's limit of
+/// parameters a statement, and a bound on the distinct statements prepared.
+pub(crate) const ROWS_A_STATEMENT: usize = 200;
+
 /// A parameter or a column value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Value {

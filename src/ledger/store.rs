@@ -3,7 +3,7 @@
 //! [`begin`] and [`finish`].
 
 use super::entry::{Entry, EntryState, Finish, Location, Stats, unix_now};
-use super::sql::{Row, Sql, SqlResult, Value, params};
+use super::sql::{ROWS_A_STATEMENT, Row, Sql, SqlResult, Value, params};
 use crate::mail::MailId;
 use std::collections::HashMap;
 
@@ -138,10 +138,6 @@ fn legacy_key(id: &MailId) -> Option<(String, String)> {
 fn fence_rows(conn: &mut dyn Sql, rows: &[Row]) -> SqlResult<()> {
     rows.iter().try_for_each(|r| conn.fence(&r.text(0)?))
 }
-
-/// Rows a multi-row statement carries at most (well under either backend's limit of
-/// parameters a statement).
-pub(super) const ROWS_A_STATEMENT: usize = 200;
 
 /// Records how mails ended in a pass: the posted ones (nearly all) a few statements
 /// for the lot, each round trip counting on a shared ledger; the others one by one.

@@ -468,6 +468,40 @@ macro_rules! under_every_reading {
     };
 }
 
+/// `(missing, duplicates)` of `per_ticket` replies to each of `tickets`, counted in the
+/// API's store; fails unless each ticket's replies were stored in date order.
+pub(crate) fn audit(api: &FakeThulium, tickets: u64, per_ticket: u32) -> (usize, usize) {
+    let (mut missing, mut duplicates) = (0, 0);
+    for t in 1..=tickets {
+        let bodies: Vec<String> = api
+            .posted(t)
+            .iter()
+            .map(|r| r.body.trim().to_string())
+            .collect();
+        // Reply n is dated n minutes after reply 0 (support::reply).
+        let order: Vec<u32> = bodies
+            .iter()
+            .filter_map(|b| b.strip_prefix("reply ")?.split(' ').next()?.parse().ok())
+            .collect();
+        assert!(
+            order.is_sorted(),
+            "ticket {t}: stored out of date order: {order:?}"
+        );
+        for n in 0..per_ticket {
+            match bodies
+                .iter()
+                .filter(|b| **b == format!("reply {n} to {t}"))
+                .count()
+            {
+                0 => missing += 1,
+                1 => {}
+                k => duplicates += k - 1,
+            }
+        }
+    }
+    (missing, duplicates)
+}
+
 /// A customer reply to `ticket`.
 pub(crate) fn reply(ticket: u64, n: u32, body: &str) -> Vec<u8> {
     reply_from(CUSTOMER, ticket, n, body)
