@@ -9,7 +9,7 @@ use thulium_mail_bridge::mail::body::BodyType;
 use thulium_mail_bridge::mail::decide::CustomerResponse;
 use thulium_mail_bridge::thulium::api_clock::ApiClock;
 use thulium_mail_bridge::thulium::read_back::{self, Sent};
-use thulium_mail_bridge::thulium::{ApiError, ThuliumClient, Ticket, classify};
+use thulium_mail_bridge::thulium::{ApiError, Gate, ThuliumClient, Ticket, classify};
 
 #[test]
 fn the_documented_ticket_example_is_read() {
@@ -80,7 +80,10 @@ async fn read_back_under(name: &str, reading: Reading) {
     );
     let html = reply("<div>Thanks&nbsp;a lot,<br>Anna</div>", BodyType::Html);
     for r in [&plain, &html] {
-        client.post_customer_response(1, r).await.expect("accepted");
+        client
+            .post_customer_response(1, r, &Gate::open())
+            .await
+            .expect("accepted");
     }
     let ticket = client.get_ticket(1).await.expect("the ticket reads");
     assert_eq!(ticket.from.as_deref(), Some("anna@customer.example"));

@@ -3,7 +3,7 @@
 
 use crate::mail::decide::CustomerResponse;
 use crate::thulium::new_ticket::NewTicketRequest;
-use crate::thulium::{ApiError, ThuliumClient, Ticket};
+use crate::thulium::{ApiError, Gate, ThuliumClient, Ticket};
 use tokio::sync::SemaphorePermit;
 
 /// A turn at writing to the API (posting, uploading, opening tickets), held until dropped.
@@ -18,8 +18,9 @@ impl WriteTurn<'_> {
         &self,
         ticket: u64,
         req: &CustomerResponse,
+        gate: &Gate,
     ) -> Result<(), ApiError> {
-        self.api.post_customer_response(ticket, req).await
+        self.api.post_customer_response(ticket, req, gate).await
     }
 
     pub(crate) async fn upload(
@@ -31,8 +32,12 @@ impl WriteTurn<'_> {
         self.api.upload(filename, body, size).await
     }
 
-    pub(crate) async fn create_ticket(&self, req: &NewTicketRequest) -> Result<u64, ApiError> {
-        self.api.create_ticket(req).await
+    pub(crate) async fn create_ticket(
+        &self,
+        req: &NewTicketRequest,
+        gate: &Gate,
+    ) -> Result<u64, ApiError> {
+        self.api.create_ticket(req, gate).await
     }
 }
 

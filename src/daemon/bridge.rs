@@ -16,7 +16,7 @@ use crate::mail::decide::Rules;
 use crate::mail::size::ByteSize;
 use crate::ops::api_health::ApiHealth;
 use crate::ops::health::Health;
-use crate::thulium::ThuliumClient;
+use crate::thulium::{Gate, ThuliumClient};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -175,6 +175,18 @@ impl Bridge {
             .leadership
             .as_ref()
             .is_none_or(|l| l.leads(mailbox))
+    }
+
+    /// What a POST for `mailbox` asks as it leaves: whether this instance still leads it
+    /// (a process paused after its own check must not send on waking).
+    pub(crate) fn gate(&self, mailbox: &str) -> Gate {
+        match &self.runtime.leadership {
+            Some(l) => {
+                let (leadership, mailbox) = (Arc::clone(l), mailbox.to_string());
+                Gate::new(move || leadership.leads(&mailbox))
+            }
+            None => Gate::open(),
+        }
     }
 
     /// Waits for a turn at writing to the API.

@@ -16,6 +16,7 @@ use super::defer_cause::DeferCause;
 use super::handled::{About, Handled};
 use super::outcome::Outcome;
 use crate::config::VerifySender;
+use crate::daemon::api_turns::WriteTurn;
 use crate::ledger::{Attempt, Begun, EntryState, Finish, Location, PostedReply, unix_now};
 use crate::mail::MailId;
 use crate::mail::authentication::AuthVerdict;
@@ -504,9 +505,7 @@ impl One<'_> {
                 return not_posted(Outcome::Deferred(cause), unknown);
             }
             let post_began = unix_now();
-            let result = turn
-                .post_customer_response(self.mail.ticket, &self.mail.request)
-                .await;
+            let result = self.post(&turn).await;
             // The pause is set before the slot is given up.
             let refused = match &result {
                 Err(ApiError::Credentials { status, message }) => {
@@ -517,6 +516,9 @@ impl One<'_> {
             drop(turn);
             if let Some(outcome) = refused {
                 return not_posted(outcome, unknown);
+            }
+            if let Some(sent) = self.lease_lost(&result) {
+                return not_posted(Outcome::Deferred(DeferCause::Stopping), unknown || sent);
             }
             match result {
                 Ok(()) => {
@@ -556,6 +558,31 @@ impl One<'_> {
                 }
             }
         }
+    }
+
+    /// The POST, which asks once more as it leaves whether this instance still leads
+    /// the mailbox (`Bridge::gate`).
+    async fn post(&self, turn: &WriteTurn<'_>) -> Result<(), ApiError> {
+        #[cfg(feature = "test-crash")]
+        super::test_crash::before_post(&self.mail.request.body).await;
+        let gate = self.bridge.gate(self.mailbox);
+        turn.post_customer_response(self.mail.ticket, &self.mail.request, &gate)
+            .await
+    }
+
+    /// A POST withheld as it left, or failed after the lease ran out: the new leader
+    /// posts it (reading the ticket back first if this one may have arrived). Whether
+    /// it may have arrived, if so.
+    fn lease_lost(&self, result: &Result<(), ApiError>) -> Option<bool> {
+        let Err(ApiError::Transient { sent, reason, .. }) = result else {
+            return None;
+        };
+        if self.bridge.leads(self.mailbox) {
+            return None;
+        }
+        tracing::warn!(mailbox = self.mailbox, ticket = self.mail.ticket, uid = self.mail.uid, %reason,
+            "not posted: this instance's lease on the mailbox ran out before the reply left; whoever leads it now posts it");
+        Some(*sent)
     }
 
     /// What is decided before any POST: a stranger held by the sender check (a person's

@@ -249,11 +249,20 @@ async fn create(
     if !bridge.leads(&begun.entry.location.mailbox) {
         return (Outcome::Deferred(DeferCause::Stopping), false);
     }
-    let created = turn.create_ticket(&request).await;
+    let gate = bridge.gate(&begun.entry.location.mailbox);
+    let created = turn.create_ticket(&request, &gate).await;
     match created {
         Ok(ticket) => {
             api.post_succeeded();
             (Outcome::NewTicket { ticket }, false)
+        }
+        // Withheld as it left, or failed after the lease ran out: the new leader opens it.
+        Err(ApiError::Transient { sent, reason, .. })
+            if !bridge.leads(&begun.entry.location.mailbox) =>
+        {
+            tracing::warn!(mailbox = %begun.entry.location.mailbox, %reason,
+                "no ticket opened: this instance's lease on the mailbox ran out before the request left; whoever leads it now opens it");
+            (Outcome::Deferred(DeferCause::Stopping), sent)
         }
         Err(e @ ApiError::Transient { sent, .. }) => (trouble(bridge, e, "POST tickets"), sent),
         Err(e) => (trouble(bridge, e, "POST tickets"), false),

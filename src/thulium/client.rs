@@ -3,6 +3,7 @@
 //! passes), per-request timeout, Basic auth. The password only ever lives in a
 //! sensitive header value.
 
+use super::gate::{Gate, Withheld};
 use super::new_ticket::{self, NewTicketRequest};
 use super::{ApiError, Ticket, classify, request_body};
 use crate::http_read::{ReadError, read_capped};
@@ -111,10 +112,12 @@ impl ThuliumClient {
     }
 
     /// `POST tickets/{id}/customer_response`; any 2xx is success (the body is empty).
+    /// `gate` is asked once more as the request leaves.
     pub async fn post_customer_response(
         &self,
         ticket: u64,
         req: &CustomerResponse,
+        gate: &Gate,
     ) -> Result<(), ApiError> {
         let body = request_body(req).map_err(|e| ApiError::Permanent {
             status: 0,
@@ -122,7 +125,7 @@ impl ThuliumClient {
         })?;
         let path = format!("tickets/{ticket}/customer_response");
         let resp = self
-            .send(Method::POST, &path, &[], Some(Payload::json(body)))
+            .send(Method::POST, &path, &[], Some(Payload::json(body, gate)))
             .await?;
         if resp.status().is_success() {
             // Posted. The body is drained only so the connection can be reused; a failure
@@ -187,13 +190,23 @@ impl ThuliumClient {
     }
 
     /// `POST tickets`; the new ticket's id.
-    pub async fn create_ticket(&self, req: &NewTicketRequest) -> Result<u64, ApiError> {
+    /// `gate` is asked once more as the request leaves.
+    pub async fn create_ticket(
+        &self,
+        req: &NewTicketRequest,
+        gate: &Gate,
+    ) -> Result<u64, ApiError> {
         let body = serde_json::to_vec(req).map_err(|e| ApiError::Permanent {
             status: 0,
             message: format!("cannot encode the request as JSON: {e}"),
         })?;
         let resp = self
-            .send(Method::POST, "tickets", &[], Some(Payload::json(body)))
+            .send(
+                Method::POST,
+                "tickets",
+                &[],
+                Some(Payload::json(body, gate)),
+            )
             .await?;
         if !resp.status().is_success() {
             return Err(rejection(resp).await);
@@ -327,7 +340,8 @@ impl ThuliumClient {
     /// Connect errors never reached the server; anything later may have.
     /// `timeout` is the one the request had (an upload gets more than `thulium.timeout`).
     fn transport_error(&self, what: &str, e: reqwest::Error, timeout: Duration) -> ApiError {
-        let sent = !(e.is_connect() || e.is_builder());
+        // A withheld body never left whole: nothing the server could act on.
+        let sent = !(e.is_connect() || e.is_builder() || Withheld::caused(&e));
         let reason = if e.is_timeout() && sent {
             format!(
                 "{what}: no answer within {}",
@@ -359,10 +373,10 @@ const UPLOAD_FLOOR_BYTES_PER_S: u64 = 128 << 10;
 pub const TICKET_PAGE: usize = 100;
 
 impl Payload {
-    fn json(bytes: Vec<u8>) -> Payload {
+    fn json(bytes: Vec<u8>, gate: &Gate) -> Payload {
         Payload {
             content_type: "application/json",
-            body: bytes.into(),
+            body: gate.body(bytes),
             timeout: None,
         }
     }

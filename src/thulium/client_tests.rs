@@ -1,6 +1,6 @@
 //! The client against testbed's fake API (the documented contract), one behaviour per test.
 
-use super::{ApiError, ThuliumClient};
+use super::{ApiError, Gate, ThuliumClient};
 use crate::mail::body::BodyType;
 use crate::mail::decide::CustomerResponse;
 use secrecy::SecretString;
@@ -42,7 +42,8 @@ async fn a_2xx_with_an_empty_body_is_success_with_or_without_a_trailing_slash() 
     for root in [api.url(), format!("{}/", api.url())] {
         let c = client(&root, &api, api.password(), Duration::from_secs(5));
         assert_eq!(
-            c.post_customer_response(1234, &reply()).await,
+            c.post_customer_response(1234, &reply(), &Gate::open())
+                .await,
             Ok(()),
             "{root}"
         );
@@ -54,7 +55,7 @@ async fn a_2xx_with_an_empty_body_is_success_with_or_without_a_trailing_slash() 
 async fn a_missing_ticket_or_an_invalid_date_is_permanent_with_the_apis_message() {
     let api = fake().await;
     let c = good(&api);
-    match c.post_customer_response(404, &reply()).await {
+    match c.post_customer_response(404, &reply(), &Gate::open()).await {
         Err(ApiError::Permanent {
             status: 404,
             message,
@@ -67,7 +68,10 @@ async fn a_missing_ticket_or_an_invalid_date_is_permanent_with_the_apis_message(
         date: "yesterday".into(),
         ..reply()
     };
-    match c.post_customer_response(1234, &bad_date).await {
+    match c
+        .post_customer_response(1234, &bad_date, &Gate::open())
+        .await
+    {
         Err(ApiError::Permanent {
             status: 422,
             message,
@@ -82,7 +86,10 @@ async fn a_missing_ticket_or_an_invalid_date_is_permanent_with_the_apis_message(
 async fn a_401_is_a_credentials_problem_and_names_no_secret() {
     let api = fake().await;
     let c = client(&api.url(), &api, "wrong-password", Duration::from_secs(5));
-    let e = c.post_customer_response(1234, &reply()).await.unwrap_err();
+    let e = c
+        .post_customer_response(1234, &reply(), &Gate::open())
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, ApiError::Credentials { status: 401, .. }),
         "{e:?}"
@@ -100,7 +107,10 @@ async fn a_429_honours_retry_after_and_was_not_acted_on() {
             retry_after_secs: 3,
         },
     );
-    match good(&api).post_customer_response(1234, &reply()).await {
+    match good(&api)
+        .post_customer_response(1234, &reply(), &Gate::open())
+        .await
+    {
         Err(ApiError::Transient {
             retry_after,
             sent,
@@ -119,7 +129,10 @@ async fn a_429_honours_retry_after_and_was_not_acted_on() {
 async fn a_503_is_transient_and_maybe_acted_on() {
     let api = fake().await;
     api.fail_next(1, Fault::Status(503));
-    match good(&api).post_customer_response(1234, &reply()).await {
+    match good(&api)
+        .post_customer_response(1234, &reply(), &Gate::open())
+        .await
+    {
         Err(ApiError::Transient { sent, reason, .. }) => {
             assert!(sent, "a gateway may answer 5xx after the backend stored it");
             assert!(reason.contains("503"), "{reason}");
@@ -193,7 +206,10 @@ async fn no_answer_within_the_timeout_is_transient_and_maybe_sent() {
     api.fail_next(1, Fault::Latency(Duration::from_secs(3)));
     let c = client(&api.url(), &api, api.password(), Duration::from_millis(300));
     let started = Instant::now();
-    match c.post_customer_response(1234, &reply()).await {
+    match c
+        .post_customer_response(1234, &reply(), &Gate::open())
+        .await
+    {
         Err(ApiError::Transient {
             sent,
             reason,
@@ -246,7 +262,7 @@ async fn a_closed_port_is_transient_and_not_sent() {
         "s3cret",
         Duration::from_secs(5),
     );
-    match c.post_customer_response(1, &reply()).await {
+    match c.post_customer_response(1, &reply(), &Gate::open()).await {
         Err(ApiError::Transient { sent, reason, .. }) => {
             assert!(!sent, "nothing reached a server: {reason}");
             assert!(
@@ -264,4 +280,78 @@ fn the_client_and_its_errors_cross_threads() {
     fn shareable<T: Send + Sync + 'static>() {}
     shareable::<ThuliumClient>();
     shareable::<ApiError>();
+}
+
+/// One request as it arrives on a raw socket (head, and the body up to EOF or its
+/// Content-Length); a `201` goes back if it came whole.
+async fn capture_one() -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("http://{}/api", listener.local_addr().expect("address"));
+    let task = tokio::spawn(async move {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            return String::new();
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let whole = |got: &[u8]| {
+            let text = String::from_utf8_lossy(got).to_ascii_lowercase();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                return false;
+            };
+            head.lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .is_some_and(|n| body.len() >= n)
+        };
+        while !whole(&got) {
+            match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        if whole(&got) {
+            let _ = conn
+                .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_gated_post_goes_as_a_plain_request_while_the_gate_allows_it() {
+    let api = fake().await;
+    let (url, arrived) = capture_one().await;
+    let c = client(&url, &api, "pw", Duration::from_secs(5));
+    let gate = Gate::new(|| true);
+    assert_eq!(c.post_customer_response(1, &reply(), &gate).await, Ok(()));
+    let request = arrived.await.expect("captured").to_ascii_lowercase();
+    // A known length, as an ungated body: a strict server need not take chunked bodies.
+    assert!(request.contains("\r\ncontent-length: "), "{request}");
+    assert!(!request.contains("transfer-encoding"), "{request}");
+    assert!(request.contains("thanks, it works now"), "{request}");
+}
+
+#[tokio::test]
+async fn a_post_whose_gate_closed_is_withheld_and_not_sent() {
+    let api = fake().await;
+    let (url, arrived) = capture_one().await;
+    let c = client(&url, &api, "pw", Duration::from_secs(5));
+    let gate = Gate::new(|| false);
+    match c.post_customer_response(1, &reply(), &gate).await {
+        Err(ApiError::Transient { sent, reason, .. }) => {
+            assert!(!sent, "the body never left: {reason}");
+            assert!(reason.contains("withheld"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let request = arrived.await.expect("captured");
+    assert!(
+        !request.contains("it works now"),
+        "the body arrived: {request}"
+    );
 }
