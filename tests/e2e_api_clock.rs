@@ -32,9 +32,7 @@ async fn the_first_answer_ever_lost_is_found_before_the_clock_is_learned() {
     assert_eq!(w.api.posted(1).len(), 1);
     assert_eq!(w.folder("Processed").len(), 1);
 
-    let mut c = bin();
-    c.arg("--config").arg(&config).arg("check");
-    let check = text(&output(c).await);
+    let check = text(&command(&config, &["check"]).await);
     assert!(
         check.contains("api clock: not learned yet"),
         "a read-back of a mail whose outcome was unknown teaches nothing: {check}"
@@ -60,9 +58,7 @@ async fn check_and_the_log_say_which_clock_the_api_keeps_and_a_backlog_reads_eac
     let log = text(&out);
     assert_eq!(log.matches(said).count(), 1, "said once: {log}");
 
-    let mut c = bin();
-    c.arg("--config").arg(&config).arg("check");
-    let check = text(&output(c).await);
+    let check = text(&command(&config, &["check"]).await);
     assert!(
         check.contains(&format!("ok   api clock: {said} (learned from")),
         "{check}"

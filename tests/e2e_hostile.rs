@@ -122,9 +122,7 @@ async fn without_a_trusted_server_check_warns_and_a_forgery_is_posted(w: &World)
         "untrusted: cancel my order",
     ));
     let plain = w.config();
-    let mut c = bin();
-    c.arg("--config").arg(&plain).arg("check");
-    let checked = output(c).await;
+    let checked = command(&plain, &["check"]).await;
     assert!(
         text(&checked).contains("From is not authenticated (trusted_authserv_id is empty)"),
         "{}",
@@ -385,9 +383,7 @@ async fn an_endless_api_answer_is_cut_short_and_the_mail_kept() {
 async fn check(w: &World, text: String) -> std::process::Output {
     let path = w.dir.path().join("variant.toml");
     std::fs::write(&path, text).expect("config");
-    let mut c = bin();
-    c.arg("--config").arg(&path).arg("check");
-    output(c).await
+    command(&path, &["check"]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -255,9 +255,7 @@ async fn check_reports_the_token_and_the_login_on_separate_lines() {
     let o = OWorld::start().await;
     o.idp.grant_mailbox(APP, USER);
     let config = o.config(&[], &o.client_credentials("support", USER));
-    let mut c = bin();
-    c.arg("--config").arg(&config).arg("check");
-    let out = output(c).await;
+    let out = command(&config, &["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -272,12 +270,7 @@ async fn check_reports_the_token_and_the_login_on_separate_lines() {
 
     // The app may open another mailbox only: a token, but no login.
     o.idp.grant_mailbox(APP, "someone-else");
-    let out = output({
-        let mut c = bin();
-        c.arg("--config").arg(&config).arg("check");
-        c
-    })
-    .await;
+    let out = command(&config, &["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -295,12 +288,7 @@ async fn check_reports_the_token_and_the_login_on_separate_lines() {
 
     // A changed secret: no token, and no login tried.
     o.idp.set_client_secret(APP, "rotated-Secret-9");
-    let out = output({
-        let mut c = bin();
-        c.arg("--config").arg(&config).arg("check");
-        c
-    })
-    .await;
+    let out = command(&config, &["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

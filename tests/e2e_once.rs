@@ -267,9 +267,7 @@ async fn dry_run_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn check_passes_and_fails_where_it_should() {
     let w = World::start().await;
-    let mut c = bin();
-    c.arg("--config").arg(w.config()).arg("check");
-    let out = output(c).await;
+    let out = command(&w.config(), &["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -297,9 +295,7 @@ async fn check_passes_and_fails_where_it_should() {
         .unwrap()
         .replace(w.api.password(), "bad-api-pw");
     std::fs::write(&config, text_of).unwrap();
-    let mut c = bin();
-    c.arg("--config").arg(&config).arg("check");
-    let out = output(c).await;
+    let out = command(&config, &["check"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

@@ -838,12 +838,7 @@ async fn status_shows_each_mailbox_and_fails_while_one_is_down() {
     let w = World::start().await;
     w.api.add_ticket(3, CUSTOMER);
     w.append(&reply(3, 1, "counted"));
-    let status = |config: &std::path::Path| {
-        let mut c = bin();
-        c.arg("--config").arg(config).arg("status");
-        output(c)
-    };
-    let out = status(&w.config()).await;
+    let out = command(&w.config(), &["status"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("[metrics]\n    listen = \"127.0.0.1:9898\""),
@@ -870,7 +865,7 @@ async fn status_shows_each_mailbox_and_fails_while_one_is_down() {
     );
     let out = probe_until(
         WAIT,
-        || status(&config),
+        || command(&config, &["status"]),
         // /metrics and /healthz are read one after the other: wait for both to agree.
         |o| {
             let said = String::from_utf8_lossy(&o.stdout);

@@ -299,9 +299,7 @@ async fn without_move_and_uidplus_moving_is_refused_and_flags_work() {
     p.w.api.add_ticket(1, CUSTOMER);
     p.w.api.add_ticket(2, CUSTOMER);
     let config = p.config("", false, "");
-    let mut c = bin();
-    c.arg("--config").arg(&config).arg("check");
-    let out = output(c).await;
+    let out = command(&config, &["check"]).await;
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
@@ -354,9 +352,7 @@ async fn without_kept_keywords_a_flag_disposition_is_refused() {
     })
     .await;
     let config = p.config("on_posted = \"flag:$Posted\"\n", false, "");
-    let mut c = bin();
-    c.arg("--config").arg(&config).arg("check");
-    let out = output(c).await;
+    let out = command(&config, &["check"]).await;
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(

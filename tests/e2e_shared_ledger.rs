@@ -35,9 +35,7 @@ async fn leader_metric(port: u16, instance: &str) -> Option<f64> {
 }
 
 async fn check(config: &std::path::Path) -> (bool, String) {
-    let mut c = bin();
-    c.arg("--config").arg(config).arg("check");
-    let out = output(c).await;
+    let out = command(config, &["check"]).await;
     (out.status.success(), text(&out))
 }
 
@@ -142,9 +140,7 @@ async fn a_standby_is_healthy_and_a_lost_database_is_named_said_once_and_survive
         let (code, body) = get(&format!("http://127.0.0.1:{pb}/healthz")).await;
         assert_eq!(code, 200, "a standby that leads nothing is healthy: {body}");
 
-        let mut status = bin();
-        status.arg("--config").arg(&config_b).arg("status");
-        let status = text(&output(status).await);
+        let status = text(&command(&config_b, &["status"]).await);
         assert!(
             status.contains("lease        support: led by host-a (epoch"),
             "{status}"
@@ -203,9 +199,7 @@ async fn the_wrong_ca_and_a_newer_schema_are_refused_with_their_reasons() {
             .expect("postgres")
             .superuser_psql("UPDATE schema_version SET version = 99")
             .expect("updated");
-        let mut c = bin();
-        c.arg("--config").arg(&config).args(["ledger", "stats"]);
-        let out = output(c).await;
+        let out = command(&config, &["ledger", "stats"]).await;
         assert!(!out.status.success());
         assert!(
             text(&out)

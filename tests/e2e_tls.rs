@@ -52,9 +52,7 @@ fn config(w: &World, tls: &str, host: &str, trust: &str) -> PathBuf {
 }
 
 async fn check(config: &Path) -> Output {
-    let mut c = bin();
-    c.arg("--config").arg(config).arg("check");
-    tokio::time::timeout(CHECK_BOUND, output(c))
+    tokio::time::timeout(CHECK_BOUND, command(config, &["check"]))
         .await
         .expect("check returns")
 }

@@ -1,5 +1,6 @@
 //! The client against testbed's fake API (the documented contract), one behaviour per test.
 
+use super::new_ticket::NewTicketRequest;
 use super::{ApiError, Gate, ThuliumClient};
 use crate::mail::body::BodyType;
 use crate::mail::decide::CustomerResponse;
@@ -322,11 +323,31 @@ async fn capture_one() -> (String, tokio::task::JoinHandle<String>) {
     (url, task)
 }
 
+/// A client of a raw socket (`capture_one`); the fake API only lends a user name.
+async fn raw_client(url: &str) -> ThuliumClient {
+    client(url, &fake().await, "pw", Duration::from_secs(5))
+}
+
+fn new_ticket() -> NewTicketRequest {
+    NewTicketRequest {
+        to: "support@acme.example".into(),
+        from: "jan@example.com".into(),
+        subject: "Printer".into(),
+        body: "Thanks, it works now".into(),
+        body_type: BodyType::Plain,
+        cc: vec![],
+        attachments: vec![],
+        ticket_queue_id: None,
+        tags: vec![],
+        category_id: None,
+        status_id: None,
+    }
+}
+
 #[tokio::test]
 async fn a_gated_post_goes_as_a_plain_request_while_the_gate_allows_it() {
-    let api = fake().await;
     let (url, arrived) = capture_one().await;
-    let c = client(&url, &api, "pw", Duration::from_secs(5));
+    let c = raw_client(&url).await;
     let gate = Gate::new(|| true);
     assert_eq!(c.post_customer_response(1, &reply(), &gate).await, Ok(()));
     let request = arrived.await.expect("captured").to_ascii_lowercase();
@@ -336,22 +357,36 @@ async fn a_gated_post_goes_as_a_plain_request_while_the_gate_allows_it() {
     assert!(request.contains("thanks, it works now"), "{request}");
 }
 
+/// A reply or a new ticket whose gate closed: nothing of the body reaches the server,
+/// and the error says it was withheld, not sent.
 #[tokio::test]
-async fn a_post_whose_gate_closed_is_withheld_and_not_sent() {
-    let api = fake().await;
-    let (url, arrived) = capture_one().await;
-    let c = client(&url, &api, "pw", Duration::from_secs(5));
-    let gate = Gate::new(|| false);
-    match c.post_customer_response(1, &reply(), &gate).await {
-        Err(ApiError::Transient { sent, reason, .. }) => {
-            assert!(!sent, "the body never left: {reason}");
-            assert!(reason.contains("withheld"), "{reason}");
+async fn a_post_or_a_new_ticket_whose_gate_closed_is_withheld_and_not_sent() {
+    let closed = Gate::new(|| false);
+    let (url, reply_arrived) = capture_one().await;
+    let posted = raw_client(&url)
+        .await
+        .post_customer_response(1, &reply(), &closed)
+        .await;
+    let (url, ticket_arrived) = capture_one().await;
+    let created = raw_client(&url)
+        .await
+        .create_ticket(&new_ticket(), &closed)
+        .await;
+    for (result, arrived) in [
+        (posted.map(|()| 0), reply_arrived),
+        (created, ticket_arrived),
+    ] {
+        match result {
+            Err(ApiError::Transient { sent, reason, .. }) => {
+                assert!(!sent, "the body never left: {reason}");
+                assert!(reason.contains("withheld"), "{reason}");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
+        let request = arrived.await.expect("captured");
+        assert!(
+            !request.contains("it works now"),
+            "the body arrived: {request}"
+        );
     }
-    let request = arrived.await.expect("captured");
-    assert!(
-        !request.contains("it works now"),
-        "the body arrived: {request}"
-    );
 }

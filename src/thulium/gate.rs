@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Whether a write may still go out; [`Gate::open`] always lets it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Gate(Option<Arc<dyn Fn() -> bool + Send + Sync>>);
 
 impl Gate {
@@ -42,19 +42,11 @@ impl Gate {
     }
 }
 
-impl std::fmt::Debug for Gate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Gate"
-        } else {
-            "Gate(open)"
-        })
-    }
-}
-
 /// Why a body was not sent: the gate closed after the caller's own check.
 #[derive(Debug, thiserror::Error)]
-#[error("withheld: this instance may no longer write (its lease ran out while it was paused)")]
+#[error(
+    "withheld: this instance no longer leads the mailbox (its lease ran out before the request left)"
+)]
 pub(super) struct Withheld;
 
 impl Withheld {

@@ -260,10 +260,15 @@ pub(crate) async fn output(mut cmd: Command) -> Output {
         .expect("join")
 }
 
-pub(crate) async fn once(config: &Path, extra_args: &[&str]) -> Output {
+/// `thulium-mail-bridge --config CONFIG ARGS…`, run to completion.
+pub(crate) async fn command(config: &Path, args: &[&str]) -> Output {
     let mut c = bin();
-    c.arg("--config").arg(config).arg("once").args(extra_args);
+    c.arg("--config").arg(config).args(args);
     output(c).await
+}
+
+pub(crate) async fn once(config: &Path, extra_args: &[&str]) -> Output {
+    command(config, &[&["once"], extra_args].concat()).await
 }
 
 pub(crate) fn text(out: &Output) -> String {
@@ -527,9 +532,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// `ledger <args>` against `config`: (success, stdout).
 pub(crate) async fn ledger(config: &Path, args: &[&str]) -> (bool, String) {
-    let mut c = bin();
-    c.arg("--config").arg(config).arg("ledger").args(args);
-    let out = output(c).await;
+    let out = command(config, &[&["ledger"], args].concat()).await;
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
