@@ -52,7 +52,17 @@ fi
 echo "fuzz/smoke.sh: $(ls "$seeds" | wc -l) seed files"
 
 echo "== cargo +$toolchain fuzz build ${flags[*]}"
-cargo "+$toolchain" fuzz build "${flags[@]}"
+if ! cargo "+$toolchain" fuzz build "${flags[@]}" >"$tmp/build.log" 2>&1; then
+  # The compiler's own errors and the disk left come last, where a CI excerpt (which
+  # keeps an output's head and tail) still shows them.
+  cat "$tmp/build.log"
+  echo "fuzz/smoke.sh: the fuzz build failed; its errors:" >&2
+  grep -E -A 12 '^error' "$tmp/build.log" |
+    grep -v -E '^(Error: failed|Stack backtrace|[[:space:]]+([0-9]+:|at) )' | head -n 80 >&2 || true
+  df -h "$here" >&2
+  exit 1
+fi
+tail -n 1 "$tmp/build.log"
 for target in $(cargo "+$toolchain" fuzz list); do
   echo "== fuzzing $target for ${seconds}s"
   mkdir "$tmp/$target"
