@@ -57,11 +57,7 @@ async fn a_copied_ledger_posts_nothing_again_and_a_second_copy_adds_nothing() {
     assert!(ok && stats.contains("posted   7"), "{stats}");
 
     // The shared ledger has been used since: copying the old one in is refused.
-    let mut c = bin();
-    c.arg("--config")
-        .arg(&config)
-        .args(["ledger", "copy", "--to", "postgres"]);
-    let refused = output(c).await;
+    let refused = command(&config, &["ledger", "copy", "--to", "postgres"]).await;
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
         text(&refused).contains("already holds 1 mail(s) this ledger does not have"),

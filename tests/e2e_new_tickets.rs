@@ -938,17 +938,9 @@ async fn explain_shows_the_ticket_a_mailbox_would_open_with_its_attachments() {
         plain_mail(CUSTOMER, 9, "Printer jams again", Some(&scan)),
     )
     .expect("eml");
-    let explain = |args: &[&str]| {
-        let mut c = bin();
-        c.arg("--config")
-            .arg(&config)
-            .arg("explain")
-            .arg(&eml)
-            .args(args);
-        output(c)
-    };
+    let eml = eml.to_str().expect("a temp path is UTF-8");
 
-    let out = explain(&["--mailbox", "sales", "--json"]).await;
+    let out = command(&config, &["explain", eml, "--mailbox", "sales", "--json"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["action"], "new_ticket", "{json}");
@@ -961,7 +953,7 @@ async fn explain_shows_the_ticket_a_mailbox_would_open_with_its_attachments() {
     );
 
     // The first mailbox by default: no new tickets there.
-    let out = explain(&["--json"]).await;
+    let out = command(&config, &["explain", eml, "--json"]).await;
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
         (json["action"].as_str(), json["disposition"].as_str()),
@@ -969,7 +961,7 @@ async fn explain_shows_the_ticket_a_mailbox_would_open_with_its_attachments() {
         "{json}"
     );
 
-    let out = explain(&["--mailbox", "nope"]).await;
+    let out = command(&config, &["explain", eml, "--mailbox", "nope"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("nope"), "{}", text(&out));
     assert!(w.api.requests().is_empty(), "explain is offline");

@@ -559,14 +559,9 @@ async fn explain_and_the_daemon_agree_on_a_reply_found_by_its_references() {
     );
     let eml = w.dir.path().join("untagged.eml");
     std::fs::write(&eml, &untagged).expect("eml");
-    let explain = |config: std::path::PathBuf| {
-        let mut c = bin();
-        c.arg("--config")
-            .arg(config)
-            .arg("explain")
-            .arg(&eml)
-            .arg("--json");
-        output(c)
+    let eml = eml.to_str().expect("a temp path is UTF-8");
+    let explain = |config: std::path::PathBuf| async move {
+        command(&config, &["explain", eml, "--json"]).await
     };
 
     let out = explain(config.clone()).await;
