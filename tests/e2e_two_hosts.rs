@@ -367,6 +367,15 @@ async fn a_frozen_leader_posts_nothing_after_waking_until_it_leads_again() {
             signal(h.daemon(1), "STOP");
             h.arrive(1);
             tokio::time::sleep(LEASE * 2).await;
+            // The promise is about a successor: under load, taking over can outlast the
+            // freeze, and a leader woken before anyone took its lease rightly renews it.
+            probe_until(
+                Duration::from_secs(60),
+                || async { h.leading(0) },
+                |now| led.iter().all(|m| now.contains(m)),
+            )
+            .await
+            .expect("host a takes over while b is frozen");
             let woken_at = now_ms();
             signal(h.daemon(1), "CONT");
             h.arrive(5);
